@@ -1,0 +1,42 @@
+#!/bin/sh
+# Install what notebookd needs to build and test, from Debian's archive.
+# Run as root it installs with apt-get; otherwise it says what to run.
+set -eu
+# package:probe  (probe = pkg-config module, or cmd:NAME for a program)
+NEEDS="
+pkg-config:cmd:pkg-config
+gcc:cmd:gcc
+make:cmd:make
+libyaml-dev:yaml-0.1
+libcjson-dev:libcjson
+libcurl4-openssl-dev:libcurl
+libsystemd-dev:libsystemd
+libsqlite3-dev:sqlite3
+libssl-dev:libcrypto
+libcmocka-dev:cmocka
+libmicrohttpd-dev:libmicrohttpd
+systemd:cmd:/lib/systemd/systemd-journald
+jq:cmd:jq
+curl:cmd:curl
+"
+missing=""
+for entry in $NEEDS; do
+    pkg=${entry%%:*}
+    probe=${entry#*:}
+    case $probe in
+    cmd:/*) [ -x "${probe#cmd:}" ] && continue ;;
+    cmd:*) command -v "${probe#cmd:}" >/dev/null 2>&1 && continue ;;
+    *) command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$probe" && continue ;;
+    esac
+    missing="$missing $pkg"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: missing:$missing"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $missing
+else
+    echo "deps: run as root: apt-get install$missing" >&2
+    exit 1
+fi
