@@ -75,7 +75,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libnotebookd.a | $(DEPS_STAMP)
 	    $(shell pkg-config --cflags --libs cmocka) $(shell sed -n 's,^/\* LDFLAGS: \(.*\) \*/$$,\1,p' $<)
 
 unit: $(UNIT_BINS)
-	@BUILD=$(BUILD) sh tests/run-unit.sh $(UNIT_BINS)
+	@for t in $(UNIT_BINS); do echo "== $$t"; $$t || exit 1; done
 
 golden: $(BUILD)/notebookd
 	@BUILD=$(BUILD) sh tests/golden/run.sh

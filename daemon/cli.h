@@ -1,0 +1,40 @@
+/* What main hands every verb: the parsed command line on top of the config file. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "config.h"
+
+/* Exit codes, the same for every verb (README "Exit codes"). */
+enum {
+        EXIT_OK = 0,
+        EXIT_INVALID = 1,    /* some manifests invalid or rejected by the API; the rest applied */
+        EXIT_USAGE = 2,      /* usage, config, credential or I/O error */
+        EXIT_TRANSIENT = 3,  /* once: transient failures remained at the deadline */
+};
+
+typedef enum LogTarget {
+        LOG_TARGET_AUTO,
+        LOG_TARGET_JOURNAL,
+        LOG_TARGET_CONSOLE,
+} LogTarget;
+
+typedef struct Cli {
+        const char *config_path;   /* -c; NULL = default (missing default file = defaults) */
+        bool config_explicit;
+        Config config;             /* file values with command-line overrides applied */
+        bool json;                 /* --json */
+        bool wait;                 /* once --wait */
+        long long timeout_ms;      /* once --timeout */
+        LogTarget log_target;
+        int log_level;             /* syslog priority, LOG_INFO by default */
+        char **args;               /* positional arguments after the verb */
+        int n_args;
+} Cli;
+
+/* Each verb returns an exit code from the enum above. */
+int verb_check(Cli *cli);
+int verb_plan(Cli *cli);
+int verb_status(Cli *cli);
+int verb_once(Cli *cli);
+int verb_run(Cli *cli);

@@ -1,0 +1,218 @@
+/* notebookd: main only. Parse the command line, load the config, hand over to a verb. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "cli.h"
+#include "util.h"
+
+static void help(FILE *f) {
+        fputs("notebookd " NOTEBOOKD_VERSION ": keep ModelArts notebook instances as the manifests say.\n"
+              "\n"
+              "Usage: notebookd [OPTIONS] [COMMAND] [PATH...]\n"
+              "\n"
+              "Commands:\n"
+              "  run            watch the manifests and reconcile until stopped (default)\n"
+              "  once           one full reconcile pass, then exit\n"
+              "  check [PATH…]  validate manifests offline (files or directories;\n"
+              "                 default: the manifests directory)\n"
+              "  plan           show what a pass would do, changing nothing\n"
+              "  status         show recorded instances\n"
+              "\n"
+              "Options:\n"
+              "  -c, --config FILE      config file (default " CONFIG_DEFAULT_PATH ")\n"
+              "  -m, --manifests DIR    manifests directory (default " CONFIG_DEFAULT_MANIFESTS ")\n"
+              "  -s, --state-dir DIR    state directory (default $STATE_DIRECTORY, else\n"
+              "                         " CONFIG_DEFAULT_STATE_DIR ")\n"
+              "  -e, --endpoint URL     ModelArts endpoint\n"
+              "  -p, --project-id ID    project ID\n"
+              "      --json             machine-readable output (check, plan, status)\n"
+              "      --wait             once: follow created instances until RUNNING or failed\n"
+              "      --timeout SECONDS  once: give up retrying after this long (default 300)\n"
+              "      --log-target=auto|journal|console\n"
+              "      --log-level=LEVEL  debug, info, notice, warning, err (default info)\n"
+              "  -h, --help             this help\n"
+              "      --version          print the version\n"
+              "\n"
+              "Exit codes: 0 ok; 1 invalid manifests or rejected by the API; 2 usage, config,\n"
+              "credential or I/O error; 3 transient failures remained (once).\n"
+              "See notebookd(8).\n",
+              f);
+}
+
+static int parse_log_level(const char *s) {
+        static const struct {
+                const char *name;
+                int level;
+        } levels[] = {
+                { "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "notice", LOG_NOTICE },
+                { "warning", LOG_WARNING }, { "err", LOG_ERR }, { "error", LOG_ERR },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(levels); i++)
+                if (streq(s, levels[i].name))
+                        return levels[i].level;
+        return -EINVAL;
+}
+
+typedef struct Overrides {
+        const char *manifests, *state_dir, *endpoint, *project_id;
+} Overrides;
+
+static int replace_string(char **dst, const char *value) {
+        char *v = strdup(value);
+        if (!v)
+                return -ENOMEM;
+        free(*dst);
+        *dst = v;
+        return 0;
+}
+
+/* Command-line values win over the file's. */
+static int apply_overrides(Config *c, const Overrides *o) {
+        if ((o->manifests && replace_string(&c->manifests, o->manifests) < 0) ||
+            (o->state_dir && replace_string(&c->state_dir, o->state_dir) < 0) ||
+            (o->endpoint && replace_string(&c->endpoint, o->endpoint) < 0) ||
+            (o->project_id && replace_string(&c->project_id, o->project_id) < 0))
+                return -ENOMEM;
+        return 0;
+}
+
+/* The default config path may be absent (defaults apply); a path the user named may not. */
+static int load_config(Cli *cli, const Overrides *o) {
+        int r = config_init(&cli->config);
+        if (r < 0)
+                return r;
+        _cleanup_diags_ Diags diags = DIAGS_INIT;
+        r = config_load(&cli->config, cli->config_path, &diags);
+        if (r == -ENOENT && !cli->config_explicit)
+                r = 0;
+        else if (r == -ENOENT)
+                fprintf(stderr, "%s: error: config file not found\n", cli->config_path);
+        else if (r < 0 && diags.n == 0)
+                fprintf(stderr, "%s: error: cannot read config: %s\n", cli->config_path, strerror(-r));
+        diags_print(&diags, stderr);
+        if (r < 0)
+                return r;
+        return apply_overrides(&cli->config, o);
+}
+
+int main(int argc, char **argv) {
+        enum { OPT_JSON = 0x100, OPT_VERSION, OPT_WAIT, OPT_TIMEOUT, OPT_LOG_TARGET, OPT_LOG_LEVEL };
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "manifests", required_argument, NULL, 'm' },
+                { "state-dir", required_argument, NULL, 's' },
+                { "endpoint", required_argument, NULL, 'e' },
+                { "project-id", required_argument, NULL, 'p' },
+                { "json", no_argument, NULL, OPT_JSON },
+                { "wait", no_argument, NULL, OPT_WAIT },
+                { "timeout", required_argument, NULL, OPT_TIMEOUT },
+                { "log-target", required_argument, NULL, OPT_LOG_TARGET },
+                { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, OPT_VERSION },
+                {},
+        };
+        Cli cli = {
+                .config_path = CONFIG_DEFAULT_PATH,
+                .timeout_ms = 300 * 1000,
+                .log_target = LOG_TARGET_AUTO,
+                .log_level = LOG_INFO,
+        };
+        Overrides o = {};
+        int c;
+        int64_t v;
+
+        while ((c = getopt_long(argc, argv, "c:m:s:e:p:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        cli.config_path = optarg;
+                        cli.config_explicit = true;
+                        break;
+                case 'm':
+                        o.manifests = optarg;
+                        break;
+                case 's':
+                        o.state_dir = optarg;
+                        break;
+                case 'e':
+                        o.endpoint = optarg;
+                        break;
+                case 'p':
+                        o.project_id = optarg;
+                        break;
+                case OPT_JSON:
+                        cli.json = true;
+                        break;
+                case OPT_WAIT:
+                        cli.wait = true;
+                        break;
+                case OPT_TIMEOUT:
+                        if (parse_int64(optarg, 1, 7 * 24 * 3600, &v) < 0) {
+                                fprintf(stderr, "notebookd: --timeout: expected seconds (1 to 604800), got '%s'\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        cli.timeout_ms = v * 1000;
+                        break;
+                case OPT_LOG_TARGET:
+                        if (streq(optarg, "auto"))
+                                cli.log_target = LOG_TARGET_AUTO;
+                        else if (streq(optarg, "journal"))
+                                cli.log_target = LOG_TARGET_JOURNAL;
+                        else if (streq(optarg, "console"))
+                                cli.log_target = LOG_TARGET_CONSOLE;
+                        else {
+                                fprintf(stderr, "notebookd: --log-target: expected auto, journal or console, got '%s'\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case OPT_LOG_LEVEL:
+                        if ((cli.log_level = parse_log_level(optarg)) < 0) {
+                                fprintf(stderr, "notebookd: --log-level: expected debug, info, notice, warning or err, got '%s'\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case 'h':
+                        help(stdout);
+                        return EXIT_OK;
+                case OPT_VERSION:
+                        puts("notebookd " NOTEBOOKD_VERSION);
+                        return EXIT_OK;
+                default:
+                        fputs("Try 'notebookd --help'.\n", stderr);
+                        return EXIT_USAGE;
+                }
+
+        const char *verb = optind < argc ? argv[optind++] : "run";
+        cli.args = argv + optind;
+        cli.n_args = argc - optind;
+
+        static const struct {
+                const char *name;
+                int (*fn)(Cli *cli);
+                bool takes_paths;
+        } verbs[] = {
+                { "run", verb_run, false },     { "once", verb_once, false },
+                { "check", verb_check, true },  { "plan", verb_plan, false },
+                { "status", verb_status, false },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                if (!streq(verb, verbs[i].name))
+                        continue;
+                if (!verbs[i].takes_paths && cli.n_args > 0) {
+                        fprintf(stderr, "notebookd: '%s' takes no arguments (got '%s')\n", verb, cli.args[0]);
+                        return EXIT_USAGE;
+                }
+                if (load_config(&cli, &o) < 0) {
+                        config_done(&cli.config);
+                        return EXIT_USAGE;
+                }
+                int ret = verbs[i].fn(&cli);
+                config_done(&cli.config);
+                return ret;
+        }
+        fprintf(stderr, "notebookd: unknown command '%s'. Try 'notebookd --help'.\n", verb);
+        return EXIT_USAGE;
+}

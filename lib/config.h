@@ -1,0 +1,57 @@
+/* The configuration file (YAML, default /etc/notebookd/notebookd.yaml) and its
+ * defaults. Command-line options override file values; main applies them after
+ * config_load(). Unknown keys and bad values are diagnostics with FILE:LINE:COLUMN. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "diag.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/notebookd/notebookd.yaml"
+#define CONFIG_DEFAULT_MANIFESTS "/etc/notebookd/manifests"
+#define CONFIG_DEFAULT_STATE_DIR "/var/lib/notebookd"
+#define CONFIG_DEFAULT_CONCURRENCY 16
+#define CONFIG_MAX_CONCURRENCY 256
+#define CONFIG_DEFAULT_RESYNC_INTERVAL_MS (10 * 60 * 1000)
+#define CONFIG_DEFAULT_REQUEST_TIMEOUT_MS (30 * 1000)
+#define CONFIG_DEFAULT_CONNECT_TIMEOUT_MS (10 * 1000)
+
+typedef struct Config {
+        char *file;              /* where it was read from; NULL = defaults only */
+
+        char *endpoint;          /* e.g. https://modelarts.cn-north-4.myhuaweicloud.com */
+        char *region;            /* derives endpoint when endpoint is absent */
+        char *project_id;        /* 32 hex digits */
+        char *manifests;         /* directory of manifests */
+        char *state_dir;         /* SQLite state lives here */
+        unsigned concurrency;    /* requests in flight at most */
+        int64_t resync_interval_ms;
+        int64_t request_timeout_ms;
+        int64_t connect_timeout_ms;
+        char *ca_file;           /* extra CA bundle; TLS verification is always on */
+
+        /* authentication: first match wins: $CREDENTIALS_DIRECTORY, these files, env */
+        char *ak_file;
+        char *sk_file;
+        char *security_token_file;
+        char *token_file;        /* a static IAM token (X-Auth-Token) */
+        char *iam_endpoint;      /* password flow: https://iam.{region}.myhuaweicloud.com */
+        char *iam_user;
+        char *iam_domain;
+        char *password_file;
+} Config;
+
+/* Fill in the defaults (state_dir honours $STATE_DIRECTORY). */
+int config_init(Config *c);
+
+/* Read path over the values already in c. A missing file is -ENOENT (main decides
+ * whether that matters: the default path may be absent). Problems in the file are
+ * diagnostics in *diags and the call returns -EINVAL; c is then unchanged. */
+int config_load(Config *c, const char *path, Diags *diags);
+
+/* The endpoint to use: c->endpoint, else derived from region (ap-southeast-1 uses
+ * the .myhuaweicloud.cn domain), else NULL. Caller frees. */
+char *config_effective_endpoint(const Config *c);
+
+void config_done(Config *c);

@@ -1,0 +1,39 @@
+/* The desired set: every valid spec in the manifests tree, by name.
+ * Kept per file so the daemon re-parses only what changed; names defined in two
+ * places are an error on both and neither is desired until one is removed. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+#include "spec.h"
+
+typedef struct DesiredSet DesiredSet;
+
+/* root: the manifests directory (or a single file); display_root: how paths are shown
+ * in diagnostics (normally what the user typed). */
+int desired_set_new(const char *root, const char *display_root, DesiredSet **ret);
+DesiredSet *desired_set_free(DesiredSet *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(DesiredSet *, desired_set_free);
+
+/* Scan the whole tree again: files gone are dropped, new and changed ones parsed
+ * (unchanged files, by size+mtime+inode, are kept as they are). */
+int desired_set_rescan(DesiredSet *s);
+/* Re-read one file (path relative to root); a file that no longer exists is dropped. */
+int desired_set_update_file(DesiredSet *s, const char *relpath);
+
+/* After rescan/update: the valid, unique-by-name specs (owned by the set, valid until
+ * the next rescan/update), sorted by name, and all diagnostics (tree-level ones such as
+ * duplicate names included), sorted by file, line, column. */
+const NotebookSpec *const *desired_set_specs(const DesiredSet *s, size_t *ret_n);
+const Diags *desired_set_diags(const DesiredSet *s);
+
+/* Counts for summaries and STATUS=. */
+typedef struct DesiredStats {
+        size_t n_files;
+        size_t n_documents;
+        size_t n_valid;       /* unique valid specs */
+        size_t n_invalid;     /* documents rejected, duplicates included */
+} DesiredStats;
+void desired_set_stats(const DesiredSet *s, DesiredStats *ret);

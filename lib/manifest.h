@@ -1,0 +1,27 @@
+/* A manifest file: YAML documents, each one notebook instance, keys exactly the create
+ * call's body fields (plus the optional envelope apiVersion: notebookd/v1, kind: Notebook).
+ * Parsing and validation never crash on any input: every problem is a diagnostic with
+ * FILE:LINE:COLUMN, and one bad document never hides another's diagnostics. */
+#pragma once
+
+#include <stddef.h>
+
+#include "diag.h"
+#include "spec.h"
+
+typedef struct ManifestResult {
+        size_t n_documents;   /* documents seen (valid or not) */
+        size_t n_invalid;     /* documents with at least one error */
+} ManifestResult;
+
+/* Parse and validate the bytes of one manifest file named display_path. Each valid
+ * document is appended to *specs (spec->file = display_path); every problem goes to
+ * *diags. Returns 0, or -ENOMEM. Invalid input is never an error return. */
+int manifest_parse_buffer(const char *display_path, const char *buf, size_t len,
+                          Diags *diags, SpecList *specs, ManifestResult *ret_result);
+
+/* Read (bounded by MANIFEST_MAX_FILE_SIZE, refusing NUL bytes / binary content) and
+ * parse the file at path (relative to dirfd, or AT_FDCWD). I/O problems are diagnostics
+ * too; returns 0 or -ENOMEM. */
+int manifest_parse_file(int dirfd, const char *path, const char *display_path,
+                        Diags *diags, SpecList *specs, ManifestResult *ret_result);

@@ -1,0 +1,163 @@
+#include "spec.h"
+
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
+#include <string.h>
+
+#include "limits.h"
+#include "util.h"
+
+const char *const spec_profiles[] = { "Python2", "Python3", "Python2-gpu", "Python3-gpu" };
+const size_t spec_n_profiles = ELEMENTSOF(spec_profiles);
+const char *const spec_flavors[] = {
+        "modelarts.vm.cpu.2u",   "modelarts.vm.cpu.8u",    "modelarts.vm.gpu.p100",
+        "modelarts.vm.gpu.2p100", "modelarts.vm.gpu.4p100",
+};
+const size_t spec_n_flavors = ELEMENTSOF(spec_flavors);
+
+bool spec_profile_is_gpu(const char *profile_id) {
+        size_t n = strlen(profile_id);
+        return n >= 4 && streq(profile_id + n - 4, "-gpu");
+}
+
+bool spec_flavor_is_gpu(const char *flavor) {
+        return strncmp(flavor, "modelarts.vm.gpu.", 17) == 0;
+}
+
+const char *storage_type_to_string(StorageType t) {
+        return t == STORAGE_OBS ? "obs" : "evs";
+}
+
+NotebookSpec *spec_free(NotebookSpec *s) {
+        if (!s)
+                return NULL;
+        free(s->name);
+        free(s->profile_id);
+        free(s->description);
+        free(s->flavor);
+        free(s->storage_path);
+        for (size_t i = 0; i < s->n_annotations; i++) {
+                free(s->annotations[i].key);
+                free(s->annotations[i].value);
+        }
+        free(s->annotations);
+        free(s->workspace_id);
+        free(s->file);
+        free(s);
+        return NULL;
+}
+
+int spec_dup(const NotebookSpec *s, NotebookSpec **ret) {
+        _cleanup_(spec_freep) NotebookSpec *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = *s;
+        c->name = c->profile_id = c->description = c->flavor = c->storage_path = NULL;
+        c->workspace_id = c->file = NULL;
+        c->annotations = NULL;
+        c->n_annotations = 0;
+        if (!(c->name = xstrdup(s->name)) != !s->name ||
+            !(c->profile_id = xstrdup(s->profile_id)) != !s->profile_id ||
+            !(c->description = xstrdup(s->description)) != !s->description ||
+            !(c->flavor = xstrdup(s->flavor)) != !s->flavor ||
+            !(c->storage_path = xstrdup(s->storage_path)) != !s->storage_path ||
+            !(c->workspace_id = xstrdup(s->workspace_id)) != !s->workspace_id ||
+            !(c->file = xstrdup(s->file)) != !s->file)
+                return -ENOMEM;
+        if (s->n_annotations > 0) {
+                c->annotations = calloc(s->n_annotations, sizeof(Annotation));
+                if (!c->annotations)
+                        return -ENOMEM;
+                for (size_t i = 0; i < s->n_annotations; i++) {
+                        c->n_annotations++;
+                        c->annotations[i].key = strdup(s->annotations[i].key);
+                        c->annotations[i].value = strdup(s->annotations[i].value);
+                        if (!c->annotations[i].key || !c->annotations[i].value)
+                                return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static void cjson_deletep(cJSON **j) {
+        if (*j)
+                cJSON_Delete(*j);
+}
+
+int spec_to_create_body(const NotebookSpec *s, cJSON **ret) {
+        _cleanup_(cjson_deletep) cJSON *body = cJSON_CreateObject();
+        if (!body)
+                return -ENOMEM;
+        /* Order as in the API docs' example; cJSON keeps insertion order, which keeps the
+         * body (and so the spec hash) stable. */
+        if (!cJSON_AddStringToObject(body, "name", s->name) ||
+            !cJSON_AddStringToObject(body, "profile_id", s->profile_id))
+                return -ENOMEM;
+        if (s->description && !cJSON_AddStringToObject(body, "description", s->description))
+                return -ENOMEM;
+        if (!cJSON_AddStringToObject(body, "flavor", s->flavor))
+                return -ENOMEM;
+
+        cJSON *spec = cJSON_AddObjectToObject(body, "spec");
+        cJSON *storage = spec ? cJSON_AddObjectToObject(spec, "storage") : NULL;
+        if (!storage || !cJSON_AddStringToObject(storage, "type", storage_type_to_string(s->storage_type)))
+                return -ENOMEM;
+        cJSON *location = cJSON_AddObjectToObject(storage, "location");
+        if (!location)
+                return -ENOMEM;
+        if (s->storage_type == STORAGE_OBS) {
+                if (!cJSON_AddStringToObject(location, "path", strempty(s->storage_path)))
+                        return -ENOMEM;
+        } else if (!cJSON_AddNumberToObject(location, "volume_size", (double) s->volume_size))
+                return -ENOMEM;
+        if (s->has_annotations) {
+                cJSON *ann = cJSON_AddObjectToObject(spec, "annotations");
+                if (!ann)
+                        return -ENOMEM;
+                for (size_t i = 0; i < s->n_annotations; i++)
+                        if (!cJSON_AddStringToObject(ann, s->annotations[i].key, s->annotations[i].value))
+                                return -ENOMEM;
+        }
+        cJSON *ws = cJSON_AddObjectToObject(body, "workspace");
+        if (!ws || !cJSON_AddStringToObject(ws, "id", s->workspace_id ? s->workspace_id : "0"))
+                return -ENOMEM;
+        *ret = TAKE_PTR(body);
+        return 0;
+}
+
+int spec_hash(const NotebookSpec *s, char ret[SPEC_HASH_HEX_LEN + 1]) {
+        _cleanup_(cjson_deletep) cJSON *body = NULL;
+        int r = spec_to_create_body(s, &body);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(body);
+        if (!text)
+                return -ENOMEM;
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int md_len = 0;
+        if (!EVP_Digest(text, strlen(text), md, &md_len, EVP_sha256(), NULL))
+                return -EIO;
+        hex_lower(md, md_len, ret);
+        return 0;
+}
+
+int spec_list_append(SpecList *l, NotebookSpec *s) {
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? l->cap * 2 : 16;
+                NotebookSpec **items = realloc(l->items, cap * sizeof(*items));
+                if (!items)
+                        return -ENOMEM;
+                l->items = items;
+                l->cap = cap;
+        }
+        l->items[l->n++] = s;
+        return 0;
+}
+
+void spec_list_clear(SpecList *l) {
+        for (size_t i = 0; i < l->n; i++)
+                spec_free(l->items[i]);
+        free(l->items);
+        *l = (SpecList) { 0 };
+}

@@ -1,0 +1,81 @@
+/* NotebookSpec: one validated manifest document, i.e. one desired instance.
+ * Fields mirror the ModelArts create body (modelarts-api.md) one to one; defaults are
+ * filled in by validation, so a spec is always complete and safe to send. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+typedef struct cJSON cJSON;
+
+typedef enum StorageType {
+        STORAGE_OBS,
+        STORAGE_EVS,
+} StorageType;
+
+typedef struct Annotation {
+        char *key;
+        char *value;
+} Annotation;
+
+/* Where something stands in its manifest (1-based; line 0 = unknown). */
+typedef struct SourcePos {
+        unsigned line, column;
+} SourcePos;
+
+typedef struct NotebookSpec {
+        char *name;
+        char *profile_id;
+        char *description;      /* NULL when absent (the API default is empty) */
+        char *flavor;
+        StorageType storage_type;
+        char *storage_path;     /* obs only, ends in '/' */
+        int64_t volume_size;    /* evs only, GB, defaulted to EVS_VOLUME_DEFAULT_GB */
+        bool has_annotations;   /* annotations: present (possibly empty) */
+        Annotation *annotations;
+        size_t n_annotations;
+        char *workspace_id;     /* defaulted to "0" */
+
+        /* provenance, for diagnostics and the journal */
+        char *file;             /* display path of the manifest */
+        SourcePos doc_pos;      /* the document's start */
+        SourcePos name_pos;     /* the name's value */
+} NotebookSpec;
+
+/* A growable list of owned specs. */
+typedef struct SpecList {
+        NotebookSpec **items;
+        size_t n, cap;
+} SpecList;
+
+NotebookSpec *spec_free(NotebookSpec *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(NotebookSpec *, spec_free);
+int spec_dup(const NotebookSpec *s, NotebookSpec **ret);
+
+/* The create call's JSON body for this spec: exactly the API's fields, in the API's
+ * documented order, with defaults explicit. Caller owns *ret (cJSON_Delete). */
+int spec_to_create_body(const NotebookSpec *s, cJSON **ret);
+
+/* Lowercase hex SHA-256 of the unformatted create body: two specs with the same hash
+ * make the same create call. Used to notice a changed manifest (drift, reset backoff). */
+#define SPEC_HASH_HEX_LEN 64
+int spec_hash(const NotebookSpec *s, char ret[SPEC_HASH_HEX_LEN + 1]);
+
+/* Profiles and flavors the API accepts (modelarts-api.md), for validation and hints. */
+extern const char *const spec_profiles[];
+extern const size_t spec_n_profiles;
+extern const char *const spec_flavors[];
+extern const size_t spec_n_flavors;
+bool spec_profile_is_gpu(const char *profile_id);
+bool spec_flavor_is_gpu(const char *flavor);
+const char *storage_type_to_string(StorageType t);
+
+int spec_list_append(SpecList *l, NotebookSpec *s); /* takes ownership on success */
+void spec_list_clear(SpecList *l);
+static inline void spec_list_clearp(SpecList *l) {
+        spec_list_clear(l);
+}
+#define _cleanup_spec_list_ _cleanup_(spec_list_clearp)
