@@ -17,6 +17,7 @@ libcmocka-dev:cmocka
 libmicrohttpd-dev:libmicrohttpd
 systemd:cmd:/lib/systemd/systemd-journald
 jq:cmd:jq
+sqlite3:cmd:sqlite3
 curl:cmd:curl
 "
 missing=""

@@ -1,0 +1,194 @@
+/* notebookd plan: what a pass would do, changing nothing. Offline: the desired set from
+ * the manifests, the recorded state (read-only, fine while a daemon writes), no
+ * listing; so adoptions and "missing remotely" only show once `once`/the daemon lists.
+ * Manifest diagnostics go to stderr as with check; the plan goes to stdout. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "desired.h"
+#include "plan.h"
+#include "store.h"
+#include "util.h"
+
+/* Copy s for a terminal: control characters (C0, DEL, and C1 as UTF-8) become \xNN, so
+ * a crafted name or API message cannot move the cursor or forge lines. */
+static char *terminal_safe(const char *s) {
+        if (!s)
+                return strdup("-");
+        size_t len = strlen(s);
+        char *out = malloc(len * 4 + 1), *o = out;
+        if (!out)
+                return NULL;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+                if (*p < 0x20 || *p == 0x7f || c1) {
+                        static const char hex[] = "0123456789abcdef";
+                        unsigned v = c1 ? *++p : *p;
+                        *o++ = '\\', *o++ = 'x', *o++ = hex[v >> 4], *o++ = hex[v & 15];
+                } else
+                        *o++ = (char) *p;
+        }
+        *o = 0;
+        return out;
+}
+
+static cJSON *action_to_json(const Action *a, int64_t now_ms) {
+        static const struct {
+                unsigned bit;
+                const char *name;
+        } drift_names[] = {
+                { DRIFT_SPEC_HASH, "spec" },           { DRIFT_FLAVOR, "flavor" },
+                { DRIFT_PROFILE, "profile_id" },       { DRIFT_DESCRIPTION, "description" },
+                { DRIFT_WORKSPACE, "workspace.id" },
+        };
+        _cleanup_free_ char *detail = action_describe(a, now_ms);
+        cJSON *o = cJSON_CreateObject(), *drift = NULL;
+        const char *id = a->remote && a->remote->id ? a->remote->id : a->record ? a->record->instance_id : NULL;
+        bool ok = o && detail && cJSON_AddStringToObject(o, "kind", action_kind_to_string(a->kind)) &&
+                  cJSON_AddStringToObject(o, "name", a->name) &&
+                  cJSON_AddStringToObject(o, "reason", action_reason_to_string(a->reason)) &&
+                  cJSON_AddStringToObject(o, "detail", detail) &&
+                  (id ? cJSON_AddStringToObject(o, "instance_id", id) : cJSON_AddNullToObject(o, "instance_id")) &&
+                  (a->status ? cJSON_AddStringToObject(o, "status", a->status) : cJSON_AddNullToObject(o, "status")) &&
+                  (drift = cJSON_AddArrayToObject(o, "drift"));
+        for (size_t i = 0; ok && i < ELEMENTSOF(drift_names); i++)
+                if (a->drift_fields & drift_names[i].bit)
+                        ok = cJSON_AddItemToArray(drift, cJSON_CreateString(drift_names[i].name));
+        if (ok && a->spec)
+                ok = cJSON_AddStringToObject(o, "spec_hash", a->spec_hash) &&
+                     cJSON_AddStringToObject(o, "file", strempty(a->spec->file)) &&
+                     cJSON_AddNumberToObject(o, "line", a->spec->doc_pos.line);
+        if (ok && a->intent)
+                ok = cJSON_AddNumberToObject(o, "intent_id", (double) a->intent->id);
+        if (ok && a->record && a->record->error_code)
+                ok = cJSON_AddStringToObject(o, "error_code", a->record->error_code);
+        if (!ok) {
+                cJSON_Delete(o);
+                return NULL;
+        }
+        return o;
+}
+
+static int print_json(const Plan *p, const DesiredStats *st, size_t n_records, size_t n_intents, int64_t now_ms) {
+        cJSON *o = cJSON_CreateObject(), *counts = NULL, *actions = NULL;
+        bool ok = o && cJSON_AddBoolToObject(o, "offline", p->offline) &&
+                  cJSON_AddNumberToObject(o, "desired", (double) st->n_valid) &&
+                  cJSON_AddNumberToObject(o, "invalid", (double) st->n_invalid) &&
+                  cJSON_AddNumberToObject(o, "recorded", (double) n_records) &&
+                  cJSON_AddNumberToObject(o, "open_intents", (double) n_intents) &&
+                  (counts = cJSON_AddObjectToObject(o, "counts")) &&
+                  (actions = cJSON_AddArrayToObject(o, "actions"));
+        for (int k = 0; ok && k < _ACTION_KIND_MAX; k++)
+                ok = cJSON_AddNumberToObject(counts, action_kind_to_string((ActionKind) k), (double) p->counts[k]);
+        for (size_t i = 0; ok && i < p->n; i++) {
+                cJSON *a = action_to_json(&p->actions[i], now_ms);
+                ok = a && cJSON_AddItemToArray(actions, a);
+                if (!a)
+                        ok = false;
+        }
+        char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+        if (!text)
+                return -ENOMEM;
+        puts(text);
+        cJSON_free(text);
+        return 0;
+}
+
+static int print_table(const Plan *p, const DesiredStats *st, int64_t now_ms) {
+        size_t w_name = 4;
+        for (size_t i = 0; i < p->n; i++)
+                w_name = MAX(w_name, strlen(p->actions[i].name));
+        w_name = MIN(w_name, (size_t) 64);
+        if (p->n > 0)
+                printf("%-11s  %-*s  %s\n", "ACTION", (int) w_name, "NAME", "DETAIL");
+        for (size_t i = 0; i < p->n; i++) {
+                const Action *a = &p->actions[i];
+                _cleanup_free_ char *detail = action_describe(a, now_ms);
+                _cleanup_free_ char *name = terminal_safe(a->name);
+                _cleanup_free_ char *safe = detail ? terminal_safe(detail) : NULL;
+                if (!name || !safe)
+                        return -ENOMEM;
+                printf("%-11s  %-*s  %s\n", action_kind_to_string(a->kind), (int) w_name, name, safe);
+        }
+
+        /* "5 desired, 1 invalid manifest: 2 create, 1 wait, 2 ok (offline: ...)" */
+        printf("%zu desired", st->n_valid);
+        if (st->n_invalid > 0)
+                printf(", %zu invalid manifest%s (not applied)", st->n_invalid, st->n_invalid == 1 ? "" : "s");
+        const char *sep = ": ";
+        for (int k = 0; k < _ACTION_KIND_MAX; k++)
+                if (p->counts[k] > 0) {
+                        printf("%s%zu %s", sep, p->counts[k], action_kind_to_string((ActionKind) k));
+                        sep = ", ";
+                }
+        if (p->n == 0)
+                fputs(": nothing to do", stdout);
+        if (p->offline)
+                fputs(" (offline: the remote listing may turn creates into adoptions)", stdout);
+        putchar('\n');
+        return 0;
+}
+
+int verb_plan(Cli *cli) {
+        const char *manifests = cli->config.manifests;
+        const char *state_dir = cli->config.state_dir;
+        if (!manifests || !state_dir) {
+                fputs("notebookd: plan: no manifests directory or state directory configured\n", stderr);
+                return EXIT_USAGE;
+        }
+
+        _cleanup_(desired_set_freep) DesiredSet *set = NULL;
+        int r = desired_set_new(manifests, manifests, &set);
+        if (r >= 0)
+                r = desired_set_rescan(set);
+        if (r < 0) {
+                fprintf(stderr, "%s: error: cannot read the manifests: %s\n", manifests, strerror(-r));
+                return EXIT_USAGE;
+        }
+        const Diags *diags = desired_set_diags(set);
+        diags_print(diags, stderr);
+        DesiredStats st;
+        desired_set_stats(set, &st);
+        size_t n_specs = 0;
+        const NotebookSpec *const *specs = desired_set_specs(set, &n_specs);
+
+        _cleanup_(store_freep) Store *store = NULL;
+        _cleanup_free_ char *err = NULL;
+        InstanceRecord *records = NULL;
+        CreateIntent *intents = NULL;
+        size_t n_records = 0, n_intents = 0;
+        r = store_open(state_dir, STORE_READ_ONLY, &store, &err);
+        if (r == -ENOENT)
+                r = 0; /* nothing recorded yet: everything desired is new */
+        else if (r < 0) {
+                fprintf(stderr, "notebookd: plan: %s\n", err ? err : strerror(-r));
+                return EXIT_USAGE;
+        } else if ((r = store_list_instances(store, &records, &n_records)) < 0 ||
+                   (r = store_list_open_intents(store, &intents, &n_intents)) < 0) {
+                fprintf(stderr, "notebookd: plan: %s: cannot read recorded state: %s\n", store_path(store),
+                        r == -ENOMEM ? strerror(ENOMEM) : store_error_message(store));
+                instance_records_free(records, n_records);
+                return EXIT_USAGE;
+        }
+
+        int64_t now_ms = now_realtime_ms();
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        r = plan_compute(specs, n_specs, records, n_records, intents, n_intents, NULL, now_ms, &plan);
+        if (r >= 0)
+                r = cli->json ? print_json(plan, &st, n_records, n_intents, now_ms) : print_table(plan, &st, now_ms);
+        plan = plan_free(plan); /* points into records and intents */
+        instance_records_free(records, n_records);
+        create_intents_free(intents, n_intents);
+        if (r < 0) {
+                fprintf(stderr, "notebookd: plan: %s\n", strerror(-r));
+                return EXIT_USAGE;
+        }
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                fprintf(stderr, "notebookd: plan: cannot write the plan: %s\n", strerror(errno));
+                return EXIT_USAGE;
+        }
+        return diags->n_errors > 0 ? EXIT_INVALID : EXIT_OK;
+}

@@ -1,0 +1,221 @@
+/* notebookd status: the recorded instances, read-only (fine while a daemon writes).
+ * What the store knows, not what the cloud says right now: `once` or the daemon
+ * refresh it. A state directory without a database is "nothing recorded yet". */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "instance.h"
+#include "store.h"
+#include "util.h"
+
+/* As in verb-plan.c: user strings reach the terminal with control characters escaped. */
+static char *terminal_safe(const char *s) {
+        if (!s)
+                return strdup("-");
+        size_t len = strlen(s);
+        char *out = malloc(len * 4 + 1), *o = out;
+        if (!out)
+                return NULL;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+                if (*p < 0x20 || *p == 0x7f || c1) {
+                        static const char hex[] = "0123456789abcdef";
+                        unsigned v = c1 ? *++p : *p;
+                        *o++ = '\\', *o++ = 'x', *o++ = hex[v >> 4], *o++ = hex[v & 15];
+                } else
+                        *o++ = (char) *p;
+        }
+        *o = 0;
+        return out;
+}
+
+/* 5s, 3m, 2h, 4d: the unit a human reads at a glance (truncated, like ps and kubectl). */
+static void format_age(int64_t ms, char buf[static 32]) {
+        int64_t s = ms > 0 ? ms / 1000 : 0;
+        if (s < 60)
+                snprintf(buf, 32, "%" PRId64 "s", s);
+        else if (s < 3600)
+                snprintf(buf, 32, "%" PRId64 "m", s / 60);
+        else if (s < 86400)
+                snprintf(buf, 32, "%" PRId64 "h", s / 3600);
+        else
+                snprintf(buf, 32, "%" PRId64 "d", s / 86400);
+}
+
+static bool add_str(cJSON *o, const char *k, const char *v) {
+        return v ? cJSON_AddStringToObject(o, k, v) != NULL : cJSON_AddNullToObject(o, k) != NULL;
+}
+
+static bool add_num(cJSON *o, const char *k, int64_t v) {
+        return cJSON_AddNumberToObject(o, k, (double) v) != NULL;
+}
+
+static int print_json(const char *path, const InstanceRecord *recs, size_t n, const CreateIntent *intents,
+                      size_t n_intents, int64_t now_ms) {
+        cJSON *o = cJSON_CreateObject(), *arr = NULL, *iarr = NULL;
+        bool ok = o && add_str(o, "database", path) && (arr = cJSON_AddArrayToObject(o, "instances")) &&
+                  (iarr = cJSON_AddArrayToObject(o, "open_intents"));
+        for (size_t i = 0; ok && i < n; i++) {
+                const InstanceRecord *r = &recs[i];
+                cJSON *x = cJSON_CreateObject();
+                ok = x && cJSON_AddItemToArray(arr, x) && add_str(x, "name", r->name) &&
+                     add_str(x, "instance_id", r->instance_id) && add_str(x, "status", r->status) &&
+                     add_str(x, "result", r->result) && add_str(x, "spec_hash", r->spec_hash) &&
+                     add_num(x, "http_status", r->http_status) && add_str(x, "error_code", r->error_code) &&
+                     add_str(x, "error_msg", r->error_msg) && add_str(x, "request_id", r->request_id) &&
+                     add_num(x, "attempts", r->attempts) && add_num(x, "result_at_ms", r->result_at_ms) &&
+                     add_num(x, "next_attempt_at_ms", r->next_attempt_at_ms) &&
+                     add_num(x, "created_at_ms", r->created_at_ms) && add_num(x, "updated_at_ms", r->updated_at_ms) &&
+                     add_num(x, "age_ms", r->created_at_ms > 0 ? MAX(now_ms - r->created_at_ms, 0) : 0);
+        }
+        for (size_t i = 0; ok && i < n_intents; i++) {
+                const CreateIntent *c = &intents[i];
+                cJSON *x = cJSON_CreateObject();
+                ok = x && cJSON_AddItemToArray(iarr, x) && add_num(x, "id", c->id) && add_str(x, "name", c->name) &&
+                     add_str(x, "spec_hash", c->spec_hash) && add_num(x, "created_at_ms", c->created_at_ms);
+        }
+        char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+        if (!text)
+                return -ENOMEM;
+        puts(text);
+        cJSON_free(text);
+        return 0;
+}
+
+typedef struct Row {
+        char *cell[5];
+} Row;
+
+static void rows_free(Row *rows, size_t n) {
+        for (size_t i = 0; rows && i < n; i++)
+                for (size_t c = 0; c < ELEMENTSOF(rows[i].cell); c++)
+                        free(rows[i].cell[c]);
+        free(rows);
+}
+
+static int print_table(const InstanceRecord *recs, size_t n, const CreateIntent *intents, size_t n_intents,
+                       int64_t now_ms) {
+        static const char *const header[5] = { "NAME", "INSTANCE-ID", "STATUS", "RESULT", "AGE" };
+        size_t width[5];
+        for (size_t c = 0; c < 5; c++)
+                width[c] = strlen(header[c]);
+        Row *rows = calloc(n ?: 1, sizeof(*rows));
+        if (!rows)
+                return -ENOMEM;
+        size_t by_class[STATUS_CLASS_UNKNOWN + 1] = {};
+        for (size_t i = 0; i < n; i++) {
+                const InstanceRecord *r = &recs[i];
+                char age[32] = "-";
+                if (r->created_at_ms > 0)
+                        format_age(now_ms - r->created_at_ms, age);
+                /* RESULT carries the API's code when there is one: what a human searches for. */
+                _cleanup_free_ char *result =
+                        r->error_code ? xasprintf("%s (%s)", strempty(r->result), r->error_code) : xstrdup(r->result);
+                rows[i].cell[0] = terminal_safe(r->name);
+                rows[i].cell[1] = terminal_safe(r->instance_id);
+                rows[i].cell[2] = terminal_safe(r->status);
+                rows[i].cell[3] = terminal_safe(result);
+                rows[i].cell[4] = strdup(age);
+                for (size_t c = 0; c < 5; c++) {
+                        if (!rows[i].cell[c]) {
+                                rows_free(rows, n);
+                                return -ENOMEM;
+                        }
+                        width[c] = MAX(width[c], strlen(rows[i].cell[c]));
+                }
+                if (r->instance_id)
+                        by_class[instance_status_class(r->status)]++;
+        }
+        if (n > 0) {
+                printf("%-*s  %-*s  %-*s  %-*s  %s\n", (int) width[0], header[0], (int) width[1], header[1],
+                       (int) width[2], header[2], (int) width[3], header[3], header[4]);
+                for (size_t i = 0; i < n; i++)
+                        printf("%-*s  %-*s  %-*s  %-*s  %s\n", (int) width[0], rows[i].cell[0], (int) width[1],
+                               rows[i].cell[1], (int) width[2], rows[i].cell[2], (int) width[3], rows[i].cell[3],
+                               rows[i].cell[4]);
+        }
+        rows_free(rows, n);
+
+        for (size_t i = 0; i < n_intents; i++) {
+                char age[32];
+                format_age(now_ms - intents[i].created_at_ms, age);
+                _cleanup_free_ char *name = terminal_safe(intents[i].name);
+                if (!name)
+                        return -ENOMEM;
+                printf("unresolved create: %s (intent #%" PRId64 ", %s ago): the next pass lists before retrying\n",
+                       name, intents[i].id, age);
+        }
+
+        /* "4 instances recorded: 2 running, 1 pending, 1 without an instance; 1 unresolved create" */
+        static const struct {
+                InstanceStatusClass class;
+                const char *what;
+        } classes[] = {
+                { STATUS_CLASS_RUNNING, "running" }, { STATUS_CLASS_PENDING, "pending" },
+                { STATUS_CLASS_STOPPED, "stopped" }, { STATUS_CLASS_FAILED, "failed" },
+                { STATUS_CLASS_GONE, "deleted" },    { STATUS_CLASS_UNKNOWN, "status unknown" },
+        };
+        printf("%zu instance%s recorded", n, n == 1 ? "" : "s");
+        const char *sep = ": ";
+        size_t with_id = 0;
+        for (size_t i = 0; i < ELEMENTSOF(classes); i++) {
+                with_id += by_class[classes[i].class];
+                if (by_class[classes[i].class]) {
+                        printf("%s%zu %s", sep, by_class[classes[i].class], classes[i].what);
+                        sep = ", ";
+                }
+        }
+        if (n > with_id)
+                printf("%s%zu not created", sep, n - with_id);
+        if (n_intents)
+                printf("; %zu unresolved create%s", n_intents, n_intents == 1 ? "" : "s");
+        putchar('\n');
+        return 0;
+}
+
+int verb_status(Cli *cli) {
+        const char *state_dir = cli->config.state_dir;
+        if (!state_dir) {
+                fputs("notebookd: status: no state directory configured\n", stderr);
+                return EXIT_USAGE;
+        }
+        _cleanup_(store_freep) Store *store = NULL;
+        _cleanup_free_ char *err = NULL;
+        InstanceRecord *records = NULL;
+        CreateIntent *intents = NULL;
+        size_t n = 0, n_intents = 0;
+        int r = store_open(state_dir, STORE_READ_ONLY, &store, &err);
+        if (r < 0 && r != -ENOENT) {
+                fprintf(stderr, "notebookd: status: %s\n", err ? err : strerror(-r));
+                return EXIT_USAGE;
+        }
+        if (store && ((r = store_list_instances(store, &records, &n)) < 0 ||
+                      (r = store_list_open_intents(store, &intents, &n_intents)) < 0)) {
+                fprintf(stderr, "notebookd: status: %s: cannot read recorded state: %s\n", store_path(store),
+                        r == -ENOMEM ? strerror(ENOMEM) : store_error_message(store));
+                instance_records_free(records, n);
+                return EXIT_USAGE;
+        }
+
+        int64_t now_ms = now_realtime_ms();
+        _cleanup_free_ char *path = store ? NULL : xasprintf("%s/%s", state_dir, STORE_FILE_NAME);
+        if (cli->json)
+                r = print_json(store ? store_path(store) : path, records, n, intents, n_intents, now_ms);
+        else
+                r = print_table(records, n, intents, n_intents, now_ms);
+        instance_records_free(records, n);
+        create_intents_free(intents, n_intents);
+        if (r < 0) {
+                fprintf(stderr, "notebookd: status: %s\n", strerror(-r));
+                return EXIT_USAGE;
+        }
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                fprintf(stderr, "notebookd: status: cannot write: %s\n", strerror(errno));
+                return EXIT_USAGE;
+        }
+        return EXIT_OK;
+}

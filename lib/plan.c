@@ -1,0 +1,611 @@
+#include "plan.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Lookups are by sorted pointer arrays and binary search, so a plan over tens of
+ * thousands of instances stays O(n log n): the daemon replans on every change. */
+
+typedef struct Indexes {
+        const NotebookSpec **desired;     /* by name */
+        const InstanceRecord **records;   /* by name */
+        const CreateIntent **intents;     /* by name, newest (largest id) first */
+        size_t n_intents;
+        const RemoteInstance **by_name;   /* by name, live before DELETED, then listing order */
+        size_t n_by_name;
+        const RemoteInstance **by_id;     /* by id, live first, then listing order */
+        size_t n_by_id;
+} Indexes;
+
+static int cmp_spec(const void *a, const void *b) {
+        return strcmp((*(const NotebookSpec *const *) a)->name, (*(const NotebookSpec *const *) b)->name);
+}
+
+static int cmp_record(const void *a, const void *b) {
+        return strcmp((*(const InstanceRecord *const *) a)->name, (*(const InstanceRecord *const *) b)->name);
+}
+
+static int cmp_intent(const void *a, const void *b) {
+        const CreateIntent *x = *(const CreateIntent *const *) a, *y = *(const CreateIntent *const *) b;
+        int c = strcmp(x->name, y->name);
+        if (c != 0)
+                return c;
+        return x->id > y->id ? -1 : x->id < y->id;
+}
+
+static bool remote_live(const RemoteInstance *r) {
+        return instance_status_class(r->status) != STATUS_CLASS_GONE;
+}
+
+/* Ties: a live entry wins over a DELETED one of the same name or id (a listing can
+ * hold both after a delete and re-create); then the listing's order, for determinism. */
+static int cmp_remote_tail(const RemoteInstance *x, const RemoteInstance *y) {
+        bool lx = remote_live(x), ly = remote_live(y);
+        if (lx != ly)
+                return lx ? -1 : 1;
+        return x < y ? -1 : x > y;
+}
+
+static int cmp_remote_name(const void *a, const void *b) {
+        const RemoteInstance *x = *(const RemoteInstance *const *) a, *y = *(const RemoteInstance *const *) b;
+        int c = strcmp(x->name, y->name);
+        return c != 0 ? c : cmp_remote_tail(x, y);
+}
+
+static int cmp_remote_id(const void *a, const void *b) {
+        const RemoteInstance *x = *(const RemoteInstance *const *) a, *y = *(const RemoteInstance *const *) b;
+        int c = strcmp(x->id, y->id);
+        return c != 0 ? c : cmp_remote_tail(x, y);
+}
+
+static void indexes_done(Indexes *ix) {
+        free(ix->desired);
+        free(ix->records);
+        free(ix->intents);
+        free(ix->by_name);
+        free(ix->by_id);
+}
+
+/* First index whose element's field is >= key, over a pointer array sorted by field. */
+#define LOWER_BOUND(arr, n, key, field)                                  \
+        ({                                                               \
+                size_t _lo = 0, _hi = (n);                               \
+                while (_lo < _hi) {                                      \
+                        size_t _mid = _lo + (_hi - _lo) / 2;             \
+                        if (strcmp((arr)[_mid]->field, (key)) < 0)       \
+                                _lo = _mid + 1;                          \
+                        else                                             \
+                                _hi = _mid;                              \
+                }                                                        \
+                _lo;                                                     \
+        })
+
+/* The live remote instance with this name, or NULL (only DELETED ones count as none). */
+static const RemoteInstance *find_live_by_name(const Indexes *ix, const char *name) {
+        size_t i = LOWER_BOUND(ix->by_name, ix->n_by_name, name, name);
+        if (i < ix->n_by_name && streq(ix->by_name[i]->name, name) && remote_live(ix->by_name[i]))
+                return ix->by_name[i];
+        return NULL;
+}
+
+/* The remote instance with this id (live preferred), DELETED included, or NULL. */
+static const RemoteInstance *find_by_id(const Indexes *ix, const char *id) {
+        size_t i = LOWER_BOUND(ix->by_id, ix->n_by_id, id, id);
+        if (i < ix->n_by_id && streq(ix->by_id[i]->id, id))
+                return ix->by_id[i];
+        return NULL;
+}
+
+static bool field_differs(const char *manifest, const char *remote) {
+        /* A field the listing left out tells us nothing: tolerate, don't report. */
+        if (!remote)
+                return false;
+        return !streq(strempty(manifest), remote);
+}
+
+static unsigned remote_drift(const NotebookSpec *spec, const RemoteInstance *r) {
+        unsigned d = 0;
+        if (field_differs(spec->flavor, r->flavor))
+                d |= DRIFT_FLAVOR;
+        if (field_differs(spec->profile_id, r->profile_id))
+                d |= DRIFT_PROFILE;
+        if (field_differs(spec->description, r->description))
+                d |= DRIFT_DESCRIPTION;
+        if (field_differs(spec->workspace_id ? spec->workspace_id : "0", r->workspace_id))
+                d |= DRIFT_WORKSPACE;
+        return d;
+}
+
+static void set_status(Action *a, const char *status) {
+        a->status = status;
+        a->status_class = instance_status_class(status);
+        a->follow = a->status_class == STATUS_CLASS_PENDING || a->status_class == STATUS_CLASS_UNKNOWN;
+}
+
+/* An instance exists (listed, or recorded when offline): classify it. */
+static void plan_existing(Action *a, const RemoteInstance *remote, const char *status) {
+        a->remote = remote;
+        set_status(a, status);
+        if (a->record && a->record->spec_hash && !streq(a->record->spec_hash, a->spec_hash))
+                a->drift_fields |= DRIFT_SPEC_HASH;
+        if (remote)
+                a->drift_fields |= remote_drift(a->spec, remote);
+        /* One kind per name; the order says what a human must hear first. A failed
+         * instance needs attention whatever else differs; drift next; the rest is
+         * progress. drift_fields and follow keep the other facts. */
+        if (a->status_class == STATUS_CLASS_FAILED) {
+                a->kind = ACTION_FAILED;
+                a->reason = REASON_STATUS;
+        } else if (a->drift_fields) {
+                a->kind = ACTION_DRIFT;
+                a->reason = REASON_DIFFERS;
+        } else if (a->follow) {
+                a->kind = ACTION_PENDING;
+                a->reason = REASON_STATUS;
+        } else {
+                /* RUNNING, or STOPPED: someone stopped it on purpose; starting
+                 * instances is not ours to decide. */
+                a->kind = ACTION_OK;
+                a->reason = REASON_STATUS;
+        }
+}
+
+static void plan_adopt(Action *a, const RemoteInstance *remote, ActionReason reason) {
+        a->kind = ACTION_ADOPT;
+        a->reason = reason;
+        a->remote = remote;
+        set_status(a, remote->status);
+        a->drift_fields = remote_drift(a->spec, remote);
+}
+
+/* A create was sent whose outcome nobody recorded: an open intent, or a record that
+ * says so without an instance id. */
+static bool unresolved_create(const Action *a) {
+        return a->intent || (a->record && !a->record->instance_id && a->record->result &&
+                             streq(a->record->result, RECORD_RESULT_UNKNOWN));
+}
+
+static void plan_desired(Action *a, const Indexes *ix, bool listing, int64_t now_ms) {
+        const InstanceRecord *rec = a->record;
+        const CreateIntent *intent = a->intent;
+        const RemoteInstance *by_name = listing ? find_live_by_name(ix, a->name) : NULL;
+
+        if (rec && rec->instance_id) {
+                if (listing) {
+                        const RemoteInstance *by_id = find_by_id(ix, rec->instance_id);
+                        if (by_id && remote_live(by_id))
+                                return plan_existing(a, by_id, by_id->status);
+                        if (by_name)
+                                return plan_adopt(a, by_name, REASON_ID_REPLACED);
+                        /* Deleted behind our back (gone from the listing, or DELETED). */
+                        a->kind = ACTION_CREATE;
+                        a->reason = REASON_MISSING_REMOTELY;
+                        return;
+                }
+                if ((rec->result && streq(rec->result, RECORD_RESULT_GONE)) ||
+                    instance_status_class(rec->status) == STATUS_CLASS_GONE) {
+                        a->kind = ACTION_CREATE;
+                        a->reason = REASON_MISSING_REMOTELY;
+                        return;
+                }
+                return plan_existing(a, NULL, rec->status);
+        }
+
+        if (by_name)
+                return plan_adopt(a, by_name, intent ? REASON_INTENT_FOUND : REASON_FOUND_BY_NAME);
+        if (!listing && unresolved_create(a)) {
+                /* Whatever the record says, the newest fact is a create that may have
+                 * succeeded: only a listing can tell. */
+                a->kind = ACTION_WAIT;
+                a->reason = REASON_INTENT_OPEN;
+                return;
+        }
+
+        /* No instance known, none listed (or no listing). */
+        if (!rec || !rec->result) {
+                a->kind = ACTION_CREATE;
+                a->reason = REASON_NEW;
+        } else if (streq(rec->result, RECORD_RESULT_REJECTED)) {
+                /* Permanent: the same body would be rejected the same way. A changed
+                 * manifest (hash) is a new request and deserves a try. */
+                bool same = rec->spec_hash && streq(rec->spec_hash, a->spec_hash);
+                a->kind = same ? ACTION_BLOCKED : ACTION_CREATE;
+                a->reason = same ? REASON_REJECTED : REASON_SPEC_CHANGED;
+        } else if (streq(rec->result, RECORD_RESULT_GONE)) {
+                a->kind = ACTION_CREATE;
+                a->reason = REASON_MISSING_REMOTELY;
+        } else if (rec->spec_hash && !streq(rec->spec_hash, a->spec_hash) && rec->next_attempt_at_ms > now_ms) {
+                /* In backoff, but the manifest changed: the user fixed something; the
+                 * backoff was for the old request (issue 4: a change resets it). */
+                a->kind = ACTION_CREATE;
+                a->reason = REASON_SPEC_CHANGED;
+        } else if (rec->next_attempt_at_ms > now_ms) {
+                a->kind = ACTION_RETRY_LATER;
+                a->reason = REASON_BACKOFF;
+        } else {
+                a->kind = ACTION_CREATE;
+                a->reason = rec->attempts > 0 || !streq(rec->result, RECORD_RESULT_ACCEPTED) ? REASON_RETRY_DUE
+                                                                                             : REASON_NEW;
+        }
+        if (a->kind == ACTION_CREATE && intent && (a->reason == REASON_NEW || a->reason == REASON_RETRY_DUE))
+                a->reason = REASON_INTENT_ABSENT;
+}
+
+static void plan_one(Action *a, const Indexes *ix, bool listing, int64_t now_ms) {
+        if (!a->spec) {
+                a->kind = ACTION_GONE;
+                a->reason = REASON_NOT_DESIRED;
+                const RemoteInstance *r = NULL;
+                if (listing && a->record && a->record->instance_id)
+                        r = find_by_id(ix, a->record->instance_id);
+                else if (listing)
+                        r = find_live_by_name(ix, a->name);
+                a->remote = r;
+                a->status = r ? r->status : a->record ? a->record->status : NULL;
+                a->status_class = instance_status_class(a->status);
+                return;
+        }
+        plan_desired(a, ix, listing, now_ms);
+
+        /* The safety rule (plan.h): an unresolved create is settled by a listing
+         * before anything is sent again for that name. */
+        if (!listing && unresolved_create(a) && a->kind == ACTION_CREATE) {
+                a->kind = ACTION_WAIT;
+                a->reason = REASON_INTENT_OPEN;
+        }
+}
+
+static int build_indexes(const NotebookSpec *const *desired, size_t n_desired, const InstanceRecord *records,
+                         size_t n_records, const CreateIntent *open_intents, size_t n_intents,
+                         const RemoteInstanceList *remote, Indexes *ix) {
+        ix->desired = calloc(n_desired ?: 1, sizeof(*ix->desired));
+        ix->records = calloc(n_records ?: 1, sizeof(*ix->records));
+        ix->intents = calloc(n_intents ?: 1, sizeof(*ix->intents));
+        size_t n_remote = remote ? remote->n : 0;
+        ix->by_name = calloc(n_remote ?: 1, sizeof(*ix->by_name));
+        ix->by_id = calloc(n_remote ?: 1, sizeof(*ix->by_id));
+        if (!ix->desired || !ix->records || !ix->intents || !ix->by_name || !ix->by_id)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < n_desired; i++) {
+                if (!desired[i] || !desired[i]->name)
+                        return -EINVAL;
+                ix->desired[i] = desired[i];
+        }
+        qsort(ix->desired, n_desired, sizeof(*ix->desired), cmp_spec);
+        for (size_t i = 1; i < n_desired; i++)
+                if (streq(ix->desired[i - 1]->name, ix->desired[i]->name))
+                        return -EINVAL;
+
+        for (size_t i = 0; i < n_records; i++) {
+                if (!records[i].name)
+                        return -EINVAL;
+                ix->records[i] = &records[i];
+        }
+        qsort(ix->records, n_records, sizeof(*ix->records), cmp_record);
+        for (size_t i = 1; i < n_records; i++)
+                if (streq(ix->records[i - 1]->name, ix->records[i]->name))
+                        return -EINVAL;
+
+        for (size_t i = 0; i < n_intents; i++)
+                if (open_intents[i].name && open_intents[i].resolved_at_ms == 0)
+                        ix->intents[ix->n_intents++] = &open_intents[i];
+        qsort(ix->intents, ix->n_intents, sizeof(*ix->intents), cmp_intent);
+
+        for (size_t i = 0; i < n_remote; i++) {
+                if (remote->items[i].name)
+                        ix->by_name[ix->n_by_name++] = &remote->items[i];
+                if (remote->items[i].id)
+                        ix->by_id[ix->n_by_id++] = &remote->items[i];
+        }
+        qsort(ix->by_name, ix->n_by_name, sizeof(*ix->by_name), cmp_remote_name);
+        qsort(ix->by_id, ix->n_by_id, sizeof(*ix->by_id), cmp_remote_id);
+        return 0;
+}
+
+int plan_compute(const NotebookSpec *const *desired, size_t n_desired,
+                 const InstanceRecord *records, size_t n_records,
+                 const CreateIntent *open_intents, size_t n_intents,
+                 const RemoteInstanceList *remote,
+                 int64_t now_ms, Plan **ret) {
+        if ((n_desired && !desired) || (n_records && !records) || (n_intents && !open_intents) || !ret)
+                return -EINVAL;
+        _cleanup_(indexes_done) Indexes ix = {};
+        int r = build_indexes(desired, n_desired, records, n_records, open_intents, n_intents, remote, &ix);
+        if (r < 0)
+                return r;
+
+        _cleanup_(plan_freep) Plan *p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->offline = !remote;
+        size_t max = n_desired + n_records + ix.n_intents;
+        p->actions = calloc(max ?: 1, sizeof(*p->actions));
+        if (!p->actions)
+                return -ENOMEM;
+
+        /* Merge the three sorted name lists: every name once, in order. Intents are
+         * grouped by name (newest first), so skip the rest of a name's group. */
+        size_t di = 0, ri = 0, ii = 0;
+        while (di < n_desired || ri < n_records || ii < ix.n_intents) {
+                const char *name = NULL;
+                if (di < n_desired)
+                        name = ix.desired[di]->name;
+                if (ri < n_records && (!name || strcmp(ix.records[ri]->name, name) < 0))
+                        name = ix.records[ri]->name;
+                if (ii < ix.n_intents && (!name || strcmp(ix.intents[ii]->name, name) < 0))
+                        name = ix.intents[ii]->name;
+
+                Action *a = &p->actions[p->n++];
+                *a = (Action) { .name = name, .status_class = STATUS_CLASS_UNKNOWN };
+                if (di < n_desired && streq(ix.desired[di]->name, name))
+                        a->spec = ix.desired[di++];
+                if (ri < n_records && streq(ix.records[ri]->name, name))
+                        a->record = ix.records[ri++];
+                if (ii < ix.n_intents && streq(ix.intents[ii]->name, name)) {
+                        a->intent = ix.intents[ii];
+                        while (ii < ix.n_intents && streq(ix.intents[ii]->name, name))
+                                ii++;
+                }
+                if (a->spec && (r = spec_hash(a->spec, a->spec_hash)) < 0)
+                        return r;
+
+                plan_one(a, &ix, remote != NULL, now_ms);
+                p->counts[a->kind]++;
+        }
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+Plan *plan_free(Plan *p) {
+        if (p) {
+                free(p->actions);
+                free(p);
+        }
+        return NULL;
+}
+
+const Action *plan_find(const Plan *p, const char *name) {
+        size_t lo = 0, hi = p->n;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(p->actions[mid].name, name);
+                if (c == 0)
+                        return &p->actions[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
+}
+
+const char *action_kind_to_string(ActionKind k) {
+        static const char *const table[_ACTION_KIND_MAX] = {
+                [ACTION_CREATE] = "create",   [ACTION_ADOPT] = "adopt",
+                [ACTION_WAIT] = "wait",       [ACTION_BLOCKED] = "blocked",
+                [ACTION_RETRY_LATER] = "retry-later", [ACTION_DRIFT] = "drift",
+                [ACTION_FAILED] = "failed",   [ACTION_PENDING] = "pending",
+                [ACTION_OK] = "ok",           [ACTION_GONE] = "gone",
+        };
+        return (unsigned) k < _ACTION_KIND_MAX ? table[k] : "?";
+}
+
+const char *action_reason_to_string(ActionReason r) {
+        static const char *const table[_REASON_MAX] = {
+                [REASON_NEW] = "new",
+                [REASON_MISSING_REMOTELY] = "missing-remotely",
+                [REASON_SPEC_CHANGED] = "spec-changed",
+                [REASON_RETRY_DUE] = "retry-due",
+                [REASON_INTENT_ABSENT] = "intent-absent",
+                [REASON_FOUND_BY_NAME] = "found-by-name",
+                [REASON_INTENT_FOUND] = "intent-found",
+                [REASON_ID_REPLACED] = "id-replaced",
+                [REASON_INTENT_OPEN] = "intent-open",
+                [REASON_REJECTED] = "rejected",
+                [REASON_BACKOFF] = "backoff",
+                [REASON_DIFFERS] = "differs",
+                [REASON_STATUS] = "status",
+                [REASON_NOT_DESIRED] = "not-desired",
+        };
+        return (unsigned) r < _REASON_MAX ? table[r] : "?";
+}
+
+/* ---- describe ---- */
+
+static void format_duration(int64_t ms, char buf[static 32]) {
+        if (ms < 0)
+                ms = 0;
+        int64_t s = ms / 1000;
+        if (s < 60)
+                snprintf(buf, 32, "%" PRId64 "s", s);
+        else if (s < 3600)
+                snprintf(buf, 32, "%" PRId64 "m", s / 60);
+        else if (s < 86400)
+                snprintf(buf, 32, "%" PRId64 "h", s / 3600);
+        else
+                snprintf(buf, 32, "%" PRId64 "d", s / 86400);
+}
+
+/* A growing line; on ENOMEM the line is dropped and describe returns NULL. */
+typedef struct Line {
+        char *s;
+        bool oom;
+} Line;
+
+static void line_add(Line *l, const char *fmt, ...) _printf_(2, 3);
+static void line_add(Line *l, const char *fmt, ...) {
+        if (l->oom)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        char *part = xvasprintf(fmt, ap);
+        va_end(ap);
+        char *joined = part ? xasprintf("%s%s", strempty(l->s), part) : NULL;
+        free(part);
+        free(l->s);
+        l->s = joined;
+        if (!joined)
+                l->oom = true;
+}
+
+/* "HTTP 400 ModelArts.6404: message", or "no details recorded". */
+static void add_api_error(Line *l, const InstanceRecord *rec) {
+        const char *sep = "";
+        if (rec && rec->http_status > 0) {
+                line_add(l, "HTTP %d", rec->http_status);
+                sep = " ";
+        }
+        if (rec && rec->error_code) {
+                line_add(l, "%s%s", sep, rec->error_code);
+                sep = " ";
+        }
+        if (rec && rec->error_msg)
+                line_add(l, "%s%s", *sep ? ": " : "", rec->error_msg);
+        else if (!*sep)
+                line_add(l, "no details recorded");
+}
+
+static void add_drift(Line *l, const Action *a) {
+        static const struct {
+                unsigned bit;
+                const char *what;
+        } fields[] = {
+                { DRIFT_FLAVOR, "flavor" },
+                { DRIFT_PROFILE, "profile_id" },
+                { DRIFT_DESCRIPTION, "description" },
+                { DRIFT_WORKSPACE, "workspace.id" },
+        };
+        const char *sep = "";
+        if (a->drift_fields & DRIFT_SPEC_HASH) {
+                line_add(l, "manifest changed since it was created");
+                sep = "; ";
+        }
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                if (!(a->drift_fields & fields[i].bit) || !a->remote)
+                        continue;
+                const char *want = "", *have = "";
+                switch (fields[i].bit) {
+                case DRIFT_FLAVOR:
+                        want = a->spec->flavor, have = a->remote->flavor;
+                        break;
+                case DRIFT_PROFILE:
+                        want = a->spec->profile_id, have = a->remote->profile_id;
+                        break;
+                case DRIFT_DESCRIPTION:
+                        want = a->spec->description, have = a->remote->description;
+                        break;
+                case DRIFT_WORKSPACE:
+                        want = a->spec->workspace_id ? a->spec->workspace_id : "0";
+                        have = a->remote->workspace_id;
+                        break;
+                }
+                line_add(l, "%s%s: manifest '%s', remote '%s'", sep, fields[i].what, strempty(want), strempty(have));
+                sep = "; ";
+        }
+}
+
+static const char *failure_kind(const InstanceRecord *rec) {
+        if (!rec || !rec->result)
+                return "a failure";
+        if (streq(rec->result, RECORD_RESULT_RETRYING))
+                return "a transient failure";
+        if (streq(rec->result, RECORD_RESULT_AUTH_FAILED))
+                return "an authentication failure";
+        if (streq(rec->result, RECORD_RESULT_UNKNOWN))
+                return "an unknown outcome";
+        return rec->result;
+}
+
+char *action_describe(const Action *a, int64_t now_ms) {
+        Line l = {};
+        char d[32];
+        const InstanceRecord *rec = a->record;
+        const char *id = a->remote && a->remote->id ? a->remote->id : rec ? rec->instance_id : NULL;
+
+        switch (a->reason) {
+        case REASON_NEW:
+                line_add(&l, "not created yet");
+                break;
+        case REASON_MISSING_REMOTELY:
+                line_add(&l, "instance %s is gone remotely: create again", strempty(rec ? rec->instance_id : NULL));
+                break;
+        case REASON_SPEC_CHANGED:
+                if (rec && rec->result && streq(rec->result, RECORD_RESULT_REJECTED)) {
+                        line_add(&l, "manifest changed since it was rejected (");
+                        add_api_error(&l, rec);
+                        line_add(&l, "): try again");
+                } else
+                        line_add(&l, "manifest changed: backoff reset, try again");
+                break;
+        case REASON_RETRY_DUE:
+                line_add(&l, "retry (attempt %" PRId64 ") after %s: ", (rec ? rec->attempts : 0) + 1,
+                         failure_kind(rec));
+                add_api_error(&l, rec);
+                break;
+        case REASON_INTENT_ABSENT:
+                format_duration(now_ms - a->intent->created_at_ms, d);
+                line_add(&l, "create intent #%" PRId64 " (%s ago) made no instance: create again", a->intent->id, d);
+                break;
+        case REASON_FOUND_BY_NAME:
+                line_add(&l, "exists remotely as %s (%s): adopt", strempty(id), strempty(a->status));
+                break;
+        case REASON_INTENT_FOUND:
+                line_add(&l, "create intent #%" PRId64 " made %s (%s): adopt", a->intent->id, strempty(id),
+                         strempty(a->status));
+                break;
+        case REASON_ID_REPLACED:
+                line_add(&l, "recorded instance %s is gone; %s has the name (%s): adopt",
+                         strempty(rec ? rec->instance_id : NULL), strempty(id), strempty(a->status));
+                break;
+        case REASON_INTENT_OPEN:
+                if (a->intent) {
+                        format_duration(now_ms - a->intent->created_at_ms, d);
+                        line_add(&l, "create intent #%" PRId64 " (%s ago) has an unknown outcome: list before retrying",
+                                 a->intent->id, d);
+                } else
+                        line_add(&l, "the last create has an unknown outcome: list before retrying");
+                break;
+        case REASON_REJECTED:
+                line_add(&l, "rejected: ");
+                add_api_error(&l, rec);
+                line_add(&l, " (change the manifest to retry)");
+                break;
+        case REASON_BACKOFF:
+                format_duration(rec->next_attempt_at_ms - now_ms, d);
+                line_add(&l, "next try in %s (attempt %" PRId64 ") after %s: ", d, rec->attempts + 1,
+                         failure_kind(rec));
+                add_api_error(&l, rec);
+                break;
+        case REASON_DIFFERS:
+                line_add(&l, "%s %s differs: ", strempty(id), strempty(a->status));
+                add_drift(&l, a);
+                break;
+        case REASON_STATUS:
+                line_add(&l, "%s %s", strempty(id), a->status ? a->status : "status unknown");
+                if (a->status_class == STATUS_CLASS_FAILED && a->remote && a->remote->failed_reason)
+                        line_add(&l, ": %s", a->remote->failed_reason);
+                break;
+        case REASON_NOT_DESIRED:
+                line_add(&l, "not in any valid manifest (kept, not deleted)");
+                if (id)
+                        line_add(&l, ": %s %s", id, strempty(a->status));
+                break;
+        default:
+                line_add(&l, "?");
+        }
+        if (a->kind == ACTION_ADOPT && a->drift_fields) {
+                line_add(&l, "; differs: ");
+                add_drift(&l, a);
+        }
+        if (a->intent && a->kind != ACTION_WAIT && a->reason != REASON_INTENT_ABSENT &&
+            a->reason != REASON_INTENT_FOUND)
+                line_add(&l, " (settles create intent #%" PRId64 ")", a->intent->id);
+        if (l.oom)
+                return NULL;
+        return l.s ? l.s : strdup("");
+}

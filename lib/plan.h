@@ -1,0 +1,123 @@
+/* The planner: the heart of correctness, and a pure function. It takes what the
+ * manifests want, what the store recorded, and (optionally) what the cloud lists, and
+ * says per name what a pass should do. No I/O, no clock (now is an argument), no
+ * global state: every input case is a unit test.
+ *
+ * One action per name, sorted by name (byte order). Names come from the desired set,
+ * the records and the open intents together. Actions point into the inputs (spec,
+ * record, remote, intent): keep the inputs alive as long as the plan.
+ *
+ * Safety rule: the plan never says CREATE for a name with an open intent unless a
+ * remote listing was given and proved the name absent. Without a listing that name is
+ * WAIT. With a listing, an open intent is attached to the name's action and is
+ * settled by it: `remote` set means an instance exists under that name (the lost
+ * create made it, or someone did), NULL means none does; the engine resolves the
+ * intent accordingly. A WAIT action's intent stays open.
+ *
+ * A recorded result "unknown" (sent, outcome lost) counts like an open intent. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "instance.h"
+#include "macro.h"
+#include "spec.h"
+#include "store.h"
+
+typedef enum ActionKind {
+        ACTION_CREATE,       /* send a create (write an intent first) */
+        ACTION_ADOPT,        /* the remote has it under this name: record it, don't create */
+        ACTION_WAIT,         /* open intent (or "unknown" result), no listing: list first */
+        ACTION_BLOCKED,      /* rejected permanently for this very spec: wait for a change */
+        ACTION_RETRY_LATER,  /* transient failure in backoff: nothing before next_attempt_at_ms */
+        ACTION_DRIFT,        /* exists, but differs from the manifest: report (the API can't update) */
+        ACTION_FAILED,       /* exists in a failed status: report */
+        ACTION_PENDING,      /* exists and is on its way (creating, starting...): follow it */
+        ACTION_OK,           /* exists, running or stopped: nothing to do */
+        ACTION_GONE,         /* recorded but no longer desired: report only, never delete */
+        _ACTION_KIND_MAX,
+} ActionKind;
+
+/* Why: one per decision path, so tests and the journal can tell them apart. */
+typedef enum ActionReason {
+        REASON_NEW,               /* CREATE: never seen */
+        REASON_MISSING_REMOTELY,  /* CREATE: our instance id is not (or DELETED) in the listing,
+                                     or was recorded gone */
+        REASON_SPEC_CHANGED,      /* CREATE: rejected before, the manifest changed since; or
+                                     in backoff and the manifest changed (backoff reset) */
+        REASON_RETRY_DUE,         /* CREATE: a failed attempt's backoff is over */
+        REASON_INTENT_ABSENT,     /* CREATE: an open intent, and the listing proves no instance */
+        REASON_FOUND_BY_NAME,     /* ADOPT: not recorded (or recorded without an id) but listed */
+        REASON_INTENT_FOUND,      /* ADOPT: an open intent, and the listing has the name */
+        REASON_ID_REPLACED,       /* ADOPT: our id is gone, another instance has the name */
+        REASON_INTENT_OPEN,       /* WAIT */
+        REASON_REJECTED,          /* BLOCKED */
+        REASON_BACKOFF,           /* RETRY_LATER */
+        REASON_DIFFERS,           /* DRIFT: see drift_fields */
+        REASON_STATUS,            /* FAILED, PENDING, OK: see status */
+        REASON_NOT_DESIRED,       /* GONE */
+        _REASON_MAX,
+} ActionReason;
+
+/* Which parts differ from the manifest (DRIFT; also set on FAILED/PENDING/OK actions so
+ * nothing is lost to the one-kind-per-name rule). */
+enum {
+        DRIFT_SPEC_HASH   = 1u << 0,  /* recorded spec_hash != the manifest's */
+        DRIFT_FLAVOR      = 1u << 1,  /* listing only, below */
+        DRIFT_PROFILE     = 1u << 2,
+        DRIFT_DESCRIPTION = 1u << 3,
+        DRIFT_WORKSPACE   = 1u << 4,
+};
+
+typedef struct Action {
+        ActionKind kind;
+        ActionReason reason;
+        const char *name;
+        const NotebookSpec *spec;        /* desired spec; NULL for GONE */
+        const InstanceRecord *record;    /* NULL when nothing recorded */
+        const RemoteInstance *remote;    /* the listed instance (by id, else live by name), or NULL */
+        const CreateIntent *intent;      /* the newest open intent for the name, or NULL */
+        const char *status;              /* remote status, else recorded; NULL when unknown */
+        InstanceStatusClass status_class;
+        unsigned drift_fields;           /* DRIFT_* */
+        /* The instance exists and is in a transitional or unknown status: the engine
+         * should poll it until RUNNING or failed (true for PENDING, and for DRIFT when
+         * the instance is still on its way). */
+        bool follow;
+        char spec_hash[SPEC_HASH_HEX_LEN + 1];  /* of spec; "" for GONE */
+} Action;
+
+typedef struct Plan {
+        Action *actions;
+        size_t n;
+        size_t counts[_ACTION_KIND_MAX];
+        bool offline;                    /* planned without a remote listing */
+} Plan;
+
+/* desired: valid specs with unique names (any order). records: any order, unique names.
+ * open_intents: unresolved intents, any order (several per name allowed; the newest
+ * counts). remote: NULL = no listing (offline). -EINVAL for duplicate desired or
+ * recorded names; -ENOMEM. */
+int plan_compute(const NotebookSpec *const *desired, size_t n_desired,
+                 const InstanceRecord *records, size_t n_records,
+                 const CreateIntent *open_intents, size_t n_intents,
+                 const RemoteInstanceList *remote,
+                 int64_t now_ms, Plan **ret);
+Plan *plan_free(Plan *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Plan *, plan_free);
+
+/* The action for name, or NULL (binary search: the plan is sorted). */
+const Action *plan_find(const Plan *p, const char *name);
+
+/* "create", "adopt", "wait", "blocked", "retry-later", "drift", "failed", "pending",
+ * "ok", "gone": stable, used in --json output and the journal. */
+const char *action_kind_to_string(ActionKind k);
+/* A stable token per reason ("new", "missing-remotely", ...). */
+const char *action_reason_to_string(ActionReason r);
+
+/* One readable line for humans and the journal, e.g. "rejected: ModelArts.6404 flavor
+ * not allowed (unchanged manifest)" or "differs: flavor (manifest modelarts.vm.cpu.2u,
+ * remote modelarts.vm.cpu.8u)". User strings in it are not escaped: quote for output.
+ * now_ms is only used to say "in 42s" for backoff. Caller frees; NULL on ENOMEM. */
+char *action_describe(const Action *a, int64_t now_ms);

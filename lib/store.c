@@ -1,0 +1,730 @@
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "limits.h"
+#include "util.h"
+
+/* 'nbkd' in the file header: a foreign SQLite file in the state directory is refused
+ * instead of being "migrated" into something half ours. */
+#define STORE_APPLICATION_ID 0x6e626b64
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
+/* Step k brings the schema from user_version k to k+1. Append only: a released step
+ * is never edited, because files in the field already went through it. */
+const char *const store_migrations[] = {
+        /* 0 -> 1: the two tables. AUTOINCREMENT so an intent id is never reused, even
+         * after rows are pruned: an id in a log line always means one create. */
+        "CREATE TABLE instances ("
+        "  name TEXT PRIMARY KEY NOT NULL,"
+        "  instance_id TEXT,"
+        "  spec_hash TEXT,"
+        "  status TEXT,"
+        "  result TEXT,"
+        "  http_status INTEGER NOT NULL DEFAULT 0,"
+        "  error_code TEXT,"
+        "  error_msg TEXT,"
+        "  request_id TEXT,"
+        "  result_at_ms INTEGER NOT NULL DEFAULT 0,"
+        "  attempts INTEGER NOT NULL DEFAULT 0,"
+        "  next_attempt_at_ms INTEGER NOT NULL DEFAULT 0,"
+        "  created_at_ms INTEGER NOT NULL DEFAULT 0,"
+        "  updated_at_ms INTEGER NOT NULL DEFAULT 0"
+        ");"
+        "CREATE TABLE create_intents ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  name TEXT NOT NULL,"
+        "  spec_hash TEXT,"
+        "  created_at_ms INTEGER NOT NULL,"
+        "  resolved_at_ms INTEGER,"
+        "  outcome TEXT"
+        ");",
+        /* 1 -> 2: open intents are read on every start and pass; resolved ones pile up. */
+        "CREATE INDEX create_intents_open ON create_intents(name) WHERE resolved_at_ms IS NULL;",
+};
+const size_t store_n_migrations = ELEMENTSOF(store_migrations);
+
+typedef enum StatementId {
+        STMT_BEGIN,
+        STMT_COMMIT,
+        STMT_ROLLBACK,
+        STMT_GET_INSTANCE,
+        STMT_LIST_INSTANCES,
+        STMT_PUT_INSTANCE,
+        STMT_DELETE_INSTANCE,
+        STMT_ADD_INTENT,
+        STMT_RESOLVE_INTENT,
+        STMT_INTENT_EXISTS,
+        STMT_LIST_OPEN_INTENTS,
+        _STMT_MAX,
+} StatementId;
+
+#define INSTANCE_COLUMNS                                                              \
+        "name, instance_id, spec_hash, status, result, http_status, error_code, "    \
+        "error_msg, request_id, result_at_ms, attempts, next_attempt_at_ms, "        \
+        "created_at_ms, updated_at_ms"
+
+static const char *const statement_sql[_STMT_MAX] = {
+        [STMT_BEGIN] = "BEGIN IMMEDIATE",
+        [STMT_COMMIT] = "COMMIT",
+        [STMT_ROLLBACK] = "ROLLBACK",
+        [STMT_GET_INSTANCE] = "SELECT " INSTANCE_COLUMNS " FROM instances WHERE name = ?1",
+        [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_COLUMNS " FROM instances ORDER BY name",
+        [STMT_PUT_INSTANCE] =
+                "INSERT INTO instances (" INSTANCE_COLUMNS ") "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+                "ON CONFLICT(name) DO UPDATE SET "
+                "instance_id = excluded.instance_id, spec_hash = excluded.spec_hash, "
+                "status = excluded.status, result = excluded.result, "
+                "http_status = excluded.http_status, error_code = excluded.error_code, "
+                "error_msg = excluded.error_msg, request_id = excluded.request_id, "
+                "result_at_ms = excluded.result_at_ms, attempts = excluded.attempts, "
+                "next_attempt_at_ms = excluded.next_attempt_at_ms, "
+                "created_at_ms = CASE WHEN instances.created_at_ms > 0 "
+                "  THEN instances.created_at_ms ELSE excluded.created_at_ms END, "
+                "updated_at_ms = excluded.updated_at_ms",
+        [STMT_DELETE_INSTANCE] = "DELETE FROM instances WHERE name = ?1",
+        [STMT_ADD_INTENT] = "INSERT INTO create_intents (name, spec_hash, created_at_ms) VALUES (?1, ?2, ?3)",
+        [STMT_RESOLVE_INTENT] = "UPDATE create_intents SET resolved_at_ms = ?2, outcome = ?3 "
+                                "WHERE id = ?1 AND resolved_at_ms IS NULL",
+        [STMT_INTENT_EXISTS] = "SELECT 1 FROM create_intents WHERE id = ?1",
+        [STMT_LIST_OPEN_INTENTS] = "SELECT id, name, spec_hash, created_at_ms, resolved_at_ms, outcome "
+                                   "FROM create_intents WHERE resolved_at_ms IS NULL ORDER BY id",
+};
+
+struct Store {
+        sqlite3 *db;
+        char *path;
+        StoreMode mode;
+        sqlite3_stmt *stmts[_STMT_MAX];
+};
+
+/* SQLite result codes to the negative errno the rest of notebookd speaks. */
+static int sqlite_to_errno(sqlite3 *db, int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_ROW:
+        case SQLITE_DONE:
+                return 0;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        case SQLITE_CANTOPEN: {
+                int e = db ? sqlite3_system_errno(db) : 0;
+                return e > 0 ? -e : -EACCES;
+        }
+        case SQLITE_MISUSE:
+        case SQLITE_RANGE:
+                return -EINVAL;
+        default:
+                return -EIO;
+        }
+}
+
+static int set_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
+static int set_error(char **ret_error, const char *fmt, ...) {
+        if (ret_error) {
+                va_list ap;
+                va_start(ap, fmt);
+                free(*ret_error);
+                *ret_error = xvasprintf(fmt, ap);
+                va_end(ap);
+        }
+        return 0;
+}
+
+static int mkdir_parents_0700(const char *dir) {
+        _cleanup_free_ char *p = strdup(dir);
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = 0;
+                if (mkdir(p, 0700) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        if (mkdir(p, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        struct stat st;
+        if (stat(p, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        return 0;
+}
+
+static int stmt(Store *s, StatementId id, sqlite3_stmt **ret) {
+        if (!s->stmts[id]) {
+                int rc = sqlite3_prepare_v3(s->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                            &s->stmts[id], NULL);
+                if (rc != SQLITE_OK)
+                        return sqlite_to_errno(s->db, rc);
+        } else {
+                sqlite3_reset(s->stmts[id]);
+                sqlite3_clear_bindings(s->stmts[id]);
+        }
+        *ret = s->stmts[id];
+        return 0;
+}
+
+/* Run a statement that returns no rows; leave it reset so it holds no read lock. */
+static int step_done(Store *s, sqlite3_stmt *st) {
+        int rc = sqlite3_step(st);
+        int r = rc == SQLITE_DONE ? 0 : sqlite_to_errno(s->db, rc);
+        if (r == 0 && rc != SQLITE_DONE)
+                r = -EIO;
+        sqlite3_reset(st);
+        return r;
+}
+
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *ret) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) {
+                        *ret = sqlite3_column_int64(st, 0);
+                        rc = SQLITE_OK;
+                }
+        }
+        sqlite3_finalize(st);
+        return rc;
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *v) {
+        return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+/* NULL column -> NULL; otherwise a copy (-ENOMEM if that fails). */
+static int column_strdup(sqlite3_stmt *st, int i, char **ret) {
+        if (sqlite3_column_type(st, i) == SQLITE_NULL) {
+                *ret = NULL;
+                return 0;
+        }
+        const char *t = (const char *) sqlite3_column_text(st, i);
+        if (!t)
+                return -ENOMEM;
+        *ret = strdup(t);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* ---- open ---- */
+
+static int check_integrity(Store *s, char **ret_error) {
+        /* quick_check: the O(N) subset of integrity_check that finds torn and garbage
+         * pages; enough for a file of this size, and it runs on every start. */
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                const char *t = (const char *) sqlite3_column_text(st, 0);
+                if (t && streq(t, "ok")) {
+                        sqlite3_finalize(st);
+                        return 0;
+                }
+                set_error(ret_error, "%s: state database is corrupt (integrity check: %s); "
+                          "move it aside to start over (notebookd adopts existing instances)",
+                          s->path, t ? t : "?");
+                sqlite3_finalize(st);
+                return -EBADMSG;
+        }
+        int r = sqlite_to_errno(s->db, rc);
+        set_error(ret_error, "%s: cannot check the state database: %s", s->path, sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return r < 0 ? r : -EIO;
+}
+
+static int count_objects(sqlite3 *db, int64_t *ret) {
+        return pragma_int(db, "SELECT count(*) FROM sqlite_master", ret);
+}
+
+static int migrate(Store *s, char **ret_error) {
+        int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                goto fail;
+        /* Read again under the write lock: another writer may have migrated meanwhile. */
+        int64_t version = 0, app_id = 0, n_objects = 0;
+        if ((rc = pragma_int(s->db, "PRAGMA user_version", &version)) != SQLITE_OK ||
+            (rc = pragma_int(s->db, "PRAGMA application_id", &app_id)) != SQLITE_OK ||
+            (rc = count_objects(s->db, &n_objects)) != SQLITE_OK)
+                goto fail;
+        if (version == 0 && n_objects > 0) {
+                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                set_error(ret_error, "%s: not a notebookd state database (it has tables but no schema version)",
+                          s->path);
+                return -EBADMSG;
+        }
+        for (size_t k = (size_t) version; k < store_n_migrations; k++) {
+                if ((rc = sqlite3_exec(s->db, store_migrations[k], NULL, NULL, NULL)) != SQLITE_OK)
+                        goto fail;
+                _cleanup_free_ char *set = xasprintf("PRAGMA user_version = %zu", k + 1);
+                if (!set) {
+                        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                        return -ENOMEM;
+                }
+                if ((rc = sqlite3_exec(s->db, set, NULL, NULL, NULL)) != SQLITE_OK)
+                        goto fail;
+        }
+        if (app_id == 0 &&
+            (rc = sqlite3_exec(s->db, "PRAGMA application_id = " STRINGIFY(STORE_APPLICATION_ID), NULL, NULL,
+                               NULL)) != SQLITE_OK)
+                goto fail;
+        if ((rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+                goto fail;
+        return 0;
+fail:;
+        int r = sqlite_to_errno(s->db, rc);
+        set_error(ret_error, "%s: cannot update the state database schema: %s", s->path, sqlite3_errmsg(s->db));
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return r < 0 ? r : -EIO;
+}
+
+static int open_db(Store *s, char **ret_error) {
+        int flags = s->mode == STORE_READ_ONLY ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+        int rc = sqlite3_open_v2(s->path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc != SQLITE_OK) {
+                int r = sqlite_to_errno(s->db, rc);
+                set_error(ret_error, "%s: cannot open the state database: %s", s->path,
+                          s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+                return r < 0 ? r : -EIO;
+        }
+        sqlite3_extended_result_codes(s->db, 1);
+        /* Readers and the writer meet only on checkpoints and writer-vs-writer. */
+        sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+
+        /* The first read of the header: garbage fails here with SQLITE_NOTADB. */
+        int64_t version = 0, app_id = 0;
+        rc = pragma_int(s->db, "PRAGMA user_version", &version);
+        if (rc == SQLITE_OK)
+                rc = pragma_int(s->db, "PRAGMA application_id", &app_id);
+        if (rc != SQLITE_OK) {
+                int r = sqlite_to_errno(s->db, rc);
+                if (r == -EBADMSG)
+                        set_error(ret_error, "%s: not a notebookd state database (%s); move it aside to start over",
+                                  s->path, sqlite3_errmsg(s->db));
+                else
+                        set_error(ret_error, "%s: cannot read the state database: %s", s->path,
+                                  sqlite3_errmsg(s->db));
+                return r < 0 ? r : -EIO;
+        }
+        if (app_id != 0 && app_id != STORE_APPLICATION_ID) {
+                set_error(ret_error, "%s: not a notebookd state database (application id 0x%08llx)", s->path,
+                          (unsigned long long) app_id);
+                return -EBADMSG;
+        }
+        if (version > (int64_t) store_n_migrations) {
+                set_error(ret_error,
+                          "%s: state database schema version %lld is newer than this notebookd knows (%zu); "
+                          "was it written by a newer version?",
+                          s->path, (long long) version, store_n_migrations);
+                return -EPROTONOSUPPORT;
+        }
+        int r = check_integrity(s, ret_error);
+        if (r < 0)
+                return r;
+
+        if (s->mode == STORE_READ_ONLY) {
+                if (version == 0) {
+                        int64_t n_objects = 0;
+                        if (count_objects(s->db, &n_objects) == SQLITE_OK && n_objects == 0) {
+                                set_error(ret_error, "%s: nothing recorded yet", s->path);
+                                return -ENOENT;
+                        }
+                        set_error(ret_error, "%s: not a notebookd state database (it has tables but no schema version)",
+                                  s->path);
+                        return -EBADMSG;
+                }
+                if (version < (int64_t) store_n_migrations) {
+                        set_error(ret_error,
+                                  "%s: state database schema version %lld is older than this notebookd's (%zu); "
+                                  "it is updated when the daemon (or 'notebookd once') next opens it",
+                                  s->path, (long long) version, store_n_migrations);
+                        return -ESTALE;
+                }
+                return 0;
+        }
+
+        /* WAL: readers (status, plan) never block the daemon's writes. FULL: a COMMIT
+         * is on disk before it returns, so an intent precedes its POST (store.h). */
+        sqlite3_stmt *st = NULL;
+        rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                const char *mode = (const char *) sqlite3_column_text(st, 0);
+                rc = mode && streq(mode, "wal") ? SQLITE_OK : SQLITE_ERROR;
+        }
+        sqlite3_finalize(st);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                r = sqlite_to_errno(s->db, rc);
+                set_error(ret_error, "%s: cannot switch the state database to WAL mode: %s", s->path,
+                          sqlite3_errmsg(s->db));
+                return r < 0 ? r : -EIO;
+        }
+        if (version < (int64_t) store_n_migrations)
+                return migrate(s, ret_error);
+        return 0;
+}
+
+int store_open(const char *state_dir, StoreMode mode, Store **ret, char **ret_error) {
+        if (!state_dir || !*state_dir)
+                return -EINVAL;
+        _cleanup_(store_freep) Store *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->mode = mode;
+        s->path = xasprintf("%s/%s", state_dir, STORE_FILE_NAME);
+        if (!s->path)
+                return -ENOMEM;
+
+        if (mode == STORE_READ_ONLY) {
+                struct stat st;
+                if (stat(s->path, &st) < 0) {
+                        int r = -errno;
+                        if (r == -ENOENT)
+                                set_error(ret_error, "%s: nothing recorded yet", s->path);
+                        else
+                                set_error(ret_error, "%s: %s", s->path, strerror(-r));
+                        return r;
+                }
+        } else {
+                int r = mkdir_parents_0700(state_dir);
+                if (r < 0) {
+                        set_error(ret_error, "%s: cannot create the state directory: %s", state_dir, strerror(-r));
+                        return r;
+                }
+        }
+        int r = open_db(s, ret_error);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+Store *store_free(Store *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                sqlite3_finalize(s->stmts[i]);
+        /* An open transaction is rolled back by close: uncommitted means not recorded. */
+        sqlite3_close(s->db);
+        free(s->path);
+        free(s);
+        return NULL;
+}
+
+const char *store_path(const Store *s) {
+        return s->path;
+}
+
+int store_schema_version(Store *s) {
+        int64_t v = 0;
+        int rc = pragma_int(s->db, "PRAGMA user_version", &v);
+        return rc == SQLITE_OK ? (int) v : sqlite_to_errno(s->db, rc);
+}
+
+const char *store_error_message(Store *s) {
+        return sqlite3_errmsg(s->db);
+}
+
+/* ---- transactions ---- */
+
+static int run_simple(Store *s, StatementId id) {
+        sqlite3_stmt *st;
+        int r = stmt(s, id, &st);
+        if (r < 0)
+                return r;
+        return step_done(s, st);
+}
+
+int store_begin(Store *s) {
+        return run_simple(s, STMT_BEGIN);
+}
+
+int store_commit(Store *s) {
+        return run_simple(s, STMT_COMMIT);
+}
+
+int store_rollback(Store *s) {
+        return run_simple(s, STMT_ROLLBACK);
+}
+
+/* ---- instances ---- */
+
+void instance_record_done(InstanceRecord *r) {
+        if (!r)
+                return;
+        free(r->name);
+        free(r->instance_id);
+        free(r->spec_hash);
+        free(r->status);
+        free(r->result);
+        free(r->error_code);
+        free(r->error_msg);
+        free(r->request_id);
+        *r = (InstanceRecord) { 0 };
+}
+
+InstanceRecord *instance_records_free(InstanceRecord *r, size_t n) {
+        for (size_t i = 0; r && i < n; i++)
+                instance_record_done(&r[i]);
+        free(r);
+        return NULL;
+}
+
+int instance_record_copy(const InstanceRecord *src, InstanceRecord *dst) {
+        InstanceRecord c = *src;
+        c.name = xstrdup(src->name);
+        c.instance_id = xstrdup(src->instance_id);
+        c.spec_hash = xstrdup(src->spec_hash);
+        c.status = xstrdup(src->status);
+        c.result = xstrdup(src->result);
+        c.error_code = xstrdup(src->error_code);
+        c.error_msg = xstrdup(src->error_msg);
+        c.request_id = xstrdup(src->request_id);
+        if (!c.name != !src->name || !c.instance_id != !src->instance_id || !c.spec_hash != !src->spec_hash ||
+            !c.status != !src->status || !c.result != !src->result || !c.error_code != !src->error_code ||
+            !c.error_msg != !src->error_msg || !c.request_id != !src->request_id) {
+                instance_record_done(&c);
+                return -ENOMEM;
+        }
+        *dst = c;
+        return 0;
+}
+
+static int read_instance_row(sqlite3_stmt *st, InstanceRecord *ret) {
+        InstanceRecord r = {
+                .http_status = sqlite3_column_int(st, 5),
+                .result_at_ms = sqlite3_column_int64(st, 9),
+                .attempts = sqlite3_column_int64(st, 10),
+                .next_attempt_at_ms = sqlite3_column_int64(st, 11),
+                .created_at_ms = sqlite3_column_int64(st, 12),
+                .updated_at_ms = sqlite3_column_int64(st, 13),
+        };
+        if (column_strdup(st, 0, &r.name) < 0 || column_strdup(st, 1, &r.instance_id) < 0 ||
+            column_strdup(st, 2, &r.spec_hash) < 0 || column_strdup(st, 3, &r.status) < 0 ||
+            column_strdup(st, 4, &r.result) < 0 || column_strdup(st, 6, &r.error_code) < 0 ||
+            column_strdup(st, 7, &r.error_msg) < 0 || column_strdup(st, 8, &r.request_id) < 0) {
+                instance_record_done(&r);
+                return -ENOMEM;
+        }
+        *ret = r;
+        return 0;
+}
+
+int store_get_instance(Store *s, const char *name, InstanceRecord *ret) {
+        sqlite3_stmt *st;
+        int r = stmt(s, STMT_GET_INSTANCE, &st);
+        if (r < 0)
+                return r;
+        bind_text(st, 1, name);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                r = read_instance_row(st, ret);
+        else if (rc == SQLITE_DONE)
+                r = -ENOENT;
+        else
+                r = sqlite_to_errno(s->db, rc) ?: -EIO;
+        sqlite3_reset(st);
+        return r;
+}
+
+int store_list_instances(Store *s, InstanceRecord **ret, size_t *ret_n) {
+        sqlite3_stmt *st;
+        int r = stmt(s, STMT_LIST_INSTANCES, &st);
+        if (r < 0)
+                return r;
+        InstanceRecord *items = NULL;
+        size_t n = 0, cap = 0;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 16;
+                        InstanceRecord *t = reallocarray(items, ncap, sizeof(*t));
+                        if (!t) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        items = t;
+                        cap = ncap;
+                }
+                if ((r = read_instance_row(st, &items[n])) < 0)
+                        break;
+                n++;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = sqlite_to_errno(s->db, rc) ?: -EIO;
+        sqlite3_reset(st);
+        if (r < 0) {
+                instance_records_free(items, n);
+                return r;
+        }
+        *ret = items;
+        *ret_n = n;
+        return 0;
+}
+
+int store_put_instance(Store *s, const InstanceRecord *rec) {
+        if (!rec || !rec->name)
+                return -EINVAL;
+        sqlite3_stmt *st;
+        int r = stmt(s, STMT_PUT_INSTANCE, &st);
+        if (r < 0)
+                return r;
+        bind_text(st, 1, rec->name);
+        bind_text(st, 2, rec->instance_id);
+        bind_text(st, 3, rec->spec_hash);
+        bind_text(st, 4, rec->status);
+        bind_text(st, 5, rec->result);
+        sqlite3_bind_int(st, 6, rec->http_status);
+        bind_text(st, 7, rec->error_code);
+        bind_text(st, 8, rec->error_msg);
+        bind_text(st, 9, rec->request_id);
+        sqlite3_bind_int64(st, 10, rec->result_at_ms);
+        sqlite3_bind_int64(st, 11, rec->attempts);
+        sqlite3_bind_int64(st, 12, rec->next_attempt_at_ms);
+        sqlite3_bind_int64(st, 13, rec->created_at_ms);
+        sqlite3_bind_int64(st, 14, rec->updated_at_ms);
+        return step_done(s, st);
+}
+
+int store_delete_instance(Store *s, const char *name) {
+        sqlite3_stmt *st;
+        int r = stmt(s, STMT_DELETE_INSTANCE, &st);
+        if (r < 0)
+                return r;
+        bind_text(st, 1, name);
+        r = step_done(s, st);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+}
+
+/* ---- intents ---- */
+
+void create_intent_done(CreateIntent *i) {
+        if (!i)
+                return;
+        free(i->name);
+        free(i->spec_hash);
+        free(i->outcome);
+        *i = (CreateIntent) { 0 };
+}
+
+CreateIntent *create_intents_free(CreateIntent *i, size_t n) {
+        for (size_t k = 0; i && k < n; k++)
+                create_intent_done(&i[k]);
+        free(i);
+        return NULL;
+}
+
+int store_add_intent(Store *s, const char *name, const char *spec_hash, int64_t now_ms, int64_t *ret_id) {
+        if (!name)
+                return -EINVAL;
+        sqlite3_stmt *st;
+        int r = stmt(s, STMT_ADD_INTENT, &st);
+        if (r < 0)
+                return r;
+        bind_text(st, 1, name);
+        bind_text(st, 2, spec_hash);
+        sqlite3_bind_int64(st, 3, now_ms);
+        r = step_done(s, st);
+        if (r < 0)
+                return r;
+        if (ret_id)
+                *ret_id = sqlite3_last_insert_rowid(s->db);
+        return 0;
+}
+
+int store_resolve_intent(Store *s, int64_t id, const char *outcome, int64_t now_ms) {
+        sqlite3_stmt *st;
+        int r = stmt(s, STMT_RESOLVE_INTENT, &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, now_ms);
+        bind_text(st, 3, outcome);
+        r = step_done(s, st);
+        if (r < 0)
+                return r;
+        if (sqlite3_changes(s->db) > 0)
+                return 0;
+        if ((r = stmt(s, STMT_INTENT_EXISTS, &st)) < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_ROW)
+                return -EALREADY;
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        return sqlite_to_errno(s->db, rc) ?: -EIO;
+}
+
+int store_list_open_intents(Store *s, CreateIntent **ret, size_t *ret_n) {
+        sqlite3_stmt *st;
+        int r = stmt(s, STMT_LIST_OPEN_INTENTS, &st);
+        if (r < 0)
+                return r;
+        CreateIntent *items = NULL;
+        size_t n = 0, cap = 0;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 16;
+                        CreateIntent *t = reallocarray(items, ncap, sizeof(*t));
+                        if (!t) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        items = t;
+                        cap = ncap;
+                }
+                CreateIntent c = {
+                        .id = sqlite3_column_int64(st, 0),
+                        .created_at_ms = sqlite3_column_int64(st, 3),
+                        .resolved_at_ms = sqlite3_column_int64(st, 4),
+                };
+                if (column_strdup(st, 1, &c.name) < 0 || column_strdup(st, 2, &c.spec_hash) < 0 ||
+                    column_strdup(st, 5, &c.outcome) < 0) {
+                        create_intent_done(&c);
+                        r = -ENOMEM;
+                        break;
+                }
+                items[n++] = c;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = sqlite_to_errno(s->db, rc) ?: -EIO;
+        sqlite3_reset(st);
+        if (r < 0) {
+                create_intents_free(items, n);
+                return r;
+        }
+        *ret = items;
+        *ret_n = n;
+        return 0;
+}
