@@ -9,6 +9,10 @@
 #include "diag.h"
 #include "spec.h"
 
+/* Empty documents (a stray "---") are not counted. A problem that belongs to no document
+ * (unreadable or oversized file, NUL bytes, invalid UTF-8, a syntax error before the first
+ * document, too many documents) counts as one more invalid document, so a refused file
+ * never reads as "0 documents, all fine". */
 typedef struct ManifestResult {
         size_t n_documents;   /* documents seen (valid or not) */
         size_t n_invalid;     /* documents with at least one error */

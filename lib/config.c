@@ -1,0 +1,412 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits.h"
+#include "util.h"
+#include "yamltree.h"
+
+typedef enum ValueType {
+        VALUE_STRING,    /* any non-empty string: a name */
+        VALUE_PATH,      /* a non-empty string: a file or directory */
+        VALUE_URL,       /* http:// or https:// with a host */
+        VALUE_REGION,    /* e.g. cn-north-4: becomes part of a host name */
+        VALUE_PROJECT,   /* 32 hex digits */
+        VALUE_COUNT,     /* concurrency */
+        VALUE_DURATION,  /* seconds, or 500ms / 30s / 10m / 1h / 1d, combinable (1h30m) */
+} ValueType;
+
+typedef struct ConfigKey {
+        const char *name;
+        ValueType type;
+        size_t offset;          /* into Config */
+        int64_t min, max;       /* COUNT: the range; DURATION: in ms */
+} ConfigKey;
+
+#define STR(field, t) { #field, t, offsetof(Config, field), 0, 0 }
+static const ConfigKey config_keys[] = {
+        STR(endpoint, VALUE_URL),
+        STR(region, VALUE_REGION),
+        STR(project_id, VALUE_PROJECT),
+        STR(manifests, VALUE_PATH),
+        STR(state_dir, VALUE_PATH),
+        { "concurrency", VALUE_COUNT, offsetof(Config, concurrency), 1, CONFIG_MAX_CONCURRENCY },
+        { "resync_interval", VALUE_DURATION, offsetof(Config, resync_interval_ms),
+          CONFIG_MIN_RESYNC_INTERVAL_MS, CONFIG_MAX_RESYNC_INTERVAL_MS },
+        { "request_timeout", VALUE_DURATION, offsetof(Config, request_timeout_ms),
+          CONFIG_MIN_TIMEOUT_MS, CONFIG_MAX_TIMEOUT_MS },
+        { "connect_timeout", VALUE_DURATION, offsetof(Config, connect_timeout_ms),
+          CONFIG_MIN_TIMEOUT_MS, CONFIG_MAX_TIMEOUT_MS },
+        STR(ca_file, VALUE_PATH),
+        STR(ak_file, VALUE_PATH),
+        STR(sk_file, VALUE_PATH),
+        STR(security_token_file, VALUE_PATH),
+        STR(token_file, VALUE_PATH),
+        STR(iam_endpoint, VALUE_URL),
+        STR(iam_user, VALUE_STRING),
+        STR(iam_domain, VALUE_STRING),
+        STR(password_file, VALUE_PATH),
+};
+#undef STR
+#define N_KEYS ELEMENTSOF(config_keys)
+
+static bool value_is_string(ValueType t) {
+        return t != VALUE_COUNT && t != VALUE_DURATION;
+}
+
+int config_init(Config *c) {
+        *c = (Config) {
+                .concurrency = CONFIG_DEFAULT_CONCURRENCY,
+                .resync_interval_ms = CONFIG_DEFAULT_RESYNC_INTERVAL_MS,
+                .request_timeout_ms = CONFIG_DEFAULT_REQUEST_TIMEOUT_MS,
+                .connect_timeout_ms = CONFIG_DEFAULT_CONNECT_TIMEOUT_MS,
+        };
+        /* systemd sets $STATE_DIRECTORY from StateDirectory=; with several directories
+         * it is a colon-separated list, and ours is the first. */
+        const char *e = getenv("STATE_DIRECTORY");
+        if (e && *e && *e != ':')
+                c->state_dir = strndup(e, strcspn(e, ":"));
+        else
+                c->state_dir = strdup(CONFIG_DEFAULT_STATE_DIR);
+        c->manifests = strdup(CONFIG_DEFAULT_MANIFESTS);
+        if (!c->state_dir || !c->manifests) {
+                config_done(c);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+void config_done(Config *c) {
+        if (!c)
+                return;
+        free(c->file);
+        for (size_t i = 0; i < N_KEYS; i++)
+                if (value_is_string(config_keys[i].type))
+                        free(*(char **) ((char *) c + config_keys[i].offset));
+        *c = (Config) {};
+}
+
+/* ---- value checks ---- */
+
+/* "30s", "10m", "1h30m", "500ms", "2d": a sum of number+unit parts. -EINVAL on
+ * anything else, -ERANGE on overflow. */
+static int parse_duration_ms(const char *s, int64_t *ret) {
+        static const struct {
+                const char *suffix;
+                int64_t ms;
+        } units[] = {
+                /* "ms" before "m": longest suffix first */
+                { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 }, { "h", 3600 * 1000 },
+                { "d", 24 * 3600 * 1000LL },
+        };
+        int64_t total = 0;
+        if (!*s)
+                return -EINVAL;
+        while (*s) {
+                if (!isdigit((unsigned char) *s))
+                        return -EINVAL;
+                int64_t v = 0;
+                for (; isdigit((unsigned char) *s); s++) {
+                        if (v > (INT64_MAX - 9) / 10)
+                                return -ERANGE;
+                        v = v * 10 + (*s - '0');
+                }
+                size_t i;
+                for (i = 0; i < ELEMENTSOF(units); i++) {
+                        size_t n = strlen(units[i].suffix);
+                        if (strncmp(s, units[i].suffix, n) == 0 && !isalpha((unsigned char) s[n]))
+                                break;
+                }
+                if (i == ELEMENTSOF(units))
+                        return -EINVAL;
+                if (v > (INT64_MAX - total) / units[i].ms)
+                        return -ERANGE;
+                total += v * units[i].ms;
+                s += strlen(units[i].suffix);
+        }
+        *ret = total;
+        return 0;
+}
+
+static bool valid_url(const char *s) {
+        const char *host;
+        if (strncmp(s, "https://", 8) == 0)
+                host = s + 8;
+        else if (strncmp(s, "http://", 7) == 0)
+                host = s + 7;
+        else
+                return false;
+        /* a host, then optionally :port and a path; nothing a header or log could trip on */
+        if (!*host || *host == '/' || *host == ':')
+                return false;
+        for (const char *p = s; *p; p++)
+                if ((unsigned char) *p <= ' ' || *p == 0x7f || *p == '?' || *p == '#')
+                        return false;
+        return true;
+}
+
+static bool valid_region(const char *s) {
+        if (!*s || strlen(s) > 63 || *s == '-')
+                return false;
+        for (; *s; s++)
+                if (!islower((unsigned char) *s) && !isdigit((unsigned char) *s) && *s != '-')
+                        return false;
+        return true;
+}
+
+static bool valid_project_id(const char *s) {
+        if (strlen(s) != 32)
+                return false;
+        for (; *s; s++)
+                if (!isxdigit((unsigned char) *s))
+                        return false;
+        return true;
+}
+
+static void format_duration(int64_t ms, char *buf, size_t size) {
+        if (ms % (24 * 3600 * 1000LL) == 0)
+                snprintf(buf, size, "%" PRId64 "d", (int64_t) (ms / (24 * 3600 * 1000LL)));
+        else if (ms % (3600 * 1000) == 0)
+                snprintf(buf, size, "%" PRId64 "h", ms / (3600 * 1000));
+        else if (ms % (60 * 1000) == 0)
+                snprintf(buf, size, "%" PRId64 "m", ms / (60 * 1000));
+        else if (ms % 1000 == 0)
+                snprintf(buf, size, "%" PRId64 "s", ms / 1000);
+        else
+                snprintf(buf, size, "%" PRId64 "ms", ms);
+}
+
+typedef struct Staged {
+        bool set[N_KEYS];
+        char *str[N_KEYS];
+        int64_t num[N_KEYS];
+} Staged;
+
+static void staged_done(Staged *s) {
+        for (size_t i = 0; i < N_KEYS; i++)
+                free(s->str[i]);
+}
+
+/* Check one value; on success stage it. Returns 0, -EINVAL (diagnosed) or -ENOMEM. */
+static int stage_value(const char *file, size_t i, const YamlNode *v, Staged *st, Diags *diags) {
+        const ConfigKey *k = &config_keys[i];
+        char q[YAML_QUOTE_BUF];
+        int r;
+
+        if (value_is_string(k->type)) {
+                if (v->kind != YAML_KIND_STRING) {
+                        /* a number-looking project_id or region still is a string */
+                        if (!yaml_node_is_scalar(v) || v->kind == YAML_KIND_NULL) {
+                                r = diag_error(diags, file, v->line, v->column, "'%s' must be a string, got %s",
+                                               k->name, yaml_kind_to_string(v->kind));
+                                return r < 0 ? r : -EINVAL;
+                        }
+                }
+                if (v->length == 0) {
+                        r = diag_error(diags, file, v->line, v->column, "'%s' must not be empty", k->name);
+                        return r < 0 ? r : -EINVAL;
+                }
+                const char *s = v->scalar;
+                const char *problem = NULL;
+                if (k->type == VALUE_URL && !valid_url(s))
+                        problem = "expected an http:// or https:// URL";
+                else if (k->type == VALUE_REGION && !valid_region(s))
+                        problem = "expected a region name like 'cn-north-4'";
+                else if (k->type == VALUE_PROJECT && !valid_project_id(s))
+                        problem = "expected 32 hexadecimal digits";
+                if (problem) {
+                        r = diag_error(diags, file, v->line, v->column, "invalid '%s' %s: %s", k->name,
+                                       yaml_quote(q, sizeof(q), s, v->length), problem);
+                        return r < 0 ? r : -EINVAL;
+                }
+                char *copy = strdup(s);
+                if (!copy)
+                        return -ENOMEM;
+                if (k->type == VALUE_URL) {
+                        /* paths are appended to it: "https://host/" + "/v1/..." would double the slash */
+                        size_t n = strlen(copy);
+                        while (n > 0 && copy[n - 1] == '/')
+                                copy[--n] = 0;
+                }
+                free(st->str[i]);
+                st->str[i] = copy;
+                st->set[i] = true;
+                return 0;
+        }
+
+        int64_t val;
+        if (k->type == VALUE_COUNT) {
+                r = yaml_node_int64(v, k->min, k->max, &val);
+                if (r == -ERANGE) {
+                        r = diag_error(diags, file, v->line, v->column, "'%s' must be between %" PRId64 " and %" PRId64 ", got %s",
+                                       k->name, k->min, k->max, v->scalar);
+                        return r < 0 ? r : -EINVAL;
+                }
+                if (r < 0) {
+                        r = diag_error(diags, file, v->line, v->column, "'%s' must be an integer, got %s",
+                                       k->name, yaml_kind_to_string(v->kind));
+                        return r < 0 ? r : -EINVAL;
+                }
+        } else {
+                /* a bare integer is seconds; a string carries its unit */
+                if (v->kind == YAML_KIND_INT) {
+                        r = yaml_node_int64(v, 0, INT64_MAX / 1000, &val);
+                        if (r >= 0)
+                                val *= 1000;
+                        else
+                                r = -ERANGE;
+                } else if (v->kind == YAML_KIND_STRING)
+                        r = parse_duration_ms(v->scalar, &val);
+                else if (!yaml_node_is_scalar(v) || v->kind == YAML_KIND_NULL) {
+                        r = diag_error(diags, file, v->line, v->column, "'%s' must be a duration, got %s", k->name,
+                                       yaml_kind_to_string(v->kind));
+                        return r < 0 ? r : -EINVAL;
+                } else
+                        r = -EINVAL;
+                if (r == -EINVAL) {
+                        r = diag_error(diags, file, v->line, v->column,
+                                       "invalid '%s' %s: expected seconds or a duration like 30s, 10m, 1h",
+                                       k->name, yaml_quote(q, sizeof(q), strempty(v->scalar), v->length));
+                        return r < 0 ? r : -EINVAL;
+                }
+                if (r == -ERANGE || val < k->min || val > k->max) {
+                        char lo[32], hi[32];
+                        format_duration(k->min, lo, sizeof(lo));
+                        format_duration(k->max, hi, sizeof(hi));
+                        r = diag_error(diags, file, v->line, v->column, "'%s' must be between %s and %s, got %s",
+                                       k->name, lo, hi, yaml_quote(q, sizeof(q), strempty(v->scalar), v->length));
+                        return r < 0 ? r : -EINVAL;
+                }
+        }
+        st->num[i] = val;
+        st->set[i] = true;
+        return 0;
+}
+
+static int unknown_key(const char *file, const YamlNode *key, Diags *diags) {
+        const char *names[N_KEYS];
+        char q[YAML_QUOTE_BUF];
+        for (size_t i = 0; i < N_KEYS; i++)
+                names[i] = config_keys[i].name;
+        yaml_quote(q, sizeof(q), key->scalar, key->length);
+
+        /* "sk: ..." or "password: ...": the secret itself must not live in this file (it
+         * is world-readable by default); point at the *_file key instead. */
+        _cleanup_free_ char *as_file = xasprintf("%s_file", key->scalar);
+        if (!as_file)
+                return -ENOMEM;
+        for (size_t i = 0; i < N_KEYS; i++)
+                if (streq(as_file, config_keys[i].name))
+                        return diag_error(diags, file, key->line, key->column,
+                                          "unknown key %s (secrets are not read from the config: use '%s' naming a file)",
+                                          q, config_keys[i].name);
+
+        const char *hint = closest_match(key->scalar, names, N_KEYS);
+        if (hint)
+                return diag_error(diags, file, key->line, key->column, "unknown key %s (did you mean '%s'?)", q, hint);
+        return diag_error(diags, file, key->line, key->column, "unknown key %s", q);
+}
+
+static int config_parse(Config *c, const char *path, const char *buf, size_t len, Diags *diags) {
+        _cleanup_(yaml_stream_freep) YamlStream *s = NULL;
+        _cleanup_diags_ Diags local = DIAGS_INIT;
+        int r = yaml_tree_load(path, buf, len, &local, &s);
+        if (r < 0)
+                return r;
+        _cleanup_(staged_done) Staged st = {};
+        /* A duplicate key leaves the tree whole: go on and report the other problems too. */
+        bool bad = s->n_errors > 0 && (s->n_documents == 0 || !s->documents[0].complete);
+
+        if (!bad && s->n_documents > 1) {
+                r = diag_error(&local, path, s->documents[1].line, s->documents[1].column,
+                               "the config file must hold a single document");
+                if (r < 0)
+                        return r;
+                bad = true;
+        }
+        const YamlNode *root = s->n_documents > 0 ? s->documents[0].root : NULL;
+        if (!bad && root && root->kind != YAML_KIND_MAPPING) {
+                r = diag_error(&local, path, root->line, root->column,
+                               "the config file must be a mapping of settings, got %s",
+                               yaml_kind_to_string(root->kind));
+                if (r < 0)
+                        return r;
+                bad = true;
+        }
+        if (!bad && root)
+                for (size_t p = 0; p < root->n_pairs; p++) {
+                        const YamlNode *key = root->pairs[p].key, *value = root->pairs[p].value;
+                        size_t i;
+                        for (i = 0; i < N_KEYS; i++)
+                                if (streq(key->scalar, config_keys[i].name))
+                                        break;
+                        if (i == N_KEYS)
+                                r = unknown_key(path, key, &local) < 0 ? -ENOMEM : -EINVAL;
+                        else
+                                r = stage_value(path, i, value, &st, &local);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r < 0)
+                                bad = true;
+                }
+
+        diags_sort(&local);
+        if (bad || local.n_errors > 0) {
+                r = diags_move(diags, &local);
+                return r < 0 ? r : -EINVAL;
+        }
+
+        /* all checked: now, and only now, change c */
+        char *file = strdup(path);
+        if (!file)
+                return -ENOMEM;
+        free(c->file);
+        c->file = file;
+        for (size_t i = 0; i < N_KEYS; i++) {
+                if (!st.set[i])
+                        continue;
+                char *field = (char *) c + config_keys[i].offset;
+                if (value_is_string(config_keys[i].type)) {
+                        free(*(char **) field);
+                        *(char **) field = TAKE_PTR(st.str[i]);
+                } else if (config_keys[i].type == VALUE_COUNT)
+                        *(unsigned *) field = (unsigned) st.num[i];
+                else
+                        *(int64_t *) field = st.num[i];
+        }
+        return diags_move(diags, &local);
+}
+
+int config_load(Config *c, const char *path, Diags *diags) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r = yaml_read_file(AT_FDCWD, path, CONFIG_MAX_FILE_SIZE, &buf, &len);
+        if (r == -ENOENT || r == -ENOMEM)
+                return r;
+        if (r == -EFBIG)
+                r = diag_error(diags, path, 0, 0, "config file too large (limit %d bytes)", CONFIG_MAX_FILE_SIZE);
+        else if (r == -EISDIR || r == -EINVAL)
+                r = diag_error(diags, path, 0, 0, "not a regular file");
+        else if (r < 0)
+                r = diag_error(diags, path, 0, 0, "cannot read config: %s", strerror(-r));
+        else
+                return config_parse(c, path, buf, len, diags);
+        return r < 0 ? r : -EINVAL;
+}
+
+char *config_effective_endpoint(const Config *c) {
+        if (c->endpoint)
+                return strdup(c->endpoint);
+        if (!c->region)
+                return NULL;
+        /* ap-southeast-1 (Hong Kong) lives under the .cn domain (modelarts-api.md) */
+        return xasprintf("https://modelarts.%s.myhuaweicloud.%s", c->region,
+                         streq(c->region, "ap-southeast-1") ? "cn" : "com");
+}

@@ -1,0 +1,610 @@
+/* Manifest validation: one YAML document -> one NotebookSpec, every rule of the create
+ * call (modelarts-api.md) checked here so that nothing the cloud would refuse is sent.
+ *
+ * Decisions where the contract is silent:
+ * - Strings are strings: `name: 123` or `description: true` is a type error (with a hint
+ *   to quote it), because YAML reads them as an integer / a boolean. The exception is
+ *   workspace.id: workspace ids are often written bare (`id: 0`), so an integer-looking
+ *   plain scalar is taken as the string it is written as.
+ * - volume_size is an integer: `"5"` (quoted) and `five` are type errors.
+ * - OBS paths, after the seed document's example "obs-bucket/test/": BUCKET/DIR.../ with
+ *   an optional leading "/" (the form other ModelArts APIs use), sent as written. The
+ *   bucket name follows OBS's rules (3-63 of a-z 0-9 - ., starting and ending with a
+ *   letter or digit); the path must name a directory inside the bucket (the cloud refuses
+ *   a bucket's root, ModelArts.6358) and end with "/" (ModelArts.6318); no empty
+ *   segments, no control characters. "obs://bucket/dir/" is refused with the form to
+ *   write instead, since the API takes the bare form.
+ * - A key with no value (`description:`) is null, and null is a type error, never
+ *   "absent": an accidentally emptied field should not silently fall back to a default.
+ * - annotations: keys and values are any scalars, taken as written (`replicas: 3` is the
+ *   string "3"); null values, lists and mappings are errors.
+ * - Missing required keys are reported at the document's start (top level) or at the key
+ *   of the mapping that lacks them (nested). */
+#include "manifest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits.h"
+#include "util.h"
+#include "yamltree.h"
+
+#define API_VERSION "notebookd/v1"
+#define KIND "Notebook"
+
+typedef struct Validator {
+        const char *file;
+        Diags *diags;
+        size_t n_errors;
+        int oom;                 /* -ENOMEM once a diagnostic could not be recorded */
+} Validator;
+
+static void vdiag(Validator *v, DiagSeverity sev, unsigned line, unsigned column, const char *fmt, va_list ap)
+        _printf_(5, 0);
+static void vdiag(Validator *v, DiagSeverity sev, unsigned line, unsigned column, const char *fmt, va_list ap) {
+        _cleanup_free_ char *msg = xvasprintf(fmt, ap);
+        if (sev == DIAG_ERROR)
+                v->n_errors++;
+        if (!msg || diags_add(v->diags, sev, v->file, line, column, "%s", msg) < 0)
+                v->oom = -ENOMEM;
+}
+
+static void error_at(Validator *v, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
+static void error_at(Validator *v, unsigned line, unsigned column, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vdiag(v, DIAG_ERROR, line, column, fmt, ap);
+        va_end(ap);
+}
+
+static void error_node(Validator *v, const YamlNode *n, const char *fmt, ...) _printf_(3, 4);
+static void error_node(Validator *v, const YamlNode *n, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vdiag(v, DIAG_ERROR, n->line, n->column, fmt, ap);
+        va_end(ap);
+}
+
+static void warning_node(Validator *v, const YamlNode *n, const char *fmt, ...) _printf_(3, 4);
+static void warning_node(Validator *v, const YamlNode *n, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vdiag(v, DIAG_WARNING, n->line, n->column, fmt, ap);
+        va_end(ap);
+}
+
+#define Q(buf, n) yaml_quote(buf, sizeof(buf), (n)->scalar, (n)->length)
+
+/* ---- the shape: which keys live where ---- */
+
+typedef struct Level {
+        const char *path;            /* "" for the top level, else dotted */
+        const char *const *keys;
+        size_t n_keys;
+} Level;
+
+static const char *const top_keys[] = { "name", "profile_id", "description", "flavor", "spec", "workspace",
+                                        "apiVersion", "kind" };
+static const char *const spec_keys[] = { "storage", "annotations" };
+static const char *const storage_keys[] = { "type", "location" };
+static const char *const location_keys[] = { "path", "volume_size" };
+static const char *const workspace_keys[] = { "id" };
+
+static const Level levels[] = {
+        { "", top_keys, ELEMENTSOF(top_keys) },
+        { "spec", spec_keys, ELEMENTSOF(spec_keys) },
+        { "spec.storage", storage_keys, ELEMENTSOF(storage_keys) },
+        { "spec.storage.location", location_keys, ELEMENTSOF(location_keys) },
+        { "workspace", workspace_keys, ELEMENTSOF(workspace_keys) },
+};
+
+/* Report every key of map that does not belong at this level, with a hint: a near miss
+ * at this level ("flavour" -> "flavor"), or the level where that key does belong
+ * ("volume_size" written directly under storage). */
+static void check_keys(Validator *v, const YamlNode *map, const Level *lv) {
+        char q[YAML_QUOTE_BUF];
+        for (size_t i = 0; i < map->n_pairs; i++) {
+                const YamlNode *key = map->pairs[i].key;
+                bool known = false;
+                for (size_t k = 0; k < lv->n_keys && !known; k++)
+                        known = streq(key->scalar, lv->keys[k]);
+                if (known)
+                        continue;
+
+                _cleanup_free_ char *where = *lv->path ? xasprintf(" in '%s'", lv->path) : strdup("");
+                if (!where) {
+                        v->oom = -ENOMEM;
+                        return;
+                }
+                const char *hint = closest_match(key->scalar, lv->keys, lv->n_keys);
+                if (hint) {
+                        error_node(v, key, "unknown key %s%s (did you mean '%s'?)", Q(q, key), where, hint);
+                        continue;
+                }
+                const char *elsewhere = NULL;
+                for (size_t l = 0; l < ELEMENTSOF(levels) && !elsewhere; l++)
+                        for (size_t k = 0; k < levels[l].n_keys; k++)
+                                if (&levels[l] != lv && streq(key->scalar, levels[l].keys[k])) {
+                                        elsewhere = levels[l].path;
+                                        break;
+                                }
+                if (elsewhere && !*elsewhere)
+                        error_node(v, key, "unknown key %s%s (it belongs at the top level)", Q(q, key), where);
+                else if (elsewhere)
+                        error_node(v, key, "unknown key %s%s (it belongs in '%s')", Q(q, key), where, elsewhere);
+                else
+                        error_node(v, key, "unknown key %s%s", Q(q, key), where);
+        }
+}
+
+/* n must be of kind want; reports and returns false otherwise. */
+static bool expect_kind(Validator *v, const YamlNode *n, const char *path, YamlKind want) {
+        if (n->kind == want)
+                return true;
+        const char *hint = "";
+        if (want == YAML_KIND_STRING && yaml_node_is_scalar(n) && n->kind != YAML_KIND_NULL)
+                hint = " (quote it to make it a string)";
+        else if (want == YAML_KIND_INT && n->kind == YAML_KIND_STRING && n->quoted) {
+                int64_t ignored;
+                YamlNode plain = *n;
+                plain.kind = YAML_KIND_INT;
+                if (yaml_node_int64(&plain, INT64_MIN, INT64_MAX, &ignored) >= 0)
+                        hint = " (remove the quotes)";
+        }
+        error_node(v, n, "'%s' must be %s, got %s%s", path, yaml_kind_to_string(want),
+                   yaml_kind_to_string(n->kind), hint);
+        return false;
+}
+
+/* A string value, or NULL (reported) when it is of another kind. */
+static const char *get_string(Validator *v, const YamlNode *n, const char *path) {
+        return expect_kind(v, n, path, YAML_KIND_STRING) ? n->scalar : NULL;
+}
+
+static void missing_top(Validator *v, const YamlDocument *doc, const char *key) {
+        error_at(v, doc->line, doc->column, "missing required key '%s'", key);
+}
+
+static void missing_nested(Validator *v, const YamlNode *parent_key, const char *key, const char *path,
+                           const char *why) {
+        error_node(v, parent_key, "missing required key '%s' in '%s'%s", key, path, why);
+}
+
+/* ---- the field rules ---- */
+
+static bool check_name(Validator *v, const YamlNode *n) {
+        char q[YAML_QUOTE_BUF];
+        if (!get_string(v, n, "name"))
+                return false;
+        if (n->length == 0) {
+                error_node(v, n, "'name' must not be empty");
+                return false;
+        }
+        bool ok = true;
+        ssize_t chars = utf8_length(n->scalar, n->length);
+        if (chars > NAME_MAX_LENGTH) {
+                error_node(v, n, "name too long: %zd characters (limit %d)", chars, NAME_MAX_LENGTH);
+                ok = false;
+        }
+        for (size_t i = 0; i < n->length; i++) {
+                char c = n->scalar[i];
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_')
+                        continue;
+                error_node(v, n, "invalid name %s: only letters, digits, '-' and '_' are allowed", Q(q, n));
+                ok = false;
+                break;
+        }
+        return ok;
+}
+
+static bool check_description(Validator *v, const YamlNode *n) {
+        char q[YAML_QUOTE_BUF];
+        if (!get_string(v, n, "description"))
+                return false;
+        bool ok = true;
+        ssize_t chars = utf8_length(n->scalar, n->length);
+        if (chars < 0 || chars > DESCRIPTION_MAX_CHARS) {
+                error_node(v, n, "description too long: %zd characters (limit %d)", chars, DESCRIPTION_MAX_CHARS);
+                ok = false;
+        }
+        size_t bad = strcspn(n->scalar, "&<>\"'/");
+        if (bad < n->length) {
+                /* the API refuses these (ModelArts.6334) */
+                error_node(v, n, "description must not contain %s (none of & < > \" ' / are allowed)",
+                           yaml_quote(q, sizeof(q), n->scalar + bad, 1));
+                ok = false;
+        }
+        return ok;
+}
+
+/* label names the value in messages ("storage type"), path the key ("spec.storage.type"). */
+static const char *check_choice(Validator *v, const YamlNode *n, const char *label, const char *path,
+                                const char *const *choices, size_t n_choices) {
+        char q[YAML_QUOTE_BUF];
+        if (!get_string(v, n, path))
+                return NULL;
+        for (size_t i = 0; i < n_choices; i++)
+                if (streq(n->scalar, choices[i]))
+                        return choices[i];
+        const char *hint = closest_match(n->scalar, choices, n_choices);
+        if (hint) {
+                error_node(v, n, "unknown %s %s (did you mean '%s'?)", label, Q(q, n), hint);
+                return NULL;
+        }
+        /* the lists are short: name them all */
+        char list[512];
+        size_t o = 0;
+        for (size_t i = 0; i < n_choices && o < sizeof(list); i++)
+                o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%s", i ? ", " : "", choices[i]);
+        error_node(v, n, "unknown %s %s (expected one of: %s)", label, Q(q, n), list);
+        return NULL;
+}
+
+static bool valid_bucket_name(const char *s, size_t len) {
+        if (len < 3 || len > 63)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                char c = s[i];
+                bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+                if (!alnum && c != '-' && c != '.')
+                        return false;
+                if ((i == 0 || i == len - 1) && !alnum)
+                        return false;
+                if (c == '.' && i > 0 && (s[i - 1] == '.' || s[i - 1] == '-'))
+                        return false;
+                if (c == '-' && i > 0 && s[i - 1] == '.')
+                        return false;
+        }
+        return true;
+}
+
+static bool check_obs_path(Validator *v, const YamlNode *n) {
+        const char *path = "spec.storage.location.path";
+        char q[YAML_QUOTE_BUF];
+        if (!get_string(v, n, path))
+                return false;
+        const char *s = n->scalar;
+        if (n->length == 0) {
+                error_node(v, n, "'%s' must not be empty: obs storage needs a directory like 'bucket/notebooks/'", path);
+                return false;
+        }
+        const char *scheme = strstr(s, "://");
+        if (scheme) {
+                const char *rest = scheme + 3;
+                error_node(v, n, "OBS path %s must not have a scheme: write it as %s", Q(q, n),
+                           yaml_quote((char[YAML_QUOTE_BUF]) {}, YAML_QUOTE_BUF, rest, strlen(rest)));
+                return false;
+        }
+        for (size_t i = 0; i < n->length; i++)
+                if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\') {
+                        error_node(v, n, "OBS path %s contains a control character or backslash", Q(q, n));
+                        return false;
+                }
+        if (s[n->length - 1] != '/') {
+                error_node(v, n, "OBS path %s must end with '/' (ModelArts.6318)", Q(q, n));
+                return false;
+        }
+        const char *p = s[0] == '/' ? s + 1 : s;
+        const char *slash = strchr(p, '/');
+        size_t bucket_len = slash ? (size_t) (slash - p) : strlen(p);
+        if (!slash || !valid_bucket_name(p, bucket_len)) {
+                error_node(v, n, "invalid OBS bucket name %s in %s (3-63 characters: lowercase letters, digits, '-' and '.')",
+                           yaml_quote((char[YAML_QUOTE_BUF]) {}, YAML_QUOTE_BUF, p, bucket_len), Q(q, n));
+                return false;
+        }
+        if (slash[1] == 0) {
+                error_node(v, n, "OBS path %s is a bucket's root: name a directory in it, e.g. '%.*s/notebooks/' (ModelArts.6358)",
+                           Q(q, n), (int) MIN(bucket_len, 63), p);
+                return false;
+        }
+        if (strstr(slash, "//")) {
+                error_node(v, n, "OBS path %s has an empty directory name ('//')", Q(q, n));
+                return false;
+        }
+        return true;
+}
+
+static bool check_volume_size(Validator *v, const YamlNode *n, int64_t *ret) {
+        const char *path = "spec.storage.location.volume_size";
+        if (!expect_kind(v, n, path, YAML_KIND_INT))
+                return false;
+        int r = yaml_node_int64(n, EVS_VOLUME_MIN_GB, EVS_VOLUME_MAX_GB, ret);
+        if (r < 0) {
+                /* ModelArts.6331 */
+                error_node(v, n, "volume_size %s out of range: %d to %d (GB)", n->scalar, EVS_VOLUME_MIN_GB,
+                           EVS_VOLUME_MAX_GB);
+                return false;
+        }
+        return true;
+}
+
+/* The pair (key and value) for key in map, or NULL. */
+static const YamlPair *field(const YamlNode *map, const char *key) {
+        return yaml_mapping_get_pair(map, key);
+}
+
+static int take(char **dst, const char *s) {
+        *dst = strdup(s);
+        return *dst ? 0 : -ENOMEM;
+}
+
+static void check_storage(Validator *v, const YamlPair *storage_pair, NotebookSpec *spec) {
+        const YamlNode *storage = storage_pair->value;
+        if (!expect_kind(v, storage, "spec.storage", YAML_KIND_MAPPING))
+                return;
+        check_keys(v, storage, &levels[2]);
+
+        const YamlPair *type = field(storage, "type"), *location = field(storage, "location");
+        int type_ok = -1; /* -1 unknown, else the StorageType */
+        if (!type)
+                missing_nested(v, storage_pair->key, "type", "spec.storage", "");
+        else {
+                static const char *const types[] = { "obs", "evs" };
+                const char *t = check_choice(v, type->value, "storage type", "spec.storage.type", types, ELEMENTSOF(types));
+                if (t)
+                        type_ok = streq(t, "obs") ? STORAGE_OBS : STORAGE_EVS;
+        }
+
+        const YamlNode *loc = NULL;
+        if (location && expect_kind(v, location->value, "spec.storage.location", YAML_KIND_MAPPING)) {
+                loc = location->value;
+                check_keys(v, loc, &levels[3]);
+        }
+        const YamlPair *path = loc ? field(loc, "path") : NULL;
+        const YamlPair *size = loc ? field(loc, "volume_size") : NULL;
+
+        if (type_ok == STORAGE_OBS) {
+                spec->storage_type = STORAGE_OBS;
+                if (!location)
+                        missing_nested(v, storage_pair->key, "location", "spec.storage",
+                                       ": obs storage needs location.path (ModelArts.6317)");
+                else if (loc && !path)
+                        missing_nested(v, location->key, "path", "spec.storage.location",
+                                       ": obs storage needs it (ModelArts.6317)");
+                if (path && check_obs_path(v, path->value) && take(&spec->storage_path, path->value->scalar) < 0)
+                        v->oom = -ENOMEM;
+                if (size)
+                        warning_node(v, size->key, "'volume_size' is not used with obs storage: ignored");
+        } else if (type_ok == STORAGE_EVS) {
+                spec->storage_type = STORAGE_EVS;
+                spec->volume_size = EVS_VOLUME_DEFAULT_GB;
+                if (size)
+                        check_volume_size(v, size->value, &spec->volume_size);
+                if (path)
+                        warning_node(v, path->key, "'path' is not used with evs storage: ignored");
+        } else {
+                /* type unknown: still check the values' own shape */
+                int64_t ignored;
+                if (size)
+                        check_volume_size(v, size->value, &ignored);
+                if (path)
+                        (void) get_string(v, path->value, "spec.storage.location.path");
+        }
+}
+
+static void check_annotations(Validator *v, const YamlNode *n, NotebookSpec *spec) {
+        char q[YAML_QUOTE_BUF];
+        if (!expect_kind(v, n, "spec.annotations", YAML_KIND_MAPPING))
+                return;
+        spec->has_annotations = true;
+        if (n->n_pairs == 0)
+                return;
+        spec->annotations = calloc(n->n_pairs, sizeof(Annotation));
+        if (!spec->annotations) {
+                v->oom = -ENOMEM;
+                return;
+        }
+        for (size_t i = 0; i < n->n_pairs; i++) {
+                const YamlNode *key = n->pairs[i].key, *value = n->pairs[i].value;
+                if (!yaml_node_is_scalar(value) || value->kind == YAML_KIND_NULL) {
+                        error_node(v, value, "annotation %s must be a string, got %s", Q(q, key),
+                                   yaml_kind_to_string(value->kind));
+                        continue;
+                }
+                Annotation *a = &spec->annotations[spec->n_annotations];
+                a->key = strdup(key->scalar);
+                a->value = strdup(value->scalar);
+                spec->n_annotations++;
+                if (!a->key || !a->value)
+                        v->oom = -ENOMEM;
+        }
+}
+
+static void check_spec(Validator *v, const YamlPair *spec_pair, NotebookSpec *spec) {
+        const YamlNode *n = spec_pair->value;
+        if (!expect_kind(v, n, "spec", YAML_KIND_MAPPING))
+                return;
+        check_keys(v, n, &levels[1]);
+        const YamlPair *storage = field(n, "storage"), *annotations = field(n, "annotations");
+        if (!storage)
+                missing_nested(v, spec_pair->key, "storage", "spec", " (ModelArts.6316)");
+        else
+                check_storage(v, storage, spec);
+        if (annotations)
+                check_annotations(v, annotations->value, spec);
+}
+
+static void check_workspace(Validator *v, const YamlNode *n, NotebookSpec *spec) {
+        if (!expect_kind(v, n, "workspace", YAML_KIND_MAPPING))
+                return;
+        check_keys(v, n, &levels[4]);
+        const YamlNode *id = yaml_mapping_get(n, "id");
+        if (!id)
+                return;
+        /* `id: 0` is how people write the default workspace: take an integer as written */
+        if (!(id->kind == YAML_KIND_INT && !id->quoted) && !get_string(v, id, "workspace.id"))
+                return;
+        if (id->length == 0) {
+                error_node(v, id, "'workspace.id' must not be empty");
+                return;
+        }
+        free(spec->workspace_id);
+        if (take(&spec->workspace_id, id->scalar) < 0)
+                v->oom = -ENOMEM;
+}
+
+static void check_envelope(Validator *v, const YamlNode *root) {
+        char q[YAML_QUOTE_BUF];
+        const YamlNode *api = yaml_mapping_get(root, "apiVersion"), *kind = yaml_mapping_get(root, "kind");
+        if (api && get_string(v, api, "apiVersion") && !streq(api->scalar, API_VERSION))
+                error_node(v, api, "unsupported apiVersion %s (expected '" API_VERSION "')", Q(q, api));
+        if (kind && get_string(v, kind, "kind") && !streq(kind->scalar, KIND))
+                error_node(v, kind, "unsupported kind %s (expected '" KIND "')", Q(q, kind));
+}
+
+/* Validate one loaded document. Returns the spec (NULL if any error) via *ret; the
+ * return value is 0 or -ENOMEM. */
+static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec **ret) {
+        const YamlNode *root = doc->root;
+        *ret = NULL;
+        if (root->kind != YAML_KIND_MAPPING) {
+                error_node(v, root, "a manifest document must be a mapping of the create call's fields, got %s",
+                           yaml_kind_to_string(root->kind));
+                return v->oom;
+        }
+        _cleanup_(spec_freep) NotebookSpec *spec = calloc(1, sizeof(NotebookSpec));
+        if (!spec)
+                return -ENOMEM;
+        spec->doc_pos = (SourcePos) { doc->line, doc->column };
+        if (take(&spec->workspace_id, "0") < 0 || take(&spec->file, v->file) < 0)
+                return -ENOMEM;
+
+        check_keys(v, root, &levels[0]);
+        check_envelope(v, root);
+
+        const YamlNode *name = yaml_mapping_get(root, "name");
+        if (!name)
+                missing_top(v, doc, "name");
+        else if (check_name(v, name)) {
+                spec->name_pos = (SourcePos) { name->line, name->column };
+                if (take(&spec->name, name->scalar) < 0)
+                        return -ENOMEM;
+        }
+
+        const YamlNode *profile = yaml_mapping_get(root, "profile_id");
+        const char *profile_id = NULL;
+        if (!profile)
+                missing_top(v, doc, "profile_id");
+        else
+                profile_id = check_choice(v, profile, "profile_id", "profile_id", spec_profiles, spec_n_profiles);
+
+        const YamlNode *description = yaml_mapping_get(root, "description");
+        if (description && check_description(v, description) && take(&spec->description, description->scalar) < 0)
+                return -ENOMEM;
+
+        const YamlNode *flavor = yaml_mapping_get(root, "flavor");
+        const char *flavor_id = NULL;
+        if (!flavor)
+                missing_top(v, doc, "flavor");
+        else
+                flavor_id = check_choice(v, flavor, "flavor", "flavor", spec_flavors, spec_n_flavors);
+
+        if (profile_id && flavor_id && spec_profile_is_gpu(profile_id) != spec_flavor_is_gpu(flavor_id)) {
+                if (spec_profile_is_gpu(profile_id))
+                        error_node(v, flavor, "profile_id '%s' needs a GPU flavor, '%s' is a CPU flavor (ModelArts.6330)",
+                                   profile_id, flavor_id);
+                else
+                        error_node(v, flavor, "profile_id '%s' needs a CPU flavor, '%s' is a GPU flavor (ModelArts.6330)",
+                                   profile_id, flavor_id);
+        }
+        if (profile_id && take(&spec->profile_id, profile_id) < 0)
+                return -ENOMEM;
+        if (flavor_id && take(&spec->flavor, flavor_id) < 0)
+                return -ENOMEM;
+
+        const YamlPair *spec_pair = field(root, "spec");
+        if (!spec_pair)
+                missing_top(v, doc, "spec");
+        else
+                check_spec(v, spec_pair, spec);
+
+        const YamlNode *workspace = yaml_mapping_get(root, "workspace");
+        if (workspace)
+                check_workspace(v, workspace, spec);
+
+        if (v->oom < 0)
+                return v->oom;
+        if (v->n_errors == 0)
+                *ret = TAKE_PTR(spec);
+        return 0;
+}
+
+int manifest_parse_buffer(const char *display_path, const char *buf, size_t len, Diags *diags, SpecList *specs,
+                          ManifestResult *ret_result) {
+        _cleanup_(yaml_stream_freep) YamlStream *s = NULL;
+        _cleanup_diags_ Diags local = DIAGS_INIT;
+        ManifestResult result = {};
+
+        int r = yaml_tree_load(display_path, buf, len, &local, &s);
+        if (r < 0)
+                return r;
+
+        size_t doc_errors = 0;
+        for (size_t i = 0; i < s->n_documents; i++) {
+                const YamlDocument *doc = &s->documents[i];
+                doc_errors += doc->n_errors;
+                result.n_documents++;
+                Validator v = { .file = display_path, .diags = &local };
+                _cleanup_(spec_freep) NotebookSpec *spec = NULL;
+                /* A document cut short by the loader is not validated: its tree is gone.
+                 * One with only a duplicate key is whole, so report its other problems too. */
+                if (doc->complete && doc->root) {
+                        r = validate_document(&v, doc, &spec);
+                        if (r < 0)
+                                return r;
+                }
+                if (doc->n_errors > 0 || v.n_errors > 0 || !spec) {
+                        result.n_invalid++;
+                        continue;
+                }
+                r = spec_list_append(specs, spec);
+                if (r < 0)
+                        return r;
+                TAKE_PTR(spec);
+        }
+        /* A problem outside any document (bad bytes, a syntax error before the first
+         * document, too many documents) counts as one more invalid document, so that a
+         * refused file never reads as "0 documents, all fine". */
+        if (s->n_errors > doc_errors) {
+                result.n_documents++;
+                result.n_invalid++;
+        }
+
+        diags_sort(&local);
+        r = diags_move(diags, &local);
+        if (r < 0)
+                return r;
+        if (ret_result)
+                *ret_result = result;
+        return 0;
+}
+
+int manifest_parse_file(int dirfd, const char *path, const char *display_path, Diags *diags, SpecList *specs,
+                        ManifestResult *ret_result) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r = yaml_read_file(dirfd, path, MANIFEST_MAX_FILE_SIZE, &buf, &len);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                if (r == -EFBIG)
+                        r = diag_error(diags, display_path, 0, 0, "file too large (limit %d bytes)", MANIFEST_MAX_FILE_SIZE);
+                else if (r == -EISDIR)
+                        r = diag_error(diags, display_path, 0, 0, "is a directory, not a manifest file");
+                else if (r == -EINVAL)
+                        r = diag_error(diags, display_path, 0, 0, "not a regular file");
+                else
+                        r = diag_error(diags, display_path, 0, 0, "cannot read: %s", strerror(-r));
+                if (r < 0)
+                        return r;
+                if (ret_result)
+                        *ret_result = (ManifestResult) { .n_documents = 1, .n_invalid = 1 };
+                return 0;
+        }
+        return manifest_parse_buffer(display_path, buf, len, diags, specs, ret_result);
+}

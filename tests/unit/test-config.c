@@ -1,0 +1,382 @@
+/* The config file: defaults, every key, every bad value (positioned), atomicity on
+ * error, the derived endpoint. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "limits.h"
+#include "util.h"
+
+static char tmpdir[64];
+
+static int make_tmpdir(void **state) {
+        (void) state;
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-config-XXXXXX");
+        return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int remove_tmpdir(void **state) {
+        (void) state;
+        _cleanup_free_ char *cmd = xasprintf("rm -rf '%s'", tmpdir);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Write text to a fresh file; returns its path (caller frees). */
+static char *write_config(const char *text) {
+        static unsigned counter;
+        char *path = xasprintf("%s/c%u.yaml", tmpdir, counter++);
+        assert_non_null(path);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+        return path;
+}
+
+static void dump(const Diags *d) {
+        for (size_t i = 0; i < d->n; i++)
+                diag_print(&d->items[i], stderr);
+}
+
+static void assert_diag(const Diags *d, unsigned line, unsigned column, const char *message) {
+        for (size_t i = 0; i < d->n; i++)
+                if (d->items[i].line == line && d->items[i].column == column && streq(d->items[i].message, message) &&
+                    d->items[i].severity == DIAG_ERROR)
+                        return;
+        dump(d);
+        fail_msg("no error at %u:%u: %s", line, column, message);
+}
+
+/* Loading text must fail with exactly one error at line:column, leaving c as it was. */
+static void bad1(const char *text, unsigned line, unsigned column, const char *message) {
+        Config c;
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_free_ char *path = write_config(text);
+        _cleanup_diags_ Diags d = DIAGS_INIT;
+        assert_int_equal(config_load(&c, path, &d), -EINVAL);
+        assert_diag(&d, line, column, message);
+        if (d.n != 1) {
+                dump(&d);
+                fail_msg("%zu diagnostics, want 1", d.n);
+        }
+        assert_string_equal(d.items[0].file, path);
+        assert_null(c.file);
+        assert_int_equal(c.concurrency, CONFIG_DEFAULT_CONCURRENCY);
+        config_done(&c);
+}
+
+static void test_defaults(void **state) {
+        (void) state;
+        Config c;
+        unsetenv("STATE_DIRECTORY");
+        assert_int_equal(config_init(&c), 0);
+        assert_null(c.file);
+        assert_null(c.endpoint);
+        assert_null(c.region);
+        assert_null(c.project_id);
+        assert_string_equal(c.manifests, CONFIG_DEFAULT_MANIFESTS);
+        assert_string_equal(c.state_dir, CONFIG_DEFAULT_STATE_DIR);
+        assert_int_equal(c.concurrency, CONFIG_DEFAULT_CONCURRENCY);
+        assert_int_equal(c.resync_interval_ms, CONFIG_DEFAULT_RESYNC_INTERVAL_MS);
+        assert_int_equal(c.request_timeout_ms, CONFIG_DEFAULT_REQUEST_TIMEOUT_MS);
+        assert_int_equal(c.connect_timeout_ms, CONFIG_DEFAULT_CONNECT_TIMEOUT_MS);
+        assert_null(c.ak_file);
+        config_done(&c);
+        /* twice is harmless */
+        config_done(&c);
+
+        setenv("STATE_DIRECTORY", "/var/lib/notebookd-test", 1);
+        assert_int_equal(config_init(&c), 0);
+        assert_string_equal(c.state_dir, "/var/lib/notebookd-test");
+        config_done(&c);
+
+        /* StateDirectory= with several entries: the first one is ours */
+        setenv("STATE_DIRECTORY", "/var/lib/a:/var/lib/b", 1);
+        assert_int_equal(config_init(&c), 0);
+        assert_string_equal(c.state_dir, "/var/lib/a");
+        config_done(&c);
+
+        setenv("STATE_DIRECTORY", "", 1);
+        assert_int_equal(config_init(&c), 0);
+        assert_string_equal(c.state_dir, CONFIG_DEFAULT_STATE_DIR);
+        config_done(&c);
+        unsetenv("STATE_DIRECTORY");
+}
+
+static void test_full_file(void **state) {
+        (void) state;
+        Config c;
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_free_ char *path = write_config("# notebookd\n"
+                                                 "endpoint: https://modelarts.example.test:8443/\n"
+                                                 "region: cn-north-4\n"
+                                                 "project_id: ed43aef64dff4e5c81cb84b71adcb3fd\n"
+                                                 "manifests: /srv/manifests\n"
+                                                 "state_dir: /srv/state\n"
+                                                 "concurrency: 4\n"
+                                                 "resync_interval: 1h30m\n"
+                                                 "request_timeout: 45\n"
+                                                 "connect_timeout: 5s\n"
+                                                 "ca_file: /etc/ssl/extra.pem\n"
+                                                 "ak_file: /etc/notebookd/ak\n"
+                                                 "sk_file: /etc/notebookd/sk\n"
+                                                 "security_token_file: /etc/notebookd/token\n"
+                                                 "token_file: /etc/notebookd/iam-token\n"
+                                                 "iam_endpoint: https://iam.cn-north-4.myhuaweicloud.com\n"
+                                                 "iam_user: ops\n"
+                                                 "iam_domain: team\n"
+                                                 "password_file: /etc/notebookd/password\n");
+        _cleanup_diags_ Diags d = DIAGS_INIT;
+        assert_int_equal(config_load(&c, path, &d), 0);
+        assert_int_equal(d.n, 0);
+        assert_string_equal(c.file, path);
+        /* a trailing slash would double up with the request paths */
+        assert_string_equal(c.endpoint, "https://modelarts.example.test:8443");
+        assert_string_equal(c.region, "cn-north-4");
+        assert_string_equal(c.project_id, "ed43aef64dff4e5c81cb84b71adcb3fd");
+        assert_string_equal(c.manifests, "/srv/manifests");
+        assert_string_equal(c.state_dir, "/srv/state");
+        assert_int_equal(c.concurrency, 4);
+        assert_int_equal(c.resync_interval_ms, 90 * 60 * 1000);
+        assert_int_equal(c.request_timeout_ms, 45 * 1000);
+        assert_int_equal(c.connect_timeout_ms, 5 * 1000);
+        assert_string_equal(c.ca_file, "/etc/ssl/extra.pem");
+        assert_string_equal(c.ak_file, "/etc/notebookd/ak");
+        assert_string_equal(c.sk_file, "/etc/notebookd/sk");
+        assert_string_equal(c.security_token_file, "/etc/notebookd/token");
+        assert_string_equal(c.token_file, "/etc/notebookd/iam-token");
+        assert_string_equal(c.iam_endpoint, "https://iam.cn-north-4.myhuaweicloud.com");
+        assert_string_equal(c.iam_user, "ops");
+        assert_string_equal(c.iam_domain, "team");
+        assert_string_equal(c.password_file, "/etc/notebookd/password");
+        _cleanup_free_ char *e = config_effective_endpoint(&c);
+        assert_string_equal(e, "https://modelarts.example.test:8443");
+
+        /* a second file overrides only what it names */
+        _cleanup_free_ char *path2 = write_config("concurrency: 8\n");
+        assert_int_equal(config_load(&c, path2, &d), 0);
+        assert_int_equal(c.concurrency, 8);
+        assert_string_equal(c.region, "cn-north-4");
+        assert_string_equal(c.file, path2);
+        config_done(&c);
+}
+
+static void test_empty_and_missing(void **state) {
+        (void) state;
+        Config c;
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_diags_ Diags d = DIAGS_INIT;
+        _cleanup_free_ char *missing = xasprintf("%s/nope.yaml", tmpdir);
+        assert_int_equal(config_load(&c, missing, &d), -ENOENT);
+        assert_int_equal(d.n, 0);
+
+        _cleanup_free_ char *empty = write_config("# all defaults\n");
+        assert_int_equal(config_load(&c, empty, &d), 0);
+        assert_int_equal(d.n, 0);
+        assert_int_equal(c.concurrency, CONFIG_DEFAULT_CONCURRENCY);
+        assert_string_equal(c.file, empty);
+
+        assert_int_equal(config_load(&c, tmpdir, &d), -EINVAL);
+        assert_int_equal(d.n, 1);
+        assert_int_equal(d.items[0].line, 0);
+        assert_string_equal(d.items[0].message, "not a regular file");
+        config_done(&c);
+}
+
+static void test_too_large(void **state) {
+        (void) state;
+        char *text = malloc(CONFIG_MAX_FILE_SIZE + 2);
+        assert_non_null(text);
+        memset(text, '#', CONFIG_MAX_FILE_SIZE + 1);
+        text[CONFIG_MAX_FILE_SIZE + 1] = 0;
+        _cleanup_free_ char *path = write_config(text);
+        free(text);
+        Config c;
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_diags_ Diags d = DIAGS_INIT;
+        assert_int_equal(config_load(&c, path, &d), -EINVAL);
+        assert_int_equal(d.n, 1);
+        assert_string_equal(d.items[0].message, "config file too large (limit 65536 bytes)");
+        config_done(&c);
+}
+
+static void test_unknown_keys(void **state) {
+        (void) state;
+        bad1("regoin: cn-north-4\n", 1, 1, "unknown key 'regoin' (did you mean 'region'?)");
+        bad1("concurrency: 2\nprojectid: x\n", 2, 1, "unknown key 'projectid' (did you mean 'project_id'?)");
+        bad1("colour: red\n", 1, 1, "unknown key 'colour'");
+        /* a secret written inline: pointed at the *_file key, and its value never echoed */
+        bad1("sk: MFyfvK41ba2giqM7Uio6PznpdUKGpownRZlmVmHc\n", 1, 1,
+             "unknown key 'sk' (secrets are not read from the config: use 'sk_file' naming a file)");
+        bad1("password: hunter2\n", 1, 1,
+             "unknown key 'password' (secrets are not read from the config: use 'password_file' naming a file)");
+}
+
+static void test_bad_values(void **state) {
+        (void) state;
+        bad1("endpoint: ftp://example.com\n", 1, 11, "invalid 'endpoint' 'ftp://example.com': expected an http:// or https:// URL");
+        bad1("endpoint: https://\n", 1, 11, "invalid 'endpoint' 'https://': expected an http:// or https:// URL");
+        bad1("endpoint: https://a b\n", 1, 11, "invalid 'endpoint' 'https://a b': expected an http:// or https:// URL");
+        bad1("endpoint: https://x?y=1\n", 1, 11, "invalid 'endpoint' 'https://x?y=1': expected an http:// or https:// URL");
+        bad1("iam_endpoint: iam.example.com\n", 1, 15,
+             "invalid 'iam_endpoint' 'iam.example.com': expected an http:// or https:// URL");
+        bad1("region: CN North\n", 1, 9, "invalid 'region' 'CN North': expected a region name like 'cn-north-4'");
+        bad1("region: cn.north\n", 1, 9, "invalid 'region' 'cn.north': expected a region name like 'cn-north-4'");
+        bad1("project_id: ed43aef64dff4e5c81cb84b71adcb3f\n", 1, 13,
+             "invalid 'project_id' 'ed43aef64dff4e5c81cb84b71adcb3f': expected 32 hexadecimal digits");
+        bad1("project_id: ed43aef64dff4e5c81cb84b71adcb3fg\n", 1, 13,
+             "invalid 'project_id' 'ed43aef64dff4e5c81cb84b71adcb3fg': expected 32 hexadecimal digits");
+        bad1("manifests: ''\n", 1, 12, "'manifests' must not be empty");
+        bad1("manifests:\n", 1, 11, "'manifests' must be a string, got null");
+        bad1("state_dir: [a]\n", 1, 12, "'state_dir' must be a string, got a list");
+        bad1("ak_file: {}\n", 1, 10, "'ak_file' must be a string, got a mapping");
+}
+
+static void test_concurrency(void **state) {
+        (void) state;
+        Config c;
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_diags_ Diags d = DIAGS_INIT;
+        _cleanup_free_ char *one = write_config("concurrency: 1\n");
+        assert_int_equal(config_load(&c, one, &d), 0);
+        assert_int_equal(c.concurrency, 1);
+        _cleanup_free_ char *max = write_config("concurrency: 256\n");
+        assert_int_equal(config_load(&c, max, &d), 0);
+        assert_int_equal(c.concurrency, CONFIG_MAX_CONCURRENCY);
+        config_done(&c);
+
+        bad1("concurrency: 0\n", 1, 14, "'concurrency' must be between 1 and 256, got 0");
+        bad1("concurrency: 257\n", 1, 14, "'concurrency' must be between 1 and 256, got 257");
+        bad1("concurrency: -1\n", 1, 14, "'concurrency' must be between 1 and 256, got -1");
+        bad1("concurrency: \"4\"\n", 1, 14, "'concurrency' must be an integer, got a string");
+        bad1("concurrency: four\n", 1, 14, "'concurrency' must be an integer, got a string");
+        bad1("concurrency: 2.5\n", 1, 14, "'concurrency' must be an integer, got a number");
+}
+
+static void test_durations(void **state) {
+        (void) state;
+        static const struct {
+                const char *text;
+                int64_t ms;
+        } ok[] = {
+                { "resync_interval: 10m\n", 10 * 60 * 1000 },   { "resync_interval: 30s\n", 30 * 1000 },
+                { "resync_interval: 1h\n", 3600 * 1000 },       { "resync_interval: 600\n", 600 * 1000 },
+                { "resync_interval: 1h30m\n", 5400 * 1000 },    { "resync_interval: 2d\n", 2 * 86400 * 1000LL },
+                { "resync_interval: 10s\n", 10 * 1000 },        { "resync_interval: 7d\n", 7 * 86400 * 1000LL },
+                { "resync_interval: \"10m\"\n", 10 * 60 * 1000 }, { "resync_interval: 10000ms\n", 10 * 1000 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+                Config c;
+                assert_int_equal(config_init(&c), 0);
+                _cleanup_free_ char *path = write_config(ok[i].text);
+                _cleanup_diags_ Diags d = DIAGS_INIT;
+                assert_int_equal(config_load(&c, path, &d), 0);
+                if (c.resync_interval_ms != ok[i].ms)
+                        fail_msg("%s: %lld ms", ok[i].text, (long long) c.resync_interval_ms);
+                config_done(&c);
+        }
+        Config c;
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_free_ char *path = write_config("request_timeout: 1s\nconnect_timeout: 1h\n");
+        _cleanup_diags_ Diags d = DIAGS_INIT;
+        assert_int_equal(config_load(&c, path, &d), 0);
+        assert_int_equal(c.request_timeout_ms, 1000);
+        assert_int_equal(c.connect_timeout_ms, 3600 * 1000);
+        config_done(&c);
+
+        bad1("resync_interval: 9s\n", 1, 18, "'resync_interval' must be between 10s and 7d, got '9s'");
+        bad1("resync_interval: 9\n", 1, 18, "'resync_interval' must be between 10s and 7d, got '9'");
+        bad1("resync_interval: 8d\n", 1, 18, "'resync_interval' must be between 10s and 7d, got '8d'");
+        bad1("resync_interval: 0\n", 1, 18, "'resync_interval' must be between 10s and 7d, got '0'");
+        bad1("resync_interval: -60\n", 1, 18, "'resync_interval' must be between 10s and 7d, got '-60'");
+        bad1("resync_interval: 99999999999999999999s\n", 1, 18,
+             "'resync_interval' must be between 10s and 7d, got '99999999999999999999s'");
+        bad1("resync_interval: 10 minutes\n", 1, 18,
+             "invalid 'resync_interval' '10 minutes': expected seconds or a duration like 30s, 10m, 1h");
+        bad1("resync_interval: 10x\n", 1, 18, "invalid 'resync_interval' '10x': expected seconds or a duration like 30s, 10m, 1h");
+        bad1("resync_interval: m\n", 1, 18, "invalid 'resync_interval' 'm': expected seconds or a duration like 30s, 10m, 1h");
+        bad1("resync_interval: 1.5h\n", 1, 18, "invalid 'resync_interval' '1.5h': expected seconds or a duration like 30s, 10m, 1h");
+        bad1("resync_interval: [1]\n", 1, 18, "'resync_interval' must be a duration, got a list");
+        bad1("resync_interval:\n", 1, 17, "'resync_interval' must be a duration, got null");
+        bad1("resync_interval: true\n", 1, 18, "invalid 'resync_interval' 'true': expected seconds or a duration like 30s, 10m, 1h");
+        bad1("request_timeout: 999ms\n", 1, 18, "'request_timeout' must be between 1s and 1h, got '999ms'");
+        bad1("connect_timeout: 61m\n", 1, 18, "'connect_timeout' must be between 1s and 1h, got '61m'");
+}
+
+static void test_structure(void **state) {
+        (void) state;
+        bad1("- endpoint: https://x\n", 1, 1, "the config file must be a mapping of settings, got a list");
+        bad1("region: cn-north-4\n---\nregion: cn-north-1\n", 2, 1, "the config file must hold a single document");
+        bad1("region: [\n", 2, 1, "invalid YAML: did not find expected node content (while parsing a flow node at line 2, column 1)");
+        bad1("a: &x 1\n", 1, 4, "anchors are not allowed (anchor 'x')");
+}
+
+/* Several problems: all reported, sorted, and nothing applied. */
+static void test_all_errors_nothing_applied(void **state) {
+        (void) state;
+        Config c;
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_free_ char *good = write_config("region: cn-north-4\nconcurrency: 3\n");
+        _cleanup_diags_ Diags d = DIAGS_INIT;
+        assert_int_equal(config_load(&c, good, &d), 0);
+
+        _cleanup_free_ char *path = write_config("concurrency: 9\n"
+                                                 "region: eu-west-0\n"
+                                                 "endpont: https://x\n"
+                                                 "project_id: 12\n"
+                                                 "region: ap-southeast-1\n");
+        assert_int_equal(config_load(&c, path, &d), -EINVAL);
+        assert_int_equal(d.n_errors, 3);
+        assert_diag(&d, 3, 1, "unknown key 'endpont' (did you mean 'endpoint'?)");
+        assert_diag(&d, 4, 13, "invalid 'project_id' '12': expected 32 hexadecimal digits");
+        assert_diag(&d, 5, 1, "duplicate key 'region' (first defined at line 2)");
+        for (size_t i = 1; i < d.n; i++)
+                assert_true(d.items[i - 1].line <= d.items[i].line);
+        /* unchanged: the good file's values */
+        assert_int_equal(c.concurrency, 3);
+        assert_string_equal(c.region, "cn-north-4");
+        assert_string_equal(c.file, good);
+        config_done(&c);
+}
+
+static void test_effective_endpoint(void **state) {
+        (void) state;
+        Config c = {};
+        assert_null(config_effective_endpoint(&c));
+        c.region = (char *) (uintptr_t) "cn-north-4";
+        _cleanup_free_ char *a = config_effective_endpoint(&c);
+        assert_string_equal(a, "https://modelarts.cn-north-4.myhuaweicloud.com");
+        c.region = (char *) (uintptr_t) "ap-southeast-1";
+        _cleanup_free_ char *b = config_effective_endpoint(&c);
+        assert_string_equal(b, "https://modelarts.ap-southeast-1.myhuaweicloud.cn");
+        c.endpoint = (char *) (uintptr_t) "http://127.0.0.1:8080";
+        _cleanup_free_ char *e = config_effective_endpoint(&c);
+        assert_string_equal(e, "http://127.0.0.1:8080");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_full_file),
+                cmocka_unit_test(test_empty_and_missing),
+                cmocka_unit_test(test_too_large),
+                cmocka_unit_test(test_unknown_keys),
+                cmocka_unit_test(test_bad_values),
+                cmocka_unit_test(test_concurrency),
+                cmocka_unit_test(test_durations),
+                cmocka_unit_test(test_structure),
+                cmocka_unit_test(test_all_errors_nothing_applied),
+                cmocka_unit_test(test_effective_endpoint),
+        };
+        return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
+}
