@@ -16,11 +16,20 @@ typedef struct DesiredSet DesiredSet;
 int desired_set_new(const char *root, const char *display_root, DesiredSet **ret);
 DesiredSet *desired_set_free(DesiredSet *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DesiredSet *, desired_set_free);
+/* More roots in the same set (check with several paths): names must be unique across
+ * all of them, and a file reached through two roots is read once. */
+int desired_set_add_root(DesiredSet *s, const char *root, const char *display_root);
 
 /* Scan the whole tree again: files gone are dropped, new and changed ones parsed
- * (unchanged files, by size+mtime+inode, are kept as they are). */
+ * (unchanged files, by size+mtime+ctime+inode, are kept as they are). The roots are
+ * resolved again (a git-sync symlink swap is followed). Returns 0; a negative errno
+ * when a root itself cannot be read (missing, EACCES, neither directory nor file), the
+ * set then left exactly as it was; or -ENOMEM (likewise). */
 int desired_set_rescan(DesiredSet *s);
-/* Re-read one file (path relative to root); a file that no longer exists is dropped. */
+/* Re-read one file (path relative to the first root, as of the last rescan; before any
+ * rescan this is a rescan); a file that no longer exists, or is no longer a manifest, is
+ * dropped. The file is parsed again even when it looks unchanged: the caller saw it
+ * change. */
 int desired_set_update_file(DesiredSet *s, const char *relpath);
 
 /* After rescan/update: the valid, unique-by-name specs (owned by the set, valid until

@@ -1,0 +1,487 @@
+#include "desired.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits.h"
+#include "manifest.h"
+#include "scan.h"
+#include "util.h"
+
+typedef struct Root {
+        char *path;
+        char *display;
+} Root;
+
+/* One manifest file as last read. */
+typedef struct Entry {
+        ScanFile id;            /* root, relative path and the identity that was read */
+        char *display;          /* display path, as diagnostics and specs show it */
+        SpecList specs;         /* its valid documents */
+        Diags diags;            /* its own diagnostics (parse and validation) */
+        ManifestResult result;
+        bool reused;            /* during a rescan: carried over into the new list */
+} Entry;
+
+struct DesiredSet {
+        Root *roots;
+        size_t n_roots;
+        bool scanned;
+        ScanRoot *scan_roots;   /* as resolved by the last rescan (update_file reads there) */
+        size_t n_scan_roots;
+        bool truncated;
+
+        Entry **entries;        /* sorted by root, then relative path */
+        size_t n_entries;
+        Diags scan_diags;       /* the walk's own: symlinks outside, fifos, limits */
+
+        /* resolved */
+        const NotebookSpec **specs;
+        size_t n_specs;
+        Diags diags;
+        DesiredStats stats;
+};
+
+static Entry *entry_free(Entry *e) {
+        if (!e)
+                return NULL;
+        scan_file_done(&e->id);
+        free(e->display);
+        spec_list_clear(&e->specs);
+        diags_clear(&e->diags);
+        free(e);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(Entry *, entry_free);
+
+static void scan_roots_free(ScanRoot *roots, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(roots[i].real);
+                if (roots[i].fd >= 0)
+                        close(roots[i].fd);
+        }
+        free(roots);
+}
+
+int desired_set_new(const char *root, const char *display_root, DesiredSet **ret) {
+        _cleanup_(desired_set_freep) DesiredSet *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        int r = desired_set_add_root(s, root, display_root);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int desired_set_add_root(DesiredSet *s, const char *root, const char *display_root) {
+        Root *roots = realloc(s->roots, (s->n_roots + 1) * sizeof(Root));
+        if (!roots)
+                return -ENOMEM;
+        s->roots = roots;
+        Root r = { .path = strdup(root), .display = strdup(display_root ? display_root : root) };
+        if (!r.path || !r.display) {
+                free(r.path);
+                free(r.display);
+                return -ENOMEM;
+        }
+        s->roots[s->n_roots++] = r;
+        return 0;
+}
+
+static void entries_free(Entry **entries, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                entry_free(entries[i]);
+        free(entries);
+}
+
+DesiredSet *desired_set_free(DesiredSet *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n_roots; i++) {
+                free(s->roots[i].path);
+                free(s->roots[i].display);
+        }
+        free(s->roots);
+        scan_roots_free(s->scan_roots, s->n_scan_roots);
+        entries_free(s->entries, s->n_entries);
+        diags_clear(&s->scan_diags);
+        free(s->specs);
+        diags_clear(&s->diags);
+        free(s);
+        return NULL;
+}
+
+/* ---- entries ---- */
+
+static int cmp_key(size_t root_a, const char *path_a, size_t root_b, const char *path_b) {
+        if (root_a != root_b)
+                return root_a < root_b ? -1 : 1;
+        return strcmp(path_a, path_b);
+}
+
+/* Binary search; *ret_pos is where it is or would be inserted. */
+static Entry *find_entry(const DesiredSet *s, size_t root, const char *path, size_t *ret_pos) {
+        size_t lo = 0, hi = s->n_entries;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = cmp_key(s->entries[mid]->id.root, s->entries[mid]->id.path, root, path);
+                if (c == 0) {
+                        if (ret_pos)
+                                *ret_pos = mid;
+                        return s->entries[mid];
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (ret_pos)
+                *ret_pos = lo;
+        return NULL;
+}
+
+static bool same_identity(const ScanFile *a, const ScanFile *b) {
+        return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+               a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+               a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/* Read and parse one file; takes f's path on success. */
+static int entry_read(const DesiredSet *s, const ScanRoot *roots, ScanFile *f, Entry **ret) {
+        _cleanup_(entry_freep) Entry *e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        const ScanRoot *root = &roots[f->root];
+        e->display = scan_display_path(s->roots[f->root].display, f->path);
+        if (!e->display)
+                return -ENOMEM;
+        int r = root->is_file
+                ? manifest_parse_file(AT_FDCWD, root->real, e->display, &e->diags, &e->specs, &e->result)
+                : manifest_parse_file(root->fd, f->path, e->display, &e->diags, &e->specs, &e->result);
+        if (r < 0)
+                return r;
+        e->id = *f;
+        f->path = NULL;
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+/* ---- resolve: the unique-by-name valid set, all diagnostics in order ---- */
+
+static int cmp_specs(const void *a, const void *b) {
+        const NotebookSpec *x = *(const NotebookSpec *const *) a, *y = *(const NotebookSpec *const *) b;
+        int c = strcmp(x->name, y->name);
+        if (c)
+                return c;
+        c = strcmp(x->file, y->file);
+        if (c)
+                return c;
+        if (x->name_pos.line != y->name_pos.line)
+                return x->name_pos.line < y->name_pos.line ? -1 : 1;
+        if (x->name_pos.column != y->name_pos.column)
+                return x->name_pos.column < y->name_pos.column ? -1 : 1;
+        return 0;
+}
+
+static SourcePos spec_pos(const NotebookSpec *sp) {
+        return sp->name_pos.line > 0 ? sp->name_pos : sp->doc_pos;
+}
+
+/* Every document of a name defined more than once gets an error naming another place. */
+static int duplicate_diags(const NotebookSpec **all, size_t i, size_t k, Diags *out) {
+        for (size_t j = i; j < i + k; j++) {
+                const NotebookSpec *other = all[j == i ? i + 1 : i];
+                SourcePos here = spec_pos(all[j]), there = spec_pos(other);
+                int r;
+                if (k > 2)
+                        r = diag_error(out, all[j]->file, here.line, here.column,
+                                       "duplicate name '%s', also defined at %s:%u:%u and %zu other place%s",
+                                       all[j]->name, other->file, there.line, there.column, k - 2,
+                                       k - 2 == 1 ? "" : "s");
+                else
+                        r = diag_error(out, all[j]->file, here.line, here.column,
+                                       "duplicate name '%s', also defined at %s:%u:%u",
+                                       all[j]->name, other->file, there.line, there.column);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+typedef struct DiagRef {
+        const Diag *d;
+        size_t order;   /* arrival order: keeps the sort stable */
+} DiagRef;
+
+static int cmp_diag_refs(const void *a, const void *b) {
+        const DiagRef *x = a, *y = b;
+        int c = strcmp(x->d->file, y->d->file);
+        if (c)
+                return c;
+        if (x->d->line != y->d->line)
+                return x->d->line < y->d->line ? -1 : 1;
+        if (x->d->column != y->d->column)
+                return x->d->column < y->d->column ? -1 : 1;
+        return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int add_refs(DiagRef *refs, size_t *n, const Diags *d) {
+        for (size_t i = 0; i < d->n; i++) {
+                refs[*n] = (DiagRef) { .d = &d->items[i], .order = *n };
+                (*n)++;
+        }
+        return 0;
+}
+
+static int resolve(DesiredSet *s) {
+        size_t n_all = 0, n_diags = s->scan_diags.n;
+        for (size_t i = 0; i < s->n_entries; i++) {
+                n_all += s->entries[i]->specs.n;
+                n_diags += s->entries[i]->diags.n;
+        }
+        _cleanup_free_ const NotebookSpec **all = calloc(n_all ? n_all : 1, sizeof(NotebookSpec *));
+        if (!all)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < s->n_entries; i++)
+                for (size_t j = 0; j < s->entries[i]->specs.n; j++)
+                        all[k++] = s->entries[i]->specs.items[j];
+        /* sorting once keeps duplicate detection O(n log n) for a tree of thousands */
+        qsort(all, n_all, sizeof(NotebookSpec *), cmp_specs);
+
+        _cleanup_diags_ Diags dups = DIAGS_INIT;
+        _cleanup_free_ const NotebookSpec **valid = calloc(n_all ? n_all : 1, sizeof(NotebookSpec *));
+        if (!valid)
+                return -ENOMEM;
+        size_t n_valid = 0, n_dup_docs = 0;
+        for (size_t i = 0; i < n_all;) {
+                size_t run = 1;
+                while (i + run < n_all && streq(all[i]->name, all[i + run]->name))
+                        run++;
+                if (run == 1)
+                        valid[n_valid++] = all[i];
+                else {
+                        int r = duplicate_diags(all, i, run, &dups);
+                        if (r < 0)
+                                return r;
+                        n_dup_docs += run;
+                }
+                i += run;
+        }
+
+        /* all diagnostics, copied into one list in reading order */
+        n_diags += dups.n;
+        _cleanup_free_ DiagRef *refs = calloc(n_diags ? n_diags : 1, sizeof(DiagRef));
+        if (!refs)
+                return -ENOMEM;
+        size_t n_refs = 0;
+        for (size_t i = 0; i < s->n_entries; i++)
+                add_refs(refs, &n_refs, &s->entries[i]->diags);
+        add_refs(refs, &n_refs, &s->scan_diags);
+        add_refs(refs, &n_refs, &dups);
+        qsort(refs, n_refs, sizeof(DiagRef), cmp_diag_refs);
+        _cleanup_diags_ Diags diags = DIAGS_INIT;
+        for (size_t i = 0; i < n_refs; i++) {
+                const Diag *d = refs[i].d;
+                int r = diags_add(&diags, d->severity, d->file, d->line, d->column, "%s", d->message);
+                if (r < 0)
+                        return r;
+        }
+        diags_sort(&diags);  /* already in order: linear, and the one definition of "sorted" */
+
+        DesiredStats st = { .n_files = s->n_entries, .n_valid = n_valid, .n_invalid = n_dup_docs };
+        for (size_t i = 0; i < s->n_entries; i++) {
+                st.n_documents += s->entries[i]->result.n_documents;
+                st.n_invalid += s->entries[i]->result.n_invalid;
+        }
+
+        free(s->specs);
+        s->specs = TAKE_PTR(valid);
+        s->n_specs = n_valid;
+        diags_clear(&s->diags);
+        s->diags = diags;
+        diags = DIAGS_INIT;
+        s->stats = st;
+        return 0;
+}
+
+/* ---- rescan ---- */
+
+int desired_set_rescan(DesiredSet *s) {
+        _cleanup_scan_result_ ScanResult sr = SCAN_RESULT_INIT;
+        _cleanup_diags_ Diags scan_diags = DIAGS_INIT;
+        int r;
+
+        for (size_t i = 0; i < s->n_roots; i++) {
+                r = scan_root(&sr, s->roots[i].path, s->roots[i].display, &scan_diags);
+                if (r < 0)
+                        return r;
+        }
+
+        Entry **entries = calloc(sr.n_files ? sr.n_files : 1, sizeof(Entry *));
+        if (!entries)
+                return -ENOMEM;
+        size_t n = 0;
+        r = 0;
+        for (size_t i = 0; i < sr.n_files; i++) {
+                ScanFile *f = &sr.files[i];
+                Entry *old = find_entry(s, f->root, f->path, NULL);
+                if (old && !old->reused && same_identity(&old->id, f)) {
+                        old->reused = true;
+                        entries[n++] = old;
+                        continue;
+                }
+                r = entry_read(s, sr.roots, f, &entries[n]);
+                if (r < 0)
+                        break;
+                n++;
+        }
+        if (r < 0) {
+                /* leave the set as it was: drop only what this call read */
+                for (size_t i = 0; i < n; i++)
+                        if (entries[i]->reused)
+                                entries[i]->reused = false;
+                        else
+                                entry_free(entries[i]);
+                free(entries);
+                return r;
+        }
+
+        for (size_t i = 0; i < s->n_entries; i++)
+                if (s->entries[i]->reused)
+                        s->entries[i]->reused = false;
+                else
+                        entry_free(s->entries[i]);
+        free(s->entries);
+        s->entries = entries;
+        s->n_entries = n;
+
+        scan_roots_free(s->scan_roots, s->n_scan_roots);
+        s->scan_roots = TAKE_PTR(sr.roots);
+        s->n_scan_roots = sr.n_roots;
+        sr.n_roots = 0;
+        s->truncated = sr.truncated;
+        diags_clear(&s->scan_diags);
+        s->scan_diags = scan_diags;
+        scan_diags = DIAGS_INIT;
+        s->scanned = true;
+        return resolve(s);
+}
+
+/* ---- one file ---- */
+
+/* Drop the walk's diagnostics about this path: they are about to be re-derived. */
+static void drop_scan_diags(Diags *d, const char *file) {
+        size_t w = 0;
+        for (size_t i = 0; i < d->n; i++) {
+                Diag *x = &d->items[i];
+                if (streq(x->file, file)) {
+                        if (x->severity == DIAG_ERROR)
+                                d->n_errors--;
+                        else
+                                d->n_warnings--;
+                        free(x->file);
+                        free(x->message);
+                        continue;
+                }
+                d->items[w++] = *x;
+        }
+        d->n = w;
+}
+
+static void remove_entry(DesiredSet *s, size_t pos) {
+        entry_free(s->entries[pos]);
+        memmove(s->entries + pos, s->entries + pos + 1, (s->n_entries - pos - 1) * sizeof(Entry *));
+        s->n_entries--;
+}
+
+int desired_set_update_file(DesiredSet *s, const char *relpath) {
+        if (!s->scanned || s->n_scan_roots == 0)
+                return desired_set_rescan(s);
+
+        const ScanRoot *root = &s->scan_roots[0];
+        const char *display_root = s->roots[0].display;
+        _cleanup_free_ char *display = scan_display_path(display_root, root->is_file ? "" : relpath);
+        if (!display)
+                return -ENOMEM;
+        _cleanup_diags_ Diags found = DIAGS_INIT;
+        ScanFile f = {};
+        int r = scan_file(root, 0, root->is_file ? "" : relpath, display_root, &found, &f);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *path = f.path;  /* freed unless an entry takes it */
+
+        size_t pos;
+        Entry *old = find_entry(s, 0, root->is_file ? "" : relpath, &pos);
+
+        if (r > 0)
+                /* the same file already read under another name is not read twice */
+                for (size_t i = 0; i < s->n_entries; i++)
+                        if (s->entries[i] != old && s->entries[i]->id.dev == f.dev &&
+                            s->entries[i]->id.ino == f.ino) {
+                                r = 0;
+                                break;
+                        }
+        if (r > 0 && !old && s->n_entries >= MANIFEST_MAX_FILES) {
+                r = 0;
+                if (!s->truncated) {
+                        s->truncated = true;
+                        if (diags_add(&found, DIAG_ERROR, display_root, 0, 0,
+                                      "more than %d manifest files; only the first %d are read",
+                                      MANIFEST_MAX_FILES, MANIFEST_MAX_FILES) < 0)
+                                return -ENOMEM;
+                }
+        }
+
+        Entry *e = NULL;
+        if (r > 0) {
+                r = entry_read(s, s->scan_roots, &f, &e);
+                if (r < 0)
+                        return r;
+                path = NULL;  /* the entry owns it now */
+                if (!old) {
+                        Entry **entries = realloc(s->entries, (s->n_entries + 1) * sizeof(Entry *));
+                        if (!entries) {
+                                entry_free(e);
+                                return -ENOMEM;
+                        }
+                        s->entries = entries;
+                }
+        }
+
+        /* from here on nothing fails but resolve(): commit */
+        drop_scan_diags(&s->scan_diags, display);
+        r = diags_move(&s->scan_diags, &found);
+        if (r < 0) {
+                entry_free(e);
+                return r;
+        }
+        if (e && old) {
+                entry_free(old);
+                s->entries[pos] = e;
+        } else if (e) {
+                memmove(s->entries + pos + 1, s->entries + pos, (s->n_entries - pos) * sizeof(Entry *));
+                s->entries[pos] = e;
+                s->n_entries++;
+        } else if (old)
+                remove_entry(s, pos);
+        return resolve(s);
+}
+
+/* ---- results ---- */
+
+const NotebookSpec *const *desired_set_specs(const DesiredSet *s, size_t *ret_n) {
+        if (ret_n)
+                *ret_n = s->n_specs;
+        return s->specs;
+}
+
+const Diags *desired_set_diags(const DesiredSet *s) {
+        return &s->diags;
+}
+
+void desired_set_stats(const DesiredSet *s, DesiredStats *ret) {
+        *ret = s->stats;
+}
