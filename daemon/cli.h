@@ -19,9 +19,15 @@ typedef enum LogTarget {
         LOG_TARGET_CONSOLE,
 } LogTarget;
 
+/* Options that override the config file's values (NULL = not given). */
+typedef struct CliOverrides {
+        const char *manifests, *state_dir, *endpoint, *project_id;
+} CliOverrides;
+
 typedef struct Cli {
         const char *config_path;   /* -c; NULL = default (missing default file = defaults) */
         bool config_explicit;
+        CliOverrides overrides;
         Config config;             /* file values with command-line overrides applied */
         bool json;                 /* --json */
         bool wait;                 /* once --wait */
@@ -31,6 +37,12 @@ typedef struct Cli {
         char **args;               /* positional arguments after the verb */
         int n_args;
 } Cli;
+
+/* Build *ret from the defaults, the config file (when read_file; the default path may
+ * be absent, a path given with -c may not) and the command-line overrides. Problems go
+ * to *diags; returns 0 or a negative errno, *ret then untouched. Used at start and by
+ * the daemon's reload. */
+int cli_load_config(const Cli *cli, bool read_file, Config *ret, Diags *diags);
 
 /* Each verb returns an exit code from the enum above. */
 int verb_check(Cli *cli);

@@ -6,6 +6,7 @@
 #include <syslog.h>
 
 #include "cli.h"
+#include "diag.h"
 #include "util.h"
 
 static void help(FILE *f) {
@@ -56,48 +57,6 @@ static int parse_log_level(const char *s) {
         return -EINVAL;
 }
 
-typedef struct Overrides {
-        const char *manifests, *state_dir, *endpoint, *project_id;
-} Overrides;
-
-static int replace_string(char **dst, const char *value) {
-        char *v = strdup(value);
-        if (!v)
-                return -ENOMEM;
-        free(*dst);
-        *dst = v;
-        return 0;
-}
-
-/* Command-line values win over the file's. */
-static int apply_overrides(Config *c, const Overrides *o) {
-        if ((o->manifests && replace_string(&c->manifests, o->manifests) < 0) ||
-            (o->state_dir && replace_string(&c->state_dir, o->state_dir) < 0) ||
-            (o->endpoint && replace_string(&c->endpoint, o->endpoint) < 0) ||
-            (o->project_id && replace_string(&c->project_id, o->project_id) < 0))
-                return -ENOMEM;
-        return 0;
-}
-
-/* The default config path may be absent (defaults apply); a path the user named may not. */
-static int load_config(Cli *cli, const Overrides *o) {
-        int r = config_init(&cli->config);
-        if (r < 0)
-                return r;
-        _cleanup_diags_ Diags diags = DIAGS_INIT;
-        r = config_load(&cli->config, cli->config_path, &diags);
-        if (r == -ENOENT && !cli->config_explicit)
-                r = 0;
-        else if (r == -ENOENT)
-                fprintf(stderr, "%s: error: config file not found\n", cli->config_path);
-        else if (r < 0 && diags.n == 0)
-                fprintf(stderr, "%s: error: cannot read config: %s\n", cli->config_path, strerror(-r));
-        diags_print(&diags, stderr);
-        if (r < 0)
-                return r;
-        return apply_overrides(&cli->config, o);
-}
-
 int main(int argc, char **argv) {
         enum { OPT_JSON = 0x100, OPT_VERSION, OPT_WAIT, OPT_TIMEOUT, OPT_LOG_TARGET, OPT_LOG_LEVEL };
         static const struct option options[] = {
@@ -121,7 +80,6 @@ int main(int argc, char **argv) {
                 .log_target = LOG_TARGET_AUTO,
                 .log_level = LOG_INFO,
         };
-        Overrides o = {};
         int c;
         int64_t v;
 
@@ -132,16 +90,16 @@ int main(int argc, char **argv) {
                         cli.config_explicit = true;
                         break;
                 case 'm':
-                        o.manifests = optarg;
+                        cli.overrides.manifests = optarg;
                         break;
                 case 's':
-                        o.state_dir = optarg;
+                        cli.overrides.state_dir = optarg;
                         break;
                 case 'e':
-                        o.endpoint = optarg;
+                        cli.overrides.endpoint = optarg;
                         break;
                 case 'p':
-                        o.project_id = optarg;
+                        cli.overrides.project_id = optarg;
                         break;
                 case OPT_JSON:
                         cli.json = true;
@@ -205,10 +163,16 @@ int main(int argc, char **argv) {
                         fprintf(stderr, "notebookd: '%s' takes no arguments (got '%s')\n", verb, cli.args[0]);
                         return EXIT_USAGE;
                 }
-                if (load_config(&cli, &o) < 0) {
-                        config_done(&cli.config);
+                /* check is offline and runs in CI: when it is told what to read (paths
+                 * or -m) and no -c was given, the host's config file, broken or not, is
+                 * none of its business */
+                bool offline_check = streq(verb, "check") && !cli.config_explicit &&
+                                     (cli.n_args > 0 || cli.overrides.manifests);
+                _cleanup_diags_ Diags diags = DIAGS_INIT;
+                int r = cli_load_config(&cli, !offline_check, &cli.config, &diags);
+                diags_print(&diags, stderr);
+                if (r < 0)
                         return EXIT_USAGE;
-                }
                 int ret = verbs[i].fn(&cli);
                 config_done(&cli.config);
                 return ret;
