@@ -1,0 +1,1020 @@
+#include "engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hashmap.h"
+#include "instance.h"
+#include "limits.h"
+#include "log.h"
+#include "messages.h"
+#include "plan.h"
+#include "util.h"
+
+/* Work in flight for one name. At most one per name: a create, or a poll that follows
+ * an instance to RUNNING. Later passes leave a busy name alone. */
+typedef enum OpKind {
+        OP_CREATE,
+        OP_POLL,
+} OpKind;
+
+typedef struct Op {
+        Engine *engine;
+        OpKind kind;
+        char *name;
+        char *instance_id;                      /* poll */
+        char *last_status;                      /* poll: for STATUS_CHANGED */
+        char spec_hash[SPEC_HASH_HEX_LEN + 1];  /* create */
+        int64_t intent_id;                      /* create */
+        int64_t started_mono_ms;
+        unsigned poll_attempt;
+        bool in_request;                        /* a callback is still to come */
+        sd_event_source *timer;                 /* poll: next get */
+} Op;
+
+struct Engine {
+        sd_event *event;
+        Store *store;
+        ApiClient *api;
+        EngineOptions options;
+
+        SpecList desired;           /* owned copies */
+        Hashmap *ops;               /* name -> Op* */
+        Hashmap *reported;          /* name -> char* "what was last reported" (owned) */
+        Hashmap *touched;           /* names whose record changed while a listing was out */
+
+        bool pass_listing;          /* a pass waits for its listing */
+        bool pass_again;            /* a pass was requested meanwhile */
+        bool stopping;
+        bool auth_failed;
+        char *auth_message;
+        bool state_error;
+        unsigned list_failures;     /* consecutive failed listings: pass-level backoff */
+        int64_t deadline_mono_ms;
+        bool retry_beyond_deadline;
+        sd_event_source *pass_timer;  /* a scheduled (retry) pass */
+        int64_t pass_timer_at_mono_ms;
+
+        EngineCounts counts;
+        engine_settled_cb settled_cb;
+        void *settled_userdata;
+        engine_settled_cb progress_cb;
+        void *progress_userdata;
+};
+
+static void engine_maybe_settled(Engine *e);
+static void op_poll_schedule(Op *op);
+
+/* ---------------------------------------------------------------- helpers */
+
+static int64_t jittered_backoff_ms(int64_t attempt, int64_t base, int64_t cap) {
+        int64_t d = base;
+        for (int64_t i = 1; i < attempt && d < cap; i++)
+                d *= 2;
+        d = MIN(d, cap);
+        /* half jitter: between d/2 and d */
+        return d / 2 + (int64_t) (random() % (d / 2 + 1));
+}
+
+static Op *op_free(Op *op) {
+        if (!op)
+                return NULL;
+        sd_event_source_disable_unref(op->timer);
+        free(op->name);
+        free(op->instance_id);
+        free(op->last_status);
+        free(op);
+        return NULL;
+}
+
+static int op_new(Engine *e, OpKind kind, const char *name, Op **ret) {
+        Op *op = calloc(1, sizeof(*op));
+        if (!op)
+                return -ENOMEM;
+        op->engine = e;
+        op->kind = kind;
+        op->started_mono_ms = now_monotonic_ms();
+        op->name = strdup(name);
+        if (!op->name || hashmap_put(e->ops, name, op) < 0) {
+                op_free(op);
+                return -ENOMEM;
+        }
+        *ret = op;
+        return 0;
+}
+
+/* The op is done: forget it, and note that this name's record changed under any
+ * listing now in flight (that listing predates the change and must not judge it). */
+static void op_finish(Op *op) {
+        Engine *e = op->engine;
+        hashmap_remove(e->ops, op->name);
+        if (e->pass_listing)
+                (void) hashmap_put(e->touched, op->name, NULL);
+        op_free(op);
+        engine_maybe_settled(e);
+}
+
+static void note_state_error(Engine *e, int r, const char *what, const char *name) {
+        e->state_error = true;
+        log_fields_errno(LOG_ERR, r, MESSAGE_STATE_ERROR,
+                         LOG_FIELDS({ "NOTEBOOK", name }, { "STATE_FILE", store_path(e->store) }),
+                         "State database: cannot %s%s%s: %s", what, name ? " for " : "", strempty(name),
+                         store_error_message(e->store));
+}
+
+/* Load the record for name, or an empty one carrying the name. */
+static int record_load(Engine *e, const char *name, InstanceRecord *ret) {
+        int r = store_get_instance(e->store, name, ret);
+        if (r == -ENOENT) {
+                *ret = (InstanceRecord) { .name = strdup(name) };
+                return ret->name ? 0 : -ENOMEM;
+        }
+        return r;
+}
+
+static void record_save(Engine *e, InstanceRecord *rec) {
+        int64_t now = now_realtime_ms();
+        rec->updated_at_ms = now;
+        if (!rec->created_at_ms)
+                rec->created_at_ms = now;
+        int r = store_put_instance(e->store, rec);
+        if (r < 0)
+                note_state_error(e, r, "record", rec->name);
+}
+
+static int replace_str(char **dst, const char *src) {
+        char *c = xstrdup(src);
+        if (src && !c)
+                return -ENOMEM;
+        free(*dst);
+        *dst = c;
+        return 0;
+}
+
+/* Copy what an API call said into the record. */
+static void record_set_result(InstanceRecord *rec, const char *result, const ApiResult *ar) {
+        (void) replace_str(&rec->result, result);
+        rec->result_at_ms = now_realtime_ms();
+        rec->http_status = ar ? (int) ar->http_status : 0;
+        (void) replace_str(&rec->error_code, ar ? ar->error_code : NULL);
+        (void) replace_str(&rec->error_msg, ar && ar->class != API_CLASS_OK ? (ar->error_msg ? ar->error_msg : ar->message) : NULL);
+        (void) replace_str(&rec->request_id, ar ? ar->request_id : NULL);
+}
+
+static void resolve_intent(Engine *e, int64_t id, const char *outcome, const char *name) {
+        if (id <= 0)
+                return;
+        int r = store_resolve_intent(e->store, id, outcome, now_realtime_ms());
+        if (r < 0 && r != -EALREADY)
+                note_state_error(e, r, "resolve the create intent", name);
+}
+
+/* Report a condition once per change: passes repeat every few minutes and the journal
+ * must not fill with the same drift line. key says what was reported. */
+static bool report_once(Engine *e, const char *name, const char *key) {
+        char *old = hashmap_get(e->reported, name);
+        if (old && streq(old, key))
+                return false;
+        char *k = strdup(key);
+        if (!k || hashmap_put(e->reported, name, k) < 0) {
+                free(k);
+                return true;
+        }
+        free(old);
+        return true;
+}
+
+static void report_forget(Engine *e, const char *name) {
+        free(hashmap_remove(e->reported, name));
+}
+
+/* Fields every API-related entry carries. */
+typedef struct FieldBuf {
+        LogField f[20];
+        size_t n;
+} FieldBuf;
+
+static void fb_add(FieldBuf *b, const char *name, const char *value) {
+        if (value && b->n < ELEMENTSOF(b->f) - 1)
+                b->f[b->n++] = (LogField) { name, value };
+        b->f[b->n] = (LogField) { NULL, NULL };
+}
+
+static void fb_api(FieldBuf *b, const ApiResult *ar, char http_buf[static LOG_INT_BUFSIZE]) {
+        if (!ar)
+                return;
+        if (ar->http_status > 0)
+                fb_add(b, "HTTP_STATUS", log_int(http_buf, ar->http_status));
+        fb_add(b, "API_ERROR_CODE", ar->error_code);
+        fb_add(b, "API_ERROR_MSG", ar->error_msg);
+        fb_add(b, "REQUEST_ID", ar->request_id);
+}
+
+/* ---------------------------------------------------------------- polling */
+
+/* A name leaves "pending" for another bucket between passes (STATUS= stays current). */
+static void counts_move(Engine *e, size_t *to) {
+        if (e->counts.pending > 0)
+                e->counts.pending--;
+        (*to)++;
+}
+
+static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstance *inst, void *userdata) {
+        (void) c;
+        Op *op = userdata;
+        Engine *e = op->engine;
+        op->in_request = false;
+
+        if (ar->class == API_CLASS_NOT_FOUND) {
+                log_fields(LOG_WARNING, MESSAGE_INSTANCE_MISSING,
+                           LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id }),
+                           "Notebook %s (instance %s) disappeared while being followed; the next pass decides",
+                           op->name, op->instance_id);
+                op_finish(op);
+                engine_request_pass(e);
+                return;
+        }
+        if (ar->class != API_CLASS_OK || !inst) {
+                if (ar->class == API_CLASS_AUTH) {
+                        e->auth_failed = true;
+                        op_finish(op);
+                        return;
+                }
+                log_debug("Polling %s failed (%s), retrying", op->name, strempty(ar->message));
+                op_poll_schedule(op);
+                return;
+        }
+
+        InstanceStatusClass cls = instance_status_class(inst->status);
+        if (!streq_ptr(inst->status, op->last_status)) {
+                _cleanup_(instance_record_done) InstanceRecord rec = {};
+                if (record_load(e, op->name, &rec) >= 0) {
+                        (void) replace_str(&rec.status, inst->status);
+                        if (!rec.instance_id)
+                                (void) replace_str(&rec.instance_id, inst->id);
+                        record_save(e, &rec);
+                }
+                char dur[LOG_INT_BUFSIZE];
+                log_fields(cls == STATUS_CLASS_FAILED ? LOG_ERR : LOG_INFO,
+                           cls == STATUS_CLASS_FAILED ? MESSAGE_INSTANCE_FAILED : MESSAGE_STATUS_CHANGED,
+                           LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id },
+                                      { "STATUS", inst->status }, { "PREVIOUS_STATUS", op->last_status },
+                                      { "FAILED_REASON", inst->failed_reason },
+                                      { "DURATION_MS", log_int(dur, now_monotonic_ms() - op->started_mono_ms) }),
+                           "Notebook %s is now %s%s%s", op->name, strempty(inst->status),
+                           inst->failed_reason ? ": " : "", strempty(inst->failed_reason));
+                (void) replace_str(&op->last_status, inst->status);
+                if (cls == STATUS_CLASS_FAILED) {
+                        char key[96];
+                        snprintf(key, sizeof key, "failed:%s", strempty(inst->status));
+                        report_once(e, op->name, key);
+                }
+        }
+        if (cls == STATUS_CLASS_PENDING || cls == STATUS_CLASS_UNKNOWN) {
+                op_poll_schedule(op);
+                return;
+        }
+        counts_move(e, cls == STATUS_CLASS_FAILED ? &e->counts.failed : &e->counts.running);
+        op_finish(op);
+}
+
+static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
+        Op *op = userdata;
+        if (op->engine->stopping) {
+                op_finish(op);
+                return 0;
+        }
+        int r = api_get(op->engine->api, op->instance_id, on_poll_result, op);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot poll notebook %s: %m", op->name);
+                op_finish(op);
+                return 0;
+        }
+        op->in_request = true;
+        return 0;
+}
+
+static void op_poll_schedule(Op *op) {
+        int64_t delay = jittered_backoff_ms(++op->poll_attempt, ENGINE_POLL_BASE_MS, ENGINE_POLL_MAX_MS);
+        int r;
+        if (op->timer)
+                r = sd_event_source_set_time_relative(op->timer, (uint64_t) delay * 1000);
+        else
+                r = sd_event_add_time_relative(op->engine->event, &op->timer, CLOCK_MONOTONIC,
+                                               (uint64_t) delay * 1000, 0, on_poll_timer, op);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(op->timer, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot schedule polling of %s: %m", op->name);
+                op_finish(op);
+        }
+}
+
+/* Follow name's instance until RUNNING or failed (when following is on). */
+static void follow_instance(Engine *e, const char *name, const char *instance_id, const char *status) {
+        if (!e->options.follow || e->stopping || !instance_id || hashmap_contains(e->ops, name))
+                return;
+        Op *op;
+        if (op_new(e, OP_POLL, name, &op) < 0)
+                return;
+        op->instance_id = strdup(instance_id);
+        op->last_status = xstrdup(status);
+        if (!op->instance_id) {
+                hashmap_remove(e->ops, name);
+                op_free(op);
+                return;
+        }
+        op_poll_schedule(op);
+}
+
+/* ---------------------------------------------------------------- creating */
+
+static void schedule_pass_at(Engine *e, int64_t delay_ms);
+
+static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInstance *inst, void *userdata) {
+        (void) c;
+        Op *op = userdata;
+        Engine *e = op->engine;
+        _cleanup_(instance_record_done) InstanceRecord rec = {};
+        char http_buf[LOG_INT_BUFSIZE], attempt_buf[LOG_INT_BUFSIZE], retry_buf[LOG_INT_BUFSIZE],
+                dur_buf[LOG_INT_BUFSIZE];
+        FieldBuf fb = {};
+        int64_t retry_ms = 0;
+
+        op->in_request = false;
+        if (record_load(e, op->name, &rec) < 0) {
+                note_state_error(e, -ENOMEM, "load", op->name);
+                op_finish(op);
+                return;
+        }
+        (void) replace_str(&rec.spec_hash, op->spec_hash);
+        fb_add(&fb, "NOTEBOOK", op->name);
+        fb_api(&fb, ar, http_buf);
+        fb_add(&fb, "DURATION_MS", log_int(dur_buf, now_monotonic_ms() - op->started_mono_ms));
+
+        switch (ar->class) {
+        case API_CLASS_OK:
+                (void) replace_str(&rec.instance_id, inst ? inst->id : NULL);
+                (void) replace_str(&rec.status, inst && inst->status ? inst->status : "CREATING");
+                record_set_result(&rec, RECORD_RESULT_ACCEPTED, ar);
+                rec.attempts = 0;
+                rec.next_attempt_at_ms = 0;
+                record_save(e, &rec);
+                resolve_intent(e, op->intent_id, "accepted", op->name);
+                fb_add(&fb, "INSTANCE_ID", rec.instance_id);
+                fb_add(&fb, "STATUS", rec.status);
+                log_fields(LOG_NOTICE, MESSAGE_CREATE_ACCEPTED, fb.f, "Created notebook %s: instance %s, %s",
+                           op->name, strempty(rec.instance_id), rec.status);
+                report_forget(e, op->name);
+                if (instance_status_class(rec.status) == STATUS_CLASS_RUNNING)
+                        counts_move(e, &e->counts.running);
+                {
+                        _cleanup_free_ char *name = strdup(op->name), *id = xstrdup(rec.instance_id),
+                                            *status = xstrdup(rec.status);
+                        op_finish(op);
+                        if (name && instance_status_class(status) != STATUS_CLASS_RUNNING)
+                                follow_instance(e, name, id, status);
+                }
+                return;
+
+        case API_CLASS_ALREADY_EXISTS:
+                /* Someone (or a lost earlier create) made it: adopt it through a listing. */
+                resolve_intent(e, op->intent_id, "exists", op->name);
+                log_fields(LOG_INFO, NULL, fb.f,
+                           "Notebook %s already exists remotely (ModelArts.6301); adopting it", op->name);
+                op_finish(op);
+                engine_request_pass(e);
+                return;
+
+        case API_CLASS_PERMANENT:
+        case API_CLASS_NOT_FOUND:
+                record_set_result(&rec, RECORD_RESULT_REJECTED, ar);
+                rec.attempts++;
+                rec.next_attempt_at_ms = 0;
+                record_save(e, &rec);
+                resolve_intent(e, op->intent_id, "rejected", op->name);
+                fb_add(&fb, "ATTEMPT", log_int(attempt_buf, rec.attempts));
+                log_fields(LOG_ERR, MESSAGE_CREATE_FAILED, fb.f,
+                           "Create of notebook %s rejected: %s%s%s; not retried until the manifest changes",
+                           op->name, strempty(ar->error_code), ar->error_code ? " " : "",
+                           ar->error_msg ? ar->error_msg : strempty(ar->message));
+                {
+                        char key[SPEC_HASH_HEX_LEN + 16];
+                        snprintf(key, sizeof key, "rejected:%s", op->spec_hash);
+                        report_once(e, op->name, key);
+                }
+                counts_move(e, &e->counts.rejected);
+                op_finish(op);
+                return;
+
+        case API_CLASS_AUTH:
+                /* The gateway refused it: nothing was created. */
+                record_set_result(&rec, RECORD_RESULT_AUTH_FAILED, ar);
+                record_save(e, &rec);
+                resolve_intent(e, op->intent_id, "auth-failed", op->name);
+                if (!e->auth_failed) {
+                        e->auth_failed = true;
+                        free(e->auth_message);
+                        e->auth_message = xstrdup(ar->message);
+                        log_fields(LOG_ERR, MESSAGE_AUTH_FAILED, fb.f, "Authentication failed: %s; sending paused",
+                                   strempty(ar->message));
+                }
+                op_finish(op);
+                return;
+
+        case API_CLASS_THROTTLED:
+                /* 429: the request was not processed; nothing was created. */
+                resolve_intent(e, op->intent_id, "throttled", op->name);
+                retry_ms = ar->retry_after_ms > 0 ? ar->retry_after_ms : API_DEFAULT_RETRY_AFTER_MIN_MS;
+                record_set_result(&rec, RECORD_RESULT_RETRYING, ar);
+                rec.next_attempt_at_ms = now_realtime_ms() + retry_ms;
+                record_save(e, &rec);
+                fb_add(&fb, "RETRY_IN_MS", log_int(retry_buf, retry_ms));
+                log_fields(LOG_WARNING, MESSAGE_THROTTLED, fb.f,
+                           "Create of notebook %s throttled (HTTP 429); whole client waits %lld ms", op->name,
+                           (long long) retry_ms);
+                break;
+
+        case API_CLASS_TRANSIENT:
+        case API_CLASS_UNKNOWN_OUTCOME:
+        default:
+                rec.attempts++;
+                retry_ms = jittered_backoff_ms(rec.attempts, ENGINE_RETRY_BASE_MS, ENGINE_RETRY_MAX_MS);
+                if (ar->retry_after_ms > retry_ms)
+                        retry_ms = ar->retry_after_ms;
+                record_set_result(&rec, ar->sent ? RECORD_RESULT_UNKNOWN : RECORD_RESULT_RETRYING, ar);
+                rec.next_attempt_at_ms = now_realtime_ms() + retry_ms;
+                record_save(e, &rec);
+                /* Sent and unanswered (or a 5xx, which may hide a created instance): the
+                 * intent stays open, so the next pass lists before anything is re-sent. */
+                if (!ar->sent)
+                        resolve_intent(e, op->intent_id, "not-sent", op->name);
+                fb_add(&fb, "ATTEMPT", log_int(attempt_buf, rec.attempts));
+                fb_add(&fb, "RETRY_IN_MS", log_int(retry_buf, retry_ms));
+                log_fields(LOG_WARNING, MESSAGE_CREATE_RETRY, fb.f,
+                           "Create of notebook %s failed (%s)%s; retrying in %lld ms", op->name,
+                           strempty(ar->message), ar->sent ? ", outcome unknown: will list first" : "",
+                           (long long) retry_ms);
+                break;
+        }
+
+        counts_move(e, &e->counts.retrying);
+        /* the retry is armed before the op ends, so `once` does not see a settled engine */
+        schedule_pass_at(e, retry_ms);
+        op_finish(op);
+}
+
+/* Write the intents for every create in one durable transaction, then send them all:
+ * an intent is on disk before its POST leaves. */
+static void send_creates(Engine *e, const Action *const *creates, size_t n) {
+        if (n == 0 || e->stopping || e->auth_failed)
+                return;
+        int r = store_begin(e->store);
+        if (r < 0) {
+                note_state_error(e, r, "begin a transaction", NULL);
+                return;
+        }
+        Op **ops = calloc(n, sizeof(Op *));
+        if (!ops) {
+                (void) store_rollback(e->store);
+                return;
+        }
+        size_t k = 0;
+        int64_t now = now_realtime_ms();
+        for (size_t i = 0; i < n; i++) {
+                const Action *a = creates[i];
+                Op *op;
+                if (op_new(e, OP_CREATE, a->name, &op) < 0)
+                        continue;
+                memcpy(op->spec_hash, a->spec_hash, sizeof op->spec_hash);
+                r = store_add_intent(e->store, a->name, a->spec_hash, now, &op->intent_id);
+                if (r < 0) {
+                        note_state_error(e, r, "write the create intent", a->name);
+                        hashmap_remove(e->ops, a->name);
+                        op_free(op);
+                        continue;
+                }
+                ops[k++] = op;
+        }
+        r = store_commit(e->store);
+        if (r < 0) {
+                /* Without a durable intent nothing may be sent. */
+                note_state_error(e, r, "commit the create intents", NULL);
+                (void) store_rollback(e->store);
+                for (size_t i = 0; i < k; i++) {
+                        hashmap_remove(e->ops, ops[i]->name);
+                        op_free(ops[i]);
+                }
+                free(ops);
+                return;
+        }
+        for (size_t i = 0; i < k; i++) {
+                Op *op = ops[i];
+                const NotebookSpec *spec = NULL;
+                for (size_t j = 0; j < n; j++)
+                        if (streq(creates[j]->name, op->name))
+                                spec = creates[j]->spec;
+                r = spec ? api_create(e->api, spec, on_create_result, op) : -EINVAL;
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot send the create of %s: %m", op->name);
+                        resolve_intent(e, op->intent_id, "not-sent", op->name);
+                        hashmap_remove(e->ops, op->name);
+                        op_free(op);
+                        continue;
+                }
+                op->in_request = true;
+                log_fields(LOG_INFO, MESSAGE_CREATE_SENT,
+                           LOG_FIELDS({ "NOTEBOOK", op->name }, { "CONFIG_FILE", spec->file },
+                                      { "FLAVOR", spec->flavor }, { "PROFILE_ID", spec->profile_id }),
+                           "Creating notebook %s (%s, %s)", op->name, spec->profile_id, spec->flavor);
+        }
+        free(ops);
+}
+
+/* ---------------------------------------------------------------- a pass */
+
+static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents, size_t n_intents) {
+        const Action **creates = calloc(plan->n ? plan->n : 1, sizeof(Action *));
+        size_t n_creates = 0;
+        int64_t now = now_realtime_ms();
+        int64_t next_retry_real = 0;
+        EngineCounts counts = { .desired = e->desired.n };
+
+        for (size_t i = 0; i < plan->n; i++) {
+                const Action *a = &plan->actions[i];
+                bool busy = hashmap_contains(e->ops, a->name) || hashmap_contains(e->touched, a->name);
+                char key[160];
+                _cleanup_free_ char *why = action_describe(a, now);
+
+                switch (a->kind) {
+                case ACTION_OK:
+                        counts.running++;
+                        break;
+                case ACTION_PENDING:
+                        counts.pending++;
+                        break;
+                case ACTION_FAILED:
+                        counts.failed++;
+                        break;
+                case ACTION_BLOCKED:
+                        counts.rejected++;
+                        break;
+                case ACTION_RETRY_LATER:
+                        counts.retrying++;
+                        break;
+                case ACTION_DRIFT:
+                        counts.drift++;
+                        if (a->status_class == STATUS_CLASS_RUNNING || a->status_class == STATUS_CLASS_STOPPED)
+                                counts.running++;
+                        else
+                                counts.pending++;
+                        break;
+                case ACTION_GONE:
+                        counts.gone++;
+                        break;
+                case ACTION_ADOPT:
+                        if (a->remote && (instance_status_class(a->remote->status) == STATUS_CLASS_RUNNING ||
+                                          instance_status_class(a->remote->status) == STATUS_CLASS_STOPPED))
+                                counts.running++;
+                        else if (a->remote && instance_status_class(a->remote->status) == STATUS_CLASS_FAILED)
+                                counts.failed++;
+                        else
+                                counts.pending++;
+                        break;
+                case ACTION_CREATE:
+                case ACTION_WAIT:
+                        counts.pending++;
+                        break;
+                default:
+                        break;
+                }
+                if (busy) {
+                        /* Work in flight (or just finished, after this listing was taken):
+                         * judge it on the next pass. */
+                        if (hashmap_contains(e->touched, a->name))
+                                e->pass_again = true;
+                        continue;
+                }
+
+                /* Keep the recorded status current, quietly: transitions are logged by
+                 * the poller and by creates. */
+                if (a->record && a->remote && a->remote->status && a->record->instance_id &&
+                    streq_ptr(a->record->instance_id, a->remote->id) &&
+                    !streq_ptr(a->record->status, a->remote->status)) {
+                        _cleanup_(instance_record_done) InstanceRecord rec = {};
+                        if (instance_record_copy(a->record, &rec) >= 0) {
+                                log_fields(LOG_INFO, MESSAGE_STATUS_CHANGED,
+                                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", rec.instance_id },
+                                                      { "STATUS", a->remote->status },
+                                                      { "PREVIOUS_STATUS", rec.status }),
+                                           "Notebook %s is now %s (was %s)", a->name, a->remote->status,
+                                           strempty(rec.status));
+                                (void) replace_str(&rec.status, a->remote->status);
+                                record_save(e, &rec);
+                        }
+                }
+
+                switch (a->kind) {
+                case ACTION_CREATE:
+                        if (a->reason == REASON_MISSING_REMOTELY)
+                                log_fields(LOG_WARNING, MESSAGE_INSTANCE_MISSING,
+                                           LOG_FIELDS({ "NOTEBOOK", a->name },
+                                                      { "INSTANCE_ID", a->record ? a->record->instance_id : NULL }),
+                                           "Notebook %s (instance %s) is missing remotely; creating it again",
+                                           a->name, a->record ? strempty(a->record->instance_id) : "?");
+                        if (a->intent)
+                                for (size_t j = 0; j < n_intents; j++)
+                                        if (streq(intents[j].name, a->name))
+                                                resolve_intent(e, intents[j].id, "absent", a->name);
+                        if (creates)
+                                creates[n_creates++] = a;
+                        break;
+
+                case ACTION_ADOPT: {
+                        _cleanup_(instance_record_done) InstanceRecord rec = {};
+                        if (record_load(e, a->name, &rec) < 0)
+                                break;
+                        (void) replace_str(&rec.instance_id, a->remote->id);
+                        (void) replace_str(&rec.status, a->remote->status);
+                        (void) replace_str(&rec.spec_hash, a->spec_hash);
+                        record_set_result(&rec, RECORD_RESULT_ADOPTED, NULL);
+                        rec.attempts = 0;
+                        rec.next_attempt_at_ms = 0;
+                        record_save(e, &rec);
+                        for (size_t j = 0; j < n_intents; j++)
+                                if (streq(intents[j].name, a->name))
+                                        resolve_intent(e, intents[j].id, "adopted", a->name);
+                        log_fields(LOG_NOTICE, MESSAGE_ADOPTED,
+                                   LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", a->remote->id },
+                                              { "STATUS", a->remote->status }),
+                                   "Adopted notebook %s: instance %s already exists (%s)", a->name,
+                                   strempty(a->remote->id), strempty(a->remote->status));
+                        report_forget(e, a->name);
+                        InstanceStatusClass cls = instance_status_class(a->remote->status);
+                        if (cls == STATUS_CLASS_PENDING || cls == STATUS_CLASS_UNKNOWN)
+                                follow_instance(e, a->name, a->remote->id, a->remote->status);
+                        break;
+                }
+
+                case ACTION_PENDING:
+                        if (a->follow)
+                                follow_instance(e, a->name,
+                                                a->remote ? a->remote->id : a->record ? a->record->instance_id : NULL,
+                                                a->status);
+                        break;
+
+                case ACTION_BLOCKED:
+                        snprintf(key, sizeof key, "rejected:%s", a->spec_hash);
+                        if (report_once(e, a->name, key))
+                                log_fields(LOG_WARNING, MESSAGE_CREATE_FAILED,
+                                           LOG_FIELDS({ "NOTEBOOK", a->name },
+                                                      { "API_ERROR_CODE", a->record ? a->record->error_code : NULL },
+                                                      { "API_ERROR_MSG", a->record ? a->record->error_msg : NULL }),
+                                           "Notebook %s: %s", a->name, strempty(why));
+                        break;
+
+                case ACTION_RETRY_LATER:
+                        if (a->record && a->record->next_attempt_at_ms > now &&
+                            (next_retry_real == 0 || a->record->next_attempt_at_ms < next_retry_real))
+                                next_retry_real = a->record->next_attempt_at_ms;
+                        break;
+
+                case ACTION_DRIFT:
+                        snprintf(key, sizeof key, "drift:%s:%u", a->spec_hash, a->drift_fields);
+                        if (report_once(e, a->name, key))
+                                log_fields(LOG_WARNING, MESSAGE_DRIFT,
+                                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "CONFIG_FILE", a->spec ? a->spec->file : NULL },
+                                                      { "INSTANCE_ID", a->record ? a->record->instance_id : NULL }),
+                                           "Notebook %s differs from its manifest (%s); the API cannot change it in place",
+                                           a->name, strempty(why));
+                        if (a->follow)
+                                follow_instance(e, a->name, a->record ? a->record->instance_id : NULL, a->status);
+                        break;
+
+                case ACTION_FAILED:
+                        snprintf(key, sizeof key, "failed:%s", strempty(a->status));
+                        if (report_once(e, a->name, key))
+                                log_fields(LOG_ERR, MESSAGE_INSTANCE_FAILED,
+                                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "STATUS", a->status },
+                                                      { "INSTANCE_ID", a->remote ? a->remote->id : a->record ? a->record->instance_id : NULL },
+                                                      { "FAILED_REASON", a->remote ? a->remote->failed_reason : NULL }),
+                                           "Notebook %s is in failed status %s", a->name, strempty(a->status));
+                        break;
+
+                case ACTION_GONE:
+                        if (report_once(e, a->name, "gone"))
+                                log_fields(LOG_NOTICE, MESSAGE_GONE,
+                                           LOG_FIELDS({ "NOTEBOOK", a->name },
+                                                      { "INSTANCE_ID", a->record ? a->record->instance_id : NULL }),
+                                           "Notebook %s is recorded but no longer in the manifests; left as it is (never deleted)",
+                                           a->name);
+                        break;
+
+                case ACTION_OK:
+                        if (!a->record || a->remote)
+                                report_forget(e, a->name);
+                        break;
+
+                case ACTION_WAIT:
+                default:
+                        break;
+                }
+        }
+
+        send_creates(e, creates, n_creates);
+        free(creates);
+        e->counts = counts;
+
+        if (next_retry_real > 0)
+                schedule_pass_at(e, next_retry_real - now);
+}
+
+static void pass_finish(Engine *e, const char *outcome) {
+        char desired[LOG_INT_BUFSIZE], running[LOG_INT_BUFSIZE], pending[LOG_INT_BUFSIZE],
+                failed[LOG_INT_BUFSIZE], rejected[LOG_INT_BUFSIZE], retrying[LOG_INT_BUFSIZE];
+        log_fields(LOG_INFO, MESSAGE_PASS_FINISHED,
+                   LOG_FIELDS({ "DESIRED", log_int(desired, e->counts.desired) },
+                              { "RUNNING", log_int(running, e->counts.running) },
+                              { "PENDING", log_int(pending, e->counts.pending) },
+                              { "FAILED", log_int(failed, e->counts.failed) },
+                              { "REJECTED", log_int(rejected, e->counts.rejected) },
+                              { "RETRYING", log_int(retrying, e->counts.retrying) }),
+                   "Pass %s: %zu desired, %zu running, %zu pending, %zu failed, %zu rejected, %zu retrying",
+                   outcome, e->counts.desired, e->counts.running, e->counts.pending, e->counts.failed,
+                   e->counts.rejected, e->counts.retrying);
+        e->pass_listing = false;
+        /* names touched during this listing are judged by the next one */
+        Hashmap *fresh = NULL;
+        if (hashmap_size(e->touched) > 0 && hashmap_new(&fresh) >= 0) {
+                hashmap_free(e->touched);
+                e->touched = fresh;
+        }
+        if (e->pass_again && !e->stopping) {
+                e->pass_again = false;
+                engine_request_pass(e);
+                return;
+        }
+        engine_maybe_settled(e);
+}
+
+static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstanceList *list, void *userdata) {
+        (void) c;
+        Engine *e = userdata;
+        char http_buf[LOG_INT_BUFSIZE];
+        FieldBuf fb = {};
+        fb_api(&fb, ar, http_buf);
+
+        if (ar->class != API_CLASS_OK || !list) {
+                if (ar->class == API_CLASS_AUTH) {
+                        if (!e->auth_failed)
+                                log_fields(LOG_ERR, MESSAGE_AUTH_FAILED, fb.f,
+                                           "Authentication failed: %s; sending paused", strempty(ar->message));
+                        e->auth_failed = true;
+                        free(e->auth_message);
+                        e->auth_message = xstrdup(ar->message);
+                        if (e->options.daemon)
+                                schedule_pass_at(e, ENGINE_AUTH_RETRY_MS);
+                        pass_finish(e, "stopped (authentication failed)");
+                        return;
+                }
+                e->list_failures++;
+                int64_t delay = jittered_backoff_ms(e->list_failures, ENGINE_RETRY_BASE_MS, ENGINE_LIST_RETRY_MAX_MS);
+                if (ar->retry_after_ms > delay)
+                        delay = ar->retry_after_ms;
+                char retry_buf[LOG_INT_BUFSIZE];
+                fb_add(&fb, "RETRY_IN_MS", log_int(retry_buf, delay));
+                log_fields(LOG_WARNING, ar->class == API_CLASS_THROTTLED ? MESSAGE_THROTTLED : NULL, fb.f,
+                           "Listing instances failed (%s); next pass in %lld ms", strempty(ar->message),
+                           (long long) delay);
+                schedule_pass_at(e, delay);
+                pass_finish(e, "postponed (listing failed)");
+                return;
+        }
+        e->list_failures = 0;
+
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        InstanceRecord *records = NULL;
+        CreateIntent *intents = NULL;
+        size_t n_records = 0, n_intents = 0;
+        int r = store_list_instances(e->store, &records, &n_records);
+        if (r >= 0)
+                r = store_list_open_intents(e->store, &intents, &n_intents);
+        if (r < 0) {
+                note_state_error(e, r, "read the records", NULL);
+                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+                instance_records_free(records, n_records);
+                pass_finish(e, "failed (state database)");
+                return;
+        }
+        r = plan_compute((const NotebookSpec *const *) e->desired.items, e->desired.n, records, n_records,
+                         intents, n_intents, list, now_realtime_ms(), &plan);
+        if (r < 0)
+                log_error_errno(r, "Planning failed: %m");
+        else
+                act_on_plan(e, plan, intents, n_intents);
+        plan = plan_free(plan);
+        instance_records_free(records, n_records);
+        create_intents_free(intents, n_intents);
+        pass_finish(e, "finished");
+}
+
+static void pass_start(Engine *e) {
+        if (e->stopping)
+                return;
+        if (e->pass_listing) {
+                e->pass_again = true;
+                return;
+        }
+        if (e->auth_failed && !e->options.daemon) {
+                engine_maybe_settled(e);
+                return;
+        }
+        char n[LOG_INT_BUFSIZE];
+        log_fields(LOG_DEBUG, MESSAGE_PASS_STARTED, LOG_FIELDS({ "DESIRED", log_int(n, e->desired.n) }),
+                   "Pass started: %zu desired", e->desired.n);
+        e->pass_listing = true;
+        int r = api_list(e->api, on_list_result, e);
+        if (r < 0) {
+                e->pass_listing = false;
+                log_error_errno(r, "Cannot list instances: %m");
+                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+        }
+}
+
+static int on_pass_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
+        Engine *e = userdata;
+        e->pass_timer_at_mono_ms = 0;
+        pass_start(e);
+        return 0;
+}
+
+/* Arm the pass timer for delay_ms from now, unless it is already armed earlier. */
+static void schedule_pass_at(Engine *e, int64_t delay_ms) {
+        if (e->stopping)
+                return;
+        if (delay_ms < 0)
+                delay_ms = 0;
+        int64_t at = now_monotonic_ms() + delay_ms;
+        if (!e->options.daemon && e->deadline_mono_ms > 0 && at > e->deadline_mono_ms) {
+                /* once: this retry would come after the deadline; report it as pending */
+                e->retry_beyond_deadline = true;
+                return;
+        }
+        if (e->pass_timer_at_mono_ms > 0 && e->pass_timer_at_mono_ms <= at)
+                return;
+        int r;
+        if (e->pass_timer)
+                r = sd_event_source_set_time(e->pass_timer, (uint64_t) at * 1000);
+        else
+                r = sd_event_add_time(e->event, &e->pass_timer, CLOCK_MONOTONIC, (uint64_t) at * 1000, 0,
+                                      on_pass_timer, e);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(e->pass_timer, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                log_error_errno(r, "Cannot schedule the next pass: %m");
+                return;
+        }
+        e->pass_timer_at_mono_ms = at;
+}
+
+/* ---------------------------------------------------------------- public */
+
+int engine_new(sd_event *event, Store *store, ApiClient *api, const EngineOptions *o, Engine **ret) {
+        Engine *e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        e->event = sd_event_ref(event);
+        e->store = store;
+        e->api = api;
+        e->options = *o;
+        if (hashmap_new(&e->ops) < 0 || hashmap_new(&e->reported) < 0 || hashmap_new(&e->touched) < 0) {
+                engine_free(e);
+                return -ENOMEM;
+        }
+        *ret = e;
+        return 0;
+}
+
+Engine *engine_free(Engine *e) {
+        if (!e)
+                return NULL;
+        const char *k;
+        void *v;
+        size_t it = 0;
+        if (e->ops)
+                while (hashmap_iterate(e->ops, &it, &k, &v))
+                        op_free(v);
+        it = 0;
+        if (e->reported)
+                while (hashmap_iterate(e->reported, &it, &k, &v))
+                        free(v);
+        hashmap_free(e->ops);
+        hashmap_free(e->reported);
+        hashmap_free(e->touched);
+        sd_event_source_disable_unref(e->pass_timer);
+        spec_list_clear(&e->desired);
+        free(e->auth_message);
+        sd_event_unref(e->event);
+        free(e);
+        return NULL;
+}
+
+int engine_set_desired(Engine *e, const NotebookSpec *const *specs, size_t n) {
+        SpecList l = {};
+        for (size_t i = 0; i < n; i++) {
+                NotebookSpec *c;
+                int r = spec_dup(specs[i], &c);
+                if (r < 0 || (r = spec_list_append(&l, c)) < 0) {
+                        if (r >= 0)
+                                spec_free(c);
+                        spec_list_clear(&l);
+                        return r < 0 ? r : -ENOMEM;
+                }
+        }
+        spec_list_clear(&e->desired);
+        e->desired = l;
+        return 0;
+}
+
+void engine_request_pass(Engine *e) {
+        pass_start(e);
+}
+
+void engine_set_deadline(Engine *e, int64_t deadline_mono_ms) {
+        e->deadline_mono_ms = deadline_mono_ms;
+}
+
+void engine_set_settled_callback(Engine *e, engine_settled_cb cb, void *userdata) {
+        e->settled_cb = cb;
+        e->settled_userdata = userdata;
+}
+
+void engine_set_progress_callback(Engine *e, engine_settled_cb cb, void *userdata) {
+        e->progress_cb = cb;
+        e->progress_userdata = userdata;
+}
+
+void engine_stop(Engine *e) {
+        e->stopping = true;
+        e->pass_timer = sd_event_source_disable_unref(e->pass_timer);
+        e->pass_timer_at_mono_ms = 0;
+        /* polls not waiting for an answer can go now */
+        const char *k;
+        void *v;
+        size_t it = 0;
+        Op *idle[64];
+        size_t n_idle;
+        do {
+                n_idle = 0;
+                it = 0;
+                while (n_idle < ELEMENTSOF(idle) && hashmap_iterate(e->ops, &it, &k, &v))
+                        if (!((Op *) v)->in_request)
+                                idle[n_idle++] = v;
+                for (size_t i = 0; i < n_idle; i++) {
+                        hashmap_remove(e->ops, idle[i]->name);
+                        op_free(idle[i]);
+                }
+        } while (n_idle == ELEMENTSOF(idle));
+        engine_maybe_settled(e);
+}
+
+unsigned engine_in_flight(const Engine *e) {
+        return (unsigned) hashmap_size(e->ops) + (e->pass_listing ? 1 : 0);
+}
+
+bool engine_settled(const Engine *e) {
+        return !e->pass_listing && hashmap_size(e->ops) == 0 && (e->stopping || e->pass_timer_at_mono_ms == 0);
+}
+
+static void engine_maybe_settled(Engine *e) {
+        if (e->progress_cb)
+                e->progress_cb(e, e->progress_userdata);
+        if (e->settled_cb && engine_settled(e))
+                e->settled_cb(e, e->settled_userdata);
+}
+
+bool engine_auth_failed(const Engine *e, const char **ret_message) {
+        if (ret_message)
+                *ret_message = e->auth_message;
+        return e->auth_failed;
+}
+
+void engine_reset_auth(Engine *e) {
+        e->auth_failed = false;
+        free(e->auth_message);
+        e->auth_message = NULL;
+        api_client_reset_auth(e->api);
+}
+
+bool engine_state_error(const Engine *e) {
+        return e->state_error;
+}
+
+void engine_get_counts(const Engine *e, EngineCounts *ret) {
+        *ret = e->counts;
+        ret->desired = e->desired.n;
+}

@@ -1,0 +1,72 @@
+/* The reconcile engine: the loop-driven half of a pass, shared by `once` and `run`.
+ *
+ * A pass is: list the remote side, plan (lib/plan.c, pure) against the records and
+ * open intents, then act: adopt, write intents durably and send creates, report drift,
+ * failures and gone instances, follow instances on their way to RUNNING. Every retry
+ * is a later pass, so a retried create is always preceded by a fresh listing: an
+ * unknown outcome can never turn into a second instance.
+ *
+ * Per-name work never waits on another name: creates and polls run concurrently
+ * (the API client caps how many are on the wire), a name with work in flight is left
+ * alone by later passes until that work finishes. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <systemd/sd-event.h>
+
+#include "api.h"
+#include "macro.h"
+#include "spec.h"
+#include "store.h"
+
+typedef struct Engine Engine;
+
+typedef struct EngineOptions {
+        bool follow;            /* poll created/pending instances until RUNNING or failed */
+        bool daemon;            /* run: keep retrying forever; once: settle when idle */
+} EngineOptions;
+
+/* Where each desired name stands after the latest pass, for STATUS= and `once`. */
+typedef struct EngineCounts {
+        size_t desired;
+        size_t running;         /* RUNNING (or STOPPED: exists, not ours to start) */
+        size_t pending;         /* being created, or on its way to RUNNING */
+        size_t failed;          /* instance in a failed status */
+        size_t rejected;        /* create refused permanently by the API */
+        size_t retrying;        /* transient failure, retry scheduled */
+        size_t drift;
+        size_t gone;            /* recorded, no longer desired */
+} EngineCounts;
+
+/* once: called when nothing is in flight and no retry is due before the deadline. */
+typedef void (*engine_settled_cb)(Engine *e, void *userdata);
+
+int engine_new(sd_event *event, Store *store, ApiClient *api, const EngineOptions *o, Engine **ret);
+Engine *engine_free(Engine *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Engine *, engine_free);
+
+/* Replace the desired set (the specs are copied). Does not start a pass by itself. */
+int engine_set_desired(Engine *e, const NotebookSpec *const *specs, size_t n);
+/* Start a pass now, or right after the one running. */
+void engine_request_pass(Engine *e);
+/* once: no retry is scheduled past this monotonic time (ms); 0 = no deadline. */
+void engine_set_deadline(Engine *e, int64_t deadline_mono_ms);
+void engine_set_settled_callback(Engine *e, engine_settled_cb cb, void *userdata);
+/* run: called whenever something finished (a pass, a create, a poll): update STATUS=. */
+void engine_set_progress_callback(Engine *e, engine_settled_cb cb, void *userdata);
+
+/* Stop starting work (SIGTERM, deadline): no new pass, create or poll. In-flight
+ * requests finish and are recorded. */
+void engine_stop(Engine *e);
+/* Requests the engine is waiting for. */
+unsigned engine_in_flight(const Engine *e);
+bool engine_settled(const Engine *e);
+
+bool engine_auth_failed(const Engine *e, const char **ret_message);
+/* After a reload with new credentials: allow sending again. */
+void engine_reset_auth(Engine *e);
+/* A store write failed at least once (logged): `once` exits 2. */
+bool engine_state_error(const Engine *e);
+void engine_get_counts(const Engine *e, EngineCounts *ret);

@@ -1,0 +1,195 @@
+/* `notebookd once`: one full reconcile pass (with its retries, up to --timeout), then
+ * a report and an exit status a script can trust. It runs the daemon's own engine on
+ * the daemon's own loop; only the ending differs. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <systemd/sd-event.h>
+
+#include "cli.h"
+#include "desired.h"
+#include "diag-log.h"
+#include "engine.h"
+#include "instance.h"
+#include "log.h"
+#include "setup.h"
+#include "util.h"
+
+typedef struct OnceState {
+        sd_event *event;
+        Engine *engine;
+        ApiClient *api;
+        bool deadline_passed;
+        bool interrupted;
+} OnceState;
+
+static void on_settled(Engine *e, void *userdata) {
+        (void) e;
+        OnceState *s = userdata;
+        sd_event_exit(s->event, 0);
+}
+
+/* Deadline or Ctrl-C: stop starting work; what is on the wire is cancelled and its
+ * outcome recorded (a create whose answer is lost keeps its intent open). */
+static void wind_down(OnceState *s) {
+        engine_stop(s->engine);
+        api_client_cancel_all(s->api);
+        if (engine_settled(s->engine))
+                sd_event_exit(s->event, 0);
+}
+
+static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
+        (void) src;
+        (void) usec;
+        OnceState *s = userdata;
+        s->deadline_passed = true;
+        log_warning("Deadline reached (--timeout); stopping");
+        wind_down(s);
+        return 0;
+}
+
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        (void) src;
+        OnceState *s = userdata;
+        s->interrupted = true;
+        log_notice("Received %s; stopping", strsignal((int) si->ssi_signo));
+        wind_down(s);
+        return 0;
+}
+
+typedef struct Tally {
+        size_t ok, pending, rejected, failed, retrying;
+} Tally;
+
+/* One line per desired instance, from what the store now says. */
+static void report(Store *store, const NotebookSpec *const *specs, size_t n, bool wait, Tally *t) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(instance_record_done) InstanceRecord rec = {};
+                _cleanup_free_ char *name = quote_for_log(specs[i]->name);
+                int r = store_get_instance(store, specs[i]->name, &rec);
+                const char *verdict;
+                if (r < 0 || (!rec.instance_id && !rec.result)) {
+                        verdict = "not created (no answer before the deadline)";
+                        t->retrying++;
+                } else if (rec.instance_id) {
+                        InstanceStatusClass c = instance_status_class(rec.status);
+                        if (c == STATUS_CLASS_FAILED) {
+                                verdict = "failed";
+                                t->failed++;
+                        } else if (c == STATUS_CLASS_RUNNING || c == STATUS_CLASS_STOPPED || !wait) {
+                                verdict = streq_ptr(rec.result, "adopted") ? "adopted" : "ok";
+                                if (c == STATUS_CLASS_RUNNING || c == STATUS_CLASS_STOPPED)
+                                        t->ok++;
+                                else
+                                        t->pending++;
+                        } else {
+                                verdict = "not running yet";
+                                t->retrying++;
+                        }
+                } else if (streq_ptr(rec.result, "rejected")) {
+                        verdict = "rejected";
+                        t->rejected++;
+                } else {
+                        verdict = "retrying";
+                        t->retrying++;
+                }
+                printf("%-10s %s%s%s%s%s%s%s\n", verdict, name, rec.instance_id ? " " : "",
+                       strempty(rec.instance_id), rec.status ? " " : "", strempty(rec.status),
+                       rec.error_code || rec.error_msg ? ": " : "",
+                       rec.error_code ? rec.error_code : strempty(rec.error_msg));
+        }
+}
+
+int verb_once(Cli *cli) {
+        log_setup(cli->log_target, cli->log_level);
+        (void) credentials_disable_core_dumps();
+
+        _cleanup_(desired_set_freep) DesiredSet *desired = NULL;
+        int r = desired_set_new(cli->config.manifests, cli->config.manifests, &desired);
+        if (r >= 0)
+                r = desired_set_rescan(desired);
+        if (r < 0) {
+                log_error_errno(r, "Cannot read manifests in %s: %m", cli->config.manifests);
+                return EXIT_USAGE;
+        }
+        log_diagnostics(desired_set_diags(desired));
+        DesiredStats stats;
+        desired_set_stats(desired, &stats);
+        size_t n_specs;
+        const NotebookSpec *const *specs = desired_set_specs(desired, &n_specs);
+
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        r = sd_event_new(&event);
+        if (r < 0) {
+                log_error_errno(r, "Cannot create the event loop: %m");
+                return EXIT_USAGE;
+        }
+        Backend b;
+        if (backend_open(&b, event, &cli->config) < 0)
+                return EXIT_USAGE;
+
+        OnceState s = { .event = event, .api = b.api };
+        EngineOptions eo = { .follow = cli->wait, .daemon = false };
+        int exit_code = EXIT_USAGE;
+        r = engine_new(event, b.store, b.api, &eo, &s.engine);
+        if (r >= 0)
+                r = engine_set_desired(s.engine, specs, n_specs);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start: %m");
+                goto finish;
+        }
+        int64_t deadline = now_monotonic_ms() + cli->timeout_ms;
+        engine_set_deadline(s.engine, deadline);
+        engine_set_settled_callback(s.engine, on_settled, &s);
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        if ((r = sd_event_add_signal(event, NULL, SIGINT, on_signal, &s)) < 0 ||
+            (r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, &s)) < 0 ||
+            (r = sd_event_add_time(event, NULL, CLOCK_MONOTONIC, (uint64_t) deadline * 1000, 0, on_deadline, &s)) < 0) {
+                log_error_errno(r, "Cannot set up the loop: %m");
+                goto finish;
+        }
+
+        engine_request_pass(s.engine);
+        if (!engine_settled(s.engine)) {
+                r = sd_event_loop(event);
+                if (r < 0) {
+                        log_error_errno(r, "Event loop failed: %m");
+                        goto finish;
+                }
+        }
+
+        const char *auth_message;
+        if (engine_auth_failed(s.engine, &auth_message)) {
+                /* already logged; the console line for the operator */
+                fprintf(stderr, "notebookd: authentication failed: %s\n", strempty(auth_message));
+                exit_code = EXIT_USAGE;
+                goto finish;
+        }
+        if (engine_state_error(s.engine)) {
+                exit_code = EXIT_USAGE;
+                goto finish;
+        }
+
+        Tally t = {};
+        report(b.store, specs, n_specs, cli->wait, &t);
+        printf("%zu desired: %zu ok, %zu pending, %zu rejected, %zu failed, %zu not done; %zu invalid manifest document%s\n",
+               n_specs, t.ok, t.pending, t.rejected, t.failed, t.retrying, stats.n_invalid,
+               stats.n_invalid == 1 ? "" : "s");
+        if (t.retrying > 0)
+                exit_code = EXIT_TRANSIENT;
+        else if (t.rejected > 0 || t.failed > 0 || stats.n_invalid > 0 || desired_set_diags(desired)->n_errors > 0)
+                exit_code = EXIT_INVALID;
+        else
+                exit_code = s.interrupted ? EXIT_TRANSIENT : EXIT_OK;
+
+finish:
+        s.engine = engine_free(s.engine);
+        backend_close(&b);
+        return exit_code;
+}
