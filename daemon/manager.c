@@ -1,0 +1,369 @@
+#include "manager.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "desired.h"
+#include "diag-log.h"
+#include "engine.h"
+#include "hashmap.h"
+#include "limits.h"
+#include "log.h"
+#include "messages.h"
+#include "setup.h"
+#include "util.h"
+#include "watch.h"
+
+/* A burst of file events (a git checkout) settles for this long before one rescan;
+ * a never-ending trickle is still rescanned at least this often. */
+#define MANAGER_DEBOUNCE_MS 200
+#define MANAGER_DEBOUNCE_MAX_MS 1000
+/* SIGTERM: in-flight requests get this long to finish and be recorded; systemd's
+ * default TimeoutStopSec (90 s) is far above it. */
+#define MANAGER_STOP_GRACE_MS (10 * 1000)
+
+struct Manager {
+        Cli *cli;
+        Config config;             /* in force (a failed reload keeps it) */
+        sd_event *event;
+        Backend backend;
+        Engine *engine;
+        DesiredSet *desired;
+        Watch *watch;
+        sd_event_source *resync_timer;
+        sd_event_source *stop_timer;
+        Hashmap *logged_diags;     /* diagnostics already in the journal: "key" -> NULL */
+        size_t n_invalid;
+        bool stopping;
+};
+
+static void manager_update_status(Manager *m) {
+        if (!m->engine)
+                return;
+        EngineCounts c;
+        engine_get_counts(m->engine, &c);
+        _cleanup_free_ char *s = xasprintf(
+                "STATUS=%zu desired, %zu running, %zu creating, %zu failed, %zu rejected, %zu retrying, %zu invalid manifest%s",
+                c.desired, c.running, c.pending, c.failed, c.rejected, c.retrying, m->n_invalid,
+                m->n_invalid == 1 ? "" : "s");
+        if (s)
+                (void) sd_notify(false, s);
+}
+
+static void on_engine_progress(Engine *e, void *userdata) {
+        (void) e;
+        manager_update_status(userdata);
+}
+
+static void on_engine_settled(Engine *e, void *userdata) {
+        (void) e;
+        Manager *m = userdata;
+        if (m->stopping)
+                sd_event_exit(m->event, 0);
+}
+
+/* Log the manifest diagnostics not logged before: a bad file is reported when it
+ * becomes bad, not again on every rescan. */
+static void log_new_diagnostics(Manager *m) {
+        const Diags *d = desired_set_diags(m->desired);
+        Hashmap *now = NULL;
+        if (hashmap_new(&now) < 0) {
+                log_diagnostics(d);
+                return;
+        }
+        Diags fresh = DIAGS_INIT;
+        for (size_t i = 0; i < d->n; i++) {
+                const Diag *g = &d->items[i];
+                _cleanup_free_ char *key = xasprintf("%s:%u:%u:%d:%s", g->file, g->line, g->column,
+                                                     (int) g->severity, g->message);
+                if (!key)
+                        continue;
+                (void) hashmap_put(now, key, NULL);
+                if (!m->logged_diags || !hashmap_contains(m->logged_diags, key))
+                        (void) diags_add(&fresh, g->severity, g->file, g->line, g->column, "%s", g->message);
+        }
+        log_diagnostics(&fresh);
+        diags_clear(&fresh);
+        hashmap_free(m->logged_diags);
+        m->logged_diags = now;
+}
+
+/* Re-read the tree (only changed files are parsed again) and hand the result over. */
+static void manager_rescan(Manager *m, const char *why) {
+        int r = desired_set_rescan(m->desired);
+        if (r < 0)
+                log_fields_errno(LOG_ERR, r, MESSAGE_MANIFEST_INVALID,
+                                 LOG_FIELDS({ "CONFIG_FILE", m->config.manifests }),
+                                 "Cannot read the manifests directory %s: %m; keeping the previous desired set",
+                                 m->config.manifests);
+        log_new_diagnostics(m);
+        DesiredStats st;
+        desired_set_stats(m->desired, &st);
+        m->n_invalid = st.n_invalid;
+        size_t n;
+        const NotebookSpec *const *specs = desired_set_specs(m->desired, &n);
+        r = engine_set_desired(m->engine, specs, n);
+        if (r < 0) {
+                log_error_errno(r, "Cannot update the desired set: %m");
+                return;
+        }
+        log_debug("Manifests rescanned (%s): %zu files, %zu valid, %zu invalid", why, st.n_files, st.n_valid,
+                  st.n_invalid);
+        engine_request_pass(m->engine);
+        manager_update_status(m);
+}
+
+static void on_manifests_changed(Watch *w, bool root_changed, void *userdata) {
+        (void) w;
+        manager_rescan(userdata, root_changed ? "manifests directory replaced" : "files changed");
+}
+
+static int arm_resync(Manager *m);
+
+static int on_resync(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
+        Manager *m = userdata;
+        log_debug("Periodic resync");
+        manager_rescan(m, "periodic resync");
+        (void) arm_resync(m);
+        return 0;
+}
+
+/* resync_interval, +-10% so that several hosts or restarts do not list in lockstep. */
+static int arm_resync(Manager *m) {
+        int64_t base = m->config.resync_interval_ms, spread = base / 10;
+        int64_t delay = base - spread + (spread > 0 ? (int64_t) (random() % (2 * spread + 1)) : 0);
+        int r;
+        if (m->resync_timer)
+                r = sd_event_source_set_time_relative(m->resync_timer, (uint64_t) delay * 1000);
+        else
+                r = sd_event_add_time_relative(m->event, &m->resync_timer, CLOCK_MONOTONIC,
+                                               (uint64_t) delay * 1000, 0, on_resync, m);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->resync_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_error_errno(r, "Cannot arm the resync timer: %m");
+        return r;
+}
+
+/* Backend (API client, credentials, state) and engine, from the config in force. */
+static int manager_open_backend(Manager *m, const Config *config, Backend *ret_backend, Engine **ret_engine) {
+        Backend b;
+        int r = backend_open(&b, m->event, config);
+        if (r < 0)
+                return r;
+        Engine *e;
+        EngineOptions eo = { .follow = true, .daemon = true };
+        r = engine_new(m->event, b.store, b.api, &eo, &e);
+        if (r < 0) {
+                backend_close(&b);
+                return log_error_errno(r, "Cannot start the engine: %m");
+        }
+        engine_set_settled_callback(e, on_engine_settled, m);
+        engine_set_progress_callback(e, on_engine_progress, m);
+        *ret_backend = b;
+        *ret_engine = e;
+        return 0;
+}
+
+static void manager_close_backend(Manager *m) {
+        if (m->engine) {
+                /* A create cut short keeps its intent open: the next pass lists before it
+                 * could be sent again, so cancelling never duplicates an instance. */
+                engine_stop(m->engine);
+                if (m->backend.api)
+                        api_client_cancel_all(m->backend.api);
+        }
+        m->engine = engine_free(m->engine);
+        backend_close(&m->backend);
+}
+
+static void manager_reload(Manager *m) {
+        (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration and manifests");
+        log_fields(LOG_NOTICE, MESSAGE_RELOAD, NULL, "Reloading: configuration, credentials and manifests");
+
+        Config config;
+        _cleanup_diags_ Diags diags = DIAGS_INIT;
+        int r = cli_load_config(m->cli, true, &config, &diags);
+        if (r < 0) {
+                log_diagnostics(&diags);
+                log_fields_errno(LOG_ERR, r, MESSAGE_CONFIG_INVALID, LOG_FIELDS({ "CONFIG_FILE", m->cli->config_path }),
+                                 "New configuration %s is invalid; keeping the one in force", m->cli->config_path);
+                goto done;
+        }
+        Backend b;
+        Engine *e;
+        r = manager_open_backend(m, &config, &b, &e);
+        if (r < 0) {
+                log_fields(LOG_ERR, MESSAGE_CONFIG_INVALID, NULL,
+                           "Reloaded configuration is unusable; keeping the one in force");
+                config_done(&config);
+                goto done;
+        }
+        manager_close_backend(m);
+        m->backend = b;
+        m->engine = e;
+
+        bool new_root = !streq_ptr(config.manifests, m->config.manifests);
+        config_done(&m->config);
+        m->config = config;
+        if (new_root) {
+                DesiredSet *d;
+                r = desired_set_new(m->config.manifests, m->config.manifests, &d);
+                if (r >= 0) {
+                        desired_set_free(m->desired);
+                        m->desired = d;
+                        hashmap_free(m->logged_diags);
+                        m->logged_diags = NULL;
+                }
+        }
+        r = watch_set_path(m->watch, m->config.manifests);
+        if (r < 0)
+                log_warning_errno(r, "Cannot watch %s: %m; changes are noticed at the next resync", m->config.manifests);
+        /* a reload re-reports what is wrong, in case the operator asks after fixing */
+        hashmap_free(m->logged_diags);
+        m->logged_diags = NULL;
+        manager_rescan(m, "reload");
+        (void) arm_resync(m);
+done:
+        (void) sd_notify(false, "READY=1");
+        manager_update_status(m);
+}
+
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
+        Manager *m = userdata;
+        log_warning("In-flight requests did not finish within %d s; cancelling them", MANAGER_STOP_GRACE_MS / 1000);
+        if (m->backend.api)
+                api_client_cancel_all(m->backend.api);
+        sd_event_exit(m->event, 0);
+        return 0;
+}
+
+static void manager_stop(Manager *m, int signo) {
+        if (m->stopping)
+                return;
+        m->stopping = true;
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping: finishing requests in flight");
+        char n[LOG_INT_BUFSIZE];
+        unsigned in_flight = m->engine ? engine_in_flight(m->engine) : 0;
+        log_fields(LOG_NOTICE, MESSAGE_STOPPING, LOG_FIELDS({ "IN_FLIGHT", log_int(n, in_flight) }),
+                   "Received %s; stopping after %u request%s in flight", strsignal(signo), in_flight,
+                   in_flight == 1 ? "" : "s");
+        m->watch = watch_free(m->watch);
+        m->resync_timer = sd_event_source_disable_unref(m->resync_timer);
+        if (m->engine)
+                engine_stop(m->engine);
+        if (!m->engine || engine_settled(m->engine)) {
+                sd_event_exit(m->event, 0);
+                return;
+        }
+        if (sd_event_add_time_relative(m->event, &m->stop_timer, CLOCK_MONOTONIC,
+                                       (uint64_t) MANAGER_STOP_GRACE_MS * 1000, 0, on_stop_timeout, m) < 0)
+                sd_event_exit(m->event, 0);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) s;
+        Manager *m = userdata;
+        if (si->ssi_signo == SIGHUP) {
+                if (!m->stopping)
+                        manager_reload(m);
+        } else
+                manager_stop(m, (int) si->ssi_signo);
+        return 0;
+}
+
+int manager_new(Cli *cli, Manager **ret) {
+        Manager *m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->cli = cli;
+        /* main's config becomes ours: reload replaces it */
+        m->config = cli->config;
+        cli->config = (Config) {};
+        int r = sd_event_new(&m->event);
+        if (r < 0) {
+                manager_free(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        m->watch = watch_free(m->watch);
+        sd_event_source_disable_unref(m->resync_timer);
+        sd_event_source_disable_unref(m->stop_timer);
+        m->engine = engine_free(m->engine);
+        backend_close(&m->backend);
+        desired_set_free(m->desired);
+        hashmap_free(m->logged_diags);
+        config_done(&m->config);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}
+
+int manager_startup(Manager *m) {
+        int r;
+        srandom((unsigned) (now_monotonic_ms() ^ getpid()));
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        if ((r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m)) < 0 ||
+            (r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m)) < 0 ||
+            (r = sd_event_add_signal(m->event, NULL, SIGHUP, on_signal, m)) < 0)
+                return log_error_errno(r, "Cannot handle signals: %m");
+        /* WATCHDOG=1 at half of WatchdogSec, from the loop itself: a stuck loop is killed */
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Cannot enable the watchdog: %m");
+
+        r = manager_open_backend(m, &m->config, &m->backend, &m->engine);
+        if (r < 0)
+                return r;
+
+        r = desired_set_new(m->config.manifests, m->config.manifests, &m->desired);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the manifests %s: %m", m->config.manifests);
+        r = watch_new(m->event, m->config.manifests, MANAGER_DEBOUNCE_MS, MANAGER_DEBOUNCE_MAX_MS,
+                      on_manifests_changed, m, &m->watch);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch %s: %m", m->config.manifests);
+        r = arm_resync(m);
+        if (r < 0)
+                return r;
+
+        /* READY=1 before the first scan and pass: systemd (and the tests) see us up
+         * before any create is sent. */
+        (void) sd_notify(false, "READY=1\nSTATUS=Started, first pass");
+        log_fields(LOG_NOTICE, MESSAGE_STARTED,
+                   LOG_FIELDS({ "CONFIG_FILE", m->config.manifests }, { "ENDPOINT", m->backend.endpoint }),
+                   "notebookd " NOTEBOOKD_VERSION " started: watching %s, endpoint %s", m->config.manifests,
+                   m->backend.endpoint);
+        manager_rescan(m, "startup");
+        return 0;
+}
+
+int manager_loop(Manager *m) {
+        int r = sd_event_loop(m->event);
+        if (r < 0) {
+                log_error_errno(r, "Event loop failed: %m");
+                return EXIT_USAGE;
+        }
+        return r == 0 ? EXIT_OK : EXIT_USAGE;
+}
