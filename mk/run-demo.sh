@@ -6,6 +6,8 @@
 set -euo pipefail
 BUILD=${BUILD:-build}
 demo=$BUILD/demo
+# The emulator keeps its instances in memory: start the recorded state afresh with it.
+rm -rf "$demo/state"
 mkdir -p "$demo/credentials"
 chmod 0700 "$demo/credentials"
 
