@@ -104,13 +104,20 @@ static int op_new(Engine *e, OpKind kind, const char *name, Op **ret) {
 }
 
 /* The op is done: forget it, and note that this name's record changed under any
- * listing now in flight (that listing predates the change and must not judge it). */
-static void op_finish(Op *op) {
+ * listing now in flight (that listing predates the change and must not judge it).
+ * Does not check for "settled": a caller with follow-up work (a poll, a pass) registers
+ * it first, then calls engine_maybe_settled(), or `once` would end before it. */
+static void op_detach(Op *op) {
         Engine *e = op->engine;
         hashmap_remove(e->ops, op->name);
         if (e->pass_listing)
                 (void) hashmap_put(e->touched, op->name, NULL);
         op_free(op);
+}
+
+static void op_finish(Op *op) {
+        Engine *e = op->engine;
+        op_detach(op);
         engine_maybe_settled(e);
 }
 
@@ -230,8 +237,9 @@ static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
                            LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id }),
                            "Notebook %s (instance %s) disappeared while being followed; the next pass decides",
                            op->name, op->instance_id);
-                op_finish(op);
+                op_detach(op);
                 engine_request_pass(e);
+                engine_maybe_settled(e);
                 return;
         }
         if (ar->class != API_CLASS_OK || !inst) {
@@ -373,9 +381,10 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 {
                         _cleanup_free_ char *name = strdup(op->name), *id = xstrdup(rec.instance_id),
                                             *status = xstrdup(rec.status);
-                        op_finish(op);
+                        op_detach(op);
                         if (name && instance_status_class(status) != STATUS_CLASS_RUNNING)
                                 follow_instance(e, name, id, status);
+                        engine_maybe_settled(e);
                 }
                 return;
 
@@ -384,8 +393,9 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 resolve_intent(e, op->intent_id, "exists", op->name);
                 log_fields(LOG_INFO, NULL, fb.f,
                            "Notebook %s already exists remotely (ModelArts.6301); adopting it", op->name);
-                op_finish(op);
+                op_detach(op);
                 engine_request_pass(e);
+                engine_maybe_settled(e);
                 return;
 
         case API_CLASS_PERMANENT:
@@ -461,9 +471,9 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
         }
 
         counts_move(e, &e->counts.retrying);
-        /* the retry is armed before the op ends, so `once` does not see a settled engine */
+        op_detach(op);
         schedule_pass_at(e, retry_ms);
-        op_finish(op);
+        engine_maybe_settled(e);
 }
 
 /* Write the intents for every create in one durable transaction, then send them all:
