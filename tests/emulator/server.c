@@ -324,7 +324,7 @@ static void handle_create(Ctx *c, Reply *rep) {
         emu_instance_set_status(inst, "CREATING", inst->failed_create ? "CREATE_FAILED" : "RUNNING",
                                 s->create_delay_ms);
         inst->created_ms = inst->updated_ms;
-        emu_instance_refresh(inst, c->now_mono); /* a zero delay is RUNNING at once */
+        emu_instance_refresh(inst, now_monotonic_ms()); /* a zero delay is RUNNING at once */
         if (emu_store_add(e->store, inst) < 0) {
                 emu_error_set(&rep->err, 500, "ModelArts.0010", "Out of memory");
                 return;
@@ -542,7 +542,7 @@ static void control_status(Ctx *c, Reply *rep) {
                 emu_store_mark_deleted(c->e->store, inst);
         else
                 emu_instance_set_status(inst, st, nx, after_ms);
-        emu_instance_refresh(inst, c->now_mono);
+        emu_instance_refresh(inst, now_monotonic_ms());
         rep->http = 200;
         rep->json = emu_instance_to_json(inst);
 }
