@@ -1,0 +1,1106 @@
+/* The ModelArts API client: calls queued as operations, sent over lib/http.c when the
+ * client-wide policies allow, answered through callbacks from the event loop.
+ *
+ * Why the client keeps its own queue instead of leaning on http.c's: a request is
+ * signed the moment it goes on the wire (X-Sdk-Date must be fresh: the gateway allows
+ * 15 minutes of skew, and a Retry-After or a long queue can exceed a stale date's
+ * budget), a 429 must hold every request not yet sent, an auth failure must stop them
+ * all, and an IAM token must be in hand before any of them leaves.
+ *
+ * Invariants:
+ *  - every accepted operation is in exactly one of `waiting` (FIFO) or `wire`;
+ *  - user callbacks run only from the loop (defer source, timer, HTTP completion),
+ *    never from inside api_create() & co; dispatch() is the only sender;
+ *  - an operation is unlinked before its callback runs, so a callback may queue new
+ *    calls or cancel all. */
+#include "api.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "config.h"
+#include "credentials.h"
+#include "http.h"
+#include "limits.h"
+#include "sign.h"
+#include "util.h"
+
+#define API_MAX_QUERY_PARAMS 8
+
+typedef struct ApiOp ApiOp;
+struct ApiOp {
+        ApiClient *client;
+        ApiCall call;
+        bool internal;          /* the IAM token fetch: no user callback */
+        uint64_t seq;
+
+        char *method;
+        char *path;             /* below the endpoint's base path, decoded */
+        char *keys[API_MAX_QUERY_PARAMS];
+        char *values[API_MAX_QUERY_PARAMS];
+        size_t n_params;
+        char *body;
+        size_t body_len;
+
+        union {
+                api_instance_cb instance;
+                api_list_cb list;
+                api_done_cb done;
+        } cb;
+        void *userdata;
+
+        /* list: every page gathered so far */
+        RemoteInstanceList list;
+        int64_t offset;
+
+        uint64_t http_id;
+        ApiOp *prev, *next;
+};
+
+typedef struct OpList {
+        ApiOp *head, *tail;
+        unsigned n;
+} OpList;
+
+struct ApiClient {
+        sd_event *event;
+        HttpClient *http;
+        sd_event_source *defer;      /* dispatch soon */
+        sd_event_source *release;    /* dispatch when the throttle ends */
+
+        char *origin;                /* scheme://host[:port] */
+        char *host;                  /* signed Host: host plus ":port" only if not default */
+        char *base_path;             /* endpoint path without trailing '/', "" for none */
+        char *project_id;
+        const Credentials *credentials;
+        char *iam_url;               /* {iam}/v3/auth/tokens, PASSWORD only */
+        unsigned concurrency;
+
+        OpList waiting, wire;
+        unsigned n_user;             /* user operations accepted and unanswered */
+        uint64_t next_seq;
+        bool cancelling;
+
+        int64_t throttled_until_ms;  /* monotonic */
+        bool auth_verified;          /* the server has accepted our credentials once */
+        bool auth_failed;
+        char *auth_message;
+
+        /* IAM password flow */
+        char *iam_token;             /* secret */
+        int64_t iam_token_expires_ms;    /* realtime */
+        int64_t iam_retry_after_ms;      /* monotonic: no renewal attempt before */
+        bool iam_fetching;
+};
+
+/* ---- the v1 (DevEnviron "old version") routes: every path lives here ---- */
+
+#define V1_COLLECTION "/v1/%s/demanager/instances"
+
+static char *v1_collection_path(const ApiClient *c) {
+        return xasprintf(V1_COLLECTION, c->project_id);
+}
+
+static char *v1_instance_path(const ApiClient *c, const char *id, const char *suffix) {
+        return xasprintf(V1_COLLECTION "/%s%s", c->project_id, id, strempty(suffix));
+}
+
+/* ---- op lists ---- */
+
+static void ops_append(OpList *l, ApiOp *op) {
+        op->prev = l->tail;
+        op->next = NULL;
+        if (l->tail)
+                l->tail->next = op;
+        else
+                l->head = op;
+        l->tail = op;
+        l->n++;
+}
+
+static void ops_prepend(OpList *l, ApiOp *op) {
+        op->prev = NULL;
+        op->next = l->head;
+        if (l->head)
+                l->head->prev = op;
+        else
+                l->tail = op;
+        l->head = op;
+        l->n++;
+}
+
+static void ops_remove(OpList *l, ApiOp *op) {
+        if (op->prev)
+                op->prev->next = op->next;
+        else
+                l->head = op->next;
+        if (op->next)
+                op->next->prev = op->prev;
+        else
+                l->tail = op->prev;
+        op->prev = op->next = NULL;
+        l->n--;
+}
+
+static ApiOp *op_free(ApiOp *op) {
+        if (!op)
+                return NULL;
+        free(op->method);
+        free(op->path);
+        for (size_t i = 0; i < op->n_params; i++) {
+                free(op->keys[i]);
+                free(op->values[i]);
+        }
+        if (op->body) {
+                /* The IAM request carries the password. */
+                explicit_bzero(op->body, op->body_len);
+                free(op->body);
+        }
+        remote_instance_list_clear(&op->list);
+        free(op);
+        return NULL;
+}
+
+static int op_add_param(ApiOp *op, const char *key, const char *value) {
+        if (op->n_params >= API_MAX_QUERY_PARAMS)
+                return -E2BIG;
+        char *k = strdup(key), *v = strdup(value);
+        if (!k || !v) {
+                free(k);
+                free(v);
+                return -ENOMEM;
+        }
+        op->keys[op->n_params] = k;
+        op->values[op->n_params] = v;
+        op->n_params++;
+        return 0;
+}
+
+static int op_set_param(ApiOp *op, const char *key, const char *value) {
+        for (size_t i = 0; i < op->n_params; i++)
+                if (streq(op->keys[i], key)) {
+                        char *v = strdup(value);
+                        if (!v)
+                                return -ENOMEM;
+                        free(op->values[i]);
+                        op->values[i] = v;
+                        return 0;
+                }
+        return op_add_param(op, key, value);
+}
+
+/* ---- results ---- */
+
+/* Server text goes to logs: no control characters (a crafted message must not forge
+ * log lines), and never a credential echoed back. */
+static void scrub(const ApiClient *c, char *s) {
+        if (!s)
+                return;
+        for (char *p = s; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        *p = ' ';
+        const Credentials *k = c->credentials;
+        const char *secrets[] = { k ? k->ak : NULL, k ? k->sk : NULL, k ? k->security_token : NULL,
+                                  k ? k->token : NULL, k ? k->password : NULL, c->iam_token };
+        for (size_t i = 0; i < ELEMENTSOF(secrets); i++) {
+                if (!secrets[i] || strlen(secrets[i]) < 4)
+                        continue;
+                size_t n = strlen(secrets[i]);
+                for (char *p = strstr(s, secrets[i]); p; p = strstr(p + n, secrets[i]))
+                        memset(p, '*', n);
+        }
+}
+
+static const char *kind_string(const ApiClient *c) {
+        return c->credentials ? credentials_kind_to_string(c->credentials) : "no";
+}
+
+static void deliver(ApiClient *c, ApiOp *op, const ApiResult *r, const RemoteInstance *instance) {
+        if (op->internal)
+                return;
+        c->n_user--;
+        switch (op->call) {
+        case API_CALL_CREATE:
+        case API_CALL_GET:
+                if (op->cb.instance)
+                        op->cb.instance(c, r, r->class == API_CLASS_OK ? instance : NULL, op->userdata);
+                break;
+        case API_CALL_LIST:
+                if (op->cb.list)
+                        op->cb.list(c, r, r->class == API_CLASS_OK ? &op->list : NULL, op->userdata);
+                break;
+        default:
+                if (op->cb.done)
+                        op->cb.done(c, r, op->userdata);
+                break;
+        }
+}
+
+/* Complete an operation that never got an answer of its own. */
+static void fail_op(ApiClient *c, ApiOp *op, ApiClass class, int error, bool sent, const char *message) {
+        ApiResult r = {
+                .call = op->call,
+                .class = class,
+                .error = error,
+                .message = message ? message : "request failed",
+                .sent = sent,
+        };
+        deliver(c, op, &r, NULL);
+        op_free(op);
+}
+
+/* ---- scheduling ---- */
+
+static void schedule(ApiClient *c) {
+        (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+}
+
+static int on_release(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void arm_release(ApiClient *c) {
+        uint64_t when = (uint64_t) c->throttled_until_ms * 1000ULL;
+        if (sd_event_source_set_time(c->release, when) < 0 ||
+            sd_event_source_set_enabled(c->release, SD_EVENT_ONESHOT) < 0)
+                schedule(c);   /* cannot wait precisely: poll on the next iteration */
+}
+
+static int enqueue(ApiClient *c, ApiOp *op) {
+        op->client = c;
+        op->seq = c->next_seq++;
+        ops_append(&c->waiting, op);
+        if (!op->internal)
+                c->n_user++;
+        schedule(c);
+        return 0;
+}
+
+static ApiOp *op_new(ApiCall call, const char *method, char *path) {
+        if (!path)
+                return NULL;
+        ApiOp *op = calloc(1, sizeof(*op));
+        if (!op) {
+                free(path);
+                return NULL;
+        }
+        op->call = call;
+        op->path = path;
+        op->method = strdup(method);
+        if (!op->method)
+                return op_free(op);
+        return op;
+}
+
+/* ---- sending ---- */
+
+static int build_url(const ApiClient *c, const ApiOp *op, const char *wire_query, char **ret) {
+        const char *origin = op->call == API_CALL_IAM_TOKEN ? c->iam_url : c->origin;
+        const char *base = op->call == API_CALL_IAM_TOKEN ? "" : c->base_path;
+        char *u = xasprintf("%s%s%s%s%s", origin, base, op->path, wire_query && *wire_query ? "?" : "",
+                            wire_query ? wire_query : "");
+        if (!u)
+                return -ENOMEM;
+        *ret = u;
+        return 0;
+}
+
+static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata);
+
+static int send_op(ApiClient *c, ApiOp *op) {
+        SignParam params[API_MAX_QUERY_PARAMS];
+        _cleanup_free_ char *wire_query = NULL, *url = NULL, *authorization = NULL;
+        char date[SIGN_DATE_LEN + 1];
+        HttpHeader headers[8];
+        size_t n = 0;
+        int r;
+
+        for (size_t i = 0; i < op->n_params; i++)
+                params[i] = (SignParam) { op->keys[i], op->values[i] };
+        /* The wire query is the canonical query: the signature covers exactly what is sent. */
+        r = sign_canonical_query_params(params, op->n_params, &wire_query);
+        if (r < 0)
+                return r;
+        r = build_url(c, op, wire_query, &url);
+        if (r < 0)
+                return r;
+
+        headers[n++] = (HttpHeader) { "Accept", "application/json" };
+        if (op->body)
+                headers[n++] = (HttpHeader) { "Content-Type", "application/json" };
+
+        const Credentials *k = c->credentials;
+        if (op->call != API_CALL_IAM_TOKEN) {
+                headers[n++] = (HttpHeader) { "X-Project-Id", c->project_id };
+                if (k && k->kind == CREDENTIALS_AKSK) {
+                        /* Everything after Accept is signed: content-type (when there is a
+                         * body), x-project-id, host, x-sdk-date, x-security-token. */
+                        size_t first_signed = 1;
+                        sign_format_date((long long) (now_realtime_ms() / 1000), date);
+                        headers[n++] = (HttpHeader) { "Host", c->host };
+                        headers[n++] = (HttpHeader) { "X-Sdk-Date", date };
+                        if (k->security_token)
+                                headers[n++] = (HttpHeader) { "X-Security-Token", k->security_token };
+
+                        SignHeader sh[8];
+                        size_t n_sh = 0;
+                        for (size_t i = first_signed; i < n; i++)
+                                sh[n_sh++] = (SignHeader) { headers[i].name, headers[i].value };
+                        _cleanup_free_ char *path = xasprintf("%s%s", c->base_path, op->path);
+                        if (!path)
+                                return -ENOMEM;
+                        SignRequest sr = {
+                                .method = op->method,
+                                .host = c->host,
+                                .path = path,
+                                .params = params,
+                                .n_params = op->n_params,
+                                .headers = sh,
+                                .n_headers = n_sh,
+                                .body = op->body,
+                                .body_len = op->body_len,
+                        };
+                        r = sign_authorization(&sr, date, k->ak, k->sk, &authorization);
+                        if (r < 0)
+                                return r;
+                        headers[n++] = (HttpHeader) { "Authorization", authorization };
+                } else if (k && k->kind == CREDENTIALS_TOKEN)
+                        headers[n++] = (HttpHeader) { "X-Auth-Token", k->token };
+                else if (k && k->kind == CREDENTIALS_PASSWORD && c->iam_token)
+                        headers[n++] = (HttpHeader) { "X-Auth-Token", c->iam_token };
+        }
+
+        HttpRequest req = {
+                .method = op->method,
+                .url = url,
+                .headers = headers,
+                .n_headers = n,
+                .body = op->body,
+                .body_len = op->body_len,
+        };
+        return http_client_submit(c->http, &req, on_http_done, op, &op->http_id);
+}
+
+/* ---- IAM password flow ---- */
+
+static int iam_token_op(ApiClient *c, ApiOp **ret) {
+        const Credentials *k = c->credentials;
+        cJSON *body = cJSON_CreateObject();
+        if (!body)
+                return -ENOMEM;
+        cJSON *auth = cJSON_AddObjectToObject(body, "auth");
+        cJSON *identity = auth ? cJSON_AddObjectToObject(auth, "identity") : NULL;
+        cJSON *methods = identity ? cJSON_AddArrayToObject(identity, "methods") : NULL;
+        cJSON *password = identity ? cJSON_AddObjectToObject(identity, "password") : NULL;
+        cJSON *user = password ? cJSON_AddObjectToObject(password, "user") : NULL;
+        cJSON *domain = NULL, *pw = NULL;
+        if (user) {
+                cJSON_AddStringToObject(user, "name", strempty(k->iam_user));
+                pw = cJSON_AddStringToObject(user, "password", strempty(k->password));
+                domain = cJSON_AddObjectToObject(user, "domain");
+                if (domain)
+                        cJSON_AddStringToObject(domain, "name", strempty(k->iam_domain));
+        }
+        cJSON *scope = auth ? cJSON_AddObjectToObject(auth, "scope") : NULL;
+        cJSON *project = scope ? cJSON_AddObjectToObject(scope, "project") : NULL;
+        if (methods)
+                cJSON_AddItemToArray(methods, cJSON_CreateString("password"));
+        if (project)
+                cJSON_AddStringToObject(project, "id", c->project_id);
+
+        char *text = project && domain && pw ? cJSON_PrintUnformatted(body) : NULL;
+        if (pw && pw->valuestring)
+                explicit_bzero(pw->valuestring, strlen(pw->valuestring));
+        cJSON_Delete(body);
+        if (!text)
+                return -ENOMEM;
+
+        ApiOp *op = op_new(API_CALL_IAM_TOKEN, "POST", strdup(""));
+        if (!op) {
+                explicit_bzero(text, strlen(text));
+                free(text);
+                return -ENOMEM;
+        }
+        op->internal = true;
+        op->body = text;
+        op->body_len = strlen(text);
+        *ret = op;
+        return 0;
+}
+
+/* "2024-03-16T08:30:00.000000Z" -> ms; -EINVAL when not that shape. */
+static int parse_expires_at(const char *s, int64_t *ret) {
+        struct tm tm = { 0 };
+        const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+        if (!end)
+                return -EINVAL;
+        time_t t = timegm(&tm);
+        if (t == (time_t) -1)
+                return -EINVAL;
+        *ret = (int64_t) t * 1000;
+        return 0;
+}
+
+static bool iam_token_usable(const ApiClient *c) {
+        /* A minute of margin: a token must not expire on the way. */
+        return c->iam_token && now_realtime_ms() < c->iam_token_expires_ms - 60 * 1000;
+}
+
+static bool iam_token_wanted(const ApiClient *c) {
+        return !c->iam_token || now_realtime_ms() >= c->iam_token_expires_ms - API_TOKEN_RENEW_BEFORE_MS;
+}
+
+/* ---- dispatch: the only place requests leave ---- */
+
+static void dispatch(ApiClient *c) {
+        if (c->cancelling)
+                return;
+        for (;;) {
+                ApiOp *op = c->waiting.head;
+                if (!op)
+                        return;
+
+                if (c->auth_failed && !op->internal) {
+                        /* 5 bad signatures lock the AK: after one failure, send nothing. */
+                        ops_remove(&c->waiting, op);
+                        _cleanup_free_ char *m = xasprintf("%s not sent: %s", api_call_to_string(op->call),
+                                                           strempty(c->auth_message));
+                        fail_op(c, op, API_CLASS_AUTH, -EACCES, false, m ? m : c->auth_message);
+                        continue;
+                }
+
+                int64_t now = now_monotonic_ms();
+                if (c->throttled_until_ms > now) {
+                        arm_release(c);
+                        return;
+                }
+                /* Until the server has accepted the credentials once, one request at a
+                 * time: a wrong SK must cost one bad signature, not `concurrency` of them
+                 * (5 in a row lock the AK for 5 minutes). */
+                unsigned limit = c->auth_verified ? c->concurrency : 1;
+                if (http_client_in_flight(c->http) + http_client_queued(c->http) >= limit)
+                        return;   /* a completion dispatches again */
+
+                if (!op->internal && c->credentials && c->credentials->kind == CREDENTIALS_PASSWORD) {
+                        if (c->iam_fetching) {
+                                if (!iam_token_usable(c))
+                                        return;   /* the token's completion dispatches again */
+                        } else if (iam_token_wanted(c)) {
+                                if (now >= c->iam_retry_after_ms) {
+                                        ApiOp *t = NULL;
+                                        int r = iam_token_op(c, &t);
+                                        if (r >= 0) {
+                                                t->client = c;
+                                                t->seq = c->next_seq++;
+                                                ops_prepend(&c->waiting, t);
+                                                c->iam_fetching = true;
+                                                continue;
+                                        }
+                                        c->iam_retry_after_ms = now + API_TOKEN_RETRY_MS;
+                                }
+                                if (!iam_token_usable(c)) {
+                                        /* The last attempt failed moments ago: fail fast, the
+                                         * caller's backoff decides when to come back. */
+                                        ops_remove(&c->waiting, op);
+                                        fail_op(c, op, API_CLASS_TRANSIENT, -EAGAIN, false,
+                                                "no IAM token: the last attempt to get one failed");
+                                        continue;
+                                }
+                        }
+                }
+
+                ops_remove(&c->waiting, op);
+                int r = send_op(c, op);
+                if (r < 0) {
+                        _cleanup_free_ char *m = xasprintf("%s: cannot send the request: %s",
+                                                           api_call_to_string(op->call), strerror(-r));
+                        if (op->internal) {
+                                c->iam_fetching = false;
+                                c->iam_retry_after_ms = now + API_TOKEN_RETRY_MS;
+                        }
+                        fail_op(c, op, r == -EINVAL || r == -EPERM ? API_CLASS_PERMANENT : API_CLASS_TRANSIENT, r,
+                                false, m);
+                        continue;
+                }
+                ops_append(&c->wire, op);
+        }
+}
+
+static int on_defer(sd_event_source *s, void *userdata) {
+        (void) s;
+        dispatch(userdata);
+        return 0;
+}
+
+static int on_release(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
+        dispatch(userdata);
+        return 0;
+}
+
+/* ---- answers ---- */
+
+static char *describe_failure(const ApiClient *c, const ApiOp *op, ApiClass class, const HttpResponse *resp,
+                              const ApiError *e) {
+        const char *call = api_call_to_string(op->call);
+
+        if (resp->error && (resp->status <= 0 || class != API_CLASS_PERMANENT)) {
+                if (class == API_CLASS_UNKNOWN_OUTCOME)
+                        return xasprintf("%s: %s after the request was sent: the outcome is unknown, "
+                                         "list before retrying", call, strempty(resp->error_message));
+                return xasprintf("%s: %s%s", call, strempty(resp->error_message),
+                                 resp->sent ? "" : " (not sent)");
+        }
+
+        _cleanup_free_ char *api = xasprintf("HTTP %ld%s%s%s%s", resp->status, e->error_code ? " " : "",
+                                             strempty(e->error_code), e->error_msg ? ": " : "",
+                                             strempty(e->error_msg));
+        if (class == API_CLASS_AUTH && op->call == API_CALL_IAM_TOKEN)
+                return xasprintf("IAM rejected the password of user %s in domain %s (%s): fix the "
+                                 "credentials; sending nothing until then",
+                                 strempty(c->credentials ? c->credentials->iam_user : NULL),
+                                 strempty(c->credentials ? c->credentials->iam_domain : NULL), strempty(api));
+        if (class == API_CLASS_AUTH) {
+                _cleanup_free_ char *where = c->credentials ? credentials_describe(c->credentials) : NULL;
+                if (resp->status == 403 && streq_ptr(e->error_code, "ModelArts.0210"))
+                        return xasprintf("%s: project ID %s does not match the %s credentials (%s): fix "
+                                         "project_id or the credentials; sending nothing until then",
+                                         call, c->project_id, kind_string(c), strempty(api));
+                return xasprintf("%s: the %s credentials were rejected (%s)%s%s: fix them; sending "
+                                 "nothing until then (5 bad signatures lock an AK)",
+                                 call, kind_string(c), strempty(api), where ? "; using " : "", strempty(where));
+        }
+        if (class == API_CLASS_UNKNOWN_OUTCOME)
+                return xasprintf("%s: %s: the outcome is unknown, list before retrying", call, strempty(api));
+        return xasprintf("%s: %s", call, strempty(api));
+}
+
+static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata) {
+        ApiOp *op = userdata;
+        ApiClient *c = op->client;
+        _cleanup_(api_error_done) ApiError e = { 0 };
+        _cleanup_free_ char *message = NULL;
+        RemoteInstance instance = { 0 };
+        int error = 0;
+
+        (void) h;
+        ops_remove(&c->wire, op);
+
+        if (resp->status > 0 && (resp->status < 200 || resp->status >= 300)) {
+                api_parse_error(resp->body, resp->body_len, &e);
+                scrub(c, e.error_code);
+                scrub(c, e.error_msg);
+                scrub(c, e.request_id);
+        }
+        ApiClass class = api_classify(op->call, resp->error, resp->sent, resp->status, e.error_code, &error);
+        /* Any answer past authentication proves the credentials (429 may come before it). */
+        if (!op->internal && resp->status >= 200 && resp->status < 500 && resp->status != 401 && resp->status != 403 &&
+            resp->status != 429)
+                c->auth_verified = true;
+        const char *request_id = e.request_id ? e.request_id : resp->request_id;
+        int64_t retry_after_ms = 0;
+
+        if (class == API_CLASS_OK) {
+                int r = 0;
+                switch (op->call) {
+                case API_CALL_CREATE:
+                case API_CALL_GET:
+                        r = api_parse_instance(resp->body, resp->body_len, &instance);
+                        break;
+                case API_CALL_LIST: {
+                        int64_t total = -1;
+                        size_t items = 0;
+                        r = api_parse_list_page(resp->body, resp->body_len, &op->list, &total, &items);
+                        if (r < 0)
+                                break;
+                        op->offset += (int64_t) items;
+                        /* Stop on a short page or once total_count is reached: a page can be
+                         * short only at the end, and total_count bounds a server that never is. */
+                        if (items >= API_LIST_PAGE_SIZE && (total < 0 || op->offset < total)) {
+                                char off[32];
+                                snprintf(off, sizeof(off), "%" PRId64, op->offset);
+                                r = op_set_param(op, "offset", off);
+                                if (r < 0)
+                                        break;
+                                /* Next page first: a listing in progress finishes before new work. */
+                                ops_prepend(&c->waiting, op);
+                                dispatch(c);
+                                return;
+                        }
+                        break;
+                }
+                case API_CALL_IAM_TOKEN: {
+                        if (!resp->subject_token || !*resp->subject_token) {
+                                r = -EBADMSG;
+                                break;
+                        }
+                        char *t = strdup(resp->subject_token);
+                        if (!t) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        free_secret(c->iam_token);
+                        c->iam_token = t;
+                        c->iam_token_expires_ms = now_realtime_ms() + 60 * 60 * 1000;   /* if unsaid */
+                        cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+                        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "token");
+                        const cJSON *exp = cJSON_GetObjectItemCaseSensitive(tok, "expires_at");
+                        int64_t expires;
+                        if (cJSON_IsString(exp) && parse_expires_at(exp->valuestring, &expires) == 0)
+                                c->iam_token_expires_ms = expires;
+                        cJSON_Delete(j);
+                        break;
+                }
+                default:
+                        break;
+                }
+                if (r < 0) {
+                        error = r;
+                        class = r == -E2BIG ? API_CLASS_PERMANENT
+                                : op->call == API_CALL_CREATE ? API_CLASS_UNKNOWN_OUTCOME   /* made, id unknown */
+                                                              : API_CLASS_TRANSIENT;
+                        message = xasprintf("%s: HTTP %ld but %s", api_call_to_string(op->call), resp->status,
+                                            r == -E2BIG ? "more instances than notebookd lists (API_LIST_MAX_INSTANCES)"
+                                                        : "the response is not the expected JSON");
+                }
+        }
+
+        bool has_retry_after = resp->retry_after &&
+                               api_parse_retry_after(resp->retry_after, now_realtime_ms(), &retry_after_ms) >= 0;
+        if (class == API_CLASS_THROTTLED) {
+                if (!has_retry_after)
+                        retry_after_ms = API_DEFAULT_RETRY_AFTER_MIN_MS +
+                                         arc4random_uniform(API_DEFAULT_RETRY_AFTER_MAX_MS - API_DEFAULT_RETRY_AFTER_MIN_MS + 1);
+                /* Slow the whole client down, not just this request. */
+                c->throttled_until_ms = MAX(c->throttled_until_ms, now_monotonic_ms() + retry_after_ms);
+        }
+
+        if (class != API_CLASS_OK && !message)
+                message = describe_failure(c, op, class, resp, &e);
+
+        if (class == API_CLASS_AUTH && !c->auth_failed) {
+                c->auth_failed = true;
+                free(c->auth_message);
+                c->auth_message = xstrdup(message);
+        }
+
+        ApiResult result = {
+                .call = op->call,
+                .class = class,
+                .error = error,
+                .http_status = resp->status,
+                .error_code = e.error_code,
+                .error_msg = e.error_msg,
+                .request_id = request_id,
+                .message = class == API_CLASS_OK ? NULL : (message ? message : "request failed"),
+                .retry_after_ms = retry_after_ms,
+                .sent = resp->sent,
+        };
+
+        if (op->internal) {
+                c->iam_fetching = false;
+                if (class != API_CLASS_OK) {
+                        c->iam_retry_after_ms = now_monotonic_ms() + API_TOKEN_RETRY_MS;
+                        /* Without a usable token nothing can be sent: the waiting calls get
+                         * the token's failure (AUTH is already handled in dispatch). */
+                        if (!iam_token_usable(c) && class != API_CLASS_AUTH) {
+                                ApiResult copy = result;
+                                ApiClass cls = class == API_CLASS_UNKNOWN_OUTCOME ? API_CLASS_TRANSIENT : class;
+                                copy.class = cls;
+                                copy.sent = false;
+                                ApiOp *w;
+                                while ((w = c->waiting.head) && !c->cancelling) {
+                                        ops_remove(&c->waiting, w);
+                                        copy.call = w->call;
+                                        deliver(c, w, &copy, NULL);
+                                        op_free(w);
+                                }
+                        }
+                }
+        } else
+                deliver(c, op, &result, &instance);
+
+        remote_instance_done(&instance);
+        op_free(op);
+        dispatch(c);
+}
+
+/* ---- public ---- */
+
+static void set_message(char **ret_message, char *m) {
+        if (ret_message)
+                *ret_message = m;
+        else
+                free(m);
+}
+
+static bool id_is_safe(const char *s) {
+        /* Goes into a URL path: IDs and project IDs are hex, dashes, maybe underscores. */
+        if (!s || !*s || strlen(s) > 128)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                      *p == '_' || *p == '.'))
+                        return false;
+        return !streq(s, ".") && !streq(s, "..");
+}
+
+static int split_endpoint(const char *endpoint, char **ret_origin, char **ret_host, char **ret_path) {
+        CURLU *u = curl_url();
+        char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL;
+        int r = -EINVAL;
+
+        if (!u)
+                return -ENOMEM;
+        if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+                goto finish;
+        (void) curl_url_get(u, CURLUPART_PORT, &port, 0);   /* absent: the default */
+        (void) curl_url_get(u, CURLUPART_PATH, &path, 0);
+        if (curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK && query && *query)
+                goto finish;
+
+        /* curl sends Host without the port when it is the scheme's default; sign the same. */
+        bool default_port = !port || (strcasecmp(scheme, "https") == 0 && streq(port, "443")) ||
+                            (strcasecmp(scheme, "http") == 0 && streq(port, "80"));
+        char *h = default_port ? xasprintf("%s", host) : xasprintf("%s:%s", host, port);
+        char *o = xasprintf("%s://%s", scheme, h ? h : "");
+        size_t pl = path ? strlen(path) : 0;
+        while (pl > 0 && path[pl - 1] == '/')
+                pl--;
+        char *p = strndup(path ? path : "", pl);
+        if (!h || !o || !p) {
+                free(h);
+                free(o);
+                free(p);
+                r = -ENOMEM;
+                goto finish;
+        }
+        *ret_origin = o;
+        *ret_host = h;
+        *ret_path = p;
+        r = 0;
+finish:
+        curl_free(scheme);
+        curl_free(host);
+        curl_free(port);
+        curl_free(path);
+        curl_free(query);
+        curl_url_cleanup(u);
+        return r;
+}
+
+int api_client_new(sd_event *e, const ApiClientOptions *o, ApiClient **ret, char **ret_message) {
+        int r;
+
+        if (!e || !o || !ret)
+                return -EINVAL;
+        if (!o->endpoint || !*o->endpoint) {
+                set_message(ret_message, xasprintf("no ModelArts endpoint"));
+                return -EINVAL;
+        }
+        if (!id_is_safe(o->project_id)) {
+                _cleanup_free_ char *q = quote_for_log(strempty(o->project_id));
+                set_message(ret_message, xasprintf("invalid project ID %s: expected letters and digits",
+                                                   strempty(q)));
+                return -EINVAL;
+        }
+        r = http_url_check(o->endpoint, ret_message);
+        if (r < 0)
+                return -EINVAL;
+        const Credentials *k = o->credentials;
+        if (k && k->kind == CREDENTIALS_AKSK && (!k->ak || !k->sk)) {
+                set_message(ret_message, xasprintf("AK/SK credentials without both AK and SK"));
+                return -EINVAL;
+        }
+        if (k && k->kind == CREDENTIALS_TOKEN && !k->token) {
+                set_message(ret_message, xasprintf("IAM token credentials without a token"));
+                return -EINVAL;
+        }
+        if (k && k->kind == CREDENTIALS_PASSWORD) {
+                if (!o->iam_endpoint || !*o->iam_endpoint) {
+                        set_message(ret_message, xasprintf("IAM password credentials need iam_endpoint: "
+                                                           "(https://iam.{region}.myhuaweicloud.com)"));
+                        return -EINVAL;
+                }
+                r = http_url_check(o->iam_endpoint, ret_message);
+                if (r < 0)
+                        return -EINVAL;
+        }
+
+        ApiClient *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->event = sd_event_ref(e);
+        c->credentials = k;
+        c->next_seq = 1;
+        c->concurrency = o->concurrency ? MIN(o->concurrency, (unsigned) CONFIG_MAX_CONCURRENCY)
+                                        : CONFIG_DEFAULT_CONCURRENCY;
+        c->project_id = strdup(o->project_id);
+        if (!c->project_id) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = split_endpoint(o->endpoint, &c->origin, &c->host, &c->base_path);
+        if (r < 0) {
+                _cleanup_free_ char *q = quote_for_log(o->endpoint);
+                set_message(ret_message, xasprintf("invalid endpoint %s: expected https://host[:port][/path]",
+                                                   strempty(q)));
+                goto fail;
+        }
+        if (k && k->kind == CREDENTIALS_PASSWORD) {
+                size_t l = strlen(o->iam_endpoint);
+                while (l > 0 && o->iam_endpoint[l - 1] == '/')
+                        l--;
+                c->iam_url = xasprintf("%.*s/v3/auth/tokens", (int) l, o->iam_endpoint);
+                if (!c->iam_url) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
+
+        HttpClientOptions ho = {
+                .concurrency = c->concurrency,
+                .connect_timeout_ms = o->connect_timeout_ms,
+                .total_timeout_ms = o->request_timeout_ms,
+                .ca_file = o->ca_file,
+        };
+        r = http_client_new(e, &ho, &c->http);
+        if (r < 0) {
+                set_message(ret_message, xasprintf("cannot set up the HTTP client: %s", strerror(-r)));
+                goto fail;
+        }
+        r = sd_event_add_defer(e, &c->defer, on_defer, c);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(c->defer, "api-dispatch");
+        /* 1 ms accuracy: a default (0 = 250 ms) would needlessly stretch every throttle hold. */
+        r = sd_event_add_time(e, &c->release, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_release, c);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(c->release, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(c->release, "api-throttle-release");
+
+        *ret = c;
+        return 0;
+fail:
+        api_client_free(c);
+        return r;
+}
+
+static void free_list(OpList *l) {
+        while (l->head) {
+                ApiOp *op = l->head;
+                ops_remove(l, op);
+                op_free(op);
+        }
+}
+
+ApiClient *api_client_free(ApiClient *c) {
+        if (!c)
+                return NULL;
+        /* Drops transfers without callbacks: the ops they point at are freed next. */
+        c->http = http_client_free(c->http);
+        free_list(&c->waiting);
+        free_list(&c->wire);
+        sd_event_source_disable_unref(c->defer);
+        sd_event_source_disable_unref(c->release);
+        sd_event_unref(c->event);
+        free(c->origin);
+        free(c->host);
+        free(c->base_path);
+        free(c->project_id);
+        free(c->iam_url);
+        free(c->auth_message);
+        free_secret(c->iam_token);
+        free(c);
+        return NULL;
+}
+
+int api_create(ApiClient *c, const NotebookSpec *spec, api_instance_cb cb, void *userdata) {
+        if (!c || !spec)
+                return -EINVAL;
+        cJSON *body = NULL;
+        int r = spec_to_create_body(spec, &body);
+        if (r < 0)
+                return r;
+        char *text = cJSON_PrintUnformatted(body);
+        cJSON_Delete(body);
+        if (!text)
+                return -ENOMEM;
+
+        ApiOp *op = op_new(API_CALL_CREATE, "POST", v1_collection_path(c));
+        if (!op) {
+                free(text);
+                return -ENOMEM;
+        }
+        op->body = text;
+        op->body_len = strlen(text);
+        op->cb.instance = cb;
+        op->userdata = userdata;
+        return enqueue(c, op);
+}
+
+int api_list(ApiClient *c, api_list_cb cb, void *userdata) {
+        if (!c)
+                return -EINVAL;
+        ApiOp *op = op_new(API_CALL_LIST, "GET", v1_collection_path(c));
+        if (!op)
+                return -ENOMEM;
+        char limit[32];
+        snprintf(limit, sizeof(limit), "%d", API_LIST_PAGE_SIZE);
+        /* Oldest first: instances created while we page land at the end instead of
+         * shifting the pages still to come (duplicates are dropped by id anyway). */
+        int r = op_add_param(op, "de_type", "Notebook");
+        if (r >= 0)
+                r = op_add_param(op, "limit", limit);
+        if (r >= 0)
+                r = op_add_param(op, "offset", "0");
+        if (r >= 0)
+                r = op_add_param(op, "sortby", "creation_timestamp");
+        if (r >= 0)
+                r = op_add_param(op, "order", "asc");
+        if (r < 0) {
+                op_free(op);
+                return r;
+        }
+        op->cb.list = cb;
+        op->userdata = userdata;
+        return enqueue(c, op);
+}
+
+static int instance_op(ApiClient *c, ApiCall call, const char *method, const char *id, const char *suffix,
+                       const char *body, ApiOp **ret) {
+        if (!c || !id_is_safe(id))
+                return -EINVAL;
+        ApiOp *op = op_new(call, method, v1_instance_path(c, id, suffix));
+        if (!op)
+                return -ENOMEM;
+        if (body) {
+                op->body = strdup(body);
+                if (!op->body) {
+                        op_free(op);
+                        return -ENOMEM;
+                }
+                op->body_len = strlen(body);
+        }
+        *ret = op;
+        return 0;
+}
+
+int api_get(ApiClient *c, const char *instance_id, api_instance_cb cb, void *userdata) {
+        ApiOp *op;
+        int r = instance_op(c, API_CALL_GET, "GET", instance_id, NULL, NULL, &op);
+        if (r < 0)
+                return r;
+        op->cb.instance = cb;
+        op->userdata = userdata;
+        return enqueue(c, op);
+}
+
+int api_delete(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata) {
+        ApiOp *op;
+        int r = instance_op(c, API_CALL_DELETE, "DELETE", instance_id, NULL, NULL, &op);
+        if (r < 0)
+                return r;
+        op->cb.done = cb;
+        op->userdata = userdata;
+        return enqueue(c, op);
+}
+
+int api_start(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata) {
+        ApiOp *op;
+        int r = instance_op(c, API_CALL_START, "POST", instance_id, "/action", "{\"action\":\"start\"}", &op);
+        if (r < 0)
+                return r;
+        op->cb.done = cb;
+        op->userdata = userdata;
+        return enqueue(c, op);
+}
+
+int api_stop(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata) {
+        ApiOp *op;
+        int r = instance_op(c, API_CALL_STOP, "POST", instance_id, "/action", "{\"action\":\"stop\"}", &op);
+        if (r < 0)
+                return r;
+        op->cb.done = cb;
+        op->userdata = userdata;
+        return enqueue(c, op);
+}
+
+unsigned api_client_pending(const ApiClient *c) {
+        return c ? c->n_user : 0;
+}
+
+bool api_client_auth_failed(const ApiClient *c, const char **ret_message) {
+        if (!c || !c->auth_failed)
+                return false;
+        if (ret_message)
+                *ret_message = c->auth_message;
+        return true;
+}
+
+void api_client_reset_auth(ApiClient *c) {
+        if (!c)
+                return;
+        c->auth_failed = false;
+        c->auth_verified = false;
+        free(c->auth_message);
+        c->auth_message = NULL;
+        /* A password may have changed too: get a fresh token. */
+        free_secret(c->iam_token);
+        c->iam_token = NULL;
+        c->iam_retry_after_ms = 0;
+        schedule(c);
+}
+
+int64_t api_client_throttled_until_ms(const ApiClient *c) {
+        if (!c || c->throttled_until_ms <= now_monotonic_ms())
+                return 0;
+        return c->throttled_until_ms;
+}
+
+void api_client_cancel_all(ApiClient *c) {
+        if (!c)
+                return;
+        uint64_t last = c->next_seq;
+        bool was = c->cancelling;
+        c->cancelling = true;   /* no dispatch from completions while we tear down */
+
+        for (;;) {
+                ApiOp *op = c->waiting.head;
+                while (op && op->seq >= last)
+                        op = op->next;
+                if (op) {
+                        ops_remove(&c->waiting, op);
+                        if (op->internal)
+                                c->iam_fetching = false;
+                        fail_op(c, op, API_CLASS_TRANSIENT, -ECANCELED, false,
+                                op->call == API_CALL_CREATE ? "create cancelled before it was sent"
+                                                            : "request cancelled before it was sent");
+                        continue;
+                }
+                op = c->wire.head;
+                while (op && op->seq >= last)
+                        op = op->next;
+                if (!op)
+                        break;
+                /* Completes through on_http_done with -ECANCELED: a create on the wire is
+                 * classified UNKNOWN_OUTCOME there. */
+                if (http_client_cancel(c->http, op->http_id) < 0) {
+                        ops_remove(&c->wire, op);
+                        fail_op(c, op, API_CLASS_TRANSIENT, -ECANCELED, false, "request cancelled");
+                }
+        }
+        c->cancelling = was;
+        if (!was && c->waiting.head)
+                schedule(c);
+}

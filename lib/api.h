@@ -1,0 +1,155 @@
+/* The ModelArts DevEnviron API (modelarts-api.md) on top of lib/http.h: request
+ * building (cJSON), authentication (AK/SK signing, X-Auth-Token, IAM password flow),
+ * defensive response parsing into RemoteInstance, and error classification the
+ * engine switches on.
+ *
+ * Every call returns 0 (queued) or a negative errno immediately; the result arrives
+ * through the callback, always from the event loop, exactly once.
+ *
+ * Client-wide policies (the engine reads them, it does not have to re-implement them):
+ *  - after a 429, ALL new requests are held until Retry-After has passed;
+ *  - after an AUTH failure nothing more is sent: every call fails fast with
+ *    API_CLASS_AUTH until api_client_reset_auth() (5 bad signatures lock the AK);
+ *  - until the server has accepted the credentials once (after creation or a reset), one
+ *    request at a time, so wrong credentials cost one bad signature, not a batch;
+ *  - callbacks may queue new calls or call api_client_cancel_all(), never
+ *    api_client_free(). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "instance.h"
+#include "macro.h"
+#include "spec.h"
+
+typedef struct ApiClient ApiClient;
+typedef struct Credentials Credentials;
+
+/* What to do next; the engine switches on it. */
+typedef enum ApiClass {
+        API_CLASS_OK,
+        API_CLASS_ALREADY_EXISTS,   /* ModelArts.6301: list and adopt */
+        API_CLASS_NOT_FOUND,        /* ModelArts.6309 (a 400!), or 404 */
+        API_CLASS_PERMANENT,        /* validation, quota, flavor permission, unknown 4xx:
+                                     * don't retry until the manifest/config changes */
+        API_CLASS_AUTH,             /* 401/403: credentials or project; client stops sending */
+        API_CLASS_THROTTLED,        /* 429: retry after .retry_after_ms (client holds all) */
+        API_CLASS_TRANSIENT,        /* 5xx, 6357/6360, connect failures, timeouts before
+                                     * sending: retry with backoff */
+        API_CLASS_UNKNOWN_OUTCOME,  /* a create that may have been delivered (timeout or
+                                     * connection lost after sending): list before retrying */
+        _API_CLASS_MAX,
+} ApiClass;
+
+const char *api_class_to_string(ApiClass c);   /* "ok", "already-exists", ... */
+
+typedef enum ApiCall {
+        API_CALL_CREATE,
+        API_CALL_LIST,
+        API_CALL_GET,
+        API_CALL_DELETE,
+        API_CALL_START,
+        API_CALL_STOP,
+        API_CALL_IAM_TOKEN,
+        _API_CALL_MAX,
+} ApiCall;
+
+const char *api_call_to_string(ApiCall c);     /* "create", "list", ... */
+
+/* The outcome of one call. Strings are owned by the client and valid only during the
+ * callback; NULL when unknown. */
+typedef struct ApiResult {
+        ApiCall call;
+        ApiClass class;
+        int error;               /* 0 when class is OK; else negative errno (kept beside the
+                                  * API's own code): -EEXIST, -ENOENT, -EINVAL, -EDQUOT,
+                                  * -EACCES, -EBUSY (throttled), -EAGAIN, -ETIMEDOUT,
+                                  * -ECONNREFUSED, -ECONNRESET, -ECANCELED, -EBADMSG ... */
+        long http_status;        /* 0 when no response */
+        const char *error_code;  /* "ModelArts.6301", "APIG.0301", ... */
+        const char *error_msg;   /* the API's message (error_msg or error_message) */
+        const char *request_id;  /* body request_id, else the X-Request-Id header */
+        const char *message;     /* one line for the journal/user, always set when !OK:
+                                  * says what failed (for AUTH: which credential kind) */
+        int64_t retry_after_ms;  /* THROTTLED (and TRANSIENT when the server said): wait */
+        bool sent;               /* the request may have reached the server */
+} ApiResult;
+
+typedef void (*api_instance_cb)(ApiClient *c, const ApiResult *r, const RemoteInstance *instance,
+                                void *userdata);   /* instance is NULL unless OK */
+typedef void (*api_list_cb)(ApiClient *c, const ApiResult *r, const RemoteInstanceList *list,
+                            void *userdata);        /* list is NULL unless OK: every page */
+typedef void (*api_done_cb)(ApiClient *c, const ApiResult *r, void *userdata);
+
+typedef struct ApiClientOptions {
+        const char *endpoint;          /* https://modelarts.{region}.myhuaweicloud.com */
+        const char *project_id;
+        const Credentials *credentials;  /* borrowed: must outlive the client; NULL = send
+                                          * no authentication (an emulator without auth) */
+        unsigned concurrency;          /* 0 = CONFIG_DEFAULT_CONCURRENCY */
+        int64_t connect_timeout_ms;    /* 0 = CONFIG_DEFAULT_CONNECT_TIMEOUT_MS */
+        int64_t request_timeout_ms;    /* 0 = CONFIG_DEFAULT_REQUEST_TIMEOUT_MS */
+        const char *ca_file;           /* NULL = system store */
+        const char *iam_endpoint;      /* PASSWORD credentials: https://iam.{region}... */
+} ApiClientOptions;
+
+/* -EINVAL with *ret_message (optional, caller frees) for a bad endpoint/project/URL
+ * policy (plain http:// to a non-loopback host). */
+int api_client_new(sd_event *e, const ApiClientOptions *o, ApiClient **ret, char **ret_message);
+/* Drops everything without callbacks; call api_client_cancel_all() first if needed. */
+ApiClient *api_client_free(ApiClient *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ApiClient *, api_client_free);
+
+/* ---- calls ---- */
+int api_create(ApiClient *c, const NotebookSpec *spec, api_instance_cb cb, void *userdata);
+int api_list(ApiClient *c, api_list_cb cb, void *userdata);      /* all pages, de_type=Notebook */
+int api_get(ApiClient *c, const char *instance_id, api_instance_cb cb, void *userdata);
+int api_delete(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata);
+int api_start(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata);
+int api_stop(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata);
+
+/* ---- state the engine reads ---- */
+/* Calls accepted and not yet answered (queued, held or on the wire). */
+unsigned api_client_pending(const ApiClient *c);
+/* An AUTH failure happened: the client sends nothing until reset. *ret_message (optional)
+ * is the message of that failure (borrowed, valid until reset/free). */
+bool api_client_auth_failed(const ApiClient *c, const char **ret_message);
+/* Credentials were fixed (reload): send again. */
+void api_client_reset_auth(ApiClient *c);
+/* While throttled: the monotonic time (ms, util.h now_monotonic_ms) before which nothing
+ * is sent; 0 when not throttled. */
+int64_t api_client_throttled_until_ms(const ApiClient *c);
+/* Shutdown: every pending call's callback runs with -ECANCELED (a create already on the
+ * wire reports UNKNOWN_OUTCOME, anything else TRANSIENT). */
+void api_client_cancel_all(ApiClient *c);
+
+/* ---- pure parts, exposed for tests and the emulator's conformance checks ---- */
+
+/* Classify a finished exchange. transport_error: 0 or the HttpResponse error; sent: it
+ * may have reached the server; error_code: body error_code or NULL. Writes the class and
+ * the negative errno. */
+ApiClass api_classify(ApiCall call, int transport_error, bool sent, long http_status,
+                      const char *error_code, int *ret_errno);
+
+/* Parsed error body: every string owned (free with api_error_done). */
+typedef struct ApiError {
+        char *error_code;
+        char *error_msg;
+        char *request_id;
+} ApiError;
+void api_error_done(ApiError *e);
+/* Accepts any JSON (or none): fields that are absent or not strings stay NULL. */
+void api_parse_error(const char *body, size_t len, ApiError *ret);
+
+/* One instance object / a list page. -EBADMSG when the body is not the expected JSON
+ * shape (not an object / instances not an array); missing fields are tolerated. */
+int api_parse_instance(const char *body, size_t len, RemoteInstance *ret);
+int api_parse_list_page(const char *body, size_t len, RemoteInstanceList *list,
+                        int64_t *ret_total_count, size_t *ret_page_items);
+
+/* Retry-After: delta-seconds or an HTTP date, relative to now_realtime_ms. -EINVAL when
+ * unparsable. Result clamped to [0, API_MAX_RETRY_AFTER_MS]. */
+int api_parse_retry_after(const char *value, int64_t now_realtime_ms, int64_t *ret_ms);

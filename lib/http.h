@@ -1,0 +1,108 @@
+/* HTTP client: one libcurl multi handle driven by an sd-event loop. No threads, no
+ * blocking calls: sockets are sd-event io sources, curl's timer is one sd-event time
+ * source, finished transfers come back as completion callbacks dispatched from the loop.
+ *
+ * At most `concurrency` transfers are in flight; further requests wait in a FIFO queue.
+ * Plain http:// is refused unless the host is a loopback address (the emulator, tests);
+ * TLS peer and host verification are always on. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+typedef struct HttpClient HttpClient;
+
+typedef struct HttpHeader {
+        const char *name;
+        const char *value;
+} HttpHeader;
+
+typedef struct HttpClientOptions {
+        unsigned concurrency;         /* transfers in flight at most; 0 = CONFIG default */
+        int64_t connect_timeout_ms;   /* 0 = default */
+        int64_t total_timeout_ms;     /* whole transfer; 0 = default */
+        const char *ca_file;          /* extra CA bundle, NULL = system store */
+        size_t max_response_size;     /* body bytes; 0 = HTTP_MAX_RESPONSE_SIZE */
+} HttpClientOptions;
+
+/* One request. Everything is copied by http_client_submit(): the caller may free it
+ * right after the call. */
+typedef struct HttpRequest {
+        const char *method;           /* "GET", "POST", "DELETE", ... */
+        const char *url;              /* sent exactly as given (the signer's wire query) */
+        const HttpHeader *headers;    /* extra request headers */
+        size_t n_headers;
+        const void *body;             /* NULL = no body */
+        size_t body_len;
+} HttpRequest;
+
+/* What came back. Valid only during the completion callback (copy what you keep). */
+typedef struct HttpResponse {
+        int error;                    /* 0 = a complete HTTP response arrived (any status);
+                                       * else negative errno: -ECONNREFUSED, -ETIMEDOUT,
+                                       * -ECONNRESET, -EFBIG (size cap), -EHOSTUNREACH (DNS),
+                                       * -EPROTO (TLS), -ECANCELED (cancel-all), -EIO ... */
+        const char *error_message;    /* one line for humans when error != 0, else NULL */
+        bool sent;                    /* request bytes went out on a connection: the server
+                                       * may have acted on it even if error != 0 */
+        long status;                  /* HTTP status; 0 when no response */
+        const char *request_id;       /* X-Request-Id, NULL when absent */
+        const char *retry_after;      /* raw Retry-After, NULL when absent */
+        const char *subject_token;    /* X-Subject-Token (a secret: never log), or NULL */
+        const char *content_type;     /* Content-Type, NULL when absent */
+        const char *body;             /* NUL-terminated for convenience; body_len excludes it */
+        size_t body_len;
+} HttpResponse;
+
+/* Called once per submitted request, from the event loop (never from inside
+ * http_client_submit()). May submit new requests and may call http_client_cancel_all();
+ * must not free the client. */
+typedef void (*http_done_cb)(HttpClient *c, const HttpResponse *r, void *userdata);
+
+/* Attach a client to the loop e (a reference is taken). */
+int http_client_new(sd_event *e, const HttpClientOptions *o, HttpClient **ret);
+/* Frees everything; pending requests are dropped WITHOUT callbacks (use
+ * http_client_cancel_all() first when callers need to hear about them). */
+HttpClient *http_client_free(HttpClient *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(HttpClient *, http_client_free);
+
+/* Queue a request. Returns 0 (the callback will be called exactly once), or a negative
+ * errno and the callback is never called: -EPERM plain http:// to a non-loopback host,
+ * -EPROTONOSUPPORT not http(s), -EINVAL bad URL/arguments, -ENOMEM.
+ * *ret_id (optional) identifies the request for http_client_cancel(). */
+int http_client_submit(HttpClient *c, const HttpRequest *req, http_done_cb cb, void *userdata,
+                       uint64_t *ret_id);
+
+/* Cancel one request (queued or in flight): its callback runs now with -ECANCELED.
+ * -ENOENT if it already finished. */
+int http_client_cancel(HttpClient *c, uint64_t id);
+/* Cancel every request submitted so far (shutdown): each callback runs with -ECANCELED,
+ * in-flight ones with .sent telling whether they may have reached the server. */
+void http_client_cancel_all(HttpClient *c);
+
+/* Transfers on the wire / waiting for a slot. */
+unsigned http_client_in_flight(const HttpClient *c);
+unsigned http_client_queued(const HttpClient *c);
+
+/* Connections curl opened so far (a keep-alive health indicator; reuse keeps it low). */
+uint64_t http_client_connections_opened(const HttpClient *c);
+
+/* The policy http_client_submit() applies to a URL, for config checks: 0 when allowed;
+ * else negative errno and, if ret_message, a one-line reason (caller frees). */
+int http_url_check(const char *url, char **ret_message);
+
+/* True for "localhost", 127.0.0.0/8 and ::1 (with or without brackets). */
+bool http_host_is_loopback(const char *host);
+
+/* RFC 9110 idempotent methods. Others (POST, PATCH) always go on a fresh connection:
+ * curl re-sends a request whose reused connection died before any answer, which for a
+ * create would be a second create. */
+bool http_method_is_idempotent(const char *method);
+
+/* The User-Agent every request carries: "notebookd/VERSION". */
+const char *http_user_agent(void);
