@@ -62,6 +62,11 @@ struct Engine {
         void *progress_userdata;
 };
 
+/* sd-event coalesces a timer with accuracy 0 by its default of 250 ms: retries and
+ * polls would all be late by that much. 1 ms is precise enough and still lets the
+ * kernel batch wake-ups. */
+#define ENGINE_TIMER_ACCURACY_USEC 1000
+
 static void engine_maybe_settled(Engine *e);
 static void op_poll_schedule(Op *op);
 
@@ -311,7 +316,8 @@ static void op_poll_schedule(Op *op) {
                 r = sd_event_source_set_time_relative(op->timer, (uint64_t) delay * 1000);
         else
                 r = sd_event_add_time_relative(op->engine->event, &op->timer, CLOCK_MONOTONIC,
-                                               (uint64_t) delay * 1000, 0, on_poll_timer, op);
+                                               (uint64_t) delay * 1000, ENGINE_TIMER_ACCURACY_USEC,
+                                               on_poll_timer, op);
         if (r >= 0)
                 r = sd_event_source_set_enabled(op->timer, SD_EVENT_ONESHOT);
         if (r < 0) {
@@ -352,6 +358,13 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
         int64_t retry_ms = 0;
 
         op->in_request = false;
+        if (ar->error == -ECANCELED && !ar->sent) {
+                /* Cut short (deadline, stop) before it left: nothing happened remotely, and
+                 * the record keeps the last real answer. */
+                resolve_intent(e, op->intent_id, "not-sent", op->name);
+                op_finish(op);
+                return;
+        }
         if (record_load(e, op->name, &rec) < 0) {
                 note_state_error(e, -ENOMEM, "load", op->name);
                 op_finish(op);
@@ -880,8 +893,8 @@ static void schedule_pass_at(Engine *e, int64_t delay_ms) {
         if (e->pass_timer)
                 r = sd_event_source_set_time(e->pass_timer, (uint64_t) at * 1000);
         else
-                r = sd_event_add_time(e->event, &e->pass_timer, CLOCK_MONOTONIC, (uint64_t) at * 1000, 0,
-                                      on_pass_timer, e);
+                r = sd_event_add_time(e->event, &e->pass_timer, CLOCK_MONOTONIC, (uint64_t) at * 1000,
+                                      ENGINE_TIMER_ACCURACY_USEC, on_pass_timer, e);
         if (r >= 0)
                 r = sd_event_source_set_enabled(e->pass_timer, SD_EVENT_ONESHOT);
         if (r < 0) {

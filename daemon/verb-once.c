@@ -150,7 +150,7 @@ int verb_once(Cli *cli) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         if ((r = sd_event_add_signal(event, NULL, SIGINT, on_signal, &s)) < 0 ||
             (r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, &s)) < 0 ||
-            (r = sd_event_add_time(event, NULL, CLOCK_MONOTONIC, (uint64_t) deadline * 1000, 0, on_deadline, &s)) < 0) {
+            (r = sd_event_add_time(event, NULL, CLOCK_MONOTONIC, (uint64_t) deadline * 1000, 1000, on_deadline, &s)) < 0) {
                 log_error_errno(r, "Cannot set up the loop: %m");
                 goto finish;
         }
