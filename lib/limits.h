@@ -19,9 +19,79 @@
 /* Keys in one mapping / items in one sequence: bounds a document's node count. */
 #define YAML_MAX_COLLECTION_ITEMS 1024
 
+/* ---- the config file (lib/config.c) ---- */
+/* A config is a few hundred bytes: 64 KiB bounds what a wrong -c path can make us read. */
+#define CONFIG_MAX_FILE_SIZE (64 * 1024)
+/* resync_interval: under 10 s would poll the API in a hot loop; over 7 days is a typo. */
+#define CONFIG_MIN_RESYNC_INTERVAL_MS (10 * 1000)
+#define CONFIG_MAX_RESYNC_INTERVAL_MS (7 * 24 * 3600 * 1000LL)
+/* request_timeout / connect_timeout: 1 s .. 1 h; outside that a request never succeeds
+ * or a dead server holds a concurrency slot for too long. */
+#define CONFIG_MIN_TIMEOUT_MS 1000
+#define CONFIG_MAX_TIMEOUT_MS (3600 * 1000)
+
 /* ---- the create call's rules (from modelarts-api.md) ---- */
 #define NAME_MAX_LENGTH 64
 #define DESCRIPTION_MAX_CHARS 512
 #define EVS_VOLUME_MIN_GB 5
 #define EVS_VOLUME_MAX_GB 4096
 #define EVS_VOLUME_DEFAULT_GB 5
+
+/* ---- HTTP client and ModelArts API (lib/http.c, lib/api.c) ---- */
+/* Response body cap: a list page of 100 instances is ~100 KiB; 8 MiB bounds what a
+ * broken or hostile server can make the daemon buffer per transfer. */
+#define HTTP_MAX_RESPONSE_SIZE (8 * 1024 * 1024)
+/* One kept response header value (X-Request-Id, Retry-After, X-Subject-Token ~ 10 KiB):
+ * longer ones are ignored rather than buffered. */
+#define HTTP_MAX_HEADER_VALUE 16384
+/* List page size: few pages for big accounts, small enough bodies per page. */
+#define API_LIST_PAGE_SIZE 100
+/* Instances one listing may gather: bounds memory and the loop when a server keeps
+ * returning full pages (an account holds at most a few hundred notebooks). */
+#define API_LIST_MAX_INSTANCES 100000
+/* Retry-After honoured at most this long: a bogus huge value must not stall forever. */
+#define API_MAX_RETRY_AFTER_MS (10 * 60 * 1000)
+/* 429 without Retry-After: the contract advises waiting 2-5 s; we draw uniformly in
+ * that range so many clients do not come back in lockstep. */
+#define API_DEFAULT_RETRY_AFTER_MIN_MS 2000
+#define API_DEFAULT_RETRY_AFTER_MAX_MS 5000
+/* Renew an IAM token this long before its expires_at (tokens live 24 h). */
+#define API_TOKEN_RENEW_BEFORE_MS (60 * 60 * 1000)
+/* After a failed token request, wait this long before asking IAM again (calls meanwhile
+ * fail fast): a broken IAM must not be hammered by every queued call. */
+#define API_TOKEN_RETRY_MS (10 * 1000)
+
+/* ---- state store ---- */
+/* How long a writer waits for another writer's lock (two daemons on one state dir,
+ * or a checkpoint) before failing with -EBUSY; readers in WAL mode never wait. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/* ---- signing and credentials (lib/sign.c, lib/credentials.c) ---- */
+/* Names in a received SignedHeaders list: a real client signs 4 or 5; the cap bounds the
+ * verifier's lookups per request when the emulator faces a hostile or broken client. */
+#define SIGN_MAX_HEADERS 64
+/* One credential (file or environment value). An AK is 20 bytes, an SK 40, an IAM token
+ * ~10 KiB (PKI tokens are the big ones), a security token a few KiB: 64 KiB refuses a
+ * wrong file (a log, an image) before it is read into memory meant for secrets. */
+#define CREDENTIAL_MAX_SIZE (64 * 1024)
+
+/* ---- the reconcile engine (daemon/engine.c) ---- */
+/* Per-instance create retries: exponential from BASE, capped, half-jittered, so a
+ * flapping API is not hammered and many instances do not retry in lockstep. */
+#define ENGINE_RETRY_BASE_MS 1000
+#define ENGINE_RETRY_MAX_MS (5 * 60 * 1000)
+/* A failed listing (the pass cannot plan without it): same shape, shorter cap. */
+#define ENGINE_LIST_RETRY_MAX_MS (60 * 1000)
+/* After an auth failure (401/403) the daemon waits this long before trying again:
+ * five bad signatures lock the AK for 5 minutes, so never sooner than that. */
+#define ENGINE_AUTH_RETRY_MS (6 * 60 * 1000)
+/* Following an instance on its way to RUNNING: poll from BASE, doubling to MAX. */
+#define ENGINE_POLL_BASE_MS 500
+#define ENGINE_POLL_MAX_MS (30 * 1000)
+
+/* ---- the manifests watcher (daemon/watch.c) ---- */
+/* inotify watches one watcher holds (a directory each, plus the few guarding the path
+ * itself): bounds kernel memory and the per-user fs.inotify.max_user_watches share (8192
+ * on small hosts) a wrong manifests path (say, /) could take. Past it, the directories
+ * left out are reported via watch_n_errors() and only the periodic resync sees them. */
+#define WATCH_MAX_WATCHES 4096
