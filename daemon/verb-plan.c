@@ -12,28 +12,6 @@
 #include "store.h"
 #include "util.h"
 
-/* Copy s for a terminal: control characters (C0, DEL, and C1 as UTF-8) become \xNN, so
- * a crafted name or API message cannot move the cursor or forge lines. */
-static char *terminal_safe(const char *s) {
-        if (!s)
-                return strdup("-");
-        size_t len = strlen(s);
-        char *out = malloc(len * 4 + 1), *o = out;
-        if (!out)
-                return NULL;
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
-                if (*p < 0x20 || *p == 0x7f || c1) {
-                        static const char hex[] = "0123456789abcdef";
-                        unsigned v = c1 ? *++p : *p;
-                        *o++ = '\\', *o++ = 'x', *o++ = hex[v >> 4], *o++ = hex[v & 15];
-                } else
-                        *o++ = (char) *p;
-        }
-        *o = 0;
-        return out;
-}
-
 static cJSON *action_to_json(const Action *a, int64_t now_ms) {
         static const struct {
                 unsigned bit;

@@ -11,40 +11,6 @@
 #include "store.h"
 #include "util.h"
 
-/* As in verb-plan.c: user strings reach the terminal with control characters escaped. */
-static char *terminal_safe(const char *s) {
-        if (!s)
-                return strdup("-");
-        size_t len = strlen(s);
-        char *out = malloc(len * 4 + 1), *o = out;
-        if (!out)
-                return NULL;
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
-                if (*p < 0x20 || *p == 0x7f || c1) {
-                        static const char hex[] = "0123456789abcdef";
-                        unsigned v = c1 ? *++p : *p;
-                        *o++ = '\\', *o++ = 'x', *o++ = hex[v >> 4], *o++ = hex[v & 15];
-                } else
-                        *o++ = (char) *p;
-        }
-        *o = 0;
-        return out;
-}
-
-/* 5s, 3m, 2h, 4d: the unit a human reads at a glance (truncated, like ps and kubectl). */
-static void format_age(int64_t ms, char buf[static 32]) {
-        int64_t s = ms > 0 ? ms / 1000 : 0;
-        if (s < 60)
-                snprintf(buf, 32, "%" PRId64 "s", s);
-        else if (s < 3600)
-                snprintf(buf, 32, "%" PRId64 "m", s / 60);
-        else if (s < 86400)
-                snprintf(buf, 32, "%" PRId64 "h", s / 3600);
-        else
-                snprintf(buf, 32, "%" PRId64 "d", s / 86400);
-}
-
 static bool add_str(cJSON *o, const char *k, const char *v) {
         return v ? cJSON_AddStringToObject(o, k, v) != NULL : cJSON_AddNullToObject(o, k) != NULL;
 }

@@ -417,20 +417,6 @@ const char *action_reason_to_string(ActionReason r) {
 
 /* ---- describe ---- */
 
-static void format_duration(int64_t ms, char buf[static 32]) {
-        if (ms < 0)
-                ms = 0;
-        int64_t s = ms / 1000;
-        if (s < 60)
-                snprintf(buf, 32, "%" PRId64 "s", s);
-        else if (s < 3600)
-                snprintf(buf, 32, "%" PRId64 "m", s / 60);
-        else if (s < 86400)
-                snprintf(buf, 32, "%" PRId64 "h", s / 3600);
-        else
-                snprintf(buf, 32, "%" PRId64 "d", s / 86400);
-}
-
 /* A growing line; on ENOMEM the line is dropped and describe returns NULL. */
 typedef struct Line {
         char *s;
@@ -548,7 +534,7 @@ char *action_describe(const Action *a, int64_t now_ms) {
                 add_api_error(&l, rec);
                 break;
         case REASON_INTENT_ABSENT:
-                format_duration(now_ms - a->intent->created_at_ms, d);
+                format_age(now_ms - a->intent->created_at_ms, d);
                 line_add(&l, "create intent #%" PRId64 " (%s ago) made no instance: create again", a->intent->id, d);
                 break;
         case REASON_FOUND_BY_NAME:
@@ -564,7 +550,7 @@ char *action_describe(const Action *a, int64_t now_ms) {
                 break;
         case REASON_INTENT_OPEN:
                 if (a->intent) {
-                        format_duration(now_ms - a->intent->created_at_ms, d);
+                        format_age(now_ms - a->intent->created_at_ms, d);
                         line_add(&l, "create intent #%" PRId64 " (%s ago) has an unknown outcome: list before retrying",
                                  a->intent->id, d);
                 } else
@@ -576,7 +562,7 @@ char *action_describe(const Action *a, int64_t now_ms) {
                 line_add(&l, " (change the manifest to retry)");
                 break;
         case REASON_BACKOFF:
-                format_duration(rec->next_attempt_at_ms - now_ms, d);
+                format_age(rec->next_attempt_at_ms - now_ms, d);
                 line_add(&l, "next try in %s (attempt %" PRId64 ") after %s: ", d, rec->attempts + 1,
                          failure_kind(rec));
                 add_api_error(&l, rec);

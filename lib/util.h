@@ -30,6 +30,15 @@ ssize_t utf8_length(const char *s, size_t len);
  * characters and quotes escaped, so a crafted name cannot forge log lines. Caller frees. */
 char *quote_for_log(const char *s);
 
+/* A user-controlled string for a terminal table: control characters (C0, DEL and the
+ * C1 range) become \xNN so a crafted name cannot move the cursor or forge rows; NULL
+ * shows as "-". Caller frees. */
+char *terminal_safe(const char *s);
+
+/* 5s, 3m, 2h, 4d: the unit a human reads at a glance (truncated, like ps and kubectl);
+ * negative durations show as 0s. */
+void format_age(int64_t ms, char buf[static 32]);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void hex_lower(const unsigned char *in, size_t n, char *out);
 
