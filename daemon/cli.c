@@ -4,21 +4,12 @@
 
 #include "util.h"
 
-static int replace_string(char **dst, const char *value) {
-        char *v = strdup(value);
-        if (!v)
-                return -ENOMEM;
-        free(*dst);
-        *dst = v;
-        return 0;
-}
-
 /* Command-line values win over the file's. */
 static int apply_overrides(Config *c, const CliOverrides *o) {
-        if ((o->manifests && replace_string(&c->manifests, o->manifests) < 0) ||
-            (o->state_dir && replace_string(&c->state_dir, o->state_dir) < 0) ||
-            (o->endpoint && replace_string(&c->endpoint, o->endpoint) < 0) ||
-            (o->project_id && replace_string(&c->project_id, o->project_id) < 0))
+        if ((o->manifests && strdup_replace(&c->manifests, o->manifests) < 0) ||
+            (o->state_dir && strdup_replace(&c->state_dir, o->state_dir) < 0) ||
+            (o->endpoint && strdup_replace(&c->endpoint, o->endpoint) < 0) ||
+            (o->project_id && strdup_replace(&c->project_id, o->project_id) < 0))
                 return -ENOMEM;
         return 0;
 }

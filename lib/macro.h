@@ -30,6 +30,12 @@ static inline const char *strempty(const char *s) {
         return s ? s : "";
 }
 
+/* free() that returns NULL: "p = mfree(p);" frees and clears in one statement. */
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 static inline void freep(void *p) {
         free(*(void **) p);
 }

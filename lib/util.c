@@ -29,6 +29,15 @@ char *xstrdup(const char *s) {
         return s ? strdup(s) : NULL;
 }
 
+int strdup_replace(char **dst, const char *src) {
+        char *c = xstrdup(src);
+        if (src && !c)
+                return -ENOMEM;
+        free(*dst);
+        *dst = c;
+        return 0;
+}
+
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret) {
         if (!s || !*s)
                 return -EINVAL;

@@ -14,6 +14,8 @@ char *xasprintf(const char *fmt, ...) _printf_(1, 2);
 char *xvasprintf(const char *fmt, va_list ap) _printf_(1, 0);
 /* strdup that accepts NULL. */
 char *xstrdup(const char *s);
+/* Replace *dst by a copy of src (NULL allowed); -ENOMEM leaves *dst as it was. */
+int strdup_replace(char **dst, const char *src);
 
 /* Parse a whole decimal integer in [min, max]. -EINVAL not a number, -ERANGE outside. */
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret);
