@@ -1068,7 +1068,9 @@ int64_t api_client_throttled_until_ms(const ApiClient *c) {
         return c->throttled_until_ms;
 }
 
-void api_client_cancel_all(ApiClient *c) {
+/* Fail what is queued (and, with wire, what is on the wire) with -ECANCELED. Callbacks
+ * run synchronously, here; ops they queue meanwhile (seq >= last) are left alone. */
+static void cancel_ops(ApiClient *c, bool wire) {
         if (!c)
                 return;
         uint64_t last = c->next_seq;
@@ -1088,6 +1090,8 @@ void api_client_cancel_all(ApiClient *c) {
                                                             : "request cancelled before it was sent");
                         continue;
                 }
+                if (!wire)
+                        break;
                 op = c->wire.head;
                 while (op && op->seq >= last)
                         op = op->next;
@@ -1103,4 +1107,12 @@ void api_client_cancel_all(ApiClient *c) {
         c->cancelling = was;
         if (!was && c->waiting.head)
                 schedule(c);
+}
+
+void api_client_cancel_all(ApiClient *c) {
+        cancel_ops(c, true);
+}
+
+void api_client_cancel_queued(ApiClient *c) {
+        cancel_ops(c, false);
 }

@@ -125,6 +125,10 @@ int64_t api_client_throttled_until_ms(const ApiClient *c);
 /* Shutdown: every pending call's callback runs with -ECANCELED (a create already on the
  * wire reports UNKNOWN_OUTCOME, anything else TRANSIENT). */
 void api_client_cancel_all(ApiClient *c);
+/* Stop starting work (SIGTERM): calls not yet on the wire fail with -ECANCELED and
+ * sent=false; what is on the wire finishes normally. Both cancel functions run the
+ * callbacks synchronously, before they return. */
+void api_client_cancel_queued(ApiClient *c);
 
 /* ---- pure parts, exposed for tests and the emulator's conformance checks ---- */
 
