@@ -13,14 +13,8 @@
 
 /* Work in flight for one name. At most one per name: a create, or a poll that follows
  * an instance to RUNNING. Later passes leave a busy name alone. */
-typedef enum OpKind {
-        OP_CREATE,
-        OP_POLL,
-} OpKind;
-
 typedef struct Op {
         Engine *engine;
-        OpKind kind;
         char *name;
         char *instance_id;                      /* poll */
         char *last_status;                      /* poll: for STATUS_CHANGED */
@@ -51,7 +45,6 @@ struct Engine {
         bool state_error;
         unsigned list_failures;     /* consecutive failed listings: pass-level backoff */
         int64_t deadline_mono_ms;
-        bool retry_beyond_deadline;
         sd_event_source *pass_timer;  /* a scheduled (retry) pass */
         int64_t pass_timer_at_mono_ms;
 
@@ -92,12 +85,14 @@ static Op *op_free(Op *op) {
         return NULL;
 }
 
-static int op_new(Engine *e, OpKind kind, const char *name, Op **ret) {
+/* One op per name: a second would race the first over the same record. */
+static int op_new(Engine *e, const char *name, Op **ret) {
+        if (hashmap_contains(e->ops, name))
+                return -EBUSY;
         Op *op = calloc(1, sizeof(*op));
         if (!op)
                 return -ENOMEM;
         op->engine = e;
-        op->kind = kind;
         op->started_mono_ms = now_monotonic_ms();
         op->name = strdup(name);
         if (!op->name || hashmap_put(e->ops, name, op) < 0) {
@@ -154,23 +149,14 @@ static void record_save(Engine *e, InstanceRecord *rec) {
                 note_state_error(e, r, "record", rec->name);
 }
 
-static int replace_str(char **dst, const char *src) {
-        char *c = xstrdup(src);
-        if (src && !c)
-                return -ENOMEM;
-        free(*dst);
-        *dst = c;
-        return 0;
-}
-
 /* Copy what an API call said into the record. */
 static void record_set_result(InstanceRecord *rec, const char *result, const ApiResult *ar) {
-        (void) replace_str(&rec->result, result);
+        (void) strdup_replace(&rec->result, result);
         rec->result_at_ms = now_realtime_ms();
         rec->http_status = ar ? (int) ar->http_status : 0;
-        (void) replace_str(&rec->error_code, ar ? ar->error_code : NULL);
-        (void) replace_str(&rec->error_msg, ar && ar->class != API_CLASS_OK ? (ar->error_msg ? ar->error_msg : ar->message) : NULL);
-        (void) replace_str(&rec->request_id, ar ? ar->request_id : NULL);
+        (void) strdup_replace(&rec->error_code, ar ? ar->error_code : NULL);
+        (void) strdup_replace(&rec->error_msg, ar && ar->class != API_CLASS_OK ? (ar->error_msg ? ar->error_msg : ar->message) : NULL);
+        (void) strdup_replace(&rec->request_id, ar ? ar->request_id : NULL);
 }
 
 static void resolve_intent(Engine *e, int64_t id, const char *outcome, const char *name) {
@@ -222,6 +208,17 @@ static void fb_api(FieldBuf *b, const ApiResult *ar, char http_buf[static LOG_IN
         fb_add(b, "REQUEST_ID", ar->request_id);
 }
 
+/* 401/403: the API client already stopped sending; say so once, with what failed. */
+static void note_auth_failure(Engine *e, const ApiResult *ar, const LogField *fields) {
+        if (e->auth_failed)
+                return;
+        e->auth_failed = true;
+        free(e->auth_message);
+        e->auth_message = xstrdup(ar->message);
+        log_fields(LOG_ERR, MESSAGE_AUTH_FAILED, fields, "Authentication failed: %s; sending paused",
+                   strempty(ar->message));
+}
+
 /* ---------------------------------------------------------------- polling */
 
 /* A name leaves "pending" for another bucket between passes (STATUS= stays current). */
@@ -237,7 +234,14 @@ static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
         Engine *e = op->engine;
         op->in_request = false;
 
-        if (ar->class == API_CLASS_NOT_FOUND) {
+        if (e->stopping) {
+                op_finish(op);
+                return;
+        }
+        /* A poll that finds the instance deleted (6309, or a DELETED status) hands the
+         * name back to the planner at once: it will be created again. */
+        if (ar->class == API_CLASS_NOT_FOUND ||
+            (ar->class == API_CLASS_OK && inst && instance_status_class(inst->status) == STATUS_CLASS_GONE)) {
                 log_fields(LOG_WARNING, MESSAGE_INSTANCE_MISSING,
                            LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id }),
                            "Notebook %s (instance %s) disappeared while being followed; the next pass decides",
@@ -249,7 +253,7 @@ static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
         }
         if (ar->class != API_CLASS_OK || !inst) {
                 if (ar->class == API_CLASS_AUTH) {
-                        e->auth_failed = true;
+                        note_auth_failure(e, ar, NULL);
                         op_finish(op);
                         return;
                 }
@@ -262,9 +266,9 @@ static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
         if (!streq_ptr(inst->status, op->last_status)) {
                 _cleanup_(instance_record_done) InstanceRecord rec = {};
                 if (record_load(e, op->name, &rec) >= 0) {
-                        (void) replace_str(&rec.status, inst->status);
+                        (void) strdup_replace(&rec.status, inst->status);
                         if (!rec.instance_id)
-                                (void) replace_str(&rec.instance_id, inst->id);
+                                (void) strdup_replace(&rec.instance_id, inst->id);
                         record_save(e, &rec);
                 }
                 char dur[LOG_INT_BUFSIZE];
@@ -276,7 +280,7 @@ static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
                                       { "DURATION_MS", log_int(dur, now_monotonic_ms() - op->started_mono_ms) }),
                            "Notebook %s is now %s%s%s", op->name, strempty(inst->status),
                            inst->failed_reason ? ": " : "", strempty(inst->failed_reason));
-                (void) replace_str(&op->last_status, inst->status);
+                (void) strdup_replace(&op->last_status, inst->status);
                 if (cls == STATUS_CLASS_FAILED) {
                         char key[96];
                         snprintf(key, sizeof key, "failed:%s", strempty(inst->status));
@@ -310,6 +314,10 @@ static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void op_poll_schedule(Op *op) {
+        if (op->engine->stopping) {
+                op_finish(op);
+                return;
+        }
         int64_t delay = jittered_backoff_ms(++op->poll_attempt, ENGINE_POLL_BASE_MS, ENGINE_POLL_MAX_MS);
         int r;
         if (op->timer)
@@ -331,7 +339,7 @@ static void follow_instance(Engine *e, const char *name, const char *instance_id
         if (!e->options.follow || e->stopping || !instance_id || hashmap_contains(e->ops, name))
                 return;
         Op *op;
-        if (op_new(e, OP_POLL, name, &op) < 0)
+        if (op_new(e, name, &op) < 0)
                 return;
         op->instance_id = strdup(instance_id);
         op->last_status = xstrdup(status);
@@ -365,20 +373,21 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 op_finish(op);
                 return;
         }
-        if (record_load(e, op->name, &rec) < 0) {
-                note_state_error(e, -ENOMEM, "load", op->name);
+        int rl = record_load(e, op->name, &rec);
+        if (rl < 0) {
+                note_state_error(e, rl, "load", op->name);
                 op_finish(op);
                 return;
         }
-        (void) replace_str(&rec.spec_hash, op->spec_hash);
+        (void) strdup_replace(&rec.spec_hash, op->spec_hash);
         fb_add(&fb, "NOTEBOOK", op->name);
         fb_api(&fb, ar, http_buf);
         fb_add(&fb, "DURATION_MS", log_int(dur_buf, now_monotonic_ms() - op->started_mono_ms));
 
         switch (ar->class) {
         case API_CLASS_OK:
-                (void) replace_str(&rec.instance_id, inst ? inst->id : NULL);
-                (void) replace_str(&rec.status, inst && inst->status ? inst->status : "CREATING");
+                (void) strdup_replace(&rec.instance_id, inst ? inst->id : NULL);
+                (void) strdup_replace(&rec.status, inst && inst->status ? inst->status : "CREATING");
                 record_set_result(&rec, RECORD_RESULT_ACCEPTED, ar);
                 rec.attempts = 0;
                 rec.next_attempt_at_ms = 0;
@@ -402,12 +411,24 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 return;
 
         case API_CLASS_ALREADY_EXISTS:
-                /* Someone (or a lost earlier create) made it: adopt it through a listing. */
+                /* Someone (or a lost earlier create) made it: adopt it through a listing,
+                 * right away the first time. Should listings keep not showing the name
+                 * (another workspace, a name still reserved), back off like any retry
+                 * instead of asking again in a hot loop. */
                 resolve_intent(e, op->intent_id, "exists", op->name);
-                log_fields(LOG_INFO, NULL, fb.f,
-                           "Notebook %s already exists remotely (ModelArts.6301); adopting it", op->name);
+                rec.attempts++;
+                retry_ms = rec.attempts <= 1 ? 0
+                                             : jittered_backoff_ms(rec.attempts - 1, ENGINE_RETRY_BASE_MS, ENGINE_RETRY_MAX_MS);
+                record_set_result(&rec, RECORD_RESULT_RETRYING, ar);
+                rec.next_attempt_at_ms = now_realtime_ms() + retry_ms;
+                record_save(e, &rec);
+                fb_add(&fb, "ATTEMPT", log_int(attempt_buf, rec.attempts));
+                log_fields(rec.attempts <= 1 ? LOG_INFO : LOG_WARNING, NULL, fb.f,
+                           rec.attempts <= 1 ? "Notebook %s already exists remotely (ModelArts.6301); adopting it"
+                                             : "Notebook %s: the API says it exists (ModelArts.6301) but the listing does not show it; retrying",
+                           op->name);
                 op_detach(op);
-                engine_request_pass(e);
+                schedule_pass_at(e, retry_ms);
                 engine_maybe_settled(e);
                 return;
 
@@ -437,13 +458,7 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 record_set_result(&rec, RECORD_RESULT_AUTH_FAILED, ar);
                 record_save(e, &rec);
                 resolve_intent(e, op->intent_id, "auth-failed", op->name);
-                if (!e->auth_failed) {
-                        e->auth_failed = true;
-                        free(e->auth_message);
-                        e->auth_message = xstrdup(ar->message);
-                        log_fields(LOG_ERR, MESSAGE_AUTH_FAILED, fb.f, "Authentication failed: %s; sending paused",
-                                   strempty(ar->message));
-                }
+                note_auth_failure(e, ar, fb.f);
                 op_finish(op);
                 return;
 
@@ -497,10 +512,14 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
         int r = store_begin(e->store);
         if (r < 0) {
                 note_state_error(e, r, "begin a transaction", NULL);
+                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
                 return;
         }
         Op **ops = calloc(n, sizeof(Op *));
-        if (!ops) {
+        const NotebookSpec **specs = calloc(n, sizeof(NotebookSpec *));
+        if (!ops || !specs) {
+                free(ops);
+                free(specs);
                 (void) store_rollback(e->store);
                 return;
         }
@@ -509,7 +528,7 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 const Action *a = creates[i];
                 Op *op;
-                if (op_new(e, OP_CREATE, a->name, &op) < 0)
+                if (op_new(e, a->name, &op) < 0)
                         continue;
                 memcpy(op->spec_hash, a->spec_hash, sizeof op->spec_hash);
                 r = store_add_intent(e->store, a->name, a->spec_hash, now, &op->intent_id);
@@ -519,6 +538,7 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
                         op_free(op);
                         continue;
                 }
+                specs[k] = a->spec;
                 ops[k++] = op;
         }
         r = store_commit(e->store);
@@ -531,20 +551,20 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
                         op_free(ops[i]);
                 }
                 free(ops);
+                free(specs);
+                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
                 return;
         }
         for (size_t i = 0; i < k; i++) {
                 Op *op = ops[i];
-                const NotebookSpec *spec = NULL;
-                for (size_t j = 0; j < n; j++)
-                        if (streq(creates[j]->name, op->name))
-                                spec = creates[j]->spec;
-                r = spec ? api_create(e->api, spec, on_create_result, op) : -EINVAL;
+                const NotebookSpec *spec = specs[i];
+                r = api_create(e->api, spec, on_create_result, op);
                 if (r < 0) {
                         log_warning_errno(r, "Cannot send the create of %s: %m", op->name);
                         resolve_intent(e, op->intent_id, "not-sent", op->name);
                         hashmap_remove(e->ops, op->name);
                         op_free(op);
+                        schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
                         continue;
                 }
                 op->in_request = true;
@@ -554,6 +574,7 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
                            "Creating notebook %s (%s, %s)", op->name, spec->profile_id, spec->flavor);
         }
         free(ops);
+        free(specs);
 }
 
 /* ---------------------------------------------------------------- a pass */
@@ -614,15 +635,14 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                         break;
                 }
                 if (busy) {
-                        /* Work in flight (or just finished, after this listing was taken):
-                         * judge it on the next pass. */
-                        if (hashmap_contains(e->touched, a->name))
-                                e->pass_again = true;
+                        /* Work in flight, or just finished after this listing was taken:
+                         * the listing cannot judge it. An outcome that needs another
+                         * decision schedules its own pass. */
                         continue;
                 }
 
-                /* Keep the recorded status current, quietly: transitions are logged by
-                 * the poller and by creates. */
+                /* Keep the recorded status current (the poller logs the transitions it
+                 * follows; this catches the ones between passes). */
                 if (a->record && a->remote && a->remote->status && a->record->instance_id &&
                     streq_ptr(a->record->instance_id, a->remote->id) &&
                     !streq_ptr(a->record->status, a->remote->status)) {
@@ -634,19 +654,30 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                                                       { "PREVIOUS_STATUS", rec.status }),
                                            "Notebook %s is now %s (was %s)", a->name, a->remote->status,
                                            strempty(rec.status));
-                                (void) replace_str(&rec.status, a->remote->status);
+                                (void) strdup_replace(&rec.status, a->remote->status);
                                 record_save(e, &rec);
                         }
                 }
 
                 switch (a->kind) {
                 case ACTION_CREATE:
-                        if (a->reason == REASON_MISSING_REMOTELY)
+                        if (a->reason == REASON_MISSING_REMOTELY && a->record && a->record->instance_id) {
                                 log_fields(LOG_WARNING, MESSAGE_INSTANCE_MISSING,
-                                           LOG_FIELDS({ "NOTEBOOK", a->name },
-                                                      { "INSTANCE_ID", a->record ? a->record->instance_id : NULL }),
+                                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", a->record->instance_id }),
                                            "Notebook %s (instance %s) is missing remotely; creating it again",
-                                           a->name, a->record ? strempty(a->record->instance_id) : "?");
+                                           a->name, a->record->instance_id);
+                                /* Forget the old id: the new create's outcome (a rejection,
+                                 * a backoff) must stand on its own, not behind a dead id. */
+                                _cleanup_(instance_record_done) InstanceRecord rec = {};
+                                if (instance_record_copy(a->record, &rec) >= 0) {
+                                        rec.instance_id = mfree(rec.instance_id);
+                                        rec.status = mfree(rec.status);
+                                        record_set_result(&rec, RECORD_RESULT_GONE, NULL);
+                                        rec.attempts = 0;
+                                        rec.next_attempt_at_ms = 0;
+                                        record_save(e, &rec);
+                                }
+                        }
                         if (a->intent)
                                 for (size_t j = 0; j < n_intents; j++)
                                         if (streq(intents[j].name, a->name))
@@ -659,9 +690,9 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                         _cleanup_(instance_record_done) InstanceRecord rec = {};
                         if (record_load(e, a->name, &rec) < 0)
                                 break;
-                        (void) replace_str(&rec.instance_id, a->remote->id);
-                        (void) replace_str(&rec.status, a->remote->status);
-                        (void) replace_str(&rec.spec_hash, a->spec_hash);
+                        (void) strdup_replace(&rec.instance_id, a->remote->id);
+                        (void) strdup_replace(&rec.status, a->remote->status);
+                        (void) strdup_replace(&rec.spec_hash, a->spec_hash);
                         record_set_result(&rec, RECORD_RESULT_ADOPTED, NULL);
                         rec.attempts = 0;
                         rec.next_attempt_at_ms = 0;
@@ -790,13 +821,12 @@ static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
         fb_api(&fb, ar, http_buf);
 
         if (ar->class != API_CLASS_OK || !list) {
+                if (e->stopping) {
+                        pass_finish(e, "cancelled (stopping)");
+                        return;
+                }
                 if (ar->class == API_CLASS_AUTH) {
-                        if (!e->auth_failed)
-                                log_fields(LOG_ERR, MESSAGE_AUTH_FAILED, fb.f,
-                                           "Authentication failed: %s; sending paused", strempty(ar->message));
-                        e->auth_failed = true;
-                        free(e->auth_message);
-                        e->auth_message = xstrdup(ar->message);
+                        note_auth_failure(e, ar, fb.f);
                         if (e->options.daemon)
                                 schedule_pass_at(e, ENGINE_AUTH_RETRY_MS);
                         pass_finish(e, "stopped (authentication failed)");
@@ -833,9 +863,10 @@ static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
         }
         r = plan_compute((const NotebookSpec *const *) e->desired.items, e->desired.n, records, n_records,
                          intents, n_intents, list, now_realtime_ms(), &plan);
-        if (r < 0)
+        if (r < 0) {
                 log_error_errno(r, "Planning failed: %m");
-        else
+                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+        } else
                 act_on_plan(e, plan, intents, n_intents);
         plan = plan_free(plan);
         instance_records_free(records, n_records);
@@ -850,12 +881,14 @@ static void pass_start(Engine *e) {
                 e->pass_again = true;
                 return;
         }
-        if (e->auth_failed && !e->options.daemon) {
+        if (e->auth_failed) {
+                /* Credentials were refused: nothing is sent until the auth retry timer
+                 * (daemon) or a reload. Five bad signatures in a row lock the AK. */
                 engine_maybe_settled(e);
                 return;
         }
         char n[LOG_INT_BUFSIZE];
-        log_fields(LOG_DEBUG, MESSAGE_PASS_STARTED, LOG_FIELDS({ "DESIRED", log_int(n, e->desired.n) }),
+        log_fields(LOG_INFO, MESSAGE_PASS_STARTED, LOG_FIELDS({ "DESIRED", log_int(n, e->desired.n) }),
                    "Pass started: %zu desired", e->desired.n);
         e->pass_listing = true;
         int r = api_list(e->api, on_list_result, e);
@@ -871,6 +904,13 @@ static int on_pass_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) usec;
         Engine *e = userdata;
         e->pass_timer_at_mono_ms = 0;
+        if (e->auth_failed && e->options.daemon) {
+                /* The daemon tries again, one request, every ENGINE_AUTH_RETRY_MS: a
+                 * passing 401 (clock skew, a token expiring) must not stop it for good,
+                 * and one signature per interval cannot lock the AK. */
+                log_notice("Retrying after the authentication failure");
+                engine_reset_auth(e);
+        }
         pass_start(e);
         return 0;
 }
@@ -883,8 +923,8 @@ static void schedule_pass_at(Engine *e, int64_t delay_ms) {
                 delay_ms = 0;
         int64_t at = now_monotonic_ms() + delay_ms;
         if (!e->options.daemon && e->deadline_mono_ms > 0 && at > e->deadline_mono_ms) {
-                /* once: this retry would come after the deadline; report it as pending */
-                e->retry_beyond_deadline = true;
+                /* once: this retry would come after the deadline: settle now, and the
+                 * name is reported as not done (exit 3) */
                 return;
         }
         if (e->pass_timer_at_mono_ms > 0 && e->pass_timer_at_mono_ms <= at)
@@ -951,11 +991,11 @@ int engine_set_desired(Engine *e, const NotebookSpec *const *specs, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 NotebookSpec *c;
                 int r = spec_dup(specs[i], &c);
-                if (r < 0 || (r = spec_list_append(&l, c)) < 0) {
-                        if (r >= 0)
-                                spec_free(c);
+                if (r >= 0 && (r = spec_list_append(&l, c)) < 0)
+                        spec_free(c);
+                if (r < 0) {
                         spec_list_clear(&l);
-                        return r < 0 ? r : -ENOMEM;
+                        return r;
                 }
         }
         spec_list_clear(&e->desired);
@@ -983,6 +1023,9 @@ void engine_set_progress_callback(Engine *e, engine_settled_cb cb, void *userdat
 
 void engine_stop(Engine *e) {
         e->stopping = true;
+        /* Nothing new goes on the wire: queued calls fail now (their callbacks see
+         * e->stopping or a not-sent cancel); the ones on the wire finish normally. */
+        api_client_cancel_queued(e->api);
         e->pass_timer = sd_event_source_disable_unref(e->pass_timer);
         e->pass_timer_at_mono_ms = 0;
         /* polls not waiting for an answer can go now */

@@ -3,8 +3,10 @@
  * A pass is: list the remote side, plan (lib/plan.c, pure) against the records and
  * open intents, then act: adopt, write intents durably and send creates, report drift,
  * failures and gone instances, follow instances on their way to RUNNING. Every retry
- * is a later pass, so a retried create is always preceded by a fresh listing: an
- * unknown outcome can never turn into a second instance.
+ * is a later pass, so a retried create is always preceded by a fresh listing: a lost
+ * create that made an instance is adopted, not made again. (A listing cannot see a
+ * create the server is still processing; the API's name uniqueness, ModelArts.6301,
+ * is the backstop for that window, and 6301 is adopted too.)
  *
  * Per-name work never waits on another name: creates and polls run concurrently
  * (the API client caps how many are on the wire), a name with work in flight is left
