@@ -3,9 +3,8 @@
 #include <stdio.h>
 
 #include "log.h"
-#include "messages.h"
 
-void log_diagnostics(const Diags *d) {
+void log_diagnostics(const Diags *d, const char *message_id) {
         for (size_t i = 0; i < d->n; i++) {
                 const Diag *g = &d->items[i];
                 if (log_get_target() == LOG_TARGET_CONSOLE) {
@@ -14,7 +13,7 @@ void log_diagnostics(const Diags *d) {
                         continue;
                 }
                 char line[LOG_INT_BUFSIZE], col[LOG_INT_BUFSIZE];
-                log_fields(g->severity == DIAG_ERROR ? LOG_ERR : LOG_WARNING, MESSAGE_MANIFEST_INVALID,
+                log_fields(g->severity == DIAG_ERROR ? LOG_ERR : LOG_WARNING, message_id,
                            LOG_FIELDS({ "CONFIG_FILE", g->file },
                                       { "CONFIG_LINE", g->line ? log_int(line, g->line) : NULL },
                                       { "CONFIG_COLUMN", g->line ? log_int(col, g->column) : NULL }),

@@ -1,8 +1,9 @@
 /* Manifest and config diagnostics, sent where the log goes: on the console exactly as
  * `check` prints them (FILE:LINE:COLUMN: error: ...), in the journal as structured
- * MANIFEST_INVALID entries with CONFIG_FILE=, CONFIG_LINE=, CONFIG_COLUMN=. */
+ * entries with CONFIG_FILE=, CONFIG_LINE=, CONFIG_COLUMN=. */
 #pragma once
 
 #include "diag.h"
 
-void log_diagnostics(const Diags *d);
+/* message_id: MESSAGE_MANIFEST_INVALID or MESSAGE_CONFIG_INVALID. */
+void log_diagnostics(const Diags *d, const char *message_id);

@@ -39,11 +39,13 @@ struct Manager {
         sd_event_source *stop_timer;
         Hashmap *logged_diags;     /* diagnostics already in the journal: "key" -> NULL */
         size_t n_invalid;
+        unsigned watch_errors;     /* watch_n_errors() already reported */
+        int state_lock_fd;         /* one writer per state directory */
         bool stopping;
 };
 
 static void manager_update_status(Manager *m) {
-        if (!m->engine)
+        if (!m->engine || m->stopping)   /* "Stopping..." stays until we are gone */
                 return;
         EngineCounts c;
         engine_get_counts(m->engine, &c);
@@ -73,7 +75,7 @@ static void log_new_diagnostics(Manager *m) {
         const Diags *d = desired_set_diags(m->desired);
         Hashmap *now = NULL;
         if (hashmap_new(&now) < 0) {
-                log_diagnostics(d);
+                log_diagnostics(d, MESSAGE_MANIFEST_INVALID);
                 return;
         }
         Diags fresh = DIAGS_INIT;
@@ -87,14 +89,26 @@ static void log_new_diagnostics(Manager *m) {
                 if (!m->logged_diags || !hashmap_contains(m->logged_diags, key))
                         (void) diags_add(&fresh, g->severity, g->file, g->line, g->column, "%s", g->message);
         }
-        log_diagnostics(&fresh);
+        log_diagnostics(&fresh, MESSAGE_MANIFEST_INVALID);
         diags_clear(&fresh);
         hashmap_free(m->logged_diags);
         m->logged_diags = now;
 }
 
-/* Re-read the tree (only changed files are parsed again) and hand the result over. */
-static void manager_rescan(Manager *m, const char *why) {
+/* Directories the watcher could not watch are noticed only by the periodic resync:
+ * say so when that number grows. */
+static void report_watch_errors(Manager *m) {
+        unsigned n = m->watch ? watch_n_errors(m->watch) : 0;
+        if (n > m->watch_errors)
+                log_warning_errno(watch_last_error(m->watch),
+                                  "%u director%s under %s cannot be watched (%m); changes there are seen at the next resync",
+                                  n - m->watch_errors, n - m->watch_errors == 1 ? "y" : "ies", m->config.manifests);
+        m->watch_errors = n;
+}
+
+/* Re-read the tree (only changed files are parsed again) and hand the result over;
+ * the caller starts the pass. */
+static int manager_load_desired(Manager *m, const char *why) {
         int r = desired_set_rescan(m->desired);
         if (r < 0)
                 log_fields_errno(LOG_ERR, r, MESSAGE_MANIFEST_INVALID,
@@ -108,13 +122,17 @@ static void manager_rescan(Manager *m, const char *why) {
         size_t n;
         const NotebookSpec *const *specs = desired_set_specs(m->desired, &n);
         r = engine_set_desired(m->engine, specs, n);
-        if (r < 0) {
-                log_error_errno(r, "Cannot update the desired set: %m");
-                return;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Cannot update the desired set: %m");
         log_debug("Manifests rescanned (%s): %zu files, %zu valid, %zu invalid", why, st.n_files, st.n_valid,
                   st.n_invalid);
-        engine_request_pass(m->engine);
+        report_watch_errors(m);
+        return 0;
+}
+
+static void manager_rescan(Manager *m, const char *why) {
+        if (manager_load_desired(m, why) >= 0)
+                engine_request_pass(m->engine);
         manager_update_status(m);
 }
 
@@ -174,8 +192,6 @@ static int manager_open_backend(Manager *m, const Config *config, Backend *ret_b
 
 static void manager_close_backend(Manager *m) {
         if (m->engine) {
-                /* A create cut short keeps its intent open: the next pass lists before it
-                 * could be sent again, so cancelling never duplicates an instance. */
                 engine_stop(m->engine);
                 if (m->backend.api)
                         api_client_cancel_all(m->backend.api);
@@ -192,9 +208,24 @@ static void manager_reload(Manager *m) {
         _cleanup_diags_ Diags diags = DIAGS_INIT;
         int r = cli_load_config(m->cli, true, &config, &diags);
         if (r < 0) {
-                log_diagnostics(&diags);
+                log_diagnostics(&diags, MESSAGE_CONFIG_INVALID);
                 log_fields_errno(LOG_ERR, r, MESSAGE_CONFIG_INVALID, LOG_FIELDS({ "CONFIG_FILE", m->cli->config_path }),
                                  "New configuration %s is invalid; keeping the one in force", m->cli->config_path);
+                goto done;
+        }
+        if (!streq_ptr(config.state_dir, m->config.state_dir)) {
+                log_fields(LOG_ERR, MESSAGE_CONFIG_INVALID, LOG_FIELDS({ "CONFIG_FILE", m->cli->config_path }),
+                           "state_dir changed (%s -> %s): that needs a restart; keeping the configuration in force",
+                           m->config.state_dir, config.state_dir);
+                config_done(&config);
+                goto done;
+        }
+        DesiredSet *new_desired = NULL;
+        bool new_root = !streq_ptr(config.manifests, m->config.manifests);
+        if (new_root && (r = desired_set_new(config.manifests, config.manifests, &new_desired)) < 0) {
+                log_error_errno(r, "Cannot set up the manifests %s: %m; keeping the configuration in force",
+                                config.manifests);
+                config_done(&config);
                 goto done;
         }
         Backend b;
@@ -203,32 +234,36 @@ static void manager_reload(Manager *m) {
         if (r < 0) {
                 log_fields(LOG_ERR, MESSAGE_CONFIG_INVALID, NULL,
                            "Reloaded configuration is unusable; keeping the one in force");
+                desired_set_free(new_desired);
                 config_done(&config);
                 goto done;
         }
-        manager_close_backend(m);
-        m->backend = b;
-        m->engine = e;
-
-        bool new_root = !streq_ptr(config.manifests, m->config.manifests);
+        if (backend_equivalent(&m->backend, &m->config, &b, &config)) {
+                /* Same API, credentials and state: keep the running engine, its requests
+                 * in flight, its 429 hold and what it has reported. */
+                e = engine_free(e);
+                backend_close(&b);
+                if (engine_auth_failed(m->engine, NULL))
+                        engine_reset_auth(m->engine);
+        } else {
+                /* A create cut short keeps its intent open, so the new engine lists
+                 * before anything is sent again; the server's name uniqueness (6301) is
+                 * the backstop for a create it was still processing. */
+                manager_close_backend(m);
+                m->backend = b;
+                m->engine = e;
+        }
         config_done(&m->config);
         m->config = config;
-        if (new_root) {
-                DesiredSet *d;
-                r = desired_set_new(m->config.manifests, m->config.manifests, &d);
-                if (r >= 0) {
-                        desired_set_free(m->desired);
-                        m->desired = d;
-                        hashmap_free(m->logged_diags);
-                        m->logged_diags = NULL;
-                }
+        if (new_desired) {
+                desired_set_free(m->desired);
+                m->desired = new_desired;
         }
         r = watch_set_path(m->watch, m->config.manifests);
         if (r < 0)
                 log_warning_errno(r, "Cannot watch %s: %m; changes are noticed at the next resync", m->config.manifests);
         /* a reload re-reports what is wrong, in case the operator asks after fixing */
-        hashmap_free(m->logged_diags);
-        m->logged_diags = NULL;
+        m->logged_diags = hashmap_free(m->logged_diags);
         manager_rescan(m, "reload");
         (void) arm_resync(m);
 done:
@@ -250,17 +285,18 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 static void manager_stop(Manager *m, int signo) {
         if (m->stopping)
                 return;
-        m->stopping = true;
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping: finishing requests in flight");
+        m->stopping = true;
+        m->watch = watch_free(m->watch);
+        m->resync_timer = sd_event_source_disable_unref(m->resync_timer);
+        /* first stop: what was only queued is dropped, what is left is on the wire */
+        if (m->engine)
+                engine_stop(m->engine);
         char n[LOG_INT_BUFSIZE];
-        unsigned in_flight = m->engine ? engine_in_flight(m->engine) : 0;
+        unsigned in_flight = m->backend.api ? api_client_pending(m->backend.api) : 0;
         log_fields(LOG_NOTICE, MESSAGE_STOPPING, LOG_FIELDS({ "IN_FLIGHT", log_int(n, in_flight) }),
                    "Received %s; stopping after %u request%s in flight", strsignal(signo), in_flight,
                    in_flight == 1 ? "" : "s");
-        m->watch = watch_free(m->watch);
-        m->resync_timer = sd_event_source_disable_unref(m->resync_timer);
-        if (m->engine)
-                engine_stop(m->engine);
         if (!m->engine || engine_settled(m->engine)) {
                 sd_event_exit(m->event, 0);
                 return;
@@ -286,6 +322,7 @@ int manager_new(Cli *cli, Manager **ret) {
         if (!m)
                 return -ENOMEM;
         m->cli = cli;
+        m->state_lock_fd = -1;
         /* main's config becomes ours: reload replaces it */
         m->config = cli->config;
         cli->config = (Config) {};
@@ -310,6 +347,8 @@ Manager *manager_free(Manager *m) {
         hashmap_free(m->logged_diags);
         config_done(&m->config);
         sd_event_unref(m->event);
+        if (m->state_lock_fd >= 0)
+                close(m->state_lock_fd);
         free(m);
         return NULL;
 }
@@ -336,6 +375,9 @@ int manager_startup(Manager *m) {
         r = manager_open_backend(m, &m->config, &m->backend, &m->engine);
         if (r < 0)
                 return r;
+        r = state_dir_lock(m->config.state_dir, &m->state_lock_fd);
+        if (r < 0)
+                return r;
 
         r = desired_set_new(m->config.manifests, m->config.manifests, &m->desired);
         if (r < 0)
@@ -348,14 +390,16 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return r;
 
-        /* READY=1 before the first scan and pass: systemd (and the tests) see us up
-         * before any create is sent. */
+        /* The full scan is part of starting up; READY=1 then goes out before the first
+         * pass, so systemd (and the tests) see us up before any request is sent. */
+        (void) manager_load_desired(m, "startup");
         (void) sd_notify(false, "READY=1\nSTATUS=Started, first pass");
         log_fields(LOG_NOTICE, MESSAGE_STARTED,
                    LOG_FIELDS({ "CONFIG_FILE", m->config.manifests }, { "ENDPOINT", m->backend.endpoint }),
                    "notebookd " NOTEBOOKD_VERSION " started: watching %s, endpoint %s", m->config.manifests,
                    m->backend.endpoint);
-        manager_rescan(m, "startup");
+        engine_request_pass(m->engine);
+        manager_update_status(m);
         return 0;
 }
 

@@ -1,6 +1,8 @@
 #include "setup.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 
 #include "log.h"
 #include "messages.h"
@@ -67,6 +69,42 @@ int backend_open(Backend *b, sd_event *event, const Config *config) {
                 backend_close(b);
                 return r;
         }
+        return 0;
+}
+
+bool backend_equivalent(const Backend *a, const Config *config_a, const Backend *b, const Config *config_b) {
+        const Credentials *x = a->credentials, *y = b->credentials;
+        return streq_ptr(a->endpoint, b->endpoint) && streq_ptr(a->project_id, b->project_id) &&
+               x && y && x->kind == y->kind && streq_ptr(x->ak, y->ak) && streq_ptr(x->sk, y->sk) &&
+               streq_ptr(x->security_token, y->security_token) && streq_ptr(x->token, y->token) &&
+               streq_ptr(x->password, y->password) && streq_ptr(x->iam_user, y->iam_user) &&
+               streq_ptr(x->iam_domain, y->iam_domain) &&
+               config_a->concurrency == config_b->concurrency &&
+               config_a->connect_timeout_ms == config_b->connect_timeout_ms &&
+               config_a->request_timeout_ms == config_b->request_timeout_ms &&
+               streq_ptr(config_a->ca_file, config_b->ca_file) &&
+               streq_ptr(config_a->iam_endpoint, config_b->iam_endpoint) &&
+               streq_ptr(config_a->state_dir, config_b->state_dir);
+}
+
+int state_dir_lock(const char *state_dir, int *ret_fd) {
+        _cleanup_free_ char *path = xasprintf("%s/notebookd.lock", state_dir);
+        if (!path)
+                return -ENOMEM;
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return log_fields_errno(LOG_ERR, errno, MESSAGE_STATE_ERROR, LOG_FIELDS({ "STATE_DIRECTORY", state_dir }),
+                                        "Cannot open the lock %s: %m", path);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EWOULDBLOCK)
+                        return log_fields_errno(LOG_ERR, EBUSY, MESSAGE_STATE_ERROR,
+                                                LOG_FIELDS({ "STATE_DIRECTORY", state_dir }),
+                                                "Another notebookd (run or once) is using the state directory %s",
+                                                state_dir);
+                return log_fields_errno(LOG_ERR, errno, MESSAGE_STATE_ERROR, LOG_FIELDS({ "STATE_DIRECTORY", state_dir }),
+                                        "Cannot lock %s: %m", path);
+        }
+        *ret_fd = TAKE_FD(fd);
         return 0;
 }
 

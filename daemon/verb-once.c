@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "instance.h"
 #include "log.h"
+#include "messages.h"
 #include "setup.h"
 #include "util.h"
 
@@ -20,7 +21,6 @@ typedef struct OnceState {
         sd_event *event;
         Engine *engine;
         ApiClient *api;
-        bool deadline_passed;
         bool interrupted;
 } OnceState;
 
@@ -43,7 +43,6 @@ static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
         (void) src;
         (void) usec;
         OnceState *s = userdata;
-        s->deadline_passed = true;
         log_warning("Deadline reached (--timeout); stopping");
         wind_down(s);
         return 0;
@@ -69,7 +68,10 @@ static void report(Store *store, const NotebookSpec *const *specs, size_t n, boo
                 _cleanup_free_ char *name = quote_for_log(specs[i]->name);
                 int r = store_get_instance(store, specs[i]->name, &rec);
                 const char *verdict;
-                if (r < 0 || (!rec.instance_id && !rec.result)) {
+                if (r < 0 && r != -ENOENT) {
+                        verdict = "unknown (cannot read the state database)";
+                        t->retrying++;
+                } else if (r < 0 || (!rec.instance_id && !rec.result)) {
                         verdict = "not created (no answer before the deadline)";
                         t->retrying++;
                 } else if (rec.instance_id) {
@@ -113,7 +115,7 @@ int verb_once(Cli *cli) {
                 log_error_errno(r, "Cannot read manifests in %s: %m", cli->config.manifests);
                 return EXIT_USAGE;
         }
-        log_diagnostics(desired_set_diags(desired));
+        log_diagnostics(desired_set_diags(desired), MESSAGE_MANIFEST_INVALID);
         DesiredStats stats;
         desired_set_stats(desired, &stats);
         size_t n_specs;
@@ -128,6 +130,11 @@ int verb_once(Cli *cli) {
         Backend b;
         if (backend_open(&b, event, &cli->config) < 0)
                 return EXIT_USAGE;
+        _cleanup_close_ int lock_fd = -1;
+        if (state_dir_lock(cli->config.state_dir, &lock_fd) < 0) {
+                backend_close(&b);
+                return EXIT_USAGE;
+        }
 
         OnceState s = { .event = event, .api = b.api };
         EngineOptions eo = { .follow = cli->wait, .daemon = false };
