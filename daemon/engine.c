@@ -139,7 +139,7 @@ static int record_load(Engine *e, const char *name, InstanceRecord *ret) {
         return r;
 }
 
-static void record_save(Engine *e, InstanceRecord *rec) {
+static int record_save(Engine *e, InstanceRecord *rec) {
         int64_t now = now_realtime_ms();
         rec->updated_at_ms = now;
         if (!rec->created_at_ms)
@@ -147,6 +147,7 @@ static void record_save(Engine *e, InstanceRecord *rec) {
         int r = store_put_instance(e->store, rec);
         if (r < 0)
                 note_state_error(e, r, "record", rec->name);
+        return r;
 }
 
 /* Copy what an API call said into the record. */
@@ -391,8 +392,10 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 record_set_result(&rec, RECORD_RESULT_ACCEPTED, ar);
                 rec.attempts = 0;
                 rec.next_attempt_at_ms = 0;
-                record_save(e, &rec);
-                resolve_intent(e, op->intent_id, "accepted", op->name);
+                /* The intent stays open unless the instance id is on disk: then the next
+                 * pass adopts by name instead of trusting a record that is not there. */
+                if (record_save(e, &rec) >= 0)
+                        resolve_intent(e, op->intent_id, "accepted", op->name);
                 fb_add(&fb, "INSTANCE_ID", rec.instance_id);
                 fb_add(&fb, "STATUS", rec.status);
                 log_fields(LOG_NOTICE, MESSAGE_CREATE_ACCEPTED, fb.f, "Created notebook %s: instance %s, %s",
