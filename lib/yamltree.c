@@ -226,12 +226,14 @@ static bool core_is_int(const char *s) {
 }
 
 static bool core_is_float(const char *s) {
-        if (*s == '-' || *s == '+')
+        bool signed_ = *s == '-' || *s == '+';
+        if (signed_)
                 s++;
         if (streq(s, ".inf") || streq(s, ".Inf") || streq(s, ".INF"))
                 return true;
+        /* the core schema has no signed NaN ("-.nan" is a string) */
         if (streq(s, ".nan") || streq(s, ".NaN") || streq(s, ".NAN"))
-                return s[-1] != '-' && s[-1] != '+';
+                return !signed_;
         size_t int_digits = strspn(s, DEC);
         s += int_digits;
         size_t frac_digits = 0;
