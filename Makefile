@@ -67,6 +67,16 @@ $(BUILD)/notebookd: $(DAEMON_OBJS) $(BUILD)/libnotebookd.a
 $(BUILD)/modelarts-emulator: $(EMU_OBJS) $(BUILD)/libnotebookd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 
+# Test tools for tests/integration: notify-recorder stands in for systemd's
+# NOTIFY_SOCKET; log-probe writes one entry through daemon/log.c.
+all: $(BUILD)/notify-recorder $(BUILD)/log-probe
+$(BUILD)/notify-recorder: tests/tools/notify-recorder.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+$(BUILD)/log-probe: tests/tools/log-probe.c $(BUILD)/daemon/log.o $(BUILD)/libnotebookd.a | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Idaemon $(ALL_LDFLAGS) -o $@ $< $(BUILD)/daemon/log.o $(BUILD)/libnotebookd.a $(LIBS)
+
 # Unit test suites: one cmocka binary per tests/unit/test-*.c, linked with the library.
 # Boundaries that a suite mocks (HTTP, clock) live in their own .c so --wrap works.
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libnotebookd.a | $(DEPS_STAMP)
@@ -92,6 +102,20 @@ run: all
 bench: all
 	@BUILD=$(BUILD) bash tests/bench/run.sh
 
+# Fuzzing, not part of `make test` (minutes by design): libFuzzer targets built with
+# clang into build/fuzz (tests/fuzz/fuzz.mk), FUZZ_SECONDS per target; FUZZ_TARGETS
+# picks some of: manifest config api sign.
+FUZZ_SECONDS ?= 60
+fuzz: | $(DEPS_STAMP)
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The system test, not part of `make test` (a minute or two; root): `make install` into a
+# Debian 12 rootfs (debootstrap, cached in build/system/) booted by systemd-nspawn, where
+# systemd runs notebookd from its unit; tests/system/run.sh says what is checked.
+.PHONY: system-test
+system-test: all
+	@BUILD=$(BUILD) bash tests/system/run.sh
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CATALOGDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/notebookd/manifests $(DESTDIR)$(MANDIR)/man8
@@ -107,3 +131,5 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(EMU_OBJS:.o=.d)
+# Unit suites and test tools: rebuilt when a header (or an included .c) changes.
+-include $(UNIT_BINS:=.d) $(BUILD)/notify-recorder.d $(BUILD)/log-probe.d
