@@ -512,7 +512,7 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
 static void send_creates(Engine *e, const Action *const *creates, size_t n) {
         if (n == 0 || e->stopping || e->auth_failed)
                 return;
-        int r = store_begin(e->store);
+        int r = store_begin_durable(e->store);
         if (r < 0) {
                 note_state_error(e, r, "begin a transaction", NULL);
                 schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);

@@ -101,6 +101,7 @@ struct Store {
         sqlite3 *db;
         char *path;
         StoreMode mode;
+        bool durable_txn;   /* the open transaction commits with synchronous=FULL */
         sqlite3_stmt *stmts[_STMT_MAX];
 };
 
@@ -378,7 +379,7 @@ static int open_db(Store *s, char **ret_error) {
         }
         sqlite3_finalize(st);
         if (rc == SQLITE_OK)
-                rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+                rc = sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
                 r = sqlite_to_errno(s->db, rc);
                 set_error(ret_error, "%s: cannot switch the state database to WAL mode: %s", s->path,
@@ -465,12 +466,35 @@ int store_begin(Store *s) {
         return run_simple(s, STMT_BEGIN);
 }
 
+/* synchronous can only change outside a transaction; back to NORMAL after it ends. */
+static void end_durable(Store *s) {
+        if (s->durable_txn) {
+                s->durable_txn = false;
+                (void) sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+        }
+}
+
+int store_begin_durable(Store *s) {
+        int rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(s->db, rc);
+        s->durable_txn = true;
+        int r = run_simple(s, STMT_BEGIN);
+        if (r < 0)
+                end_durable(s);
+        return r;
+}
+
 int store_commit(Store *s) {
-        return run_simple(s, STMT_COMMIT);
+        int r = run_simple(s, STMT_COMMIT);
+        end_durable(s);
+        return r;
 }
 
 int store_rollback(Store *s) {
-        return run_simple(s, STMT_ROLLBACK);
+        int r = run_simple(s, STMT_ROLLBACK);
+        end_durable(s);
+        return r;
 }
 
 /* ---- instances ---- */

@@ -8,12 +8,15 @@
  * startup means "outcome unknown": the planner will not create that name again until
  * a remote listing proves it absent (or adopts what the lost create made).
  *
- * Durability: read-write connections run with synchronous=FULL, so in WAL mode every
- * COMMIT fsyncs the WAL before returning. NORMAL would be enough against a process
- * crash, but not against power loss: the intent could vanish while the POST it
- * guarded was already sent, and nothing would then ask for a listing before the
- * retry. Many intents share one transaction (store_begin, N x store_add_intent,
- * store_commit), so the cost is one fsync per batch, not per create.
+ * Durability: the intents' transaction (store_begin_durable) commits with
+ * synchronous=FULL, so in WAL mode that COMMIT fsyncs the WAL before returning.
+ * NORMAL would be enough against a process crash, but not against power loss: the
+ * intent could vanish while the POST it guarded was already sent, and nothing would
+ * then ask for a listing before the retry. Many intents share one transaction
+ * (store_begin_durable, N x store_add_intent, store_commit), so the cost is one fsync
+ * per batch, not per create. Every other write (outcomes, adoptions, statuses) commits
+ * with synchronous=NORMAL: losing one to a power cut leaves its intent open, and the
+ * next pass recovers it from a listing; so an outcome costs no fsync.
  *
  * Concurrency: one writer (the daemon or `once`), any number of readers (`status`,
  * `plan`) at the same time: WAL readers never block the writer nor wait for it; a
@@ -99,6 +102,11 @@ const char *store_error_message(Store *s);
  * transaction never fails half-way on a lock upgrade). Without one, each write below
  * commits by itself. */
 int store_begin(Store *s);
+/* The same, committed with synchronous=FULL: on disk (the WAL fsynced, with every
+ * earlier commit in it) before store_commit returns. For create intents only: every
+ * other write is recoverable from a listing, so it commits with synchronous=NORMAL
+ * (safe against a crash of the process, not of the machine) and costs no fsync. */
+int store_begin_durable(Store *s);
 int store_commit(Store *s);
 int store_rollback(Store *s);
 
