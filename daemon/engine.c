@@ -494,10 +494,15 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                         resolve_intent(e, op->intent_id, "not-sent", op->name);
                 fb_add(&fb, "ATTEMPT", log_int(attempt_buf, rec.attempts));
                 fb_add(&fb, "RETRY_IN_MS", log_int(retry_buf, retry_ms));
-                log_fields(LOG_WARNING, MESSAGE_CREATE_RETRY, fb.f,
-                           "Create of notebook %s failed (%s)%s; retrying in %lld ms", op->name,
-                           strempty(ar->message), ar->sent ? ", outcome unknown: will list first" : "",
-                           (long long) retry_ms);
+                if (e->stopping)
+                        log_fields(LOG_WARNING, MESSAGE_CREATE_RETRY, fb.f,
+                                   "Create of notebook %s cut short by the stop (%s); outcome unknown: the next run lists first",
+                                   op->name, strempty(ar->message));
+                else
+                        log_fields(LOG_WARNING, MESSAGE_CREATE_RETRY, fb.f,
+                                   "Create of notebook %s failed (%s)%s; retrying in %lld ms", op->name,
+                                   strempty(ar->message), ar->sent ? ", outcome unknown: will list first" : "",
+                                   (long long) retry_ms);
                 break;
         }
 
@@ -790,17 +795,20 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
 
 static void pass_finish(Engine *e, const char *outcome) {
         char desired[LOG_INT_BUFSIZE], running[LOG_INT_BUFSIZE], pending[LOG_INT_BUFSIZE],
-                failed[LOG_INT_BUFSIZE], rejected[LOG_INT_BUFSIZE], retrying[LOG_INT_BUFSIZE];
+                failed[LOG_INT_BUFSIZE], rejected[LOG_INT_BUFSIZE], retrying[LOG_INT_BUFSIZE],
+                drift[LOG_INT_BUFSIZE], gone[LOG_INT_BUFSIZE];
         log_fields(LOG_INFO, MESSAGE_PASS_FINISHED,
                    LOG_FIELDS({ "DESIRED", log_int(desired, e->counts.desired) },
                               { "RUNNING", log_int(running, e->counts.running) },
                               { "PENDING", log_int(pending, e->counts.pending) },
                               { "FAILED", log_int(failed, e->counts.failed) },
                               { "REJECTED", log_int(rejected, e->counts.rejected) },
-                              { "RETRYING", log_int(retrying, e->counts.retrying) }),
-                   "Pass %s: %zu desired, %zu running, %zu pending, %zu failed, %zu rejected, %zu retrying",
+                              { "RETRYING", log_int(retrying, e->counts.retrying) },
+                              { "DRIFT", log_int(drift, e->counts.drift) },
+                              { "GONE", log_int(gone, e->counts.gone) }),
+                   "Pass %s: %zu desired, %zu running, %zu pending, %zu failed, %zu rejected, %zu retrying, %zu drifted, %zu gone",
                    outcome, e->counts.desired, e->counts.running, e->counts.pending, e->counts.failed,
-                   e->counts.rejected, e->counts.retrying);
+                   e->counts.rejected, e->counts.retrying, e->counts.drift, e->counts.gone);
         e->pass_listing = false;
         /* names touched during this listing are judged by the next one */
         Hashmap *fresh = NULL;
@@ -845,6 +853,8 @@ static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
                            "Listing instances failed (%s); next pass in %lld ms", strempty(ar->message),
                            (long long) delay);
                 schedule_pass_at(e, delay);
+                /* the scheduled pass is the retry: an extra request must not skip its backoff */
+                e->pass_again = false;
                 pass_finish(e, "postponed (listing failed)");
                 return;
         }
