@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "hashmap.h"
 #include "limits.h"
 #include "util.h"
 
@@ -322,7 +323,13 @@ typedef struct Frame {
         YamlNode *key;        /* mapping: a key waiting for its value (owned here) */
         bool drop_value;      /* mapping: the next value belongs to a refused key */
         bool detached;        /* node is not in the tree: free it when it closes */
+        Hashmap *keys;        /* mapping past KEY_INDEX_THRESHOLD keys: key -> first key node */
 } Frame;
+
+/* Small mappings (every real manifest) check for a duplicate key by a scan; past this
+ * many keys an index keeps a hostile 1024-key mapping from costing ~n^2 compares of
+ * up-to-4 KiB keys. */
+#define KEY_INDEX_THRESHOLD 16
 
 typedef struct Loader {
         const char *file;
@@ -339,10 +346,32 @@ typedef struct Loader {
         size_t depth;
 } Loader;
 
+static bool same_scalar(const YamlNode *a, const YamlNode *b) {
+        return a->length == b->length && memcmp(a->scalar, b->scalar, a->length) == 0;
+}
+
+/* The key already in f's mapping equal to n, or NULL. The index is keyed by C string;
+ * a scalar with a NUL inside is refused anyway, but a hit is still confirmed byte for
+ * byte (and a mismatch falls back to the scan), so that never matters here. */
+static const YamlNode *find_key(const Frame *f, const YamlNode *n) {
+        if (f->keys) {
+                const YamlNode *k = hashmap_get(f->keys, n->scalar);
+                if (!k)
+                        return NULL;
+                if (same_scalar(k, n))
+                        return k;
+        }
+        for (size_t i = 0; i < f->node->n_pairs; i++)
+                if (same_scalar(f->node->pairs[i].key, n))
+                        return f->node->pairs[i].key;
+        return NULL;
+}
+
 static void loader_clear_stack(Loader *l) {
         while (l->depth > 0) {
                 Frame *f = &l->stack[--l->depth];
                 yaml_node_free(f->key);
+                hashmap_free(f->keys);
                 if (f->detached)
                         yaml_node_free(f->node);
         }
@@ -538,19 +567,26 @@ static int attach(Loader *l, YamlNode *n, bool *ret_detached) {
                            YAML_MAX_COLLECTION_ITEMS);
                 return r < 0 ? r : 0;
         }
-        for (size_t i = 0; i < f->node->n_pairs; i++) {
-                const YamlNode *k = f->node->pairs[i].key;
-                if (k->length == n->length && memcmp(k->scalar, n->scalar, n->length) == 0) {
-                        /* The tree stays whole (the first value is kept), so validation
-                         * can still report the document's other problems. */
-                        r = errorf(l, n->line, n->column, "duplicate key %s (first defined at line %u)",
-                                   yaml_quote(qbuf, sizeof(qbuf), n->scalar, n->length), k->line);
-                        if (r < 0)
-                                return r;
-                        f->drop_value = true;
-                        return 0;
-                }
+        const YamlNode *first = find_key(f, n);
+        if (first) {
+                /* The tree stays whole (the first value is kept), so validation can
+                 * still report the document's other problems. */
+                r = errorf(l, n->line, n->column, "duplicate key %s (first defined at line %u)",
+                           yaml_quote(qbuf, sizeof(qbuf), n->scalar, n->length), first->line);
+                if (r < 0)
+                        return r;
+                f->drop_value = true;
+                return 0;
         }
+        if (!f->keys && f->node->n_pairs + 1 >= KEY_INDEX_THRESHOLD) {
+                if (hashmap_new(&f->keys) < 0)
+                        return -ENOMEM;
+                for (size_t i = 0; i < f->node->n_pairs; i++)
+                        if (hashmap_put(f->keys, f->node->pairs[i].key->scalar, f->node->pairs[i].key) < 0)
+                                return -ENOMEM;
+        }
+        if (f->keys && hashmap_put(f->keys, n->scalar, n) < 0)
+                return -ENOMEM;
         f->key = n;
         return 1;
 }
@@ -654,6 +690,7 @@ static int on_collection_end(Loader *l) {
                 return 0;
         Frame *f = &l->stack[--l->depth];
         yaml_node_free(f->key);
+        hashmap_free(f->keys);
         if (f->detached)
                 yaml_node_free(f->node);
         *f = (Frame) {};

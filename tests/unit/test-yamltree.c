@@ -243,6 +243,25 @@ static void test_duplicate_key(void **state) {
         unload(&l);
 }
 
+/* Past KEY_INDEX_THRESHOLD keys the duplicate check uses an index: it must find the
+ * same duplicates, with the first one's line. */
+static void test_duplicate_key_many(void **state) {
+        (void) state;
+        char buf[4096];
+        size_t o = 0;
+        for (int i = 0; i < 40; i++)
+                o += (size_t) snprintf(buf + o, sizeof buf - o, "key%02d: %d\n", i, i);
+        o += (size_t) snprintf(buf + o, sizeof buf - o, "key03: again\nkey39: again\n");
+        Loaded l;
+        load(&l, buf);
+        assert_int_equal(l.d.n, 2);
+        assert_string_equal(l.d.items[0].message, "duplicate key 'key03' (first defined at line 4)");
+        assert_int_equal(l.d.items[0].line, 41);
+        assert_string_equal(l.d.items[1].message, "duplicate key 'key39' (first defined at line 40)");
+        assert_int_equal(root(&l, 0)->n_pairs, 40);
+        unload(&l);
+}
+
 static void test_non_scalar_key(void **state) {
         (void) state;
         Loaded l;
@@ -715,6 +734,7 @@ int main(void) {
                 cmocka_unit_test(test_scalar_kinds),
                 cmocka_unit_test(test_int_values),
                 cmocka_unit_test(test_positions),
+                cmocka_unit_test(test_duplicate_key_many),
                 cmocka_unit_test(test_empty_documents_skipped),
                 cmocka_unit_test(test_duplicate_key),
                 cmocka_unit_test(test_non_scalar_key),
