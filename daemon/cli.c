@@ -28,6 +28,11 @@ int cli_load_config(const Cli *cli, bool read_file, Config *ret, Diags *diags) {
                 else if (r < 0 && diags->n == 0)
                         diag_error(diags, cli->config_path, 0, 0, "cannot read config: %s", strerror(-r));
         }
+        if (r >= 0 && cli->overrides.project_id && !config_valid_project_id(cli->overrides.project_id)) {
+                diag_error(diags, "--project-id", 0, 0, "'%s' is not a project ID (32 hexadecimal digits)",
+                           cli->overrides.project_id);
+                r = -EINVAL;
+        }
         if (r >= 0)
                 r = apply_overrides(&c, &cli->overrides);
         if (r < 0) {

@@ -112,7 +112,7 @@ static int manager_load_desired(Manager *m, const char *why) {
         int r = desired_set_rescan(m->desired);
         if (r < 0)
                 log_fields_errno(LOG_ERR, r, MESSAGE_MANIFEST_INVALID,
-                                 LOG_FIELDS({ "CONFIG_FILE", m->config.manifests }),
+                                 LOG_FIELDS({ "MANIFESTS_DIR", m->config.manifests }),
                                  "Cannot read the manifests directory %s: %m; keeping the previous desired set",
                                  m->config.manifests);
         log_new_diagnostics(m);
@@ -395,7 +395,7 @@ int manager_startup(Manager *m) {
         (void) manager_load_desired(m, "startup");
         (void) sd_notify(false, "READY=1\nSTATUS=Started, first pass");
         log_fields(LOG_NOTICE, MESSAGE_STARTED,
-                   LOG_FIELDS({ "CONFIG_FILE", m->config.manifests }, { "ENDPOINT", m->backend.endpoint }),
+                   LOG_FIELDS({ "MANIFESTS_DIR", m->config.manifests }, { "ENDPOINT", m->backend.endpoint }),
                    "notebookd " NOTEBOOKD_VERSION " started: watching %s, endpoint %s", m->config.manifests,
                    m->backend.endpoint);
         engine_request_pass(m->engine);

@@ -37,8 +37,9 @@ static void help(FILE *f) {
               "  -h, --help             this help\n"
               "      --version          print the version\n"
               "\n"
-              "Exit codes: 0 ok; 1 invalid manifests or rejected by the API; 2 usage, config,\n"
-              "credential or I/O error; 3 transient failures remained (once).\n"
+              "Exit codes: 0 ok; 1 invalid manifests, creates rejected by the API or failed\n"
+              "instances; 2 usage, config, credential, authentication, state or I/O error;\n"
+              "3 (once) transient failures remained at --timeout, or interrupted.\n"
               "See notebookd(8).\n",
               f);
 }

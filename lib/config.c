@@ -161,7 +161,7 @@ static bool valid_region(const char *s) {
         return true;
 }
 
-static bool valid_project_id(const char *s) {
+bool config_valid_project_id(const char *s) {
         if (strlen(s) != 32)
                 return false;
         for (; *s; s++)
@@ -219,7 +219,7 @@ static int stage_value(const char *file, size_t i, const YamlNode *v, Staged *st
                         problem = "expected an http:// or https:// URL";
                 else if (k->type == VALUE_REGION && !valid_region(s))
                         problem = "expected a region name like 'cn-north-4'";
-                else if (k->type == VALUE_PROJECT && !valid_project_id(s))
+                else if (k->type == VALUE_PROJECT && !config_valid_project_id(s))
                         problem = "expected 32 hexadecimal digits";
                 if (problem) {
                         r = diag_error(diags, file, v->line, v->column, "invalid '%s' %s: %s", k->name,

@@ -55,3 +55,6 @@ int config_load(Config *c, const char *path, Diags *diags);
 char *config_effective_endpoint(const Config *c);
 
 void config_done(Config *c);
+
+/* A project ID is 32 hexadecimal digits (the path segment every call carries). */
+bool config_valid_project_id(const char *s);
