@@ -111,10 +111,11 @@ static void report_watch_errors(Manager *m) {
 static int manager_load_desired(Manager *m, const char *why) {
         int r = desired_set_rescan(m->desired);
         if (r < 0)
-                log_fields_errno(LOG_ERR, r, MESSAGE_MANIFEST_INVALID,
-                                 LOG_FIELDS({ "MANIFESTS_DIR", m->config.manifests }),
-                                 "Cannot read the manifests directory %s: %m; keeping the previous desired set",
-                                 m->config.manifests);
+                /* the engine keeps its own copy of the previous set */
+                return log_fields_errno(LOG_ERR, r, MESSAGE_MANIFEST_INVALID,
+                                        LOG_FIELDS({ "MANIFESTS_DIR", m->config.manifests }),
+                                        "Cannot read the manifests directory %s: %m; keeping the previous desired set",
+                                        m->config.manifests);
         log_new_diagnostics(m);
         DesiredStats st;
         desired_set_stats(m->desired, &st);

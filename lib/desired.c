@@ -235,7 +235,7 @@ static int add_refs(DiagRef *refs, size_t *n, const Diags *d) {
         return 0;
 }
 
-static int resolve(DesiredSet *s) {
+static int resolve_view(DesiredSet *s) {
         size_t n_all = 0, n_diags = s->scan_diags.n;
         for (size_t i = 0; i < s->n_entries; i++) {
                 n_all += s->entries[i]->specs.n;
@@ -306,6 +306,19 @@ static int resolve(DesiredSet *s) {
         s->stats = st;
         return 0;
 }
+
+/* The view is rebuilt after entries changed (some may be freed already): on failure
+ * it must not keep pointing into them, so it is emptied; the caller reports the
+ * error and the next rescan rebuilds it. */
+static int resolve(DesiredSet *s) {
+        int r = resolve_view(s);
+        if (r < 0) {
+                s->specs = mfree(s->specs);
+                s->n_specs = 0;
+        }
+        return r;
+}
+
 
 /* ---- rescan ---- */
 
