@@ -413,7 +413,18 @@ static int iam_token_op(ApiClient *c, ApiOp **ret) {
         if (project)
                 cJSON_AddStringToObject(project, "id", c->project_id);
 
-        char *text = project && domain && pw ? cJSON_PrintUnformatted(body) : NULL;
+        /* Printed into one buffer of our own: cJSON's growing print buffer would leave
+         * copies of the password in blocks it reallocs away, unwiped. */
+        char *text = NULL;
+        if (project && domain && pw) {
+                size_t cap = 1024 + 6 * strlen(pw->valuestring ? pw->valuestring : "") +
+                             2 * (strlen(strempty(k->iam_user)) + strlen(strempty(k->iam_domain)));
+                text = malloc(cap);
+                if (text && !cJSON_PrintPreallocated(body, text, (int) cap, false)) {
+                        explicit_bzero(text, cap);
+                        text = mfree(text);
+                }
+        }
         if (pw && pw->valuestring)
                 explicit_bzero(pw->valuestring, strlen(pw->valuestring));
         cJSON_Delete(body);
@@ -616,10 +627,18 @@ static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata
                 case API_CALL_LIST: {
                         int64_t total = -1;
                         size_t items = 0;
+                        size_t before = op->list.n;
                         r = api_parse_list_page(resp->body, resp->body_len, &op->list, &total, &items);
                         if (r < 0)
                                 break;
                         op->offset += (int64_t) items;
+                        /* A server that ignores offset (a full page of nothing new) or never
+                         * ends would keep the pass listing forever: that is an error. */
+                        if (items >= API_LIST_PAGE_SIZE &&
+                            (op->list.n == before || op->offset >= API_LIST_MAX_INSTANCES)) {
+                                r = -E2BIG;
+                                break;
+                        }
                         /* Stop on a short page or once total_count is reached: a page can be
                          * short only at the end, and total_count bounds a server that never is. */
                         if (items >= API_LIST_PAGE_SIZE && (total < 0 || op->offset < total)) {
