@@ -407,7 +407,12 @@ static int from_config_files(const Config *c, Found *f, char **ret_error) {
                                 return -ENOMEM;
                         continue;
                 }
-                _cleanup_free_ char *what = xasprintf("file %s (%s)", path, slot_config_key[s]);
+                /* A value without a '/' is more likely a secret pasted in place of its file
+                 * name (sk_file: <the SK>) than a relative path: name only the key then. */
+                _cleanup_free_ char *what = strchr(path, '/')
+                                                    ? xasprintf("file %s (%s)", path, slot_config_key[s])
+                                                    : xasprintf("the file named by %s (not an absolute path)",
+                                                                slot_config_key[s]);
                 if (!what)
                         return -ENOMEM;
                 int r = read_secret_file(path, true, false, slot_charset[s], what, &f->value[s], ret_error);
