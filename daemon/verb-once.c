@@ -96,16 +96,22 @@ static void report(Store *store, const NotebookSpec *const *specs, size_t n, boo
                         verdict = "retrying";
                         t->retrying++;
                 }
-                printf("%-10s %s%s%s%s%s%s%s\n", verdict, name, rec.instance_id ? " " : "",
-                       strempty(rec.instance_id), rec.status ? " " : "", strempty(rec.status),
-                       rec.error_code || rec.error_msg ? ": " : "",
-                       rec.error_code ? rec.error_code : strempty(rec.error_msg));
+                /* what the server sent reaches the terminal escaped, like status shows it */
+                _cleanup_free_ char *id = rec.instance_id ? terminal_safe(rec.instance_id) : NULL,
+                                    *st = rec.status ? terminal_safe(rec.status) : NULL,
+                                    *err = rec.error_code || rec.error_msg
+                                                   ? terminal_safe(rec.error_code ? rec.error_code : rec.error_msg)
+                                                   : NULL;
+                printf("%-10s %s%s%s%s%s%s%s\n", verdict, name, id ? " " : "", strempty(id), st ? " " : "",
+                       strempty(st), err ? ": " : "", strempty(err));
         }
 }
 
 int verb_once(Cli *cli) {
         log_setup(cli->log_target, cli->log_level);
         (void) credentials_disable_core_dumps();
+        /* backoff jitter: hosts running `once` from cron must not retry in lockstep */
+        srandom((unsigned) (now_realtime_ms() ^ getpid()));
 
         _cleanup_(desired_set_freep) DesiredSet *desired = NULL;
         int r = desired_set_new(cli->config.manifests, cli->config.manifests, &desired);
@@ -174,7 +180,8 @@ int verb_once(Cli *cli) {
         const char *auth_message;
         if (engine_auth_failed(s.engine, &auth_message)) {
                 /* already logged; the console line for the operator */
-                fprintf(stderr, "notebookd: authentication failed: %s\n", strempty(auth_message));
+                _cleanup_free_ char *safe = terminal_safe(auth_message);
+                fprintf(stderr, "notebookd: authentication failed: %s\n", strempty(safe));
                 exit_code = EXIT_USAGE;
                 goto finish;
         }
