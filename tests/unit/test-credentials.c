@@ -330,6 +330,18 @@ static void test_broken_source_stops_search(void **state) {
         assert_string_equal(e, want);
 }
 
+/* sk_file: <the SK itself> is a likely slip (the hint for an `sk:` key says to use
+ * sk_file): the error must name the key, never echo the value. */
+static void test_secret_pasted_as_file_name(void **state) {
+        Fixture *f = *state;
+        f->config.ak_file = strdup(FILE_AK);
+        f->config.sk_file = strdup(FILE_SK);
+        _cleanup_free_ char *e = load_fails(&f->config, -ENOENT);
+        assert_null(strstr(e, FILE_AK));
+        assert_null(strstr(e, FILE_SK));
+        assert_non_null(strstr(e, "ak_file"));
+}
+
 /* ---- missing pieces ---- */
 
 static void test_nothing(void **state) {
@@ -643,6 +655,7 @@ int main(void) {
                 T(test_precedence),
                 T(test_no_mixing_sources),
                 T(test_broken_source_stops_search),
+                T(test_secret_pasted_as_file_name),
                 T(test_nothing),
                 T(test_ak_without_sk),
                 T(test_security_token_alone),
