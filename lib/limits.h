@@ -30,7 +30,7 @@
 #define CONFIG_MIN_TIMEOUT_MS 1000
 #define CONFIG_MAX_TIMEOUT_MS (3600 * 1000)
 
-/* ---- the create call's rules (from modelarts-api.md) ---- */
+/* ---- the create call's rules (from the ModelArts API contract, modelarts-api.md) ---- */
 #define NAME_MAX_LENGTH 64
 #define DESCRIPTION_MAX_CHARS 512
 #define EVS_VOLUME_MIN_GB 5

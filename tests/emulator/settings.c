@@ -73,7 +73,7 @@ static const SettingDef defs[] = {
         { "drop-after-create-next", T_INT, OFF(drop_after_create_next), 0, INT64_MAX, false, false,
           "the next N successful creates are dropped" },
         { "fault-routes", T_ROUTES, OFF(fault_routes), 0, 0, false, false,
-          "routes faults apply to: all or a list of create,list,get,delete,action" },
+          "routes faults apply to: all, none or a list of create,list,get,delete,action" },
 };
 
 void emu_settings_init(Settings *s) {

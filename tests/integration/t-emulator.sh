@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The emulator against the contract (docs/modelarts-api.md), driven with curl and jq:
+# The emulator against the ModelArts API contract (modelarts-api.md in the project's
+# shared docs), driven with curl and jq:
 # create / list paging / get / delete / start-stop, ModelArts.6301, the create rules,
 # de_type, project checks, stats, the control plane, AK/SK signatures (signed here by an
 # independent bash+openssl signer, itself checked against the published vector), tokens,
