@@ -8,9 +8,11 @@
 /* Exit codes, the same for every verb (README "Exit codes"). */
 enum {
         EXIT_OK = 0,
-        EXIT_INVALID = 1,    /* some manifests invalid or rejected by the API; the rest applied */
-        EXIT_USAGE = 2,      /* usage, config, credential or I/O error */
-        EXIT_TRANSIENT = 3,  /* once: transient failures remained at the deadline */
+        EXIT_INVALID = 1,    /* some manifests invalid, creates rejected by the API, or instances
+                              * failed; the rest applied */
+        EXIT_USAGE = 2,      /* usage, config, credential, authentication, state or I/O error */
+        EXIT_TRANSIENT = 3,  /* once: transient failures remained at the deadline, or interrupted;
+                              * precedence 2 > 3 > 1 > 0 */
 };
 
 typedef enum LogTarget {

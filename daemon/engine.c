@@ -254,7 +254,11 @@ static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
         }
         if (ar->class != API_CLASS_OK || !inst) {
                 if (ar->class == API_CLASS_AUTH) {
-                        note_auth_failure(e, ar, NULL);
+                        char http_buf[LOG_INT_BUFSIZE];
+                        FieldBuf fb = {};
+                        fb_add(&fb, "NOTEBOOK", op->name);
+                        fb_api(&fb, ar, http_buf);
+                        note_auth_failure(e, ar, fb.f);
                         op_finish(op);
                         return;
                 }
@@ -732,6 +736,8 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                         if (report_once(e, a->name, key))
                                 log_fields(LOG_WARNING, MESSAGE_CREATE_FAILED,
                                            LOG_FIELDS({ "NOTEBOOK", a->name },
+                                                      { "HTTP_STATUS", a->record && a->record->http_status
+                                                                               ? LOG_INT(a->record->http_status) : NULL },
                                                       { "API_ERROR_CODE", a->record ? a->record->error_code : NULL },
                                                       { "API_ERROR_MSG", a->record ? a->record->error_msg : NULL }),
                                            "Notebook %s: %s", a->name, strempty(why));

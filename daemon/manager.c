@@ -113,7 +113,8 @@ static int manager_load_desired(Manager *m, const char *why) {
         if (r < 0)
                 /* the engine keeps its own copy of the previous set */
                 return log_fields_errno(LOG_ERR, r, MESSAGE_MANIFEST_INVALID,
-                                        LOG_FIELDS({ "MANIFESTS_DIR", m->config.manifests }),
+                                        LOG_FIELDS({ "CONFIG_FILE", m->config.manifests },
+                                                   { "MANIFESTS_DIR", m->config.manifests }),
                                         "Cannot read the manifests directory %s: %m; keeping the previous desired set",
                                         m->config.manifests);
         log_new_diagnostics(m);
