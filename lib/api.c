@@ -1025,34 +1025,28 @@ int api_get(ApiClient *c, const char *instance_id, api_instance_cb cb, void *use
         return enqueue(c, op);
 }
 
-int api_delete(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata) {
+/* delete, start, stop: a call on one instance whose answer only says whether it worked. */
+static int done_op(ApiClient *c, ApiCall call, const char *method, const char *instance_id, const char *suffix,
+                   const char *body, api_done_cb cb, void *userdata) {
         ApiOp *op;
-        int r = instance_op(c, API_CALL_DELETE, "DELETE", instance_id, NULL, NULL, &op);
+        int r = instance_op(c, call, method, instance_id, suffix, body, &op);
         if (r < 0)
                 return r;
         op->cb.done = cb;
         op->userdata = userdata;
         return enqueue(c, op);
+}
+
+int api_delete(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata) {
+        return done_op(c, API_CALL_DELETE, "DELETE", instance_id, NULL, NULL, cb, userdata);
 }
 
 int api_start(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata) {
-        ApiOp *op;
-        int r = instance_op(c, API_CALL_START, "POST", instance_id, "/action", "{\"action\":\"start\"}", &op);
-        if (r < 0)
-                return r;
-        op->cb.done = cb;
-        op->userdata = userdata;
-        return enqueue(c, op);
+        return done_op(c, API_CALL_START, "POST", instance_id, "/action", "{\"action\":\"start\"}", cb, userdata);
 }
 
 int api_stop(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata) {
-        ApiOp *op;
-        int r = instance_op(c, API_CALL_STOP, "POST", instance_id, "/action", "{\"action\":\"stop\"}", &op);
-        if (r < 0)
-                return r;
-        op->cb.done = cb;
-        op->userdata = userdata;
-        return enqueue(c, op);
+        return done_op(c, API_CALL_STOP, "POST", instance_id, "/action", "{\"action\":\"stop\"}", cb, userdata);
 }
 
 unsigned api_client_pending(const ApiClient *c) {
