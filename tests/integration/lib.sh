@@ -332,3 +332,39 @@ nb_start_emulator() { # ARGS...
         NB_EMULATOR_URL=http://127.0.0.1:$port
         export NB_EMULATOR_URL NB_EMULATOR_PID
 }
+
+# ---- shared by the tests that drive the emulator and the daemon ----
+
+# The emulator's counters (GET /_emulator/stats), as JSON on stdout.
+nb_emulator_stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
+
+# Change the emulator's runtime settings: nb_emulator_config 'slow_ms=0&throttle_rate=0'.
+nb_emulator_config() { curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/config?$1" >/dev/null; }
+
+# The smallest valid manifest for NAME, written to FILE.
+nb_write_manifest() { # FILE NAME
+        printf 'name: %s\nprofile_id: Python3\nflavor: modelarts.vm.cpu.2u\nspec:\n  storage:\n    type: evs\n' "$2" >"$1"
+}
+
+# Wait until journal entries matching MATCHES whose JSON matches ERE carry N distinct
+# NOTEBOOK values (a notebook may have more than one such entry). Event-driven (follows
+# the journal); NB_TIMEOUT only turns a hang into a failure.
+nb_wait_journal_names() { # N ERE MATCHES...
+        local n=$1 re=$2 fd pid line k=0
+        local -A seen=()
+        shift 2
+        exec {fd}< <(exec timeout "$NB_TIMEOUT" journalctl --directory="$NB_JOURNAL_DIR" --no-pager -o json \
+                --follow --lines=all "$@" 2>/dev/null)
+        pid=$!
+        # bash's read takes a line as soon as it is there (mawk would wait for a block)
+        while [ "$k" -lt "$n" ] && IFS= read -r line <&"$fd"; do
+                [[ $line =~ $re ]] || continue
+                [[ $line =~ \"NOTEBOOK\":\"([^\"]*)\" ]] || continue
+                [ -z "${seen[${BASH_REMATCH[1]}]:-}" ] || continue
+                seen[${BASH_REMATCH[1]}]=1
+                k=$((k + 1))
+        done
+        kill "$pid" 2>/dev/null || true
+        exec {fd}<&-
+        [ "$k" -ge "$n" ] || nb_fail "only $k of $n notebooks with a journal entry matching /$re/ among $* within ${NB_TIMEOUT}s"
+}

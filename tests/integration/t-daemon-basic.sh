@@ -35,8 +35,6 @@ nb_start_notify
 # ---- local helpers ----
 M=$T/manifests
 S=$T/state
-stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
-emu_config() { curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/config?$1" >/dev/null; }
 # The emulator's listing through the control token (not notebookd's code).
 remote_list() {
         curl -fsS -H "X-Auth-Token: $TOKEN" -H "X-Project-Id: $PROJECT" \
@@ -45,28 +43,6 @@ remote_list() {
 # This daemon's entries, as JSON lines, in the journal's order.
 djournal() { nb_journal_json _PID="$DAEMON_PID" "$@"; }
 
-# Wait until journal entries matching MATCHES whose JSON matches ERE carry N distinct
-# NOTEBOOK values (a notebook may have more than one such entry). Event-driven (follows
-# the journal); NB_TIMEOUT only turns a hang into a failure.
-wait_journal_names() { # N ERE MATCHES...
-        local n=$1 re=$2 fd pid line k=0
-        local -A seen=()
-        shift 2
-        exec {fd}< <(exec timeout "$NB_TIMEOUT" journalctl --directory="$NB_JOURNAL_DIR" --no-pager -o json \
-                --follow --lines=all "$@" 2>/dev/null)
-        pid=$!
-        # bash's read takes a line as soon as it is there (mawk would wait for a block)
-        while [ "$k" -lt "$n" ] && IFS= read -r line <&"$fd"; do
-                [[ $line =~ $re ]] || continue
-                [[ $line =~ \"NOTEBOOK\":\"([^\"]*)\" ]] || continue
-                [ -z "${seen[${BASH_REMATCH[1]}]:-}" ] || continue
-                seen[${BASH_REMATCH[1]}]=1
-                k=$((k + 1))
-        done
-        kill "$pid" 2>/dev/null || true
-        exec {fd}<&-
-        [ "$k" -ge "$n" ] || nb_fail "only $k of $n notebooks with a journal entry matching /$re/ among $* within ${NB_TIMEOUT}s"
-}
 
 # ---- the tree, the config, the credentials ----
 mkdir -p "$M"
@@ -97,23 +73,23 @@ DAEMON_PID=$NB_PID
 ready=$(nb_wait_for_line "$NB_NOTIFY_LOG" '(^| |\\n)READY=1' "$NB_TIMEOUT" 1 "$DAEMON_PID")
 # Corroboration, not the proof: with every request held LATENCY_MS by the emulator and a
 # listing due before any create, nothing can be counted this soon after READY=1.
-creates_at_ready=$(stats | jq '.creates.requests')
+creates_at_ready=$(nb_emulator_stats | jq '.creates.requests')
 nb_assert_eq 0 "$creates_at_ready" "creates the emulator had counted when READY=1 arrived"
 # The first requests are already held (and keep their delay); the rest need none.
-emu_config latency_ms=0
+nb_emulator_config latency_ms=0
 ready_us=${ready%% *}
 nb_assert_match '^[0-9]{16}$' "$ready_us" "READY=1 receipt time"
 nb_assert_eq 1 "$(grep -cE '(^| |\\n)READY=1' "$NB_NOTIFY_LOG")" "READY=1 notifications at start-up"
 
 # ---- 2. convergence ----
 nb_step "the examples converge to RUNNING"
-wait_journal_names "$n" '"STATUS":"RUNNING"' MESSAGE_ID="$MESSAGE_STATUS_CHANGED" _PID="$DAEMON_PID"
-wait_journal_names "$n" . MESSAGE_ID="$MESSAGE_CREATE_ACCEPTED" _PID="$DAEMON_PID"
+nb_wait_journal_names "$n" '"STATUS":"RUNNING"' MESSAGE_ID="$MESSAGE_STATUS_CHANGED" _PID="$DAEMON_PID"
+nb_wait_journal_names "$n" . MESSAGE_ID="$MESSAGE_CREATE_ACCEPTED" _PID="$DAEMON_PID"
 nb_wait_for_line "$NB_NOTIFY_LOG" "STATUS=$n desired, $n running, 0 creating" "$NB_TIMEOUT" 1 "$DAEMON_PID" >/dev/null
 
 djournal >"$T/journal.json"
 # The test's own listing must not meet a fault (the daemon has converged by now).
-[ "$FAULTS" = 0 ] || emu_config 'fault_routes=none'
+[ "$FAULTS" = 0 ] || nb_emulator_config 'fault_routes=none'
 remote_list >"$T/remote.json"
 nb_assert_eq "$n" "$(jq '.total_count' "$T/remote.json")" "instances in the emulator"
 
@@ -167,7 +143,7 @@ nb_assert_file_match "$NB_NOTIFY_LOG" "STATUS=$n desired, $n running, 0 creating
         "final STATUS="
 
 # Exactly one instance per name, none refused as a duplicate, no protocol violation.
-stats >"$T/stats.json"
+nb_emulator_stats >"$T/stats.json"
 jq -r '.creates.by_name | keys[]' "$T/stats.json" | sort >"$T/created"
 diff -u "$T/expected" "$T/created" >&2 || nb_fail "create requests were not for exactly the desired names"
 bad=$(jq -r '.creates.by_name | to_entries[] | select(.value.created != 1 or .value.duplicates != 0) | "\(.key) \(.value)"' "$T/stats.json")

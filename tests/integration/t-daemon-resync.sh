@@ -24,16 +24,12 @@ nb_start_notify
 # ---- local helpers ----
 M=$T/manifests
 S=$T/state
-stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
 djournal() { nb_journal_json _PID="$DAEMON_PID" "$@"; }
 remote_list() {
         curl -fsS -H "X-Auth-Token: $TOKEN" -H "X-Project-Id: $PROJECT" \
                 "$NB_EMULATOR_URL/v1/$PROJECT/demanager/instances?de_type=Notebook"
 }
 remote_id() { remote_list | jq -r --arg n "$1" '[.instances[] | select(.name == $n and .status != "DELETED") | .id] | join(" ")'; }
-gen_manifest() { # FILE NAME
-        printf 'name: %s\nprofile_id: Python3\nflavor: modelarts.vm.cpu.2u\nspec:\n  storage:\n    type: evs\n' "$2" >"$1"
-}
 # The k-th CREATE_ACCEPTED of NAME, and its STATUS_CHANGED RUNNING after it; prints
 # the accepted entry.
 wait_created() { # NAME K
@@ -45,7 +41,7 @@ wait_created() { # NAME K
 
 mkdir -p "$M"
 for name in r-keep r-deleted r-failing; do
-        gen_manifest "$M/$name.yaml" "$name"
+        nb_write_manifest "$M/$name.yaml" "$name"
 done
 mkdir -m 0700 "$T/creds"
 printf '%s' "$AK" >"$T/creds/ak"
@@ -86,7 +82,7 @@ new_id=$(remote_id r-deleted)
 nb_assert_match '^[0-9a-f-]{36}$' "$new_id" "r-deleted's new instance (exactly one live)"
 nb_assert_ne "$old_id" "$new_id" "r-deleted's new instance id"
 nb_assert_eq "$new_id" "$(jq -r .INSTANCE_ID <<<"$acc")" "second CREATE_ACCEPTED INSTANCE_ID"
-stats >"$T/stats1.json"
+nb_emulator_stats >"$T/stats1.json"
 nb_assert_eq 2 "$(jq '.creates.by_name["r-deleted"].requests' "$T/stats1.json")" "create requests for r-deleted"
 nb_assert_eq 2 "$(jq '.creates.by_name["r-deleted"].created' "$T/stats1.json")" "instances made for r-deleted"
 for name in r-keep r-failing; do
@@ -116,7 +112,7 @@ done_after=$(jq -r --arg f "$MESSAGE_INSTANCE_FAILED" --arg p "$MESSAGE_PASS_FIN
 [ "$done_after" -ge 2 ] || nb_wait_for_journal . $((k + 2 - done_after)) MESSAGE_ID="$MESSAGE_PASS_FINISHED" _PID="$DAEMON_PID" >/dev/null
 nb_assert_eq 1 "$(djournal MESSAGE_ID="$MESSAGE_INSTANCE_FAILED" NOTEBOOK=r-failing | wc -l)" \
         "INSTANCE_FAILED entries for r-failing after another resync"
-stats >"$T/stats2.json"
+nb_emulator_stats >"$T/stats2.json"
 nb_assert_eq 1 "$(jq '.creates.by_name["r-failing"].requests' "$T/stats2.json")" "create requests for r-failing"
 nb_assert_eq 4 "$(jq '.creates.requests' "$T/stats2.json")" "create requests in total"
 nb_assert_eq 0 "$(jq '.protocol_violations.total' "$T/stats2.json")" \

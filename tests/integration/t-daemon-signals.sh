@@ -31,13 +31,8 @@ nb_start_notify
 # ---- local helpers ----
 M=$T/manifests
 S=$T/state
-stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
-emu_config() { curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/config?$1" >/dev/null; }
 djournal() { nb_journal_json _PID="$DAEMON_PID" "$@"; }
 
-gen_manifest() { # FILE NAME
-        printf 'name: %s\nprofile_id: Python3\nflavor: modelarts.vm.cpu.2u\nspec:\n  storage:\n    type: evs\n' "$2" >"$1"
-}
 
 write_config() { # on stdout
         cat <<-EOF
@@ -71,7 +66,7 @@ assert_once_converges() { # N WHAT
                 --wait --timeout 120 once >"$T/once.stdout.log" 2>"$T/once.stderr.log" || rc=$?
         nb_assert_eq 0 "$rc" "$2: once --wait exit status"
         nb_assert_file_no_match "$T/once.stderr.log" 'Sanitizer|runtime error' "$2: once output (sanitizers)"
-        stats >"$T/stats.json"
+        nb_emulator_stats >"$T/stats.json"
         nb_assert_eq "$1" "$(jq '.creates.by_name | length' "$T/stats.json")" "$2: names created"
         bad=$(jq -r '.creates.by_name | to_entries[] | select(.value.created != 1 or .value.duplicates != 0) | "\(.key) \(.value)"' "$T/stats.json")
         [ -z "$bad" ] || nb_fail "$2: not exactly one instance per name: $bad"
@@ -120,7 +115,7 @@ printf '%s' "$AK" >"$T/creds/ak"
 printf '%s' "$SK" >"$T/creds/sk"
 chmod 0600 "$T/creds/ak" "$T/creds/sk"
 mkdir -p "$M"
-gen_manifest "$M/s-one.yaml" s-one
+nb_write_manifest "$M/s-one.yaml" s-one
 write_config >"$T/config.yaml"
 
 start_daemon
@@ -133,7 +128,7 @@ wait_created s-one
 nb_step "SIGHUP: RELOADING=1, then READY=1, a RELOAD entry, the new config in force"
 cp -a "$M" "$T/manifests2"
 M=$T/manifests2
-gen_manifest "$M/s-moved.yaml" s-moved
+nb_write_manifest "$M/s-moved.yaml" s-moved
 write_config >"$T/config.yaml"
 k=$(wc -l <"$NB_NOTIFY_LOG")
 kill -HUP "$DAEMON_PID"
@@ -142,10 +137,10 @@ nb_wait_for_journal . 1 MESSAGE_ID="$MESSAGE_RELOAD" _PID="$DAEMON_PID" >/dev/nu
 kill -0 "$DAEMON_PID" 2>/dev/null || nb_fail "the daemon exited on SIGHUP"
 nb_assert_eq 0 "$(djournal MESSAGE_ID="$MESSAGE_CONFIG_INVALID" | wc -l)" "CONFIG_INVALID entries after a good reload"
 wait_created s-moved # only in the new tree
-gen_manifest "$M/s-after-reload.yaml" s-after-reload # the new tree is watched
+nb_write_manifest "$M/s-after-reload.yaml" s-after-reload # the new tree is watched
 wait_created s-after-reload
-nb_assert_eq 1 "$(stats | jq '.creates.by_name["s-one"].created')" "s-one created once across the reload"
-nb_assert_eq 0 "$(stats | jq '.creates.duplicates')" "duplicate creates across the reload"
+nb_assert_eq 1 "$(nb_emulator_stats | jq '.creates.by_name["s-one"].created')" "s-one created once across the reload"
+nb_assert_eq 0 "$(nb_emulator_stats | jq '.creates.duplicates')" "duplicate creates across the reload"
 
 # ---- 2. SIGHUP with a broken config ----
 nb_step "SIGHUP with a broken config: CONFIG_INVALID, the old config stays in force"
@@ -165,7 +160,7 @@ nb_assert_eq 2 "$(djournal MESSAGE_ID="$MESSAGE_RELOAD" | wc -l)" "RELOAD entrie
 djournal CONFIG_FILE="$T/config.yaml" | jq -r '"\(.CONFIG_LINE // "-"):\(.CONFIG_COLUMN // "-") \(.MESSAGE)"' >"$T/config-diags"
 nb_assert_file_match "$T/config-diags" '^6:1 .*resync_intervall' "the config's diagnostic with its position"
 kill -0 "$DAEMON_PID" 2>/dev/null || nb_fail "the daemon exited on a broken config at SIGHUP"
-gen_manifest "$M/s-after-bad-reload.yaml" s-after-bad-reload
+nb_write_manifest "$M/s-after-bad-reload.yaml" s-after-bad-reload
 wait_created s-after-bad-reload
 mv "$T/config.good" "$T/config.yaml"
 
@@ -174,9 +169,9 @@ nb_step "SIGTERM with requests in flight: STOPPING=1, exit 0"
 nb_stop "$DAEMON_PID" TERM # the first daemon's part is done; a fresh one for this
 nb_assert_eq 0 "$NB_STATUS" "exit status of the first daemon"
 nb_assert_file_no_match "$T/daemon.log" 'Sanitizer|runtime error' "daemon output (sanitizers)"
-emu_config latency_ms=2000
+nb_emulator_config latency_ms=2000
 for i in $(seq 1 "$N_MANY"); do
-        gen_manifest "$M/many-$i.yaml" "many-$i"
+        nb_write_manifest "$M/many-$i.yaml" "many-$i"
 done
 n_all=$((N_MANY + 4))
 k=$(wc -l <"$NB_NOTIFY_LOG")
@@ -213,7 +208,7 @@ nb_assert_eq 0 "$after" "creates sent after STOPPING"
 
 # ---- afterwards: nothing lost, nothing duplicated ----
 nb_step "once --wait afterwards converges with exactly one instance per name"
-emu_config latency_ms=0
+nb_emulator_config latency_ms=0
 assert_once_converges "$n_all" "after SIGTERM with requests in flight"
 
 # ---- 4. SIGTERM with requests outlasting the grace ----
@@ -222,9 +217,9 @@ assert_once_converges "$n_all" "after SIGTERM with requests in flight"
 # The instances exist; the open intents must make the next run list and adopt them,
 # never create a second one; the creates never sent are sent then.
 nb_step "SIGTERM with requests outlasting the stop deadline: exit 0, then adopted, not duplicated"
-emu_config 'slow_ms=30000&fault_routes=create'
+nb_emulator_config 'slow_ms=30000&fault_routes=create'
 for i in $(seq 1 "$N_LATE"); do
-        gen_manifest "$M/late-$i.yaml" "late-$i"
+        nb_write_manifest "$M/late-$i.yaml" "late-$i"
 done
 n_all=$((n_all + N_LATE))
 k=$(wc -l <"$NB_NOTIFY_LOG")
@@ -242,10 +237,10 @@ nb_assert_eq 0 "$NB_STATUS" "exit status after SIGTERM with $in_flight requests 
 nb_assert_file_no_match "$T/daemon.log" 'Sanitizer|runtime error' "daemon output (sanitizers)"
 [ -n "$(notify_line_after "$k" '(^| |\\n)STOPPING=1')" ] || nb_fail "no STOPPING=1 from the last daemon"
 nb_assert_eq 0 "$(djournal MESSAGE_ID="$MESSAGE_CREATE_ACCEPTED" | wc -l)" "creates accepted (every answer was held)"
-made=$(stats | jq '[.creates.by_name | to_entries[] | select(.key | startswith("late-")) | .value.created] | add // 0')
+made=$(nb_emulator_stats | jq '[.creates.by_name | to_entries[] | select(.key | startswith("late-")) | .value.created] | add // 0')
 nb_step "stopped with $in_flight requests in flight; $made of $N_LATE instances made but never answered"
 [ "$made" -ge 1 ] || nb_fail "no create reached the emulator before the stop"
-emu_config 'slow_ms=0&fault_routes=all'
+nb_emulator_config 'slow_ms=0&fault_routes=all'
 assert_once_converges "$n_all" "after SIGTERM past the deadline"
 nb_assert_eq "$made" "$(jq '[.instances[] | select((.name | startswith("late-")) and .result == "adopted")] | length' "$T/status.json")" \
         "late-* instances adopted (made, never answered)"

@@ -29,36 +29,10 @@ nb_start_notify
 G=$T/git
 MP=$G/current # the manifests path in the config: a symlink to a revision
 S=$T/state
-stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
 djournal() { nb_journal_json _PID="$DAEMON_PID" "$@"; }
 now_us() { date +%s%6N; }
 
-gen_manifest() { # FILE NAME
-        printf 'name: %s\nprofile_id: Python3\nflavor: modelarts.vm.cpu.2u\nspec:\n  storage:\n    type: evs\n' "$2" >"$1"
-}
 
-# Wait until journal entries matching MATCHES whose JSON matches ERE carry N distinct
-# NOTEBOOK values. Event-driven (follows the journal); NB_TIMEOUT only turns a hang into
-# a failure.
-wait_journal_names() { # N ERE MATCHES...
-        local n=$1 re=$2 fd pid line k=0
-        local -A seen=()
-        shift 2
-        exec {fd}< <(exec timeout "$NB_TIMEOUT" journalctl --directory="$NB_JOURNAL_DIR" --no-pager -o json \
-                --follow --lines=all "$@" 2>/dev/null)
-        pid=$!
-        # bash's read takes a line as soon as it is there (mawk would wait for a block)
-        while [ "$k" -lt "$n" ] && IFS= read -r line <&"$fd"; do
-                [[ $line =~ $re ]] || continue
-                [[ $line =~ \"NOTEBOOK\":\"([^\"]*)\" ]] || continue
-                [ -z "${seen[${BASH_REMATCH[1]}]:-}" ] || continue
-                seen[${BASH_REMATCH[1]}]=1
-                k=$((k + 1))
-        done
-        kill "$pid" 2>/dev/null || true
-        exec {fd}<&-
-        [ "$k" -ge "$n" ] || nb_fail "only $k of $n notebooks with a journal entry matching /$re/ among $* within ${NB_TIMEOUT}s"
-}
 
 # One notebook created by the daemon and RUNNING; prints its CREATE_SENT entry.
 wait_created() { # NAME
@@ -71,7 +45,7 @@ wait_created() { # NAME
 # a duplicate; there are N of them, all live.
 assert_one_each() { # N WHAT
         local bad
-        stats >"$T/stats.json"
+        nb_emulator_stats >"$T/stats.json"
         bad=$(jq -r '.creates.by_name | to_entries[] | select(.value.requests != 1 or .value.created != 1 or .value.duplicates != 0) | "\(.key) \(.value)"' "$T/stats.json")
         [ -z "$bad" ] || nb_fail "$2: not exactly one create per name: $(printf '%s\n' "$bad" | head -n 5)"
         nb_assert_eq "$1" "$(jq '.creates.by_name | length' "$T/stats.json")" "$2: names created"
@@ -88,8 +62,8 @@ report_latency() { # WHAT T0_US CREATE_SENT_JSON
 
 # ---- set-up: rev1 with two notebooks, current -> rev1 ----
 mkdir -p "$G/rev1"
-gen_manifest "$G/rev1/w-one.yaml" w-one
-gen_manifest "$G/rev1/w-two.yaml" w-two
+nb_write_manifest "$G/rev1/w-one.yaml" w-one
+nb_write_manifest "$G/rev1/w-two.yaml" w-two
 ln -s rev1 "$MP"
 
 mkdir -m 0700 "$T/creds"
@@ -109,13 +83,13 @@ nb_spawn daemon env -u HUAWEICLOUD_SDK_AK -u HUAWEICLOUD_SDK_SK -u HUAWEICLOUD_S
         "$NOTEBOOKD" -c "$T/config.yaml" --log-target=journal run
 DAEMON_PID=$NB_PID
 nb_wait_for_line "$NB_NOTIFY_LOG" '(^| |\\n)READY=1' "$NB_TIMEOUT" 1 "$DAEMON_PID" >/dev/null
-wait_journal_names 2 '"STATUS":"RUNNING"' MESSAGE_ID="$MESSAGE_STATUS_CHANGED" _PID="$DAEMON_PID"
+nb_wait_journal_names 2 '"STATUS":"RUNNING"' MESSAGE_ID="$MESSAGE_STATUS_CHANGED" _PID="$DAEMON_PID"
 assert_one_each 2 "start-up"
 
 # ---- 1. a new file ----
 nb_step "a new file is reconciled without a restart"
 t0=$(now_us)
-gen_manifest "$MP/w-new.yaml" w-new
+nb_write_manifest "$MP/w-new.yaml" w-new
 sent=$(wait_created w-new)
 report_latency "new file" "$t0" "$sent"
 assert_one_each 3 "new file"
@@ -123,7 +97,7 @@ assert_one_each 3 "new file"
 # ---- 2. git-style atomic rename ----
 nb_step "an atomic rename (write .tmp, mv into place) is reconciled"
 t0=$(now_us)
-gen_manifest "$MP/w-renamed.yaml.tmp" w-renamed
+nb_write_manifest "$MP/w-renamed.yaml.tmp" w-renamed
 mv "$MP/w-renamed.yaml.tmp" "$MP/w-renamed.yaml"
 sent=$(wait_created w-renamed)
 report_latency "atomic rename" "$t0" "$sent"
@@ -132,7 +106,7 @@ assert_one_each 4 "atomic rename"
 # ---- 3. atomic symlink swap ----
 nb_step "an atomic symlink swap to a new revision is reconciled"
 cp -a "$G/rev1" "$G/rev2"
-gen_manifest "$G/rev2/w-swap.yaml" w-swap
+nb_write_manifest "$G/rev2/w-swap.yaml" w-swap
 t0=$(now_us)
 ln -s rev2 "$G/tmp-link"
 mv -T "$G/tmp-link" "$MP"
@@ -142,7 +116,7 @@ report_latency "symlink swap" "$t0" "$sent"
 rm -rf "$G/rev1" # git-sync removes the old revision: nothing desired goes with it
 assert_one_each 5 "symlink swap"
 # The new revision is watched: a file written into it (through the path) is noticed.
-gen_manifest "$MP/w-in-rev2.yaml" w-in-rev2
+nb_write_manifest "$MP/w-in-rev2.yaml" w-in-rev2
 wait_created w-in-rev2 >/dev/null
 assert_one_each 6 "file in the new revision"
 
@@ -152,12 +126,12 @@ passes_before=$(djournal MESSAGE_ID="$MESSAGE_PASS_FINISHED" | wc -l)
 mkdir "$MP/burst"
 t0=$(now_us)
 for i in $(seq 1 "$BURST"); do
-        gen_manifest "$MP/burst/b-$i.yaml" "b-$i"
+        nb_write_manifest "$MP/burst/b-$i.yaml" "b-$i"
 done
 t1=$(now_us)
 # A generous bound for 500 creates and polls under the sanitizers: a hang guard only.
-NB_TIMEOUT=600 wait_journal_names "$BURST" '"NOTEBOOK":"b-[0-9]+"' MESSAGE_ID="$MESSAGE_CREATE_ACCEPTED" _PID="$DAEMON_PID"
-NB_TIMEOUT=600 wait_journal_names "$BURST" '"NOTEBOOK":"b-[0-9]+".*"STATUS":"RUNNING"|"STATUS":"RUNNING".*"NOTEBOOK":"b-[0-9]+"' \
+NB_TIMEOUT=600 nb_wait_journal_names "$BURST" '"NOTEBOOK":"b-[0-9]+"' MESSAGE_ID="$MESSAGE_CREATE_ACCEPTED" _PID="$DAEMON_PID"
+NB_TIMEOUT=600 nb_wait_journal_names "$BURST" '"NOTEBOOK":"b-[0-9]+".*"STATUS":"RUNNING"|"STATUS":"RUNNING".*"NOTEBOOK":"b-[0-9]+"' \
         MESSAGE_ID="$MESSAGE_STATUS_CHANGED" _PID="$DAEMON_PID"
 total=$((6 + BURST))
 NB_TIMEOUT=600 nb_wait_for_line "$NB_NOTIFY_LOG" "STATUS=$total desired, $total running, 0 creating" 600 1 "$DAEMON_PID" >/dev/null
@@ -176,7 +150,7 @@ nb_assert_eq "$BURST" "$(djournal MESSAGE_ID="$MESSAGE_CREATE_SENT" | jq -r 'sel
 nb_step "a bad file is logged with its position while the good one converges"
 # flavor's value is at line 3, column 9
 printf 'name: w-bad\nprofile_id: Python3\nflavor: modelarts.vm.cpu.99u\nspec:\n  storage:\n    type: evs\n' >"$MP/bad.yaml"
-gen_manifest "$MP/w-good.yaml" w-good
+nb_write_manifest "$MP/w-good.yaml" w-good
 e=$(nb_wait_for_journal '"CONFIG_FILE":"[^"]*/bad\.yaml"' 1 MESSAGE_ID="$MESSAGE_MANIFEST_INVALID" _PID="$DAEMON_PID")
 file=$(jq -r .CONFIG_FILE <<<"$e")
 real=$(readlink -f "$MP")
@@ -190,11 +164,11 @@ wait_created w-good >/dev/null
 nb_wait_for_line "$NB_NOTIFY_LOG" "STATUS=$((total + 1)) desired, $((total + 1)) running, 0 creating, 0 failed, 0 rejected, 0 retrying, 1 invalid manifest" \
         "$NB_TIMEOUT" 1 "$DAEMON_PID" >/dev/null
 # Another change rescans the tree: the bad file, unchanged, is not reported again.
-gen_manifest "$MP/w-last.yaml" w-last
+nb_write_manifest "$MP/w-last.yaml" w-last
 wait_created w-last >/dev/null
 nb_assert_eq 1 "$(djournal MESSAGE_ID="$MESSAGE_MANIFEST_INVALID" | grep -c '/bad\.yaml"')" \
         "MANIFEST_INVALID entries for the unchanged bad file"
-nb_assert_eq 0 "$(stats | jq '.creates.by_name["w-bad"].requests // 0')" "creates of the invalid manifest's name"
+nb_assert_eq 0 "$(nb_emulator_stats | jq '.creates.by_name["w-bad"].requests // 0')" "creates of the invalid manifest's name"
 assert_one_each $((total + 2)) "bad file"
 
 nb_stop "$DAEMON_PID" TERM

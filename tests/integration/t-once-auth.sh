@@ -38,11 +38,10 @@ run_once() {
                 timeout 120 "$NOTEBOOKD" -c "$T/config.yaml" -m "$M" -s "$s" -e "$NB_EMULATOR_URL" \
                 -p "$p" --log-target=console --timeout 30 once >"$T/once.stdout.log" 2>"$T/once.stderr.log" || rc=$?
 }
-stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
 reset() { curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/reset" >/dev/null; }
 # API requests the emulator received (its own control calls left out)
 api_requests() {
-        stats | jq '[.by_route | to_entries[] | select(.key != "emulator") | .value] | add'
+        nb_emulator_stats | jq '[.by_route | to_entries[] | select(.key != "emulator") | .value] | add'
 }
 no_secret_anywhere() { # WHAT
         local f s
@@ -61,7 +60,7 @@ nb_assert_eq 2 "$rc" "once with a wrong SK: exit status"
 nb_assert_file_match "$T/once.stderr.log" '([Aa][Kk]/[Ss][Kk]|[Aa]ccess key|[Ss]ecret key|[Ss]ignature)' \
         "stderr names the credential kind"
 no_secret_anywhere "wrong SK"
-stats >"$T/stats-sk.json"
+nb_emulator_stats >"$T/stats-sk.json"
 n=$(api_requests)
 [ "$n" -ge 1 ] || nb_fail "wrong SK: no request reached the emulator (exit 2 for another reason?)"
 [ "$n" -lt "$LOCK_AFTER" ] || nb_fail "wrong SK: $n requests reached the emulator (the AK locks after $LOCK_AFTER bad signatures)"
@@ -76,7 +75,7 @@ run_once "$T/state-wrong-project" "$OTHER_PROJECT" HUAWEICLOUD_SDK_AK="$AK" HUAW
 nb_assert_eq 2 "$rc" "once with a wrong project id: exit status"
 nb_assert_file_match "$T/once.stderr.log" '[Pp]roject' "stderr mentions the project"
 no_secret_anywhere "wrong project"
-stats >"$T/stats-project.json"
+nb_emulator_stats >"$T/stats-project.json"
 n=$(api_requests)
 [ "$n" -ge 1 ] && [ "$n" -lt "$LOCK_AFTER" ] || nb_fail "wrong project: $n requests reached the emulator (want 1 to $((LOCK_AFTER - 1)))"
 nb_assert_eq "$n" "$(jq '.by_error_code["ModelArts.0210"] // 0' "$T/stats-project.json")" "requests answered ModelArts.0210"
@@ -96,7 +95,7 @@ nb_step "the right credentials: exit 0 (the AK is not locked, the set-up is soun
 reset
 run_once "$T/state-right" "$PROJECT" HUAWEICLOUD_SDK_AK="$AK" HUAWEICLOUD_SDK_SK="$SK"
 nb_assert_eq 0 "$rc" "once with the right credentials: exit status"
-stats >"$T/stats-right.json"
+nb_emulator_stats >"$T/stats-right.json"
 nb_assert_eq 3 "$(jq '.instances.live' "$T/stats-right.json")" "live instances"
 nb_assert_eq 0 "$(jq '.protocol_violations.total' "$T/stats-right.json")" \
         "protocol violations ($(jq -c '.recent_violations' "$T/stats-right.json"))"

@@ -32,14 +32,12 @@ run_once() { # [OPTION...]: sets rc
                 -p "$PROJECT" --log-target=console "$@" once >"$T/once.stdout.log" 2>"$T/once.stderr.log" || rc=$?
 }
 status_json() { "$NOTEBOOKD" -c "$T/config.yaml" -s "$S" --json status; }
-stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
-emu_config() { curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/config?$1" >/dev/null; }
 
 # ---- every create fails until the deadline ----
 nb_step "every create answered 500: once --timeout 3 exits 3"
 run_once --wait --timeout 3
 nb_assert_eq 3 "$rc" "once with only transient failures: exit status"
-stats >"$T/stats1.json"
+nb_emulator_stats >"$T/stats1.json"
 nb_assert_eq 0 "$(jq '.instances.live' "$T/stats1.json")" "live instances"
 nb_assert_eq 0 "$(jq '.creates.created' "$T/stats1.json")" "instances created"
 creates=$(jq '.by_route.create' "$T/stats1.json")
@@ -66,10 +64,10 @@ bad=$(jq -r '.open_intents[] | select(.name | startswith("late-") | not) | .name
 
 # ---- the fault lifted: the next run converges ----
 nb_step "the fault lifted: the next run creates each name once"
-emu_config "fail_5xx_rate=0"
+nb_emulator_config "fail_5xx_rate=0"
 run_once --wait --timeout 120
 nb_assert_eq 0 "$rc" "once after the fault was lifted: exit status"
-stats >"$T/stats2.json"
+nb_emulator_stats >"$T/stats2.json"
 for n in $NAMES; do
         nb_assert_eq "1 0" "$(jq -r --arg n "$n" '.creates.by_name[$n] | "\(.created) \(.duplicates)"' "$T/stats2.json")" \
                 "$n: created, duplicates"

@@ -31,9 +31,7 @@ run_once() { # [OPTION...]: sets rc
                 -p "$PROJECT" --log-target=console "$@" once >"$T/once.stdout.log" 2>"$T/once.stderr.log" || rc=$?
 }
 status_json() { "$NOTEBOOKD" -c "$T/config.yaml" -m "$M" -s "$S" --json status; }
-stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
-emu_config() { curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/config?$1" >/dev/null; }
-# requests/created of one name from a stats snapshot ("0 0" when never seen)
+# requests/created of one name from an emulator stats snapshot ("0 0" when never seen)
 per_name() { # STATS_FILE NAME
         jq -r --arg n "$2" '.creates.by_name[$n] // {requests: 0, created: 0} | "\(.requests) \(.created)"' "$1"
 }
@@ -73,7 +71,7 @@ EOF
 nb_step "first run: 6328 and 6329 recorded, an invalid manifest, the good ones created"
 run_once --wait --timeout 120
 nb_assert_eq 1 "$rc" "once with rejected and invalid manifests: exit status"
-stats >"$T/stats1.json"
+nb_emulator_stats >"$T/stats1.json"
 for i in 1 2 3 4; do
         nb_assert_eq "1 1" "$(per_name "$T/stats1.json" "good-$i")" "good-$i: create requests, created"
 done
@@ -102,11 +100,11 @@ nb_assert_eq "" "$(jq -r '.instances[] | select(.name == "err-invalid") | .name'
 
 # ---- 2. instance limit ----
 nb_step "the instance limit: 6302 for a new manifest, the count already reached"
-emu_config "max_instances=4"
+nb_emulator_config "max_instances=4"
 manifest "$M/bad/limit.yaml" err-limit Python3 modelarts.vm.cpu.2u
 run_once --wait --timeout 120
 nb_assert_eq 1 "$rc" "once over the instance limit: exit status"
-stats >"$T/stats2.json"
+nb_emulator_stats >"$T/stats2.json"
 nb_assert_eq "1 0" "$(per_name "$T/stats2.json" err-limit)" "err-limit: create requests, created"
 nb_assert_eq 1 "$(jq '.by_error_code["ModelArts.6302"] // 0' "$T/stats2.json")" "6302 answers"
 status_json >"$T/status2.json"
@@ -121,10 +119,10 @@ done
 
 # ---- 3. unchanged manifests: nothing resent ----
 nb_step "a run with unchanged manifests resends no rejected create"
-emu_config "max_instances=0"   # even with the cause gone: only a manifest change retries
+nb_emulator_config "max_instances=0"   # even with the cause gone: only a manifest change retries
 run_once --timeout 120
 nb_assert_eq 1 "$rc" "once with unchanged rejected manifests: exit status"
-stats >"$T/stats3.json"
+nb_emulator_stats >"$T/stats3.json"
 nb_assert_eq "$(jq '.creates.requests' "$T/stats2.json")" "$(jq '.creates.requests' "$T/stats3.json")" \
         "create requests on a run with nothing changed"
 status_json >"$T/status3.json"
@@ -137,7 +135,7 @@ nb_step "the GPU manifest edited to a single-card flavor: sent again and created
 manifest "$M/bad/gpu.yaml" err-gpu Python3-gpu modelarts.vm.gpu.p100
 run_once --wait --timeout 120
 nb_assert_eq 1 "$rc" "exit status while 6329, 6302 and the invalid manifest remain"
-stats >"$T/stats4.json"
+nb_emulator_stats >"$T/stats4.json"
 nb_assert_eq "2 1" "$(per_name "$T/stats4.json" err-gpu)" "err-gpu after the edit: create requests, created"
 nb_assert_eq "1 0" "$(per_name "$T/stats4.json" err-soldout)" "err-soldout still not resent"
 nb_assert_eq "1 0" "$(per_name "$T/stats4.json" err-limit)" "err-limit still not resent"
@@ -153,7 +151,7 @@ manifest "$M/bad/limit.yaml" err-limit Python3 modelarts.vm.cpu.2u "second versi
 rm "$M/bad/invalid.yaml"
 run_once --wait --timeout 120
 nb_assert_eq 0 "$rc" "once with everything fixed: exit status"
-stats >"$T/stats5.json"
+nb_emulator_stats >"$T/stats5.json"
 nb_assert_eq "2 1" "$(per_name "$T/stats5.json" err-soldout)" "err-soldout after the edit"
 nb_assert_eq "2 1" "$(per_name "$T/stats5.json" err-limit)" "err-limit after the edit"
 nb_assert_eq "2 1" "$(per_name "$T/stats5.json" err-gpu)" "err-gpu not sent a third time"

@@ -35,8 +35,6 @@ once_cmd() { # MANIFESTS STATE [OPTION...]
                 -p "$PROJECT" --log-target=console "$@" once
 }
 status_json() { "$NOTEBOOKD" -c "$T/config.yaml" -s "$1" --json status; }
-stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
-emu_config() { curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/config?$1" >/dev/null; }
 per_name() { # STATS_FILE NAME -> "requests created duplicates"
         jq -r --arg n "$2" '.creates.by_name[$n] // {requests: 0, created: 0, duplicates: 0} | "\(.requests) \(.created) \(.duplicates)"' "$1"
 }
@@ -78,7 +76,7 @@ nb_assert_match '^[0-9a-f-]{36}$' "$id" "id of the instance created by the test"
 rc=0
 once_cmd "$MA" "$T/state-a" --wait --timeout 120 >"$T/once-a.stdout.log" 2>"$T/once-a.stderr.log" || rc=$?
 nb_assert_eq 0 "$rc" "once with a pre-existing instance: exit status"
-stats >"$T/stats-a.json"
+nb_emulator_stats >"$T/stats-a.json"
 nb_assert_eq "1 1 0" "$(per_name "$T/stats-a.json" ex-adopt)" "ex-adopt: only the test's own create"
 nb_assert_eq "1 1 0" "$(per_name "$T/stats-a.json" ex-new)" "ex-new: created once"
 nb_assert_eq 2 "$(jq '.instances.live' "$T/stats-a.json")" "live instances"
@@ -101,11 +99,11 @@ once_pid=$!
 # notebookd's listing is fixed, and it does not show ex-race.
 nb_wait_for_line "$EMU_LOG" 'GET "?/v1/[^ ]*/demanager/instances\?[^ ]*de_type=Notebook[^ ]* (-> 200|ok)' "$NB_TIMEOUT" 1 "$once_pid" >/dev/null
 id=$(remote_create ex-race)
-emu_config "slow_ms=0" # later listings answer at once (the held one keeps its hold)
+nb_emulator_config "slow_ms=0" # later listings answer at once (the held one keeps its hold)
 rc=0
 wait "$once_pid" || rc=$?
 nb_assert_eq 0 "$rc" "once meeting 6301: exit status"
-stats >"$T/stats-b.json"
+nb_emulator_stats >"$T/stats-b.json"
 nb_assert_eq 1 "$(jq '.faults.slow' "$T/stats-b.json")" "held listings (the set-up worked only if exactly the first was held)"
 nb_assert_eq 1 "$(jq '.by_error_code["ModelArts.6301"] // 0' "$T/stats-b.json")" \
         "6301 answers (0: the create came before the test's, the race was not set up)"

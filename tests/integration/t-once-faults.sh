@@ -32,8 +32,6 @@ run_once() { # [OPTION...]: sets rc
                 -p "$PROJECT" --log-target=console "$@" once >"$T/once.stdout.log" 2>"$T/once.stderr.log" || rc=$?
 }
 status_json() { "$NOTEBOOKD" -c "$T/config.yaml" -s "$S" --json status; }
-stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
-emu_config() { curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/config?$1" >/dev/null; }
 # The emulator's instances as "name id status", sorted (fetched with the control token,
 # with faults off: the test's own calls must not be throttled).
 remote_ids() {
@@ -70,8 +68,8 @@ nb_assert_eq "$N" "$(jq '.instances_valid | length' "$T/check.json")" "generated
 nb_step "1: $N manifests, 20% 5xx, 10% 429, 5% dropped after create"
 run_once --wait --timeout 120
 nb_assert_eq 0 "$rc" "once under the fault mix: exit status"
-stats >"$T/stats1.json"
-emu_config "fail_5xx_rate=0&throttle_rate=0&drop_after_create_rate=0" # quiet, for the test's own calls
+nb_emulator_stats >"$T/stats1.json"
+nb_emulator_config "fail_5xx_rate=0&throttle_rate=0&drop_after_create_rate=0" # quiet, for the test's own calls
 bad=$(jq -r '.creates.by_name | to_entries[] | select(.value.created != 1 or .value.duplicates != 0) | "\(.key) \(.value)"' "$T/stats1.json")
 [ -z "$bad" ] || nb_fail "names not created exactly once: $bad"
 nb_assert_eq "$N" "$(jq '.creates.by_name | length' "$T/stats1.json")" "names the emulator saw creates for"
@@ -91,15 +89,15 @@ nb_assert_eq 0 "$(status_json | jq '.open_intents | length')" "open create inten
 
 # ---- 2. every create dropped after creating ----
 nb_step "2: five new names, every create dropped after the instance was made"
-emu_config "drop_after_create_rate=1"
+nb_emulator_config "drop_after_create_rate=1"
 mkdir -p "$M/dropped"
 for i in 1 2 3 4 5; do
         gen_manifest "$M/dropped/d$i.yaml" "dropped-$i" "$i"
 done
 run_once --wait --timeout 120
 nb_assert_eq 0 "$rc" "once with every create dropped: exit status"
-stats >"$T/stats2.json"
-emu_config "drop_after_create_rate=0"
+nb_emulator_stats >"$T/stats2.json"
+nb_emulator_config "drop_after_create_rate=0"
 nb_assert_eq 5 $(($(jq '.dropped.create' "$T/stats2.json") - $(jq '.dropped.create' "$T/stats1.json"))) \
         "creates dropped in run 2"
 for i in 1 2 3 4 5; do

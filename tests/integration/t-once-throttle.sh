@@ -50,8 +50,6 @@ run_once() { # MANIFESTS STATE CONFIG [OPTION...]: sets rc
                 timeout 300 "$NOTEBOOKD" -c "$c" -m "$m" -s "$s" -e "$NB_EMULATOR_URL" \
                 -p "$PROJECT" --log-target=console "$@" once >"$T/once.stdout.log" 2>"$T/once.stderr.log" || rc=$?
 }
-stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
-emu_config() { curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/config?$1" >/dev/null; }
 manifest() { # FILE NAME
         cat >"$1" <<-EOF
 	name: $2
@@ -89,7 +87,7 @@ start_stamped_emulator --ak "$AK" --sk "$SK" --project-id "$PROJECT" --create-de
 
 # ---- 1. the listing is throttled ----
 nb_step "1: the first request (the listing) gets 429"
-emu_config "throttle_next=1&fault_routes=all"
+nb_emulator_config "throttle_next=1&fault_routes=all"
 M1=$T/manifests-1
 mkdir -p "$M1"
 manifest "$M1/a.yaml" thr-list-a
@@ -98,7 +96,7 @@ manifest "$M1/b.yaml" thr-list-b
 from=$(($(wc -l <"$STAMPED") + 1))
 run_once "$M1" "$T/state-1" "$T/config.yaml" --wait --timeout 120
 nb_assert_eq 0 "$rc" "once after a throttled listing: exit status"
-stats >"$T/stats1.json"
+nb_emulator_stats >"$T/stats1.json"
 nb_assert_eq 1 "$(jq '.faults.throttled_429' "$T/stats1.json")" "429s injected"
 nb_assert_eq 1 "$(jq '.by_route_status.list["429"] // 0' "$T/stats1.json")" "429s on the listing"
 api_lines "$from" | head -n 1 | grep -qE ' APIG\.0308 *$' || nb_fail "the first request was not the one throttled"
@@ -110,7 +108,7 @@ done
 
 # ---- 2. a create is throttled: the whole client holds ----
 nb_step "2: a create gets 429 while more creates wait (concurrency 1)"
-emu_config "throttle_next=1&fault_routes=create"
+nb_emulator_config "throttle_next=1&fault_routes=create"
 M2=$T/manifests-2
 mkdir -p "$M2"
 for i in 1 2 3 4; do
@@ -120,7 +118,7 @@ printf 'concurrency: 1\n' >"$T/config-serial.yaml"
 from=$(($(wc -l <"$STAMPED") + 1))
 run_once "$M2" "$T/state-2" "$T/config-serial.yaml" --wait --timeout 120
 nb_assert_eq 0 "$rc" "once after a throttled create: exit status"
-stats >"$T/stats2.json"
+nb_emulator_stats >"$T/stats2.json"
 nb_assert_eq 2 "$(jq '.faults.throttled_429' "$T/stats2.json")" "429s injected (both runs)"
 nb_assert_eq 1 "$(jq '.by_route_status.create["429"] // 0' "$T/stats2.json")" "429s on a create"
 assert_gap_after_429 "$from" "throttled create"

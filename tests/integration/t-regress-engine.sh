@@ -25,13 +25,8 @@ AK=REGRESSENGINEAK00001
 SK=regressEngineSecretKey0123456789abcdeFG
 PROJECT=0f1e2d3c4b5a69788796a5b4c3d2e1f0
 
-# ---- local helpers ----
-stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
 emu_post() { curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/$1" >/dev/null; }
 
-gen_manifest() { # FILE NAME
-        printf 'name: %s\nprofile_id: Python3\nflavor: modelarts.vm.cpu.2u\nspec:\n  storage:\n    type: evs\n' "$2" >"$1"
-}
 
 # A fresh directory for one case: sets D, M (manifests), S (state), writes $D/config.yaml
 # for the current emulator with any EXTRA config lines.
@@ -87,7 +82,7 @@ case_1() {
         nb_step "1. deleted behind our back, re-create answered 6329: no dead id kept, not resent"
         nb_start_emulator --ak "$AK" --sk "$SK" --project-id "$PROJECT" --create-delay-ms 0 --seed 131
         case_dir c1
-        gen_manifest "$M/nb-a.yaml" nb-a
+        nb_write_manifest "$M/nb-a.yaml" nb-a
         run_once --wait --timeout 120
         nb_assert_eq 0 "$rc" "first once --wait: exit status"
         status_json >"$D/status1.json"
@@ -98,7 +93,7 @@ case_1() {
         emu_post "delete?name=nb-a"
         emu_post "config?sold_out=modelarts.vm.cpu.2u"
         run_once
-        stats >"$D/stats2.json"
+        nb_emulator_stats >"$D/stats2.json"
         nb_assert_eq "2 1" "$(per_name "$D/stats2.json" nb-a)" "nb-a create requests, instances made (re-create sent once)"
         nb_assert_eq 1 "$(jq '.by_error_code["ModelArts.6329"] // 0' "$D/stats2.json")" "6329 answers"
         status_json >"$D/status2.json"
@@ -110,7 +105,7 @@ case_1() {
 
         run_once
         nb_assert_eq 1 "$rc" "once again, manifest unchanged: exit status"
-        stats >"$D/stats3.json"
+        nb_emulator_stats >"$D/stats3.json"
         nb_assert_eq "2 1" "$(per_name "$D/stats3.json" nb-a)" "nb-a create requests after a run with the manifest unchanged"
         status_json >"$D/status3.json"
         nb_assert_eq "rejected||ModelArts.6329" "$(rec "$D/status3.json" nb-a | cut -d'|' -f1,2,4)" "nb-a record kept"
@@ -125,7 +120,7 @@ case_2() {
         nb_start_emulator --ak "$AK" --sk "$SK" --project-id "$PROJECT" --create-delay-ms 100 --latency-ms 1500 --seed 132
         case_dir c2 "concurrency: 1"
         for i in $(seq 1 "$N_Q"); do
-                gen_manifest "$M/q-$i.yaml" "q-$i"
+                nb_write_manifest "$M/q-$i.yaml" "q-$i"
         done
         start_daemon daemon-c2
         # "Creating notebook" is logged as each create is handed to the API client; with
@@ -135,7 +130,7 @@ case_2() {
         nb_stop "$DAEMON_PID" TERM
         nb_assert_eq 0 "$NB_STATUS" "exit status after SIGTERM"
         nb_assert_file_no_match "$T/daemon-c2.log" 'Sanitizer|runtime error' "daemon output (sanitizers)"
-        stats >"$D/stats-stop.json"
+        nb_emulator_stats >"$D/stats-stop.json"
         by_route=$(jq '.by_route.create // 0' "$D/stats-stop.json")
         requests=$(jq '.creates.requests' "$D/stats-stop.json")
         nb_step "after SIGTERM: $by_route create requests reached the emulator ($requests handled)"
@@ -145,7 +140,7 @@ case_2() {
         emu_post "config?latency_ms=0"
         run_once --wait --timeout 120
         nb_assert_eq 0 "$rc" "once --wait after the stop: exit status"
-        stats >"$D/stats-once.json"
+        nb_emulator_stats >"$D/stats-once.json"
         nb_assert_eq "$N_Q" "$(jq '.creates.by_name | length' "$D/stats-once.json")" "names created"
         bad=$(jq -r '.creates.by_name | to_entries[] | select(.value.created != 1 or .value.duplicates != 0) | "\(.key) \(.value)"' "$D/stats-once.json")
         [ -z "$bad" ] || nb_fail "not exactly one instance per name: $bad"
@@ -178,7 +173,7 @@ case_3() {
         [ "${#logs[@]}" -gt 1 ] || emu_log=$T/emulator.log
         get_re=' GET "?/v1/[^ ?"]*/demanager/instances/[0-9a-f-]+"? -> 200'
         case_dir c3
-        gen_manifest "$M/p-one.yaml" p-one
+        nb_write_manifest "$M/p-one.yaml" p-one
         start_daemon daemon-c3
         nb_wait_for_line "$T/daemon-c3.log" 'Created notebook p-one' "$NB_TIMEOUT" 1 "$DAEMON_PID" >/dev/null
         # After the 5th GET the 6th comes 4 to 8 s later: time enough to make it slow.
@@ -187,13 +182,13 @@ case_3() {
         # The emulator logs a request once handled, before holding its answer: from this
         # line on the 6th GET is on the wire and unanswered for 3 s.
         nb_wait_for_line "$emu_log" "$get_re" "$NB_TIMEOUT" 6 "$DAEMON_PID" >/dev/null
-        nb_assert_eq 1 "$(stats | jq '.faults.slow')" "slow answers (the 6th GET, held)"
+        nb_assert_eq 1 "$(nb_emulator_stats | jq '.faults.slow')" "slow answers (the 6th GET, held)"
         nb_stop "$DAEMON_PID" TERM
         nb_assert_eq 0 "$NB_STATUS" "exit status after SIGTERM with a poll in flight"
         nb_assert_file_no_match "$T/daemon-c3.log" 'Sanitizer|runtime error' "daemon output (sanitizers)"
         nb_assert_file_no_match "$T/daemon-c3.log" 'did not finish within' "daemon output (the stop grace ran out)"
         nb_assert_file_match "$T/daemon-c3.log" 'stopping after 1 request in flight' "the STOPPING line (the held GET)"
-        stats >"$D/stats.json"
+        nb_emulator_stats >"$D/stats.json"
         nb_assert_eq 6 "$(jq '.by_route.get' "$D/stats.json")" "GETs: no poll after the stop"
         nb_assert_eq 1 "$(jq '.creates.created' "$D/stats.json")" "instances made"
 }
