@@ -1067,10 +1067,6 @@ void engine_stop(Engine *e) {
         engine_maybe_settled(e);
 }
 
-unsigned engine_in_flight(const Engine *e) {
-        return (unsigned) hashmap_size(e->ops) + (e->pass_listing ? 1 : 0);
-}
-
 bool engine_settled(const Engine *e) {
         return !e->pass_listing && hashmap_size(e->ops) == 0 && (e->stopping || e->pass_timer_at_mono_ms == 0);
 }

@@ -62,8 +62,6 @@ void engine_set_progress_callback(Engine *e, engine_settled_cb cb, void *userdat
 /* Stop starting work (SIGTERM, deadline): no new pass, create or poll. In-flight
  * requests finish and are recorded. */
 void engine_stop(Engine *e);
-/* Requests the engine is waiting for. */
-unsigned engine_in_flight(const Engine *e);
 bool engine_settled(const Engine *e);
 
 bool engine_auth_failed(const Engine *e, const char **ret_message);

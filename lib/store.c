@@ -577,6 +577,19 @@ int store_get_instance(Store *s, const char *name, InstanceRecord *ret) {
         return r;
 }
 
+/* Room for row n of a list being read: doubles the array as rows come. */
+static int grow_rows(void **items, size_t *cap, size_t n, size_t size) {
+        if (n < *cap)
+                return 0;
+        size_t ncap = *cap ? *cap * 2 : 16;
+        void *t = reallocarray(*items, ncap, size);
+        if (!t)
+                return -ENOMEM;
+        *items = t;
+        *cap = ncap;
+        return 0;
+}
+
 int store_list_instances(Store *s, InstanceRecord **ret, size_t *ret_n) {
         sqlite3_stmt *st;
         int r = stmt(s, STMT_LIST_INSTANCES, &st);
@@ -586,16 +599,10 @@ int store_list_instances(Store *s, InstanceRecord **ret, size_t *ret_n) {
         size_t n = 0, cap = 0;
         int rc;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if (n == cap) {
-                        size_t ncap = cap ? cap * 2 : 16;
-                        InstanceRecord *t = reallocarray(items, ncap, sizeof(*t));
-                        if (!t) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        items = t;
-                        cap = ncap;
-                }
+                void *rows = items;  /* no T** punned to void** */
+                if ((r = grow_rows(&rows, &cap, n, sizeof(*items))) < 0)
+                        break;
+                items = rows;
                 if ((r = read_instance_row(st, &items[n])) < 0)
                         break;
                 n++;
@@ -718,16 +725,10 @@ int store_list_open_intents(Store *s, CreateIntent **ret, size_t *ret_n) {
         size_t n = 0, cap = 0;
         int rc;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if (n == cap) {
-                        size_t ncap = cap ? cap * 2 : 16;
-                        CreateIntent *t = reallocarray(items, ncap, sizeof(*t));
-                        if (!t) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        items = t;
-                        cap = ncap;
-                }
+                void *rows = items;  /* no T** punned to void** */
+                if ((r = grow_rows(&rows, &cap, n, sizeof(*items))) < 0)
+                        break;
+                items = rows;
                 CreateIntent c = {
                         .id = sqlite3_column_int64(st, 0),
                         .created_at_ms = sqlite3_column_int64(st, 3),
