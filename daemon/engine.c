@@ -19,6 +19,7 @@ typedef struct Op {
         char *instance_id;                      /* poll */
         char *last_status;                      /* poll: for STATUS_CHANGED */
         char spec_hash[SPEC_HASH_HEX_LEN + 1];  /* create */
+        char *workspace_id;                     /* create: where the instance goes */
         int64_t intent_id;                      /* create */
         int64_t started_mono_ms;
         unsigned poll_attempt;
@@ -37,12 +38,20 @@ struct Engine {
         Hashmap *reported;          /* name -> char* "what was last reported" (owned) */
         Hashmap *touched;           /* names whose record changed while a listing was out */
 
-        bool pass_listing;          /* a pass waits for its listing */
+        bool pass_listing;          /* a pass waits for its listings */
+        unsigned listings_out;      /* one per workspace, in flight together */
+        RemoteInstanceList listed;  /* what they showed so far, merged */
+        char **unlisted;            /* workspaces whose listing failed this pass */
+        size_t n_unlisted;
+        bool listing_throttled;     /* one of them was a 429: log with MESSAGE_THROTTLED */
+        int64_t listing_retry_ms;   /* the longest wait a failed listing asked for */
+        bool listing_lost;          /* a failure could not even be noted: no name is judged */
         bool pass_again;            /* a pass was requested meanwhile */
         bool stopping;
         bool auth_failed;
         char *auth_message;
         bool state_error;
+        int64_t frozen_until_mono_ms;   /* ModelArts.6326: no create before this */
         unsigned list_failures;     /* consecutive failed listings: pass-level backoff */
         int64_t deadline_mono_ms;
         sd_event_source *pass_timer;  /* a scheduled (retry) pass */
@@ -81,6 +90,7 @@ static Op *op_free(Op *op) {
         free(op->name);
         free(op->instance_id);
         free(op->last_status);
+        free(op->workspace_id);
         free(op);
         return NULL;
 }
@@ -220,6 +230,18 @@ static void note_auth_failure(Engine *e, const ApiResult *ar, const LogField *fi
                    strempty(ar->message));
 }
 
+/* 6326: every create waits ENGINE_FROZEN_RETRY_MS; said once per freeze, not per name. */
+static void note_account_frozen(Engine *e, const ApiResult *ar, const LogField *fields) {
+        bool was_frozen = e->frozen_until_mono_ms > now_monotonic_ms();
+        e->frozen_until_mono_ms = now_monotonic_ms() + ENGINE_FROZEN_RETRY_MS;
+        if (was_frozen)
+                return;
+        log_fields(LOG_ERR, MESSAGE_ACCOUNT_FROZEN, fields,
+                   "The Huawei Cloud account is frozen (%s): no notebook can be created until it is "
+                   "topped up; creates paused, next try in %d min",
+                   strempty(ar->message), ENGINE_FROZEN_RETRY_MS / 60000);
+}
+
 /* ---------------------------------------------------------------- polling */
 
 /* A name leaves "pending" for another bucket between passes (STATUS= stays current). */
@@ -259,6 +281,21 @@ static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
                         fb_add(&fb, "NOTEBOOK", op->name);
                         fb_api(&fb, ar, http_buf);
                         note_auth_failure(e, ar, fb.f);
+                        op_finish(op);
+                        return;
+                }
+                if (ar->class == API_CLASS_FORBIDDEN) {
+                        /* Asking again gets the same answer; the next pass's listing still
+                         * shows where the instance stands. */
+                        char http_buf[LOG_INT_BUFSIZE];
+                        FieldBuf fb = {};
+                        fb_add(&fb, "NOTEBOOK", op->name);
+                        fb_add(&fb, "INSTANCE_ID", op->instance_id);
+                        fb_api(&fb, ar, http_buf);
+                        if (report_once(e, op->name, "forbidden:get"))
+                                log_fields(LOG_WARNING, MESSAGE_FORBIDDEN, fb.f,
+                                           "Cannot follow notebook %s: %s; passes still list it",
+                                           op->name, strempty(ar->message));
                         op_finish(op);
                         return;
                 }
@@ -391,7 +428,10 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
 
         switch (ar->class) {
         case API_CLASS_OK:
+                e->frozen_until_mono_ms = 0;   /* a create went through: the account is fine */
                 (void) strdup_replace(&rec.instance_id, inst ? inst->id : NULL);
+                (void) strdup_replace(&rec.workspace_id,
+                                      inst && inst->workspace_id ? inst->workspace_id : op->workspace_id);
                 (void) strdup_replace(&rec.status, inst && inst->status ? inst->status : "CREATING");
                 record_set_result(&rec, RECORD_RESULT_ACCEPTED, ar);
                 rec.attempts = 0;
@@ -418,39 +458,45 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 return;
 
         case API_CLASS_ALREADY_EXISTS:
-                /* Someone (or a lost earlier create) made it: adopt it through a listing,
-                 * right away the first time. Should listings keep not showing the name
-                 * (another workspace, a name still reserved), back off like any retry
-                 * instead of asking again in a hot loop. */
+                /* Someone (or a lost earlier create) made it. The next listing of its
+                 * workspace adopts it; should that listing not show it, the name belongs to
+                 * someone we cannot see, and the planner blocks it as a conflict instead of
+                 * sending the same create into the same 6301 again. */
                 resolve_intent(e, op->intent_id, "exists", op->name);
                 rec.attempts++;
-                retry_ms = rec.attempts <= 1 ? 0
-                                             : jittered_backoff_ms(rec.attempts - 1, ENGINE_RETRY_BASE_MS, ENGINE_RETRY_MAX_MS);
-                record_set_result(&rec, RECORD_RESULT_RETRYING, ar);
-                rec.next_attempt_at_ms = now_realtime_ms() + retry_ms;
+                rec.next_attempt_at_ms = 0;
+                record_set_result(&rec, RECORD_RESULT_EXISTS, ar);
+                (void) strdup_replace(&rec.workspace_id, op->workspace_id);
                 record_save(e, &rec);
-                fb_add(&fb, "ATTEMPT", log_int(attempt_buf, rec.attempts));
-                log_fields(rec.attempts <= 1 ? LOG_INFO : LOG_WARNING, NULL, fb.f,
-                           rec.attempts <= 1 ? "Notebook %s already exists remotely (ModelArts.6301); adopting it"
-                                             : "Notebook %s: the API says it exists (ModelArts.6301) but the listing does not show it; retrying",
-                           op->name);
+                fb_add(&fb, "WORKSPACE_ID", op->workspace_id);
+                log_fields(LOG_INFO, NULL, fb.f,
+                           "Notebook %s already exists (ModelArts.6301); listing workspace %s to adopt it",
+                           op->name, strempty(op->workspace_id));
                 op_detach(op);
-                schedule_pass_at(e, retry_ms);
+                engine_request_pass(e);
                 engine_maybe_settled(e);
                 return;
 
         case API_CLASS_PERMANENT:
         case API_CLASS_NOT_FOUND:
+        case API_CLASS_FORBIDDEN:
+                /* For FORBIDDEN the credentials are fine and every other call goes on: the
+                 * policy denies this create, and the same create would be denied again. */
                 record_set_result(&rec, RECORD_RESULT_REJECTED, ar);
                 rec.attempts++;
                 rec.next_attempt_at_ms = 0;
                 record_save(e, &rec);
                 resolve_intent(e, op->intent_id, "rejected", op->name);
                 fb_add(&fb, "ATTEMPT", log_int(attempt_buf, rec.attempts));
-                log_fields(LOG_ERR, MESSAGE_CREATE_FAILED, fb.f,
-                           "Create of notebook %s rejected: %s%s%s; not retried until the manifest changes",
-                           op->name, strempty(ar->error_code), ar->error_code ? " " : "",
-                           ar->error_msg ? ar->error_msg : strempty(ar->message));
+                if (ar->class == API_CLASS_FORBIDDEN)
+                        log_fields(LOG_ERR, MESSAGE_CREATE_FAILED, fb.f,
+                                   "Create of notebook %s refused: %s; not retried until the manifest changes",
+                                   op->name, strempty(ar->message));
+                else
+                        log_fields(LOG_ERR, MESSAGE_CREATE_FAILED, fb.f,
+                                   "Create of notebook %s rejected: %s%s%s; not retried until the manifest changes",
+                                   op->name, strempty(ar->error_code), ar->error_code ? " " : "",
+                                   ar->error_msg ? ar->error_msg : strempty(ar->message));
                 {
                         char key[SPEC_HASH_HEX_LEN + 16];
                         snprintf(key, sizeof key, "rejected:%s", op->spec_hash);
@@ -459,6 +505,17 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 counts_move(e, &e->counts.rejected);
                 op_finish(op);
                 return;
+
+        case API_CLASS_ACCOUNT_FROZEN:
+                /* Nothing was created, and nothing will be until the account is paid:
+                 * every create waits, not just this one. */
+                resolve_intent(e, op->intent_id, "account-frozen", op->name);
+                retry_ms = ENGINE_FROZEN_RETRY_MS;
+                record_set_result(&rec, RECORD_RESULT_RETRYING, ar);
+                rec.next_attempt_at_ms = now_realtime_ms() + retry_ms;
+                record_save(e, &rec);
+                note_account_frozen(e, ar, fb.f);
+                break;
 
         case API_CLASS_AUTH:
                 /* The gateway refused it: nothing was created. */
@@ -484,18 +541,20 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
 
         case API_CLASS_TRANSIENT:
         case API_CLASS_UNKNOWN_OUTCOME:
-        default:
+        default: {
+                /* Sent and unanswered, or a 5xx (which may hide a created instance): the
+                 * intent stays open, so the next pass lists before anything is re-sent. A
+                 * 4xx that says "later" (6355, 6357...) was answered: nothing was made. */
+                bool maybe_created = ar->sent && (ar->http_status <= 0 || ar->http_status >= 500);
                 rec.attempts++;
                 retry_ms = jittered_backoff_ms(rec.attempts, ENGINE_RETRY_BASE_MS, ENGINE_RETRY_MAX_MS);
                 if (ar->retry_after_ms > retry_ms)
                         retry_ms = ar->retry_after_ms;
-                record_set_result(&rec, ar->sent ? RECORD_RESULT_UNKNOWN : RECORD_RESULT_RETRYING, ar);
+                record_set_result(&rec, maybe_created ? RECORD_RESULT_UNKNOWN : RECORD_RESULT_RETRYING, ar);
                 rec.next_attempt_at_ms = now_realtime_ms() + retry_ms;
                 record_save(e, &rec);
-                /* Sent and unanswered (or a 5xx, which may hide a created instance): the
-                 * intent stays open, so the next pass lists before anything is re-sent. */
-                if (!ar->sent)
-                        resolve_intent(e, op->intent_id, "not-sent", op->name);
+                if (!maybe_created)
+                        resolve_intent(e, op->intent_id, ar->sent ? "retry-later" : "not-sent", op->name);
                 fb_add(&fb, "ATTEMPT", log_int(attempt_buf, rec.attempts));
                 fb_add(&fb, "RETRY_IN_MS", log_int(retry_buf, retry_ms));
                 if (e->stopping)
@@ -505,9 +564,10 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 else
                         log_fields(LOG_WARNING, MESSAGE_CREATE_RETRY, fb.f,
                                    "Create of notebook %s failed (%s)%s; retrying in %lld ms", op->name,
-                                   strempty(ar->message), ar->sent ? ", outcome unknown: will list first" : "",
+                                   strempty(ar->message), maybe_created ? ", outcome unknown: will list first" : "",
                                    (long long) retry_ms);
                 break;
+        }
         }
 
         counts_move(e, &e->counts.retrying);
@@ -521,6 +581,12 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
 static void send_creates(Engine *e, const Action *const *creates, size_t n) {
         if (n == 0 || e->stopping || e->auth_failed)
                 return;
+        int64_t frozen_ms = e->frozen_until_mono_ms - now_monotonic_ms();
+        if (frozen_ms > 0) {
+                /* The account is frozen: these wait with the one that found out. */
+                schedule_pass_at(e, frozen_ms);
+                return;
+        }
         int r = store_begin_durable(e->store);
         if (r < 0) {
                 note_state_error(e, r, "begin a transaction", NULL);
@@ -543,7 +609,9 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
                 if (op_new(e, a->name, &op) < 0)
                         continue;
                 memcpy(op->spec_hash, a->spec_hash, sizeof op->spec_hash);
-                r = store_add_intent(e->store, a->name, a->spec_hash, now, &op->intent_id);
+                op->workspace_id = strdup(plan_workspace_of(a->spec, NULL));
+                r = op->workspace_id ? store_add_intent(e->store, a->name, a->spec_hash, now, &op->intent_id)
+                                     : -ENOMEM;
                 if (r < 0) {
                         note_state_error(e, r, "write the create intent", a->name);
                         hashmap_remove(e->ops, a->name);
@@ -590,6 +658,30 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
 }
 
 /* ---------------------------------------------------------------- a pass */
+
+/* 6301 for a name that no listing of its workspace shows: once per manifest version,
+ * with what to do; the record says "conflict" so that status and once show it. */
+static void report_name_conflict(Engine *e, const Action *a, const char *why) {
+        char key[SPEC_HASH_HEX_LEN + 16];
+        snprintf(key, sizeof key, "conflict:%s", a->spec_hash);
+        if (!report_once(e, a->name, key))
+                return;
+        const char *ws = plan_workspace_of(a->spec, a->record);
+        log_fields(LOG_ERR, MESSAGE_NAME_CONFLICT,
+                   LOG_FIELDS({ "NOTEBOOK", a->name }, { "WORKSPACE_ID", ws },
+                              { "CONFIG_FILE", a->spec ? a->spec->file : NULL },
+                              { "API_ERROR_CODE", a->record ? a->record->error_code : NULL },
+                              { "REQUEST_ID", a->record ? a->record->request_id : NULL }),
+                   "Notebook %s: %s; not sent again until the manifest changes or a listing shows the name",
+                   a->name, strempty(why));
+        if (a->record && !streq_ptr(a->record->result, RECORD_RESULT_CONFLICT)) {
+                _cleanup_(instance_record_done) InstanceRecord rec = {};
+                if (instance_record_copy(a->record, &rec) >= 0) {
+                        (void) strdup_replace(&rec.result, RECORD_RESULT_CONFLICT);
+                        record_save(e, &rec);
+                }
+        }
+}
 
 static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents, size_t n_intents) {
         const Action **creates = calloc(plan->n ? plan->n : 1, sizeof(Action *));
@@ -657,16 +749,19 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                  * follows; this catches the ones between passes). */
                 if (a->record && a->remote && a->remote->status && a->record->instance_id &&
                     streq_ptr(a->record->instance_id, a->remote->id) &&
-                    !streq_ptr(a->record->status, a->remote->status)) {
+                    (!streq_ptr(a->record->status, a->remote->status) || !a->record->workspace_id)) {
                         _cleanup_(instance_record_done) InstanceRecord rec = {};
-                        if (instance_record_copy(a->record, &rec) >= 0) {
+                        if (instance_record_copy(a->record, &rec) >= 0 && !streq_ptr(rec.status, a->remote->status))
                                 log_fields(LOG_INFO, MESSAGE_STATUS_CHANGED,
                                            LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", rec.instance_id },
                                                       { "STATUS", a->remote->status },
                                                       { "PREVIOUS_STATUS", rec.status }),
                                            "Notebook %s is now %s (was %s)", a->name, a->remote->status,
                                            strempty(rec.status));
+                        if (rec.name) {
                                 (void) strdup_replace(&rec.status, a->remote->status);
+                                if (!rec.workspace_id)
+                                        rec.workspace_id = xstrdup(a->remote->workspace_id);
                                 record_save(e, &rec);
                         }
                 }
@@ -705,6 +800,7 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                         (void) strdup_replace(&rec.instance_id, a->remote->id);
                         (void) strdup_replace(&rec.status, a->remote->status);
                         (void) strdup_replace(&rec.spec_hash, a->spec_hash);
+                        (void) strdup_replace(&rec.workspace_id, a->remote->workspace_id);
                         record_set_result(&rec, RECORD_RESULT_ADOPTED, NULL);
                         rec.attempts = 0;
                         rec.next_attempt_at_ms = 0;
@@ -732,6 +828,10 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                         break;
 
                 case ACTION_BLOCKED:
+                        if (a->reason == REASON_NAME_CONFLICT) {
+                                report_name_conflict(e, a, why);
+                                break;
+                        }
                         snprintf(key, sizeof key, "rejected:%s", a->spec_hash);
                         if (report_once(e, a->name, key))
                                 log_fields(LOG_WARNING, MESSAGE_CREATE_FAILED,
@@ -830,42 +930,32 @@ static void pass_finish(Engine *e, const char *outcome) {
         engine_maybe_settled(e);
 }
 
-static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstanceList *list, void *userdata) {
-        (void) c;
-        Engine *e = userdata;
-        char http_buf[LOG_INT_BUFSIZE];
-        FieldBuf fb = {};
-        fb_api(&fb, ar, http_buf);
+/* Forget the pass's listings (after planning, or when the pass is given up). */
+static void listings_clear(Engine *e) {
+        remote_instance_list_clear(&e->listed);
+        for (size_t i = 0; i < e->n_unlisted; i++)
+                free(e->unlisted[i]);
+        e->unlisted = mfree(e->unlisted);
+        e->n_unlisted = 0;
+        e->listing_throttled = false;
+        e->listing_retry_ms = 0;
+        e->listing_lost = false;
+}
 
-        if (ar->class != API_CLASS_OK || !list) {
-                if (e->stopping) {
-                        pass_finish(e, "cancelled (stopping)");
-                        return;
-                }
-                if (ar->class == API_CLASS_AUTH) {
-                        note_auth_failure(e, ar, fb.f);
-                        if (e->options.daemon)
-                                schedule_pass_at(e, ENGINE_AUTH_RETRY_MS);
-                        pass_finish(e, "stopped (authentication failed)");
-                        return;
-                }
-                e->list_failures++;
-                int64_t delay = jittered_backoff_ms(e->list_failures, ENGINE_RETRY_BASE_MS, ENGINE_LIST_RETRY_MAX_MS);
-                if (ar->retry_after_ms > delay)
-                        delay = ar->retry_after_ms;
-                char retry_buf[LOG_INT_BUFSIZE];
-                fb_add(&fb, "RETRY_IN_MS", log_int(retry_buf, delay));
-                log_fields(LOG_WARNING, ar->class == API_CLASS_THROTTLED ? MESSAGE_THROTTLED : NULL, fb.f,
-                           "Listing instances failed (%s); next pass in %lld ms", strempty(ar->message),
-                           (long long) delay);
-                schedule_pass_at(e, delay);
-                /* the scheduled pass is the retry: an extra request must not skip its backoff */
-                e->pass_again = false;
-                pass_finish(e, "postponed (listing failed)");
+/* This pass's listing of workspace_id failed (the string is taken). */
+static void listing_failed(Engine *e, char *workspace_id) {
+        char **t = workspace_id ? reallocarray(e->unlisted, e->n_unlisted + 1, sizeof(char *)) : NULL;
+        if (!t) {
+                free(workspace_id);
+                e->listing_lost = true;
                 return;
         }
-        e->list_failures = 0;
+        e->unlisted = t;
+        t[e->n_unlisted++] = workspace_id;
+}
 
+/* Plan against what every workspace's listing showed, and act. */
+static void pass_plan(Engine *e) {
         _cleanup_(plan_freep) Plan *plan = NULL;
         InstanceRecord *records = NULL;
         CreateIntent *intents = NULL;
@@ -880,8 +970,13 @@ static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
                 pass_finish(e, "failed (state database)");
                 return;
         }
+        RemoteView view = {
+                .instances = &e->listed,
+                .unlisted = (const char *const *) e->unlisted,
+                .n_unlisted = e->n_unlisted,
+        };
         r = plan_compute((const NotebookSpec *const *) e->desired.items, e->desired.n, records, n_records,
-                         intents, n_intents, list, now_realtime_ms(), &plan);
+                         intents, n_intents, &view, now_realtime_ms(), &plan);
         if (r < 0) {
                 log_error_errno(r, "Planning failed: %m");
                 schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
@@ -890,7 +985,126 @@ static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
         plan = plan_free(plan);
         instance_records_free(records, n_records);
         create_intents_free(intents, n_intents);
-        pass_finish(e, "finished");
+        pass_finish(e, e->n_unlisted > 0 ? "finished (some workspaces not listed)" : "finished");
+}
+
+/* The last listing of the pass is in: plan, or give the pass up. A failed listing
+ * delays only the names of its workspace; when none succeeded there is nothing to plan
+ * with, and the pass is retried with backoff. */
+static void listings_done(Engine *e, size_t n_workspaces) {
+        if (e->stopping) {
+                listings_clear(e);
+                pass_finish(e, "cancelled (stopping)");
+                return;
+        }
+        if (e->auth_failed) {
+                /* Nothing can be sent: plan when the credentials work again. */
+                if (e->options.daemon)
+                        schedule_pass_at(e, ENGINE_AUTH_RETRY_MS);
+                listings_clear(e);
+                pass_finish(e, "stopped (authentication failed)");
+                return;
+        }
+        if (e->n_unlisted > 0 || e->listing_lost) {
+                e->list_failures++;
+                int64_t delay = jittered_backoff_ms(e->list_failures, ENGINE_RETRY_BASE_MS, ENGINE_LIST_RETRY_MAX_MS);
+                delay = MAX(delay, e->listing_retry_ms);
+                char retry_buf[LOG_INT_BUFSIZE];
+                log_fields(LOG_WARNING, e->listing_throttled ? MESSAGE_THROTTLED : NULL,
+                           LOG_FIELDS({ "RETRY_IN_MS", log_int(retry_buf, delay) }),
+                           "%zu of %zu workspace listings failed; their notebooks wait, next pass in %lld ms",
+                           e->n_unlisted, n_workspaces, (long long) delay);
+                schedule_pass_at(e, delay);
+                /* the scheduled pass is the retry: an extra request must not skip its backoff */
+                e->pass_again = false;
+                if (e->listing_lost || e->n_unlisted >= n_workspaces) {
+                        listings_clear(e);
+                        pass_finish(e, "postponed (listing failed)");
+                        return;
+                }
+        } else
+                e->list_failures = 0;
+        pass_plan(e);
+        listings_clear(e);
+}
+
+typedef struct ListRequest {
+        Engine *engine;
+        char *workspace_id;
+        size_t n_workspaces;    /* of this pass */
+} ListRequest;
+
+static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstanceList *list, void *userdata) {
+        (void) c;
+        ListRequest *lr = userdata;
+        Engine *e = lr->engine;
+        size_t n_workspaces = lr->n_workspaces;
+        char http_buf[LOG_INT_BUFSIZE];
+        FieldBuf fb = {};
+        fb_api(&fb, ar, http_buf);
+        fb_add(&fb, "WORKSPACE_ID", lr->workspace_id);
+        /* reported-once state per workspace; ':' keeps it apart from notebook names */
+        char report_key[160];
+        snprintf(report_key, sizeof report_key, "workspace:%s", lr->workspace_id);
+
+        int r = 0;
+        if (ar->class == API_CLASS_OK && list)
+                /* Merged: instance ids are unique across workspaces. */
+                for (size_t i = 0; i < list->n && r >= 0; i++) {
+                        RemoteInstance copy;
+                        r = remote_instance_copy(&list->items[i], &copy);
+                        if (r >= 0 && (r = remote_instance_list_append(&e->listed, &copy)) < 0)
+                                remote_instance_done(&copy);
+                }
+        if (ar->class != API_CLASS_OK || !list || r < 0) {
+                if (ar->class == API_CLASS_AUTH)
+                        note_auth_failure(e, ar, fb.f);
+                else if (!e->stopping) {
+                        if (ar->class == API_CLASS_FORBIDDEN && report_once(e, report_key, "forbidden"))
+                                log_fields(LOG_ERR, MESSAGE_FORBIDDEN, fb.f,
+                                           "Cannot list workspace %s: %s", lr->workspace_id, strempty(ar->message));
+                        else if (ar->class != API_CLASS_FORBIDDEN)
+                                log_fields(LOG_WARNING, NULL, fb.f, "Listing workspace %s failed: %s",
+                                           lr->workspace_id, r < 0 ? strerror(-r) : strempty(ar->message));
+                        e->listing_throttled |= ar->class == API_CLASS_THROTTLED;
+                        e->listing_retry_ms = MAX(e->listing_retry_ms, ar->retry_after_ms);
+                }
+                listing_failed(e, TAKE_PTR(lr->workspace_id));
+        } else
+                report_forget(e, report_key);   /* a denial that comes back is reported again */
+        free(lr->workspace_id);
+        free(lr);
+
+        if (--e->listings_out == 0)
+                listings_done(e, n_workspaces);
+}
+
+/* Every workspace that matters this pass: "0", each desired spec's, each record's. A
+ * listing shows one workspace only, so an instance elsewhere would never be seen. */
+static int pass_workspaces(Engine *e, Hashmap **ret) {
+        Hashmap *ws = NULL;
+        InstanceRecord *records = NULL;
+        size_t n_records = 0;
+        int r = hashmap_new(&ws);
+        if (r >= 0)
+                r = hashmap_put(ws, "0", NULL);
+        for (size_t i = 0; r >= 0 && i < e->desired.n; i++)
+                r = hashmap_put(ws, plan_workspace_of(e->desired.items[i], NULL), NULL);
+        if (r >= 0) {
+                r = store_list_instances(e->store, &records, &n_records);
+                if (r < 0)
+                        note_state_error(e, r, "read the records", NULL);
+        }
+        for (size_t i = 0; r >= 0 && i < n_records; i++)
+                if (records[i].workspace_id)
+                        r = hashmap_put(ws, records[i].workspace_id, NULL);
+        instance_records_free(records, n_records);
+        if (r < 0) {
+                hashmap_free(ws);
+                return r;
+        }
+        *ret = ws;
+        return 0;
 }
 
 static void pass_start(Engine *e) {
@@ -906,16 +1120,49 @@ static void pass_start(Engine *e) {
                 engine_maybe_settled(e);
                 return;
         }
-        char n[LOG_INT_BUFSIZE];
-        log_fields(LOG_INFO, MESSAGE_PASS_STARTED, LOG_FIELDS({ "DESIRED", log_int(n, e->desired.n) }),
-                   "Pass started: %zu desired", e->desired.n);
-        e->pass_listing = true;
-        int r = api_list(e->api, on_list_result, e);
+        Hashmap *workspaces = NULL;
+        int r = pass_workspaces(e, &workspaces);
         if (r < 0) {
-                e->pass_listing = false;
-                log_error_errno(r, "Cannot list instances: %m");
+                log_error_errno(r, "Cannot start a pass: %m");
                 schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+                return;
         }
+        size_t n = hashmap_size(workspaces);
+        char n_buf[LOG_INT_BUFSIZE], ws_buf[LOG_INT_BUFSIZE];
+        log_fields(LOG_INFO, MESSAGE_PASS_STARTED,
+                   LOG_FIELDS({ "DESIRED", log_int(n_buf, e->desired.n) }, { "WORKSPACES", log_int(ws_buf, n) }),
+                   "Pass started: %zu desired, %zu workspace%s to list", e->desired.n, n, n == 1 ? "" : "s");
+        e->pass_listing = true;
+        /* Counted before any is queued: a callback never runs inside api_list(), but a
+         * count that starts at n cannot reach 0 early either way. */
+        e->listings_out = (unsigned) n;
+        const char *key;
+        void *unused;
+        size_t it = 0;
+        while (hashmap_iterate(workspaces, &it, &key, &unused)) {
+                ListRequest *lr = calloc(1, sizeof(*lr));
+                if (lr && !(lr->workspace_id = strdup(key)))
+                        lr = mfree(lr);
+                if (lr) {
+                        lr->engine = e;
+                        lr->n_workspaces = n;
+                        r = api_list(e->api, key, on_list_result, lr);
+                } else
+                        r = -ENOMEM;
+                if (r >= 0)
+                        continue;
+                log_error_errno(r, "Cannot list workspace %s: %m", key);
+                if (lr) {
+                        free(lr->workspace_id);
+                        free(lr);
+                }
+                /* Stands in for the listing that was never asked for. */
+                listing_failed(e, strdup(key));
+                e->listings_out--;
+        }
+        hashmap_free(workspaces);
+        if (e->listings_out == 0)
+                listings_done(e, n);
 }
 
 static int on_pass_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -999,6 +1246,7 @@ Engine *engine_free(Engine *e) {
         hashmap_free(e->touched);
         sd_event_source_disable_unref(e->pass_timer);
         spec_list_clear(&e->desired);
+        listings_clear(e);
         free(e->auth_message);
         sd_event_unref(e->event);
         free(e);
@@ -1082,6 +1330,21 @@ bool engine_auth_failed(const Engine *e, const char **ret_message) {
         if (ret_message)
                 *ret_message = e->auth_message;
         return e->auth_failed;
+}
+
+const char *engine_pause_reason(const Engine *e, int64_t *ret_retry_mono_ms) {
+        const char *reason = NULL;
+        int64_t retry = 0;
+        if (e->auth_failed) {
+                reason = "authentication failed";
+                retry = e->pass_timer_at_mono_ms;
+        } else if (e->frozen_until_mono_ms > now_monotonic_ms()) {
+                reason = "account frozen (ModelArts.6326)";
+                retry = e->frozen_until_mono_ms;
+        }
+        if (ret_retry_mono_ms)
+                *ret_retry_mono_ms = retry;
+        return reason;
 }
 
 void engine_reset_auth(Engine *e) {

@@ -49,9 +49,18 @@ static void manager_update_status(Manager *m) {
                 return;
         EngineCounts c;
         engine_get_counts(m->engine, &c);
+        /* A pause comes first: it is what an operator reading `systemctl status` must act on. */
+        int64_t retry_ms = 0;
+        const char *paused = engine_pause_reason(m->engine, &retry_ms);
+        _cleanup_free_ char *pause = NULL;
+        if (paused && retry_ms > 0)
+                pause = xasprintf("Paused: %s, next try in %llds; ", paused,
+                                  (long long) MAX((retry_ms - now_monotonic_ms() + 999) / 1000, 0));
+        else if (paused)
+                pause = xasprintf("Paused: %s, waiting for a reload; ", paused);
         _cleanup_free_ char *s = xasprintf(
-                "STATUS=%zu desired, %zu running, %zu creating, %zu failed, %zu rejected, %zu retrying, %zu invalid manifest%s",
-                c.desired, c.running, c.pending, c.failed, c.rejected, c.retrying, m->n_invalid,
+                "STATUS=%s%zu desired, %zu running, %zu creating, %zu failed, %zu rejected, %zu retrying, %zu invalid manifest%s",
+                strempty(pause), c.desired, c.running, c.pending, c.failed, c.rejected, c.retrying, m->n_invalid,
                 m->n_invalid == 1 ? "" : "s");
         if (s)
                 (void) sd_notify(false, s);

@@ -38,3 +38,8 @@
 /* Talking to the API. */
 #define MESSAGE_AUTH_FAILED      "c4b4fc991bdc494b9d80cfbbabb4ad53" /* 401/403; needs: HTTP_STATUS, API_ERROR_CODE */
 #define MESSAGE_THROTTLED        "03fd2eed8b3342bea9b262ac05f45fe5" /* 429; RETRY_IN_MS */
+#define MESSAGE_FORBIDDEN        "6f914a8031024ba8bb964642bee0aee1" /* 403 0108/0112: an IAM policy denies a
+                                                                     list or get; HTTP_STATUS, API_ERROR_CODE */
+#define MESSAGE_ACCOUNT_FROZEN   "77fbcd41b2ce4e4d930b5111cabd623e" /* 6326: creates paused; RETRY_IN_MS */
+#define MESSAGE_NAME_CONFLICT    "4e487f7c9afa45968bcffb0e526278b6" /* 6301 for a name no listing shows;
+                                                                     needs: NOTEBOOK, WORKSPACE_ID */

@@ -89,8 +89,16 @@ static void report(Store *store, const NotebookSpec *const *specs, size_t n, boo
                                 verdict = "not running yet";
                                 t->retrying++;
                         }
-                } else if (streq_ptr(rec.result, "rejected")) {
+                } else if (streq_ptr(rec.result, RECORD_RESULT_REJECTED)) {
                         verdict = "rejected";
+                        t->rejected++;
+                } else if (streq_ptr(rec.result, RECORD_RESULT_CONFLICT) || streq_ptr(rec.result, RECORD_RESULT_EXISTS)) {
+                        /* 6301 for a name no listing of ours shows: a human must act */
+                        verdict = "conflict";
+                        t->rejected++;
+                } else if (streq_ptr(rec.error_code, "ModelArts.6326")) {
+                        /* retried by the daemon, but nothing a rerun of once changes */
+                        verdict = "frozen";
                         t->rejected++;
                 } else {
                         verdict = "retrying";

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "limits.h"
 
 const char *api_class_to_string(ApiClass c) {
         static const char *const names[_API_CLASS_MAX] = {
@@ -12,6 +13,8 @@ const char *api_class_to_string(ApiClass c) {
                 [API_CLASS_NOT_FOUND] = "not-found",
                 [API_CLASS_PERMANENT] = "permanent",
                 [API_CLASS_AUTH] = "auth",
+                [API_CLASS_FORBIDDEN] = "forbidden",
+                [API_CLASS_ACCOUNT_FROZEN] = "account-frozen",
                 [API_CLASS_THROTTLED] = "throttled",
                 [API_CLASS_TRANSIENT] = "transient",
                 [API_CLASS_UNKNOWN_OUTCOME] = "unknown-outcome",
@@ -35,21 +38,32 @@ static const struct {
         const char *code;
         ApiClass class;
         int error;
+        int64_t min_retry_ms;   /* the wait the code itself asks for */
 } code_table[] = {
-        { "ModelArts.6301", API_CLASS_ALREADY_EXISTS, -EEXIST },
-        { "ModelArts.6309", API_CLASS_NOT_FOUND, -ENOENT },
+        { "ModelArts.6301", API_CLASS_ALREADY_EXISTS, -EEXIST, 0 },
+        { "ModelArts.6309", API_CLASS_NOT_FOUND, -ENOENT, 0 },
         /* quota and instance count: permanent until something changes */
-        { "ModelArts.0113", API_CLASS_PERMANENT, -EDQUOT },
-        { "ModelArts.0118", API_CLASS_PERMANENT, -EDQUOT },
-        { "ModelArts.6302", API_CLASS_PERMANENT, -EDQUOT },
+        { "ModelArts.0113", API_CLASS_PERMANENT, -EDQUOT, 0 },
+        { "ModelArts.0118", API_CLASS_PERMANENT, -EDQUOT, 0 },
+        { "ModelArts.6302", API_CLASS_PERMANENT, -EDQUOT, 0 },
         /* another operation in progress / insufficient backend resources: retry later */
-        { "ModelArts.6357", API_CLASS_TRANSIENT, -EBUSY },
-        { "ModelArts.6360", API_CLASS_TRANSIENT, -EAGAIN },
+        { "ModelArts.6357", API_CLASS_TRANSIENT, -EBUSY, 0 },
+        { "ModelArts.6360", API_CLASS_TRANSIENT, -EAGAIN, 0 },
+        /* "resources initialising, wait a minute" / "being restored, wait several minutes":
+         * the cloud says when to come back */
+        { "ModelArts.6355", API_CLASS_TRANSIENT, -EAGAIN, API_RETRY_6355_MS },
+        { "ModelArts.6333", API_CLASS_TRANSIENT, -EAGAIN, API_RETRY_6333_MS },
+        /* the account is frozen (arrears): nothing can be created until it is paid */
+        { "ModelArts.6326", API_CLASS_ACCOUNT_FROZEN, -EKEYREVOKED, 0 },
+        /* authenticated, but an IAM policy denies this operation: the credentials are
+         * fine, only this call is refused (a 403, which would otherwise read as AUTH) */
+        { "ModelArts.0108", API_CLASS_FORBIDDEN, -EPERM, 0 },
+        { "ModelArts.0112", API_CLASS_FORBIDDEN, -EPERM, 0 },
         /* throttling codes, in case one arrives without a 429 */
-        { "APIG.0308", API_CLASS_THROTTLED, -EBUSY },
-        { "ModelArts.2799", API_CLASS_THROTTLED, -EBUSY },
-        { "ModelArts.4206", API_CLASS_THROTTLED, -EBUSY },
-        { "ModelArts.6101", API_CLASS_THROTTLED, -EBUSY },
+        { "APIG.0308", API_CLASS_THROTTLED, -EBUSY, 0 },
+        { "ModelArts.2799", API_CLASS_THROTTLED, -EBUSY, 0 },
+        { "ModelArts.4206", API_CLASS_THROTTLED, -EBUSY, 0 },
+        { "ModelArts.6101", API_CLASS_THROTTLED, -EBUSY, 0 },
 };
 
 static bool is_instance_call(ApiCall call) {
@@ -71,7 +85,15 @@ ApiClass api_classify(ApiCall call, int transport_error, bool sent, long http_st
                 goto done;
         }
 
-        /* 401/403 first, whatever the code: 5 bad signatures lock the AK, so any doubt
+        /* A policy denial is a 403 with its own code: the one 403 that says the
+         * credentials were accepted, so it must not stop the client. */
+        if (http_status == 403 && error_code &&
+            (streq(error_code, "ModelArts.0108") || streq(error_code, "ModelArts.0112"))) {
+                class = API_CLASS_FORBIDDEN;
+                error = -EPERM;
+                goto done;
+        }
+        /* Any other 401/403, whatever the code: 5 bad signatures lock the AK, so any doubt
          * about the credentials stops the client. 403 includes ModelArts.0210 (project). */
         if (http_status == 401 || http_status == 403) {
                 class = API_CLASS_AUTH;
@@ -130,4 +152,20 @@ done:
         if (ret_errno)
                 *ret_errno = error;
         return class;
+}
+
+int64_t api_error_min_retry_ms(const char *error_code) {
+        if (error_code)
+                for (size_t i = 0; i < ELEMENTSOF(code_table); i++)
+                        if (streq(error_code, code_table[i].code))
+                                return code_table[i].min_retry_ms;
+        return 0;
+}
+
+int64_t api_throttle_backoff_ms(unsigned streak, uint32_t random_value) {
+        int64_t span = API_DEFAULT_RETRY_AFTER_MAX_MS - API_DEFAULT_RETRY_AFTER_MIN_MS + 1;
+        int64_t d = API_DEFAULT_RETRY_AFTER_MIN_MS + (int64_t) (random_value % (uint32_t) span);
+        for (unsigned i = 1; i < streak && d < API_THROTTLE_MAX_MS; i++)
+                d *= 2;
+        return MIN(d, (int64_t) API_THROTTLE_MAX_MS);
 }

@@ -90,6 +90,21 @@ void api_parse_error(const char *body, size_t len, ApiError *ret) {
         *ret = e;
 }
 
+bool api_body_is_error(ApiCall call, const char *body, size_t len) {
+        _cleanup_(cjson_deletep) cJSON *j = parse_json(body, len);
+        if (!cJSON_IsObject(j) || !get_string(j, "error_code"))
+                return false;
+        switch (call) {
+        case API_CALL_CREATE:
+        case API_CALL_GET:
+                return !get_string(j, "id");
+        case API_CALL_LIST:
+                return !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "instances"));
+        default:
+                return true;
+        }
+}
+
 static int parse_instance_object(const cJSON *o, RemoteInstance *ret) {
         RemoteInstance i = { 0 };
         const cJSON *profile = get_object(o, "profile");

@@ -56,9 +56,10 @@ struct ApiOp {
         } cb;
         void *userdata;
 
-        /* list: every page gathered so far */
+        /* list: every page gathered so far, of this workspace */
         RemoteInstanceList list;
         int64_t offset;
+        char *workspace_id;
 
         uint64_t http_id;
         ApiOp *prev, *next;
@@ -89,6 +90,7 @@ struct ApiClient {
         bool cancelling;
 
         int64_t throttled_until_ms;  /* monotonic */
+        unsigned throttle_streak;    /* 429s in a row: the backoff doubles with each */
         bool auth_verified;          /* the server has accepted our credentials once */
         bool auth_failed;
         char *auth_message;
@@ -164,6 +166,7 @@ static ApiOp *op_free(ApiOp *op) {
                 free(op->body);
         }
         remote_instance_list_clear(&op->list);
+        free(op->workspace_id);
         free(op);
         return NULL;
 }
@@ -233,6 +236,10 @@ static void deliver(ApiClient *c, ApiOp *op, const ApiResult *r, const RemoteIns
                         op->cb.instance(c, r, r->class == API_CLASS_OK ? instance : NULL, op->userdata);
                 break;
         case API_CALL_LIST:
+                /* A listing shows one workspace: an item that does not say so is in it. */
+                for (size_t i = 0; r->class == API_CLASS_OK && i < op->list.n; i++)
+                        if (!op->list.items[i].workspace_id)
+                                op->list.items[i].workspace_id = xstrdup(op->workspace_id);
                 if (op->cb.list)
                         op->cb.list(c, r, r->class == API_CLASS_OK ? &op->list : NULL, op->userdata);
                 break;
@@ -587,6 +594,13 @@ static char *describe_failure(const ApiClient *c, const ApiOp *op, ApiClass clas
                                  "nothing until then (5 bad signatures lock an AK)",
                                  call, kind_string(c), strempty(api), where ? "; using " : "", strempty(where));
         }
+        if (class == API_CLASS_FORBIDDEN)
+                return xasprintf("%s: an IAM policy denies this operation (%s): the %s credentials are "
+                                 "valid, but their user or agency needs permission to %s notebooks",
+                                 call, strempty(api), kind_string(c), call);
+        if (class == API_CLASS_ACCOUNT_FROZEN)
+                return xasprintf("%s: the account is frozen, usually for arrears (%s): top it up in the "
+                                 "Huawei Cloud console; creates are paused until then", call, strempty(api));
         if (class == API_CLASS_UNKNOWN_OUTCOME)
                 return xasprintf("%s: %s: the outcome is unknown, list before retrying", call, strempty(api));
         return xasprintf("%s: %s", call, strempty(api));
@@ -603,13 +617,20 @@ static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata
         (void) h;
         ops_remove(&c->wire, op);
 
-        if (resp->status > 0 && (resp->status < 200 || resp->status >= 300)) {
+        bool success_status = resp->status >= 200 && resp->status < 300;
+        /* The documented create and get answers may carry error_code: a 2xx whose body is
+         * an error and not the call's answer is that error, not "unexpected JSON". */
+        bool error_in_2xx = success_status && !resp->error && op->call != API_CALL_IAM_TOKEN &&
+                            api_body_is_error(op->call, resp->body, resp->body_len);
+        if ((resp->status > 0 && !success_status) || error_in_2xx) {
                 api_parse_error(resp->body, resp->body_len, &e);
                 scrub(c, e.error_code);
                 scrub(c, e.error_msg);
                 scrub(c, e.request_id);
         }
-        ApiClass class = api_classify(op->call, resp->error, resp->sent, resp->status, e.error_code, &error);
+        /* Such an error is classified by its code as the 400s are (unknown codes: permanent). */
+        ApiClass class = api_classify(op->call, resp->error, resp->sent, error_in_2xx ? 400 : resp->status,
+                                      e.error_code, &error);
         /* Any answer past authentication proves the credentials (429 may come before it). */
         if (!op->internal && resp->status >= 200 && resp->status < 500 && resp->status != 401 && resp->status != 403 &&
             resp->status != 429)
@@ -690,15 +711,19 @@ static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata
                 }
         }
 
-        bool has_retry_after = resp->retry_after &&
-                               api_parse_retry_after(resp->retry_after, now_realtime_ms(), &retry_after_ms) >= 0;
+        if (resp->retry_after)
+                (void) api_parse_retry_after(resp->retry_after, now_realtime_ms(), &retry_after_ms);
+        if (class == API_CLASS_TRANSIENT)
+                retry_after_ms = MAX(retry_after_ms, api_error_min_retry_ms(e.error_code));
         if (class == API_CLASS_THROTTLED) {
-                if (!has_retry_after)
-                        retry_after_ms = API_DEFAULT_RETRY_AFTER_MIN_MS +
-                                         arc4random_uniform(API_DEFAULT_RETRY_AFTER_MAX_MS - API_DEFAULT_RETRY_AFTER_MIN_MS + 1);
-                /* Slow the whole client down, not just this request. */
+                /* Slow the whole client down, not just this request, for longer with every
+                 * 429 in a row (Retry-After is often absent, and a per-minute quota is not
+                 * over in 2 s), and never less than the gateway asked. */
+                c->throttle_streak++;
+                retry_after_ms = MAX(retry_after_ms, api_throttle_backoff_ms(c->throttle_streak, arc4random()));
                 c->throttled_until_ms = MAX(c->throttled_until_ms, now_monotonic_ms() + retry_after_ms);
-        }
+        } else if (resp->status > 0)
+                c->throttle_streak = 0;   /* the gateway let a request through */
 
         if (class != API_CLASS_OK && !message)
                 message = describe_failure(c, op, class, resp, &e);
@@ -968,12 +993,17 @@ int api_create(ApiClient *c, const NotebookSpec *spec, api_instance_cb cb, void 
         return enqueue(c, op);
 }
 
-int api_list(ApiClient *c, api_list_cb cb, void *userdata) {
+int api_list(ApiClient *c, const char *workspace_id, api_list_cb cb, void *userdata) {
         if (!c)
                 return -EINVAL;
         ApiOp *op = op_new(API_CALL_LIST, "GET", v1_collection_path(c));
         if (!op)
                 return -ENOMEM;
+        op->workspace_id = strdup(workspace_id ? workspace_id : "0");
+        if (!op->workspace_id) {
+                op_free(op);
+                return -ENOMEM;
+        }
         char limit[32];
         snprintf(limit, sizeof(limit), "%d", API_LIST_PAGE_SIZE);
         /* Oldest first: instances created while we page land at the end instead of
@@ -987,6 +1017,9 @@ int api_list(ApiClient *c, api_list_cb cb, void *userdata) {
                 r = op_add_param(op, "sortby", "creation_timestamp");
         if (r >= 0)
                 r = op_add_param(op, "order", "asc");
+        /* Without it the cloud lists workspace "0" only. */
+        if (r >= 0)
+                r = op_add_param(op, "workspace_id", op->workspace_id);
         if (r < 0) {
                 op_free(op);
                 return r;

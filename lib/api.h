@@ -7,7 +7,9 @@
  * through the callback, always from the event loop, exactly once.
  *
  * Client-wide policies (the engine reads them, it does not have to re-implement them):
- *  - after a 429, ALL new requests are held until Retry-After has passed;
+ *  - after a 429, ALL new requests are held: for Retry-After when the gateway sends one,
+ *    and never less than an exponential backoff over consecutive 429s (2-5 s, doubling,
+ *    up to API_THROTTLE_MAX_MS), which any other answer resets;
  *  - after an AUTH failure nothing more is sent: every call fails fast with
  *    API_CLASS_AUTH until api_client_reset_auth() (5 bad signatures lock the AK);
  *  - until the server has accepted the credentials once (after creation or a reset), one
@@ -36,9 +38,15 @@ typedef enum ApiClass {
         API_CLASS_PERMANENT,        /* validation, quota, flavor permission, unknown 4xx:
                                      * don't retry until the manifest/config changes */
         API_CLASS_AUTH,             /* 401/403: credentials or project; client stops sending */
+        API_CLASS_FORBIDDEN,        /* 403 ModelArts.0108/0112: authenticated, but an IAM policy
+                                     * denies this operation: permanent for this call only,
+                                     * every other request goes on */
+        API_CLASS_ACCOUNT_FROZEN,   /* ModelArts.6326: the account is frozen (arrears): no
+                                     * create can succeed until it is paid */
         API_CLASS_THROTTLED,        /* 429: retry after .retry_after_ms (client holds all) */
-        API_CLASS_TRANSIENT,        /* 5xx, 6357/6360, connect failures, timeouts before
-                                     * sending: retry with backoff */
+        API_CLASS_TRANSIENT,        /* 5xx, 6333/6355/6357/6360, connect failures, timeouts
+                                     * before sending: retry with backoff, not before
+                                     * .retry_after_ms */
         API_CLASS_UNKNOWN_OUTCOME,  /* a create that may have been delivered (timeout or
                                      * connection lost after sending): list before retrying */
         _API_CLASS_MAX,
@@ -74,7 +82,8 @@ typedef struct ApiResult {
         const char *request_id;  /* body request_id, else the X-Request-Id header */
         const char *message;     /* one line for the journal/user, always set when !OK:
                                   * says what failed (for AUTH: which credential kind) */
-        int64_t retry_after_ms;  /* THROTTLED (and TRANSIENT when the server said): wait */
+        int64_t retry_after_ms;  /* THROTTLED: the client-wide hold; TRANSIENT: what the server
+                                  * asked (Retry-After, or the wait its error code names) */
         bool sent;               /* the request may have reached the server */
 } ApiResult;
 
@@ -105,7 +114,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ApiClient *, api_client_free);
 
 /* ---- calls ---- */
 int api_create(ApiClient *c, const NotebookSpec *spec, api_instance_cb cb, void *userdata);
-int api_list(ApiClient *c, api_list_cb cb, void *userdata);      /* all pages, de_type=Notebook */
+/* All pages of one workspace (NULL = "0"): a listing shows only the workspace it names.
+ * Items that do not say their workspace are given this one. */
+int api_list(ApiClient *c, const char *workspace_id, api_list_cb cb, void *userdata);
 int api_get(ApiClient *c, const char *instance_id, api_instance_cb cb, void *userdata);
 int api_delete(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata);
 int api_start(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata);
@@ -138,6 +149,14 @@ void api_client_cancel_queued(ApiClient *c);
 ApiClass api_classify(ApiCall call, int transport_error, bool sent, long http_status,
                       const char *error_code, int *ret_errno);
 
+/* The least wait an error code asks for before the same call is tried again (6355:
+ * "wait a minute"; 6333: "wait several minutes"), 0 when it names none. */
+int64_t api_error_min_retry_ms(const char *error_code);
+
+/* The client-wide hold after the streak-th 429 in a row (1-based), without Retry-After:
+ * a uniform draw in [2 s, 5 s] doubled per further 429, capped at API_THROTTLE_MAX_MS. */
+int64_t api_throttle_backoff_ms(unsigned streak, uint32_t random_value);
+
 /* Parsed error body: every string owned (free with api_error_done). */
 typedef struct ApiError {
         char *error_code;
@@ -147,6 +166,10 @@ typedef struct ApiError {
 void api_error_done(ApiError *e);
 /* Accepts any JSON (or none): fields that are absent or not strings stay NULL. */
 void api_parse_error(const char *body, size_t len, ApiError *ret);
+
+/* A 2xx body that is an error answer (an object with error_code and without what the
+ * call answers with: an instance id for create/get, an instances array for list). */
+bool api_body_is_error(ApiCall call, const char *body, size_t len);
 
 /* One instance object / a list page. -EBADMSG when the body is not the expected JSON
  * shape (not an object / instances not an array); missing fields are tolerated. */

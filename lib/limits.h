@@ -52,9 +52,17 @@
 /* Retry-After honoured at most this long: a bogus huge value must not stall forever. */
 #define API_MAX_RETRY_AFTER_MS (10 * 60 * 1000)
 /* 429 without Retry-After: the contract advises waiting 2-5 s; we draw uniformly in
- * that range so many clients do not come back in lockstep. */
+ * that range so many clients do not come back in lockstep, and double it for every
+ * further 429 in a row: gateways count per-minute quotas ("limit:5,time:1 minute"), and
+ * a fixed short wait would spend the next minute's quota on refusals. */
 #define API_DEFAULT_RETRY_AFTER_MIN_MS 2000
 #define API_DEFAULT_RETRY_AFTER_MAX_MS 5000
+/* The doubling stops here: past a per-minute window, longer waits only add latency. */
+#define API_THROTTLE_MAX_MS (4 * 60 * 1000)
+/* Errors that name their own wait: 6355 "resources initialising, wait a minute", 6333
+ * "being restored, wait several minutes". A sooner retry would only get the same answer. */
+#define API_RETRY_6355_MS (60 * 1000)
+#define API_RETRY_6333_MS (5 * 60 * 1000)
 /* Renew an IAM token this long before its expires_at (tokens live 24 h). */
 #define API_TOKEN_RENEW_BEFORE_MS (60 * 60 * 1000)
 /* After a failed token request, wait this long before asking IAM again (calls meanwhile
@@ -85,6 +93,9 @@
 /* After an auth failure (401/403) the daemon waits this long before trying again:
  * five bad signatures lock the AK for 5 minutes, so never sooner than that. */
 #define ENGINE_AUTH_RETRY_MS (6 * 60 * 1000)
+/* The account is frozen (ModelArts.6326, arrears): creates wait this long before one more
+ * try. Paying takes a human; asking every few seconds would only fill the journal. */
+#define ENGINE_FROZEN_RETRY_MS (10 * 60 * 1000)
 /* Following an instance on its way to RUNNING: poll from BASE, doubling to MAX. */
 #define ENGINE_POLL_BASE_MS 500
 #define ENGINE_POLL_MAX_MS (30 * 1000)

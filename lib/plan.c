@@ -84,12 +84,34 @@ static void indexes_done(Indexes *ix) {
                 _lo;                                                     \
         })
 
-/* The live remote instance with this name, or NULL (only DELETED ones count as none). */
-static const RemoteInstance *find_live_by_name(const Indexes *ix, const char *name) {
-        size_t i = LOWER_BOUND(ix->by_name, ix->n_by_name, name, name);
-        if (i < ix->n_by_name && streq(ix->by_name[i]->name, name) && remote_live(ix->by_name[i]))
-                return ix->by_name[i];
+const char *plan_workspace_of(const NotebookSpec *spec, const InstanceRecord *record) {
+        if (spec && spec->workspace_id)
+                return spec->workspace_id;
+        if (record && record->workspace_id)
+                return record->workspace_id;
+        return "0";
+}
+
+static const char *remote_workspace(const RemoteInstance *r) {
+        return r->workspace_id ? r->workspace_id : "0";
+}
+
+/* The live remote instance with this name in this workspace, or NULL (only DELETED
+ * ones count as none). Another workspace's instance of the same name is not ours to
+ * adopt: the manifest asked for this workspace. */
+static const RemoteInstance *find_live_by_name(const Indexes *ix, const char *name, const char *workspace_id) {
+        for (size_t i = LOWER_BOUND(ix->by_name, ix->n_by_name, name, name);
+             i < ix->n_by_name && streq(ix->by_name[i]->name, name); i++)
+                if (remote_live(ix->by_name[i]) && streq(remote_workspace(ix->by_name[i]), workspace_id))
+                        return ix->by_name[i];
         return NULL;
+}
+
+static bool workspace_unlisted(const RemoteView *remote, const char *workspace_id) {
+        for (size_t i = 0; remote && workspace_id && i < remote->n_unlisted; i++)
+                if (streq(remote->unlisted[i], workspace_id))
+                        return true;
+        return false;
 }
 
 /* The remote instance with this id (live preferred), DELETED included, or NULL. */
@@ -172,7 +194,8 @@ static bool unresolved_create(const Action *a) {
 static void plan_desired(Action *a, const Indexes *ix, bool listing, int64_t now_ms) {
         const InstanceRecord *rec = a->record;
         const CreateIntent *intent = a->intent;
-        const RemoteInstance *by_name = listing ? find_live_by_name(ix, a->name) : NULL;
+        const RemoteInstance *by_name =
+                listing ? find_live_by_name(ix, a->name, plan_workspace_of(a->spec, rec)) : NULL;
 
         if (rec && rec->instance_id) {
                 if (listing) {
@@ -215,6 +238,14 @@ static void plan_desired(Action *a, const Indexes *ix, bool listing, int64_t now
                 bool same = rec->spec_hash && streq(rec->spec_hash, a->spec_hash);
                 a->kind = same ? ACTION_BLOCKED : ACTION_CREATE;
                 a->reason = same ? REASON_REJECTED : REASON_SPEC_CHANGED;
+        } else if (streq(rec->result, RECORD_RESULT_EXISTS) || streq(rec->result, RECORD_RESULT_CONFLICT)) {
+                /* The cloud said the name is taken, and the listing of its workspace does
+                 * not show it: someone we cannot see has it. Sending the same create again
+                 * gets the same 6301; a changed manifest (a new name is a new action) or a
+                 * listing that shows the name (adopted above) ends it. */
+                bool same = rec->spec_hash && streq(rec->spec_hash, a->spec_hash);
+                a->kind = same ? ACTION_BLOCKED : ACTION_CREATE;
+                a->reason = same ? REASON_NAME_CONFLICT : REASON_SPEC_CHANGED;
         } else if (streq(rec->result, RECORD_RESULT_GONE)) {
                 a->kind = ACTION_CREATE;
                 a->reason = REASON_MISSING_REMOTELY;
@@ -235,7 +266,10 @@ static void plan_desired(Action *a, const Indexes *ix, bool listing, int64_t now
                 a->reason = REASON_INTENT_ABSENT;
 }
 
-static void plan_one(Action *a, const Indexes *ix, bool listing, int64_t now_ms) {
+static void plan_one(Action *a, const Indexes *ix, const RemoteView *remote, int64_t now_ms) {
+        /* A listing that could not see the name's workspace cannot judge it. */
+        bool listing = remote && !workspace_unlisted(remote, plan_workspace_of(a->spec, a->record)) &&
+                       !workspace_unlisted(remote, a->record ? a->record->workspace_id : NULL);
         if (!a->spec) {
                 a->kind = ACTION_GONE;
                 a->reason = REASON_NOT_DESIRED;
@@ -243,10 +277,21 @@ static void plan_one(Action *a, const Indexes *ix, bool listing, int64_t now_ms)
                 if (listing && a->record && a->record->instance_id)
                         r = find_by_id(ix, a->record->instance_id);
                 else if (listing)
-                        r = find_live_by_name(ix, a->name);
+                        r = find_live_by_name(ix, a->name, plan_workspace_of(NULL, a->record));
                 a->remote = r;
                 a->status = r ? r->status : a->record ? a->record->status : NULL;
                 a->status_class = instance_status_class(a->status);
+                return;
+        }
+        if (remote && !listing) {
+                /* Its workspace's listing failed: wait for the next one. Creating now
+                 * could duplicate what that listing would have shown. */
+                a->kind = ACTION_WAIT;
+                a->reason = REASON_LISTING_FAILED;
+                if (a->record && a->record->instance_id) {
+                        a->status = a->record->status;
+                        a->status_class = instance_status_class(a->status);
+                }
                 return;
         }
         plan_desired(a, ix, listing, now_ms);
@@ -310,12 +355,13 @@ static int build_indexes(const NotebookSpec *const *desired, size_t n_desired, c
 int plan_compute(const NotebookSpec *const *desired, size_t n_desired,
                  const InstanceRecord *records, size_t n_records,
                  const CreateIntent *open_intents, size_t n_intents,
-                 const RemoteInstanceList *remote,
+                 const RemoteView *remote,
                  int64_t now_ms, Plan **ret) {
         if ((n_desired && !desired) || (n_records && !records) || (n_intents && !open_intents) || !ret)
                 return -EINVAL;
         _cleanup_(indexes_done) Indexes ix = {};
-        int r = build_indexes(desired, n_desired, records, n_records, open_intents, n_intents, remote, &ix);
+        int r = build_indexes(desired, n_desired, records, n_records, open_intents, n_intents,
+                              remote ? remote->instances : NULL, &ix);
         if (r < 0)
                 return r;
 
@@ -354,7 +400,7 @@ int plan_compute(const NotebookSpec *const *desired, size_t n_desired,
                 if (a->spec && (r = spec_hash(a->spec, a->spec_hash)) < 0)
                         return r;
 
-                plan_one(a, &ix, remote != NULL, now_ms);
+                plan_one(a, &ix, remote, now_ms);
                 p->counts[a->kind]++;
         }
         *ret = TAKE_PTR(p);
@@ -406,7 +452,9 @@ const char *action_reason_to_string(ActionReason r) {
                 [REASON_INTENT_FOUND] = "intent-found",
                 [REASON_ID_REPLACED] = "id-replaced",
                 [REASON_INTENT_OPEN] = "intent-open",
+                [REASON_LISTING_FAILED] = "listing-failed",
                 [REASON_REJECTED] = "rejected",
+                [REASON_NAME_CONFLICT] = "name-conflict",
                 [REASON_BACKOFF] = "backoff",
                 [REASON_DIFFERS] = "differs",
                 [REASON_STATUS] = "status",
@@ -555,6 +603,16 @@ char *action_describe(const Action *a, int64_t now_ms) {
                                  a->intent->id, d);
                 } else
                         line_add(&l, "the last create has an unknown outcome: list before retrying");
+                break;
+        case REASON_LISTING_FAILED:
+                line_add(&l, "the listing of workspace %s failed: decided after the next one",
+                         plan_workspace_of(a->spec, rec));
+                break;
+        case REASON_NAME_CONFLICT:
+                line_add(&l, "the name is taken in workspace %s by an instance our listings cannot show "
+                         "(another IAM user's?): ", plan_workspace_of(a->spec, rec));
+                add_api_error(&l, rec);
+                line_add(&l, " (rename it, or ask the owner to delete theirs)");
                 break;
         case REASON_REJECTED:
                 line_add(&l, "rejected: ");

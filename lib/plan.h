@@ -14,7 +14,13 @@
  * create made it, or someone did), NULL means none does; the engine resolves the
  * intent accordingly. A WAIT action's intent stays open.
  *
- * A recorded result "unknown" (sent, outcome lost) counts like an open intent. */
+ * A recorded result "unknown" (sent, outcome lost) counts like an open intent.
+ *
+ * Workspaces: a listing shows one workspace, so the remote side is the merged listings
+ * of several, each instance carrying its workspace_id. A name is looked up by name only
+ * in its own workspace (the manifest's, else the record's), by instance id in all. A
+ * name whose workspace could not be listed this time is WAIT: nothing about it is
+ * judged from listings that could not see it. */
 #pragma once
 
 #include <stddef.h>
@@ -52,7 +58,11 @@ typedef enum ActionReason {
         REASON_INTENT_FOUND,      /* ADOPT: an open intent, and the listing has the name */
         REASON_ID_REPLACED,       /* ADOPT: our id is gone, another instance has the name */
         REASON_INTENT_OPEN,       /* WAIT */
+        REASON_LISTING_FAILED,    /* WAIT: the listing of the name's workspace failed */
         REASON_REJECTED,          /* BLOCKED */
+        REASON_NAME_CONFLICT,     /* BLOCKED: the create said the name exists (6301), yet no
+                                     listing we can make shows it: someone we cannot see
+                                     (another IAM user) has it */
         REASON_BACKOFF,           /* RETRY_LATER */
         REASON_DIFFERS,           /* DRIFT: see drift_fields */
         REASON_STATUS,            /* FAILED, PENDING, OK: see status */
@@ -95,6 +105,17 @@ typedef struct Plan {
         bool offline;                    /* planned without a remote listing */
 } Plan;
 
+/* What the cloud's listings showed in one pass. */
+typedef struct RemoteView {
+        const RemoteInstanceList *instances;  /* every workspace listed, merged; items whose
+                                               * workspace_id is NULL count as workspace "0" */
+        const char *const *unlisted;          /* workspaces whose listing failed */
+        size_t n_unlisted;
+} RemoteView;
+
+/* The workspace a name lives in: the manifest's, else the record's, else "0". */
+const char *plan_workspace_of(const NotebookSpec *spec, const InstanceRecord *record);
+
 /* desired: valid specs with unique names (any order). records: any order, unique names.
  * open_intents: unresolved intents, any order (several per name allowed; the newest
  * counts). remote: NULL = no listing (offline). -EINVAL for duplicate desired or
@@ -102,7 +123,7 @@ typedef struct Plan {
 int plan_compute(const NotebookSpec *const *desired, size_t n_desired,
                  const InstanceRecord *records, size_t n_records,
                  const CreateIntent *open_intents, size_t n_intents,
-                 const RemoteInstanceList *remote,
+                 const RemoteView *remote,
                  int64_t now_ms, Plan **ret);
 Plan *plan_free(Plan *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Plan *, plan_free);

@@ -46,6 +46,10 @@ const char *const store_migrations[] = {
         ");",
         /* 1 -> 2: open intents are read on every start and pass; resolved ones pile up. */
         "CREATE INDEX create_intents_open ON create_intents(name) WHERE resolved_at_ms IS NULL;",
+        /* 2 -> 3: the workspace an instance lives in. A listing shows one workspace only,
+         * so a recorded instance's workspace must be listed to see it. NULL for records
+         * written before: their manifest's workspace is used. */
+        "ALTER TABLE instances ADD COLUMN workspace_id TEXT;",
 };
 const size_t store_n_migrations = ELEMENTSOF(store_migrations);
 
@@ -67,7 +71,7 @@ typedef enum StatementId {
 #define INSTANCE_COLUMNS                                                              \
         "name, instance_id, spec_hash, status, result, http_status, error_code, "    \
         "error_msg, request_id, result_at_ms, attempts, next_attempt_at_ms, "        \
-        "created_at_ms, updated_at_ms"
+        "created_at_ms, updated_at_ms, workspace_id"
 
 static const char *const statement_sql[_STMT_MAX] = {
         [STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -77,7 +81,7 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_COLUMNS " FROM instances ORDER BY name",
         [STMT_PUT_INSTANCE] =
                 "INSERT INTO instances (" INSTANCE_COLUMNS ") "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
                 "ON CONFLICT(name) DO UPDATE SET "
                 "instance_id = excluded.instance_id, spec_hash = excluded.spec_hash, "
                 "status = excluded.status, result = excluded.result, "
@@ -87,7 +91,7 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "next_attempt_at_ms = excluded.next_attempt_at_ms, "
                 "created_at_ms = CASE WHEN instances.created_at_ms > 0 "
                 "  THEN instances.created_at_ms ELSE excluded.created_at_ms END, "
-                "updated_at_ms = excluded.updated_at_ms",
+                "updated_at_ms = excluded.updated_at_ms, workspace_id = excluded.workspace_id",
         [STMT_DELETE_INSTANCE] = "DELETE FROM instances WHERE name = ?1",
         [STMT_ADD_INTENT] = "INSERT INTO create_intents (name, spec_hash, created_at_ms) VALUES (?1, ?2, ?3)",
         [STMT_RESOLVE_INTENT] = "UPDATE create_intents SET resolved_at_ms = ?2, outcome = ?3 "
@@ -102,7 +106,19 @@ struct Store {
         char *path;
         StoreMode mode;
         bool durable_txn;   /* the open transaction commits with synchronous=FULL */
+        bool no_workspace;  /* a reader on a version-2 file: instances has no workspace_id */
         sqlite3_stmt *stmts[_STMT_MAX];
+};
+
+/* A reader may meet a file the daemon has not migrated yet (status right after an
+ * upgrade). Version 2 lacks only instances.workspace_id: read it as NULL ("unknown"). */
+#define INSTANCE_COLUMNS_V2                                                           \
+        "name, instance_id, spec_hash, status, result, http_status, error_code, "    \
+        "error_msg, request_id, result_at_ms, attempts, next_attempt_at_ms, "        \
+        "created_at_ms, updated_at_ms, NULL"
+static const char *const statement_sql_v2[_STMT_MAX] = {
+        [STMT_GET_INSTANCE] = "SELECT " INSTANCE_COLUMNS_V2 " FROM instances WHERE name = ?1",
+        [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_COLUMNS_V2 " FROM instances ORDER BY name",
 };
 
 /* SQLite result codes to the negative errno the rest of notebookd speaks. */
@@ -177,7 +193,8 @@ static int mkdir_parents_0700(const char *dir) {
 
 static int stmt(Store *s, StatementId id, sqlite3_stmt **ret) {
         if (!s->stmts[id]) {
-                int rc = sqlite3_prepare_v3(s->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                const char *sql = s->no_workspace && statement_sql_v2[id] ? statement_sql_v2[id] : statement_sql[id];
+                int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
                                             &s->stmts[id], NULL);
                 if (rc != SQLITE_OK)
                         return sqlite_to_errno(s->db, rc);
@@ -357,6 +374,10 @@ static int open_db(Store *s, char **ret_error) {
                                   s->path);
                         return -EBADMSG;
                 }
+                if (version == 2 && store_n_migrations == 3) {
+                        s->no_workspace = true;
+                        return 0;
+                }
                 if (version < (int64_t) store_n_migrations) {
                         set_error(ret_error,
                                   "%s: state database schema version %lld is older than this notebookd's (%zu); "
@@ -510,6 +531,7 @@ void instance_record_done(InstanceRecord *r) {
         free(r->error_code);
         free(r->error_msg);
         free(r->request_id);
+        free(r->workspace_id);
         *r = (InstanceRecord) { 0 };
 }
 
@@ -530,9 +552,11 @@ int instance_record_copy(const InstanceRecord *src, InstanceRecord *dst) {
         c.error_code = xstrdup(src->error_code);
         c.error_msg = xstrdup(src->error_msg);
         c.request_id = xstrdup(src->request_id);
+        c.workspace_id = xstrdup(src->workspace_id);
         if (!c.name != !src->name || !c.instance_id != !src->instance_id || !c.spec_hash != !src->spec_hash ||
             !c.status != !src->status || !c.result != !src->result || !c.error_code != !src->error_code ||
-            !c.error_msg != !src->error_msg || !c.request_id != !src->request_id) {
+            !c.error_msg != !src->error_msg || !c.request_id != !src->request_id ||
+            !c.workspace_id != !src->workspace_id) {
                 instance_record_done(&c);
                 return -ENOMEM;
         }
@@ -552,7 +576,8 @@ static int read_instance_row(sqlite3_stmt *st, InstanceRecord *ret) {
         if (column_strdup(st, 0, &r.name) < 0 || column_strdup(st, 1, &r.instance_id) < 0 ||
             column_strdup(st, 2, &r.spec_hash) < 0 || column_strdup(st, 3, &r.status) < 0 ||
             column_strdup(st, 4, &r.result) < 0 || column_strdup(st, 6, &r.error_code) < 0 ||
-            column_strdup(st, 7, &r.error_msg) < 0 || column_strdup(st, 8, &r.request_id) < 0) {
+            column_strdup(st, 7, &r.error_msg) < 0 || column_strdup(st, 8, &r.request_id) < 0 ||
+            column_strdup(st, 14, &r.workspace_id) < 0) {
                 instance_record_done(&r);
                 return -ENOMEM;
         }
@@ -640,6 +665,7 @@ int store_put_instance(Store *s, const InstanceRecord *rec) {
         sqlite3_bind_int64(st, 12, rec->next_attempt_at_ms);
         sqlite3_bind_int64(st, 13, rec->created_at_ms);
         sqlite3_bind_int64(st, 14, rec->updated_at_ms);
+        bind_text(st, 15, rec->workspace_id);
         return step_done(s, st);
 }
 

@@ -51,6 +51,11 @@ typedef enum StoreMode {
                                                    in credentials, not the manifest) */
 #define RECORD_RESULT_UNKNOWN     "unknown"     /* sent, outcome lost: an intent stays open */
 #define RECORD_RESULT_GONE        "gone"        /* our instance_id vanished from a listing */
+#define RECORD_RESULT_EXISTS      "exists"      /* create answered ModelArts.6301: the next listing
+                                                   adopts the name, or finds it invisible */
+#define RECORD_RESULT_CONFLICT    "conflict"    /* 6301, yet no listing we can make shows the name
+                                                   (another IAM user's instance): not re-sent until
+                                                   the manifest changes or a listing shows it */
 
 /* One row of `instances`. Strings are owned (NULL = SQL NULL); 0 = unset for numbers. */
 typedef struct InstanceRecord {
@@ -68,6 +73,7 @@ typedef struct InstanceRecord {
         int64_t next_attempt_at_ms; /* backoff: no create before this (wall clock); 0 = now */
         int64_t created_at_ms;    /* first recorded; kept by store_put_instance upserts */
         int64_t updated_at_ms;    /* last written */
+        char *workspace_id;       /* where the instance lives; NULL = unknown (older records) */
 } InstanceRecord;
 
 typedef struct CreateIntent {

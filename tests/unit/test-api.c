@@ -240,6 +240,12 @@ static void test_classify_table(void **state) {
                 { API_CALL_CREATE, 0, true, 302, NULL, API_CLASS_PERMANENT, -EREMOTE },
                 { API_CALL_CREATE, 0, true, 400, "ModelArts.6357", API_CLASS_TRANSIENT, -EBUSY },
                 { API_CALL_CREATE, 0, true, 400, "ModelArts.6360", API_CLASS_TRANSIENT, -EAGAIN },
+                { API_CALL_CREATE, 0, true, 400, "ModelArts.6355", API_CLASS_TRANSIENT, -EAGAIN },
+                { API_CALL_CREATE, 0, true, 400, "ModelArts.6333", API_CLASS_TRANSIENT, -EAGAIN },
+                { API_CALL_CREATE, 0, true, 400, "ModelArts.6326", API_CLASS_ACCOUNT_FROZEN, -EKEYREVOKED },
+                /* a policy denial is not a credentials failure: only that call is refused */
+                { API_CALL_CREATE, 0, true, 403, "ModelArts.0112", API_CLASS_FORBIDDEN, -EPERM },
+                { API_CALL_LIST, 0, true, 403, "ModelArts.0108", API_CLASS_FORBIDDEN, -EPERM },
                 { API_CALL_CREATE, 0, true, 401, "ModelArts.0201", API_CLASS_AUTH, -EACCES },
                 { API_CALL_LIST, 0, true, 401, "APIG.0301", API_CLASS_AUTH, -EACCES },
                 { API_CALL_LIST, 0, true, 401, NULL, API_CLASS_AUTH, -EACCES },
@@ -547,6 +553,7 @@ typedef struct Got {
         bool has_instance;
         size_t list_n;
         char *list_first, *list_last;
+        RemoteInstanceList kept;   /* on_list_keep: the whole listing */
 } Got;
 
 static void got_result(Got *g, const ApiResult *r) {
@@ -601,6 +608,16 @@ static void on_list(ApiClient *c, const ApiResult *r, const RemoteInstanceList *
                 }
         } else
                 assert_null(l);
+}
+
+static void on_list_keep(ApiClient *c, const ApiResult *r, const RemoteInstanceList *l, void *userdata) {
+        Got *g = userdata;
+        on_list(c, r, l, userdata);
+        for (size_t i = 0; l && i < l->n; i++) {
+                RemoteInstance copy;
+                assert_int_equal(remote_instance_copy(&l->items[i], &copy), 0);
+                assert_int_equal(remote_instance_list_append(&g->kept, &copy), 0);
+        }
 }
 
 static void on_done(ApiClient *c, const ApiResult *r, void *userdata) {
@@ -757,7 +774,7 @@ static void list_case(unsigned n_instances, bool omit_total, unsigned want_reque
         Got g = { 0 };
         f->n_instances = n_instances;
         f->omit_total = omit_total;
-        assert_int_equal(api_list(f->api, on_list, &g), 0);
+        assert_int_equal(api_list(f->api, NULL, on_list, &g), 0);
         run_until(f->event, &g.done);
         assert_int_equal(g.class, API_CLASS_OK);
         assert_int_equal(g.list_n, n_instances);
@@ -791,11 +808,29 @@ static void test_list_wire_query(void **state) {
         Fixture *f = fixture_new(C_AKSK, 0);
         Got g = { 0 };
         f->n_instances = 1;
-        assert_int_equal(api_list(f->api, on_list, &g), 0);
+        assert_int_equal(api_list(f->api, NULL, on_list, &g), 0);
         run_until(f->event, &g.done);
         assert_string_equal(f->last_target, "/v1/" PROJECT "/demanager/instances"
-                                            "?de_type=Notebook&limit=100&offset=0&order=asc&sortby=creation_timestamp");
+                                            "?de_type=Notebook&limit=100&offset=0&order=asc&sortby=creation_timestamp"
+                                            "&workspace_id=0");
         assert_string_equal(g.request_id, "list-req");
+        got_done(&g);
+        fixture_free(f);
+
+        /* another workspace is named; items that do not say theirs are in it */
+        f = fixture_new(C_AKSK, 0);
+        f->mode = M_FIXED;
+        f->fixed_status = 200;
+        f->fixed_body = "{\"total_count\":\"2\",\"instances\":[{\"id\":\"i-1\",\"name\":\"a\"},"
+                        "{\"id\":\"i-2\",\"name\":\"b\",\"workspace\":{\"id\":\"ws-b\"}}]}";
+        assert_int_equal(api_list(f->api, "ws-a", on_list_keep, &g), 0);
+        run_until(f->event, &g.done);
+        assert_int_equal(g.class, API_CLASS_OK);
+        assert_non_null(strstr(f->last_target, "&workspace_id=ws-a"));
+        assert_int_equal(g.kept.n, 2);
+        assert_string_equal(g.kept.items[0].workspace_id, "ws-a");
+        assert_string_equal(g.kept.items[1].workspace_id, "ws-b");
+        remote_instance_list_clear(&g.kept);
         got_done(&g);
         fixture_free(f);
 }
@@ -813,7 +848,7 @@ static void fixed_case(CredKind kind, ApiCall call, int status, const char *head
                 assert_int_equal(api_create(f->api, &s, on_instance, g), 0);
                 break;
         case API_CALL_LIST:
-                assert_int_equal(api_list(f->api, on_list, g), 0);
+                assert_int_equal(api_list(f->api, NULL, on_list, g), 0);
                 break;
         default:
                 assert_int_equal(api_get(f->api, "x-1", on_instance, g), 0);
@@ -877,6 +912,109 @@ static void test_errors_end_to_end(void **state) {
         fixed_case(C_AKSK, API_CALL_GET, 200, NULL, "[]", API_CLASS_TRANSIENT, &g, &f);
         got_done(&g);
         fixture_free(f);
+
+        /* 2xx whose body is an error, not an instance: that error, with its code */
+        fixed_case(C_AKSK, API_CALL_CREATE, 200, NULL,
+                   "{\"error_code\":\"ModelArts.6323\",\"error_message\":\"flavor not supported\"}",
+                   API_CLASS_PERMANENT, &g, &f);
+        assert_string_equal(g.code, "ModelArts.6323");
+        assert_string_equal(g.msg, "flavor not supported");
+        assert_int_equal(g.status, 200);
+        assert_non_null(strstr(g.message, "ModelArts.6323"));
+        got_done(&g);
+        fixture_free(f);
+        fixed_case(C_AKSK, API_CALL_LIST, 200, NULL, "{\"error_code\":\"ModelArts.6355\",\"error_msg\":\"wait\"}",
+                   API_CLASS_TRANSIENT, &g, &f);
+        assert_true(g.retry_after_ms >= API_RETRY_6355_MS);
+        got_done(&g);
+        fixture_free(f);
+        /* ... but an instance that also carries an empty error_code is an instance */
+        fixed_case(C_AKSK, API_CALL_CREATE, 201, NULL,
+                   "{\"id\":\"i-1\",\"name\":\"nb\",\"status\":\"CREATING\",\"error_code\":\"\"}",
+                   API_CLASS_OK, &g, &f);
+        got_done(&g);
+        fixture_free(f);
+
+        /* the codes that name their wait: never retried sooner */
+        fixed_case(C_AKSK, API_CALL_CREATE, 400, NULL, "{\"error_code\":\"ModelArts.6355\",\"error_message\":\"init\"}",
+                   API_CLASS_TRANSIENT, &g, &f);
+        assert_int_equal(g.retry_after_ms, API_RETRY_6355_MS);
+        got_done(&g);
+        fixture_free(f);
+        fixed_case(C_AKSK, API_CALL_CREATE, 400, NULL, "{\"error_code\":\"ModelArts.6333\",\"error_message\":\"restoring\"}",
+                   API_CLASS_TRANSIENT, &g, &f);
+        assert_int_equal(g.retry_after_ms, API_RETRY_6333_MS);
+        got_done(&g);
+        fixture_free(f);
+
+        /* IAM policy denial: the message says what is denied, and the client goes on */
+        fixed_case(C_AKSK, API_CALL_CREATE, 403, NULL,
+                   "{\"error_code\":\"ModelArts.0112\",\"error_msg\":\"Policy doesn't allow modelarts:notebook:create\"}",
+                   API_CLASS_FORBIDDEN, &g, &f);
+        assert_int_equal(g.error, -EPERM);
+        assert_non_null(strstr(g.message, "denies"));
+        assert_non_null(strstr(g.message, "create"));
+        assert_false(api_client_auth_failed(f->api, NULL));
+        got_done(&g);
+        f->mode = M_API;
+        assert_int_equal(api_get(f->api, "a-1", on_instance, &g), 0);
+        run_until(f->event, &g.done);
+        assert_int_equal(g.class, API_CLASS_OK);
+        got_done(&g);
+        fixture_free(f);
+
+        fixed_case(C_AKSK, API_CALL_CREATE, 400, NULL, "{\"error_code\":\"ModelArts.6326\",\"error_message\":\"frozen\"}",
+                   API_CLASS_ACCOUNT_FROZEN, &g, &f);
+        assert_non_null(strstr(g.message, "frozen"));
+        assert_false(api_client_auth_failed(f->api, NULL));
+        got_done(&g);
+        fixture_free(f);
+}
+
+/* Consecutive 429s without Retry-After: 2-5 s, then doubling, capped; Retry-After is a
+ * floor; any other answer starts over. */
+static void test_throttle_backoff_grows(void **state) {
+        (void) state;
+        for (uint32_t rnd = 0; rnd < 4000; rnd += 997) {
+                int64_t prev = 0;
+                for (unsigned streak = 1; streak <= 12; streak++) {
+                        int64_t d = api_throttle_backoff_ms(streak, rnd);
+                        int64_t lo = MIN((int64_t) API_DEFAULT_RETRY_AFTER_MIN_MS << (streak - 1), (int64_t) API_THROTTLE_MAX_MS);
+                        int64_t hi = MIN((int64_t) API_DEFAULT_RETRY_AFTER_MAX_MS << (streak - 1), (int64_t) API_THROTTLE_MAX_MS);
+                        assert_true(d >= lo && d <= hi);
+                        assert_true(d >= prev);
+                        prev = d;
+                }
+                assert_int_equal(prev, API_THROTTLE_MAX_MS);
+        }
+        assert_true(API_THROTTLE_MAX_MS >= 2 * 60 * 1000);
+
+        Fixture *f;
+        Got g = { 0 };
+        fixed_case(C_AKSK, API_CALL_GET, 429, NULL, "{}", API_CLASS_THROTTLED, &g, &f);
+        int64_t first = g.retry_after_ms;
+        got_done(&g);
+        assert_int_equal(api_get(f->api, "a-1", on_instance, &g), 0);
+        run_until(f->event, &g.done);
+        assert_int_equal(g.class, API_CLASS_THROTTLED);
+        assert_true(g.retry_after_ms >= 2 * API_DEFAULT_RETRY_AFTER_MIN_MS);
+        assert_true(g.retry_after_ms <= 2 * API_DEFAULT_RETRY_AFTER_MAX_MS);
+        (void) first;
+        got_done(&g);
+        /* a success resets the streak */
+        f->mode = M_API;
+        assert_int_equal(api_get(f->api, "a-2", on_instance, &g), 0);
+        run_until(f->event, &g.done);
+        assert_int_equal(g.class, API_CLASS_OK);
+        got_done(&g);
+        f->mode = M_FIXED;
+        f->fixed_headers = "Retry-After: 7\r\n";
+        assert_int_equal(api_get(f->api, "a-3", on_instance, &g), 0);
+        run_until(f->event, &g.done);
+        assert_int_equal(g.class, API_CLASS_THROTTLED);
+        assert_int_equal(g.retry_after_ms, 7000);   /* first of a new streak: 2-5 s, Retry-After is longer */
+        got_done(&g);
+        fixture_free(f);
 }
 
 static void test_throttle_holds_everything(void **state) {
@@ -887,7 +1025,9 @@ static void test_throttle_holds_everything(void **state) {
         fixed_case(C_AKSK, API_CALL_LIST, 429, "Retry-After: 1\r\n",
                    "{\"error_code\":\"APIG.0308\",\"error_msg\":\"The request is throttled\"}", API_CLASS_THROTTLED, &g,
                    &f);
-        assert_int_equal(g.retry_after_ms, 1000);
+        /* Retry-After is a floor under the backoff, not a replacement for it */
+        assert_true(g.retry_after_ms >= API_DEFAULT_RETRY_AFTER_MIN_MS);
+        assert_true(g.retry_after_ms <= API_DEFAULT_RETRY_AFTER_MAX_MS);
         assert_int_equal(g.error, -EBUSY);
         int64_t until = api_client_throttled_until_ms(f->api);
         assert_true(until > 0);
@@ -1040,7 +1180,7 @@ static void test_cancel_all(void **state) {
         assert_int_equal(api_create(f->api, &s, on_instance, &g[0]), 0);
         assert_int_equal(api_get(f->api, "a", on_instance, &g[1]), 0);
         assert_int_equal(api_create(f->api, &s, on_instance, &g[2]), 0);
-        assert_int_equal(api_list(f->api, on_list, &g[3]), 0);
+        assert_int_equal(api_list(f->api, NULL, on_list, &g[3]), 0);
         while (f->server->pending < 2)
                 assert_true(sd_event_run(f->event, IDLE_LIMIT_USEC) > 0);
         /* concurrency 2: the other two wait in the client */
@@ -1122,7 +1262,7 @@ static void test_iam_password_flow(void **state) {
         Fixture *f = fixture_new(C_PASSWORD, 0);
         Got g[3] = { 0 };
         f->n_instances = 2;
-        assert_int_equal(api_list(f->api, on_list, &g[0]), 0);
+        assert_int_equal(api_list(f->api, NULL, on_list, &g[0]), 0);
         assert_int_equal(api_get(f->api, "p-1", on_instance, &g[1]), 0);
         assert_int_equal(api_get(f->api, "p-2", on_instance, &g[2]), 0);
         for (int i = 0; i < 3; i++) {
@@ -1168,6 +1308,7 @@ int main(void) {
                 cmocka_unit_test(test_list_wire_query),
                 cmocka_unit_test(test_errors_end_to_end),
                 cmocka_unit_test(test_throttle_holds_everything),
+                cmocka_unit_test(test_throttle_backoff_grows),
                 cmocka_unit_test(test_auth_failure_stops_sending),
                 cmocka_unit_test(test_unknown_outcome),
                 cmocka_unit_test(test_cancel_all),

@@ -26,6 +26,8 @@ typedef struct Scenario {
         size_t n_intents;
         RemoteInstanceList remote;
         bool listing;
+        const char *unlisted[4];        /* workspaces whose listing failed */
+        size_t n_unlisted;
         Plan *plan;
         char hash[SPEC_HASH_HEX_LEN + 1];
 } Scenario;
@@ -123,8 +125,9 @@ static RemoteInstance *add_remote(Scenario *s, const char *id, const char *name,
 
 static const Plan *run(Scenario *s) {
         s->plan = plan_free(s->plan);
+        RemoteView view = { .instances = &s->remote, .unlisted = s->unlisted, .n_unlisted = s->n_unlisted };
         assert_int_equal(plan_compute((const NotebookSpec *const *) s->specs, s->n_specs, s->recs, s->n_recs,
-                                      s->intents, s->n_intents, s->listing ? &s->remote : NULL, NOW, &s->plan),
+                                      s->intents, s->n_intents, s->listing ? &view : NULL, NOW, &s->plan),
                          0);
         assert_non_null(s->plan);
         /* Invariants of every plan: sorted, unique, counts add up. */
@@ -756,6 +759,97 @@ static void test_sorted_and_merged(void **state) {
         assert_int_equal(act(s, "c")->intent->id, 3);
 }
 
+/* A name is adopted only from its own workspace's listing: the same name elsewhere is
+ * another team's instance, not this manifest's. */
+static void test_adopt_only_in_own_workspace(void **state) {
+        Scenario *s = *state;
+        NotebookSpec *spec = add_spec(s, "nb");
+        free(spec->workspace_id);
+        spec->workspace_id = sdup("ws-a");
+        RemoteInstance *other = add_remote(s, "id-0", "nb", "RUNNING");   /* workspace "0" */
+        run(s);
+        assert_action(act(s, "nb"), ACTION_CREATE, REASON_NEW);
+
+        free(other->workspace_id);
+        other->workspace_id = sdup("ws-a");
+        run(s);
+        assert_action(act(s, "nb"), ACTION_ADOPT, REASON_FOUND_BY_NAME);
+        assert_string_equal(act(s, "nb")->remote->id, "id-0");
+}
+
+/* An instance id is found in whichever workspace listed it; a listing item without a
+ * workspace counts as "0". */
+static void test_recorded_id_found_in_any_workspace(void **state) {
+        Scenario *s = *state;
+        NotebookSpec *spec = add_spec(s, "nb");
+        free(spec->workspace_id);
+        spec->workspace_id = sdup("ws-b");
+        InstanceRecord *r = add_rec(s, "nb", "id-1", "RUNNING", RECORD_RESULT_ACCEPTED, hash_of(s, spec));
+        r->workspace_id = sdup("ws-b");
+        RemoteInstance *ri = add_remote(s, "id-1", "nb", "RUNNING");
+        free(ri->workspace_id);
+        ri->workspace_id = sdup("ws-b");
+        run(s);
+        assert_action(act(s, "nb"), ACTION_OK, REASON_STATUS);
+
+        add_spec(s, "plain");
+        RemoteInstance *bare = add_remote(s, "id-2", "plain", "RUNNING");
+        bare->workspace_id = mfree(bare->workspace_id);
+        run(s);
+        assert_action(act(s, "plain"), ACTION_ADOPT, REASON_FOUND_BY_NAME);
+}
+
+/* A failed listing of one workspace holds only that workspace's names: nothing there is
+ * created, judged missing or gone; the other workspaces go on. */
+static void test_unlisted_workspace_waits(void **state) {
+        Scenario *s = *state;
+        NotebookSpec *a = add_spec(s, "in-a");
+        free(a->workspace_id);
+        a->workspace_id = sdup("ws-a");
+        NotebookSpec *b = add_spec(s, "recorded-in-a");
+        InstanceRecord *r = add_rec(s, "recorded-in-a", "id-9", "RUNNING", RECORD_RESULT_ACCEPTED, hash_of(s, b));
+        r->workspace_id = sdup("ws-a");   /* the manifest moved it to "0"; the instance is in ws-a */
+        add_spec(s, "in-zero");
+        s->listing = true;
+        s->unlisted[s->n_unlisted++] = "ws-a";
+        run(s);
+        assert_action(act(s, "in-a"), ACTION_WAIT, REASON_LISTING_FAILED);
+        assert_action(act(s, "recorded-in-a"), ACTION_WAIT, REASON_LISTING_FAILED);
+        assert_action(act(s, "in-zero"), ACTION_CREATE, REASON_NEW);
+        _cleanup_free_ char *why = action_describe(act(s, "in-a"), NOW);
+        assert_non_null(strstr(why, "ws-a"));
+}
+
+/* 6301 and the listing does not show the name: blocked as a conflict until the manifest
+ * changes or a listing shows the name. */
+static void test_name_conflict(void **state) {
+        Scenario *s = *state;
+        NotebookSpec *spec = add_spec(s, "nb");
+        InstanceRecord *r = add_rec(s, "nb", NULL, NULL, RECORD_RESULT_EXISTS, hash_of(s, spec));
+        r->error_code = sdup("ModelArts.6301");
+        s->listing = true;
+        run(s);
+        assert_action(act(s, "nb"), ACTION_BLOCKED, REASON_NAME_CONFLICT);
+        _cleanup_free_ char *why = action_describe(act(s, "nb"), NOW);
+        assert_non_null(strstr(why, "ModelArts.6301"));
+
+        free(r->result);
+        r->result = sdup(RECORD_RESULT_CONFLICT);
+        run(s);
+        assert_action(act(s, "nb"), ACTION_BLOCKED, REASON_NAME_CONFLICT);
+
+        free(r->spec_hash);
+        r->spec_hash = sdup("an-older-manifest");
+        run(s);
+        assert_action(act(s, "nb"), ACTION_CREATE, REASON_SPEC_CHANGED);
+
+        free(r->spec_hash);
+        r->spec_hash = sdup(hash_of(s, spec));
+        add_remote(s, "id-7", "nb", "RUNNING");
+        run(s);
+        assert_action(act(s, "nb"), ACTION_ADOPT, REASON_FOUND_BY_NAME);
+}
+
 static void test_duplicates_rejected(void **state) {
         Scenario *s = *state;
         add_spec(s, "x");
@@ -922,6 +1016,10 @@ int main(void) {
                 T(test_gone_not_desired),
                 T(test_sorted_and_merged),
                 T(test_duplicates_rejected),
+                T(test_adopt_only_in_own_workspace),
+                T(test_recorded_id_found_in_any_workspace),
+                T(test_unlisted_workspace_waits),
+                T(test_name_conflict),
                 T(test_pure_and_repeatable),
                 T(test_ten_thousand),
                 T(test_kind_and_reason_strings),
