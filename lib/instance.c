@@ -1,8 +1,10 @@
 #include "instance.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hashmap.h"
 #include "util.h"
 
 void remote_instance_done(RemoteInstance *i) {
@@ -44,6 +46,14 @@ int remote_instance_copy(const RemoteInstance *src, RemoteInstance *dst) {
 }
 
 int remote_instance_list_append(RemoteInstanceList *l, RemoteInstance *i) {
+        if (i->id) {
+                if (!l->by_id && hashmap_new(&l->by_id) < 0)
+                        return -ENOMEM;
+                /* the first item with an id is the one find_id() answers */
+                if (!hashmap_contains(l->by_id, i->id) &&
+                    hashmap_put(l->by_id, i->id, (void *) (uintptr_t) (l->n + 1)) < 0)
+                        return -ENOMEM;
+        }
         if (l->n == l->cap) {
                 size_t cap = l->cap ? l->cap * 2 : 16;
                 RemoteInstance *items = realloc(l->items, cap * sizeof(*items));
@@ -61,6 +71,7 @@ void remote_instance_list_clear(RemoteInstanceList *l) {
         for (size_t i = 0; i < l->n; i++)
                 remote_instance_done(&l->items[i]);
         free(l->items);
+        hashmap_free(l->by_id);
         *l = (RemoteInstanceList) { 0 };
 }
 
@@ -77,10 +88,10 @@ const RemoteInstance *remote_instance_list_find_name(const RemoteInstanceList *l
 }
 
 const RemoteInstance *remote_instance_list_find_id(const RemoteInstanceList *l, const char *id) {
-        for (size_t i = 0; i < l->n; i++)
-                if (streq_ptr(l->items[i].id, id))
-                        return &l->items[i];
-        return NULL;
+        if (!id || !l->by_id)
+                return NULL;
+        uintptr_t k = (uintptr_t) hashmap_get(l->by_id, id);
+        return k > 0 && k <= l->n ? &l->items[k - 1] : NULL;
 }
 
 InstanceStatusClass instance_status_class(const char *status) {

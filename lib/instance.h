@@ -21,9 +21,13 @@ typedef struct RemoteInstance {
         int64_t latest_update_timestamp_ms;
 } RemoteInstance;
 
+typedef struct Hashmap Hashmap;
+
 typedef struct RemoteInstanceList {
         RemoteInstance *items;
         size_t n, cap;
+        Hashmap *by_id;   /* id -> index + 1 of its first item: a listing of 100,000 checks
+                           * each new item against the ones before, so no linear find */
 } RemoteInstanceList;
 
 void remote_instance_done(RemoteInstance *i);

@@ -157,7 +157,11 @@ static void test_parse_list_page(void **state) {
         assert_int_equal(api_parse_list_page(b, strlen(b), &l, &total, &n), 0);
         assert_int_equal(l.n, 3);
         assert_non_null(remote_instance_list_find_id(&l, "c"));
+        assert_string_equal(remote_instance_list_find_id(&l, "a")->name, "na");   /* the first one */
+        assert_null(remote_instance_list_find_id(&l, "d"));
+        assert_null(remote_instance_list_find_id(&l, NULL));
         remote_instance_list_clear(&l);
+        assert_null(remote_instance_list_find_id(&l, "a"));
 
         /* no total_count: -1; empty list with the array left out */
         b = "{\"instances\":[]}";
