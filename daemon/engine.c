@@ -599,6 +599,9 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
                 free(ops);
                 free(specs);
                 (void) store_rollback(e->store);
+                log_error("Out of memory preparing %zu creates; the next pass in %d s tries again", n,
+                          ENGINE_LIST_RETRY_MAX_MS / 1000);
+                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
                 return;
         }
         size_t k = 0;
@@ -606,8 +609,13 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 const Action *a = creates[i];
                 Op *op;
-                if (op_new(e, a->name, &op) < 0)
-                        continue;
+                r = op_new(e, a->name, &op);
+                if (r == -ENOMEM) {
+                        log_error("Out of memory preparing the create of %s; the next pass tries again", a->name);
+                        schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+                }
+                if (r < 0)
+                        continue;   /* -EBUSY: work for this name is already in flight */
                 memcpy(op->spec_hash, a->spec_hash, sizeof op->spec_hash);
                 op->workspace_id = strdup(plan_workspace_of(a->spec, NULL));
                 r = op->workspace_id ? store_add_intent(e->store, a->name, a->spec_hash, now, &op->intent_id)
@@ -791,6 +799,10 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                                                 resolve_intent(e, intents[j].id, "absent", a->name);
                         if (creates)
                                 creates[n_creates++] = a;
+                        else {
+                                log_error("Out of memory: the create of %s waits for the next pass", a->name);
+                                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+                        }
                         break;
 
                 case ACTION_ADOPT: {
