@@ -3,6 +3,9 @@
 # Run as root it installs with apt-get; otherwise it says what to run.
 set -eu
 # package:probe  (probe = pkg-config module, or cmd:NAME for a program)
+# nginx and openssl: tests/integration/t-tls.sh (TLS through a real server, a throwaway CA).
+# Debian starts and enables nginx.service on install where systemd runs; the test never
+# uses it (it runs its own nginx from its temporary directory).
 NEEDS="
 pkg-config:cmd:pkg-config
 gcc:cmd:gcc
@@ -19,6 +22,8 @@ systemd:cmd:/lib/systemd/systemd-journald
 jq:cmd:jq
 sqlite3:cmd:sqlite3
 curl:cmd:curl
+openssl:cmd:openssl
+nginx:cmd:/usr/sbin/nginx
 "
 missing=""
 for entry in $NEEDS; do
