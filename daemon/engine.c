@@ -71,6 +71,7 @@ struct Engine {
 
 static void engine_maybe_settled(Engine *e);
 static void op_poll_schedule(Op *op);
+static void schedule_pass_at(Engine *e, int64_t delay_ms);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -228,6 +229,10 @@ static void note_auth_failure(Engine *e, const ApiResult *ar, const LogField *fi
         e->auth_message = xstrdup(ar->message);
         log_fields(LOG_ERR, MESSAGE_AUTH_FAILED, fields, "Authentication failed: %s; sending paused",
                    strempty(ar->message));
+        /* Whatever call found out (a create, a poll, a listing), the daemon tries again
+         * later: without the timer every pass would be refused until a reload. */
+        if (e->options.daemon)
+                schedule_pass_at(e, ENGINE_AUTH_RETRY_MS);
 }
 
 /* 6326: every create waits ENGINE_FROZEN_RETRY_MS; said once per freeze, not per name. */
@@ -394,8 +399,6 @@ static void follow_instance(Engine *e, const char *name, const char *instance_id
 }
 
 /* ---------------------------------------------------------------- creating */
-
-static void schedule_pass_at(Engine *e, int64_t delay_ms);
 
 static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInstance *inst, void *userdata) {
         (void) c;
@@ -1010,9 +1013,8 @@ static void listings_done(Engine *e, size_t n_workspaces) {
                 return;
         }
         if (e->auth_failed) {
-                /* Nothing can be sent: plan when the credentials work again. */
-                if (e->options.daemon)
-                        schedule_pass_at(e, ENGINE_AUTH_RETRY_MS);
+                /* Nothing can be sent: plan when the credentials work again (the auth
+                 * retry timer, armed when the failure was noted, or a reload). */
                 listings_clear(e);
                 pass_finish(e, "stopped (authentication failed)");
                 return;
