@@ -28,7 +28,8 @@ static int print_json(const char *path, const InstanceRecord *recs, size_t n, co
                 const InstanceRecord *r = &recs[i];
                 cJSON *x = cJSON_CreateObject();
                 ok = x && cJSON_AddItemToArray(arr, x) && add_str(x, "name", r->name) &&
-                     add_str(x, "instance_id", r->instance_id) && add_str(x, "status", r->status) &&
+                     add_str(x, "instance_id", r->instance_id) && add_str(x, "workspace_id", r->workspace_id) &&
+                     add_str(x, "status", r->status) &&
                      add_str(x, "result", r->result) && add_str(x, "spec_hash", r->spec_hash) &&
                      add_num(x, "http_status", r->http_status) && add_str(x, "error_code", r->error_code) &&
                      add_str(x, "error_msg", r->error_msg) && add_str(x, "request_id", r->request_id) &&

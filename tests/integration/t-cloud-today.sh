@@ -125,6 +125,8 @@ nb_assert_eq "$ours RUNNING" "$(listed ws-a ws-ours)" "ws-ours as ws-a's listing
 nb_assert_eq RUNNING "$(jq -r '.instances[] | select(.name == "ws-ours") | .status' "$T/status-bc.json")" \
         "ws-ours status recorded by following it"
 nb_assert_eq "" "$(listed 0 ws-ours)" "ws-ours in workspace 0 (it must not be there)"
+nb_assert_eq "ws-a ws-a" "$(jq -r '[.instances[] | select(.name | startswith("ws-")) | .workspace_id] | join(" ")' \
+        "$T/status-bc.json")" "recorded workspaces"
 # every listing named its workspace, and both were listed
 grep -c 'workspace_id=ws-a' "$T/emulator-2.log" >/dev/null || nb_fail "no listing of workspace ws-a"
 # A second run with nothing to do: still nothing created, exit 0.
