@@ -1,0 +1,575 @@
+/* The reconcile engine (daemon/engine.c) on a real sd-event loop and a real SQLite store,
+ * driven through a scripted API: api_create/list/get are wrapped (--wrap, see the
+ * Makefile), every call is recorded, and each test answers the calls itself, in the
+ * order it wants, with the ApiResult it wants. So every transition is reachable without
+ * a server, and an interleaving (a create finishing while a listing is out) is written
+ * down instead of hoped for. engine.c and log.c live in daemon/, outside the library, so
+ * they are compiled into this suite. */
+/* LDFLAGS: -Wl,--wrap=api_create,--wrap=api_list,--wrap=api_get,--wrap=api_client_cancel_queued,--wrap=api_client_reset_auth */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../../daemon/engine.c"
+#include "../../daemon/log.c"
+
+/* ---------------------------------------------------------------- the scripted API */
+
+typedef struct Call {
+        ApiCall call;
+        char *what;               /* create: the name; list: the workspace; get: the id */
+        const NotebookSpec *spec; /* create: the engine's copy (valid while the call is open) */
+        api_instance_cb instance_cb;
+        api_list_cb list_cb;
+        void *userdata;
+        bool answered;
+} Call;
+
+#define MAX_CALLS 256
+static Call calls[MAX_CALLS];
+static size_t n_calls;
+static unsigned cancel_queued_calls, reset_auth_calls;
+
+static Call *record_call(ApiCall call, const char *what, void *userdata) {
+        assert_true(n_calls < MAX_CALLS);
+        Call *c = &calls[n_calls++];
+        *c = (Call) { .call = call, .what = strdup(what ? what : "0"), .userdata = userdata };
+        assert_non_null(c->what);
+        return c;
+}
+
+int __wrap_api_create(ApiClient *c, const NotebookSpec *spec, api_instance_cb cb, void *userdata);
+int __wrap_api_create(ApiClient *c, const NotebookSpec *spec, api_instance_cb cb, void *userdata) {
+        (void) c;
+        Call *k = record_call(API_CALL_CREATE, spec->name, userdata);
+        k->spec = spec;
+        k->instance_cb = cb;
+        return 0;
+}
+
+int __wrap_api_list(ApiClient *c, const char *workspace_id, api_list_cb cb, void *userdata);
+int __wrap_api_list(ApiClient *c, const char *workspace_id, api_list_cb cb, void *userdata) {
+        (void) c;
+        record_call(API_CALL_LIST, workspace_id, userdata)->list_cb = cb;
+        return 0;
+}
+
+int __wrap_api_get(ApiClient *c, const char *instance_id, api_instance_cb cb, void *userdata);
+int __wrap_api_get(ApiClient *c, const char *instance_id, api_instance_cb cb, void *userdata) {
+        (void) c;
+        record_call(API_CALL_GET, instance_id, userdata)->instance_cb = cb;
+        return 0;
+}
+
+void __wrap_api_client_cancel_queued(ApiClient *c);
+void __wrap_api_client_cancel_queued(ApiClient *c) {
+        (void) c;
+        cancel_queued_calls++;
+}
+
+void __wrap_api_client_reset_auth(ApiClient *c);
+void __wrap_api_client_reset_auth(ApiClient *c) {
+        (void) c;
+        reset_auth_calls++;
+}
+
+/* The index of the first unanswered call of this kind and subject (NULL: any). */
+static size_t open_call(ApiCall call, const char *what) {
+        for (size_t i = 0; i < n_calls; i++)
+                if (!calls[i].answered && calls[i].call == call && (!what || streq(calls[i].what, what)))
+                        return i;
+        fail_msg("no open %s call for %s", api_call_to_string(call), what ? what : "(any)");
+        return 0;
+}
+
+static size_t count_calls(ApiCall call, const char *what) {
+        size_t n = 0;
+        for (size_t i = 0; i < n_calls; i++)
+                n += calls[i].call == call && (!what || streq(calls[i].what, what));
+        return n;
+}
+
+static size_t count_open(ApiCall call) {
+        size_t n = 0;
+        for (size_t i = 0; i < n_calls; i++)
+                n += calls[i].call == call && !calls[i].answered;
+        return n;
+}
+
+static ApiResult result(ApiCall call, ApiClass class, long http, const char *code) {
+        return (ApiResult) {
+                .call = call,
+                .class = class,
+                .error = class == API_CLASS_OK ? 0 : -EIO,
+                .http_status = http,
+                .error_code = code,
+                .error_msg = code ? "scripted" : NULL,
+                .message = class == API_CLASS_OK ? NULL : "scripted failure",
+                .sent = true,
+        };
+}
+
+/* A borrowed view: the engine copies what it keeps, and nothing here frees these. */
+#define MUT(s) ((char *) (uintptr_t) (s))
+static RemoteInstance instance(const char *id, const char *name, const char *status, const char *ws) {
+        return (RemoteInstance) { .id = MUT(id), .name = MUT(name), .status = MUT(status),
+                                  .flavor = MUT("modelarts.vm.cpu.2u"), .profile_id = MUT("Python3"),
+                                  .workspace_id = MUT(ws) };
+}
+
+/* Answer the open listing of WORKSPACE with these instances (NULL-terminated). */
+static void answer_list(const char *ws, const RemoteInstance *items, size_t n) {
+        Call *c = &calls[open_call(API_CALL_LIST, ws)];
+        c->answered = true;
+        RemoteInstanceList l = {};
+        for (size_t i = 0; i < n; i++) {
+                RemoteInstance copy;
+                assert_int_equal(remote_instance_copy(&items[i], &copy), 0);
+                assert_int_equal(remote_instance_list_append(&l, &copy), 0);
+        }
+        ApiResult r = result(API_CALL_LIST, API_CLASS_OK, 200, NULL);
+        c->list_cb(NULL, &r, &l, c->userdata);
+        remote_instance_list_clear(&l);
+}
+
+static void fail_list(const char *ws, ApiClass class, long http, const char *code) {
+        Call *c = &calls[open_call(API_CALL_LIST, ws)];
+        c->answered = true;
+        ApiResult r = result(API_CALL_LIST, class, http, code);
+        c->list_cb(NULL, &r, NULL, c->userdata);
+}
+
+static void answer_instance(ApiCall call, const char *what, const ApiResult *r, const RemoteInstance *inst) {
+        Call *c = &calls[open_call(call, what)];
+        c->answered = true;
+        c->instance_cb(NULL, r, r->class == API_CLASS_OK ? inst : NULL, c->userdata);
+}
+
+static void create_ok(const char *name, const char *id, const char *status) {
+        ApiResult r = result(API_CALL_CREATE, API_CLASS_OK, 201, NULL);
+        RemoteInstance i = instance(id, name, status, NULL);
+        answer_instance(API_CALL_CREATE, name, &r, &i);
+}
+
+static void create_fails(const char *name, ApiClass class, long http, const char *code, int64_t retry_after_ms) {
+        ApiResult r = result(API_CALL_CREATE, class, http, code);
+        r.retry_after_ms = retry_after_ms;
+        answer_instance(API_CALL_CREATE, name, &r, NULL);
+}
+
+/* ---------------------------------------------------------------- fixture */
+
+typedef struct Fixture {
+        char dir[64];
+        sd_event *event;
+        Store *store;
+        Engine *engine;
+        SpecList specs;
+        unsigned settled;
+} Fixture;
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) st, (void) flag, (void) ftw;
+        return remove(path);
+}
+
+static void on_settled(Engine *e, void *userdata) {
+        (void) e;
+        ((Fixture *) userdata)->settled++;
+}
+
+static Fixture *fixture_new(bool daemon, bool follow) {
+        for (size_t i = 0; i < n_calls; i++)
+                free(calls[i].what);
+        n_calls = 0;
+        cancel_queued_calls = reset_auth_calls = 0;
+
+        Fixture *f = calloc(1, sizeof(*f));
+        assert_non_null(f);
+        snprintf(f->dir, sizeof(f->dir), "/tmp/test-engine-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        _cleanup_free_ char *err = NULL;
+        assert_int_equal(store_open(f->dir, STORE_READ_WRITE, &f->store, &err), 0);
+        assert_int_equal(sd_event_new(&f->event), 0);
+        EngineOptions o = { .follow = follow, .daemon = daemon };
+        /* The API client is never touched: every call the engine makes is wrapped. */
+        assert_int_equal(engine_new(f->event, f->store, (ApiClient *) (uintptr_t) 0x1, &o, &f->engine), 0);
+        engine_set_settled_callback(f->engine, on_settled, f);
+        return f;
+}
+
+static void fixture_free(Fixture *f) {
+        engine_free(f->engine);
+        spec_list_clear(&f->specs);
+        store_free(f->store);
+        sd_event_unref(f->event);
+        nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+        free(f);
+}
+
+static NotebookSpec *add_spec(Fixture *f, const char *name, const char *ws) {
+        NotebookSpec *s = calloc(1, sizeof(*s));
+        assert_non_null(s);
+        s->name = strdup(name);
+        s->profile_id = strdup("Python3");
+        s->flavor = strdup("modelarts.vm.cpu.2u");
+        s->storage_type = STORAGE_EVS;
+        s->volume_size = 5;
+        s->workspace_id = strdup(ws ? ws : "0");
+        s->file = strdup("test.yaml");
+        assert_int_equal(spec_list_append(&f->specs, s), 0);
+        return s;
+}
+
+static void set_desired(Fixture *f) {
+        assert_int_equal(engine_set_desired(f->engine, (const NotebookSpec *const *) f->specs.items, f->specs.n), 0);
+}
+
+static InstanceRecord get_rec(Fixture *f, const char *name) {
+        InstanceRecord r = {};
+        assert_int_equal(store_get_instance(f->store, name, &r), 0);
+        return r;
+}
+
+static size_t open_intents(Fixture *f) {
+        CreateIntent *in = NULL;
+        size_t n = 0;
+        assert_int_equal(store_list_open_intents(f->store, &in, &n), 0);
+        create_intents_free(in, n);
+        return n;
+}
+
+/* Run the loop until a call of this kind is open (timers: polls, retry passes). */
+static void run_until_call(Fixture *f, ApiCall call) {
+        for (int i = 0; i < 10000 && count_open(call) == 0; i++)
+                assert_true(sd_event_run(f->event, 30ULL * 1000000ULL) >= 0);
+        assert_true(count_open(call) > 0);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_create_and_settle(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(false, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        assert_int_equal(count_calls(API_CALL_LIST, "0"), 1);
+        assert_int_equal(n_calls, 1);   /* nothing is created before the listing answers */
+        answer_list("0", NULL, 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, "nb-1"), 1);
+        /* the intent is on disk before the create answers */
+        assert_int_equal(open_intents(f), 1);
+        assert_int_equal(f->settled, 0);
+        create_ok("nb-1", "id-1", "RUNNING");
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb-1");
+        assert_string_equal(r.result, RECORD_RESULT_ACCEPTED);
+        assert_string_equal(r.instance_id, "id-1");
+        assert_string_equal(r.workspace_id, "0");
+        assert_int_equal(open_intents(f), 0);
+        assert_true(f->settled > 0);
+        EngineCounts c;
+        engine_get_counts(f->engine, &c);
+        assert_int_equal(c.running, 1);
+        assert_int_equal(c.pending, 0);
+        fixture_free(f);
+}
+
+static void test_follow_to_running(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(false, true);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        create_ok("nb-1", "id-1", "CREATING");
+        assert_int_equal(f->settled, 0);   /* following it: not settled */
+        run_until_call(f, API_CALL_GET);
+        ApiResult ok = result(API_CALL_GET, API_CLASS_OK, 200, NULL);
+        RemoteInstance i = instance("id-1", "nb-1", "RUNNING", "0");
+        answer_instance(API_CALL_GET, "id-1", &ok, &i);
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb-1");
+        assert_string_equal(r.status, "RUNNING");
+        assert_true(f->settled > 0);
+        fixture_free(f);
+}
+
+/* 6301: list again; the listing shows it: adopted, no second create. */
+static void test_exists_then_adopted(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(false, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        create_fails("nb-1", API_CLASS_ALREADY_EXISTS, 400, "ModelArts.6301", 0);
+        assert_int_equal(count_calls(API_CALL_LIST, "0"), 2);   /* listed again at once */
+        RemoteInstance i = instance("id-9", "nb-1", "RUNNING", "0");
+        answer_list("0", &i, 1);
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb-1");
+        assert_string_equal(r.result, RECORD_RESULT_ADOPTED);
+        assert_string_equal(r.instance_id, "id-9");
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 1);
+        assert_int_equal(open_intents(f), 0);
+        fixture_free(f);
+}
+
+/* 6301 and the listing does not show the name: a conflict, not sent again. */
+static void test_exists_invisible_is_conflict(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(false, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        create_fails("nb-1", API_CLASS_ALREADY_EXISTS, 400, "ModelArts.6301", 0);
+        answer_list("0", NULL, 0);
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb-1");
+        assert_string_equal(r.result, RECORD_RESULT_CONFLICT);
+        assert_null(r.instance_id);
+        EngineCounts c;
+        engine_get_counts(f->engine, &c);
+        assert_int_equal(c.rejected, 1);
+        /* later passes do not send it again */
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 1);
+        assert_true(f->settled > 0);
+        fixture_free(f);
+}
+
+/* A policy denial refuses that create alone: nothing pauses, others are created. */
+static void test_forbidden_create_alone(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(false, false);
+        add_spec(f, "denied", NULL);
+        add_spec(f, "fine", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 2);
+        create_fails("denied", API_CLASS_FORBIDDEN, 403, "ModelArts.0112", 0);
+        assert_false(engine_auth_failed(f->engine, NULL));
+        assert_null(engine_pause_reason(f->engine, NULL));
+        create_ok("fine", "id-2", "RUNNING");
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "denied");
+        assert_string_equal(r.result, RECORD_RESULT_REJECTED);
+        assert_string_equal(r.error_code, "ModelArts.0112");
+        fixture_free(f);
+}
+
+/* An auth failure met by a create (not a listing) still arms the daemon's retry timer. */
+static void test_auth_on_create_arms_retry(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        create_fails("nb-1", API_CLASS_AUTH, 401, "APIG.0301", 0);
+        assert_true(engine_auth_failed(f->engine, NULL));
+        int64_t retry = 0;
+        assert_string_equal(engine_pause_reason(f->engine, &retry), "authentication failed");
+        assert_true(retry > now_monotonic_ms() + ENGINE_AUTH_RETRY_MS / 2);
+        /* a pass asked for meanwhile sends nothing */
+        engine_request_pass(f->engine);
+        assert_int_equal(count_calls(API_CALL_LIST, NULL), 1);
+        engine_reset_auth(f->engine);
+        assert_int_equal(reset_auth_calls, 1);
+        assert_null(engine_pause_reason(f->engine, NULL));
+        fixture_free(f);
+}
+
+/* 6326 pauses every create, not only the one that found out. */
+static void test_frozen_pauses_creates(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        create_fails("nb-1", API_CLASS_ACCOUNT_FROZEN, 400, "ModelArts.6326", 0);
+        int64_t retry = 0;
+        assert_string_equal(engine_pause_reason(f->engine, &retry), "account frozen (ModelArts.6326)");
+        assert_true(retry > now_monotonic_ms() + ENGINE_FROZEN_RETRY_MS / 2);
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb-1");
+        assert_string_equal(r.result, RECORD_RESULT_RETRYING);
+        assert_int_equal(open_intents(f), 0);
+        /* a new manifest during the freeze is listed but not created */
+        add_spec(f, "nb-2", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 1);
+        fixture_free(f);
+}
+
+/* "Wait a minute" (6355) was answered: nothing was made, no listing needed, and the
+ * retry waits what the cloud asked. */
+static void test_named_wait_resolves_intent(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(false, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        int64_t before = now_realtime_ms();
+        create_fails("nb-1", API_CLASS_TRANSIENT, 400, "ModelArts.6355", API_RETRY_6355_MS);
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb-1");
+        assert_string_equal(r.result, RECORD_RESULT_RETRYING);
+        assert_true(r.next_attempt_at_ms >= before + API_RETRY_6355_MS);
+        assert_int_equal(open_intents(f), 0);
+        fixture_free(f);
+}
+
+/* A create whose answer was lost keeps its intent; the next listing settles it. */
+static void test_unknown_outcome_listed_then_adopted(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        create_fails("nb-1", API_CLASS_UNKNOWN_OUTCOME, 0, NULL, 0);
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb-1");
+        assert_string_equal(r.result, RECORD_RESULT_UNKNOWN);
+        assert_int_equal(open_intents(f), 1);
+        run_until_call(f, API_CALL_LIST);   /* the retry pass */
+        RemoteInstance i = instance("id-5", "nb-1", "RUNNING", "0");
+        answer_list("0", &i, 1);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 1);
+        _cleanup_(instance_record_done) InstanceRecord r2 = get_rec(f, "nb-1");
+        assert_string_equal(r2.result, RECORD_RESULT_ADOPTED);
+        assert_int_equal(open_intents(f), 0);
+        fixture_free(f);
+}
+
+/* Every workspace that matters is listed; a failed one holds only its names. */
+static void test_workspaces_listed_and_isolated(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        add_spec(f, "in-a", "ws-a");
+        add_spec(f, "in-zero", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        assert_int_equal(count_calls(API_CALL_LIST, "0"), 1);
+        assert_int_equal(count_calls(API_CALL_LIST, "ws-a"), 1);
+        answer_list("0", NULL, 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 0);   /* plans once all are in */
+        fail_list("ws-a", API_CLASS_TRANSIENT, 500, "ModelArts.0010");
+        assert_int_equal(count_calls(API_CALL_CREATE, "in-zero"), 1);
+        assert_int_equal(count_calls(API_CALL_CREATE, "in-a"), 0);
+        create_ok("in-zero", "id-0", "RUNNING");
+        /* the retry pass lists both again; now ws-a answers */
+        run_until_call(f, API_CALL_LIST);
+        answer_list("0", (RemoteInstance[]) { instance("id-0", "in-zero", "RUNNING", "0") }, 1);
+        answer_list("ws-a", NULL, 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, "in-a"), 1);
+        create_ok("in-a", "id-a", "RUNNING");
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "in-a");
+        assert_string_equal(r.workspace_id, "ws-a");
+        /* the record's workspace is listed even when no manifest names it any more */
+        spec_list_clear(&f->specs);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        assert_int_equal(count_open(API_CALL_LIST), 2);
+        fixture_free(f);
+}
+
+/* An instance of the same name in another workspace is not adopted. */
+static void test_no_adoption_across_workspaces(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(false, false);
+        add_spec(f, "nb-1", "ws-a");
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", (RemoteInstance[]) { instance("id-x", "nb-1", "RUNNING", "0") }, 1);
+        answer_list("ws-a", NULL, 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, "nb-1"), 1);
+        fixture_free(f);
+}
+
+/* A create that finishes while a listing is out is not judged by that listing (it was
+ * taken before the instance existed): no second create. */
+static void test_listing_older_than_create_does_not_judge(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);                 /* pass 1: create sent */
+        engine_request_pass(f->engine);            /* pass 2: its listing goes out */
+        assert_int_equal(count_open(API_CALL_LIST), 1);
+        create_ok("nb-1", "id-1", "RUNNING");      /* the create finishes meanwhile */
+        answer_list("0", NULL, 0);                 /* a listing from before the instance */
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 1);
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb-1");
+        assert_string_equal(r.result, RECORD_RESULT_ACCEPTED);
+        fixture_free(f);
+}
+
+/* A 429 on the listing: the retry pass comes no sooner than the hold. */
+static void test_throttled_listing_waits(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(false, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_set_deadline(f->engine, now_monotonic_ms() + 60 * 1000);
+        engine_request_pass(f->engine);
+        Call *c = &calls[open_call(API_CALL_LIST, "0")];
+        c->answered = true;
+        ApiResult r = result(API_CALL_LIST, API_CLASS_THROTTLED, 429, "APIG.0308");
+        r.retry_after_ms = 300;
+        int64_t t0 = now_monotonic_ms();
+        c->list_cb(NULL, &r, NULL, c->userdata);
+        run_until_call(f, API_CALL_LIST);
+        assert_true(now_monotonic_ms() - t0 >= 300);
+        fixture_free(f);
+}
+
+/* Stopping sends nothing new and cancels what is queued. */
+static void test_stop(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        engine_stop(f->engine);
+        assert_int_equal(cancel_queued_calls, 1);
+        answer_list("0", NULL, 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 0);
+        assert_true(engine_settled(f->engine));
+        fixture_free(f);
+}
+
+int main(void) {
+        log_setup(LOG_TARGET_CONSOLE, LOG_WARNING);
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_create_and_settle),
+                cmocka_unit_test(test_follow_to_running),
+                cmocka_unit_test(test_exists_then_adopted),
+                cmocka_unit_test(test_exists_invisible_is_conflict),
+                cmocka_unit_test(test_forbidden_create_alone),
+                cmocka_unit_test(test_auth_on_create_arms_retry),
+                cmocka_unit_test(test_frozen_pauses_creates),
+                cmocka_unit_test(test_named_wait_resolves_intent),
+                cmocka_unit_test(test_unknown_outcome_listed_then_adopted),
+                cmocka_unit_test(test_workspaces_listed_and_isolated),
+                cmocka_unit_test(test_no_adoption_across_workspaces),
+                cmocka_unit_test(test_listing_older_than_create_does_not_judge),
+                cmocka_unit_test(test_throttled_listing_waits),
+                cmocka_unit_test(test_stop),
+        };
+        int r = cmocka_run_group_tests(tests, NULL, NULL);
+        for (size_t i = 0; i < n_calls; i++)
+                free(calls[i].what);
+        return r;
+}
