@@ -694,224 +694,254 @@ static void report_name_conflict(Engine *e, const Action *a, const char *why) {
         }
 }
 
+/* One pass acting on its plan: what the handlers share. */
+typedef struct PassActions {
+        Engine *engine;
+        const CreateIntent *intents;    /* open ones, as the plan saw them */
+        size_t n_intents;
+        const Action **creates;         /* collected, sent together after the loop */
+        size_t n_creates;
+        int64_t now_ms;                 /* wall clock */
+        int64_t next_retry_ms;          /* earliest backoff end (wall clock), 0 = none */
+} PassActions;
+
+/* Where a name stands, for PASS_FINISHED, STATUS= and `once`: one bucket per name. */
+static void tally_action(EngineCounts *c, const Action *a) {
+        InstanceStatusClass remote = a->remote ? instance_status_class(a->remote->status) : STATUS_CLASS_UNKNOWN;
+        switch (a->kind) {
+        case ACTION_OK:
+                c->running++;
+                break;
+        case ACTION_FAILED:
+                c->failed++;
+                break;
+        case ACTION_BLOCKED:
+                c->rejected++;
+                break;
+        case ACTION_RETRY_LATER:
+                c->retrying++;
+                break;
+        case ACTION_GONE:
+                c->gone++;
+                break;
+        case ACTION_DRIFT:
+                c->drift++;
+                if (a->status_class == STATUS_CLASS_RUNNING || a->status_class == STATUS_CLASS_STOPPED)
+                        c->running++;
+                else
+                        c->pending++;
+                break;
+        case ACTION_ADOPT:
+                if (remote == STATUS_CLASS_RUNNING || remote == STATUS_CLASS_STOPPED)
+                        c->running++;
+                else if (remote == STATUS_CLASS_FAILED)
+                        c->failed++;
+                else
+                        c->pending++;
+                break;
+        default:   /* CREATE, WAIT, PENDING */
+                c->pending++;
+                break;
+        }
+}
+
+/* Keep the recorded status (and workspace) current: the poller logs the transitions it
+ * follows; this catches the ones between passes. */
+static void record_sync_remote(Engine *e, const Action *a) {
+        if (!a->record || !a->remote || !a->remote->status || !a->record->instance_id ||
+            !streq_ptr(a->record->instance_id, a->remote->id) ||
+            (streq_ptr(a->record->status, a->remote->status) && a->record->workspace_id))
+                return;
+        _cleanup_(instance_record_done) InstanceRecord rec = {};
+        if (instance_record_copy(a->record, &rec) < 0)
+                return;
+        if (!streq_ptr(rec.status, a->remote->status))
+                log_fields(LOG_INFO, MESSAGE_STATUS_CHANGED,
+                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", rec.instance_id },
+                                      { "STATUS", a->remote->status }, { "PREVIOUS_STATUS", rec.status }),
+                           "Notebook %s is now %s (was %s)", a->name, a->remote->status, strempty(rec.status));
+        (void) strdup_replace(&rec.status, a->remote->status);
+        if (!rec.workspace_id)
+                rec.workspace_id = xstrdup(a->remote->workspace_id);
+        record_save(e, &rec);
+}
+
+static void resolve_intents_of(PassActions *p, const char *name, const char *outcome) {
+        for (size_t j = 0; j < p->n_intents; j++)
+                if (streq(p->intents[j].name, name))
+                        resolve_intent(p->engine, p->intents[j].id, outcome, name);
+}
+
+static void act_create(PassActions *p, const Action *a, const char *why) {
+        (void) why;
+        Engine *e = p->engine;
+        if (a->reason == REASON_MISSING_REMOTELY && a->record && a->record->instance_id) {
+                log_fields(LOG_WARNING, MESSAGE_INSTANCE_MISSING,
+                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", a->record->instance_id }),
+                           "Notebook %s (instance %s) is missing remotely; creating it again", a->name,
+                           a->record->instance_id);
+                /* Forget the old id: the new create's outcome (a rejection, a backoff) must
+                 * stand on its own, not behind a dead id. */
+                _cleanup_(instance_record_done) InstanceRecord rec = {};
+                if (instance_record_copy(a->record, &rec) >= 0) {
+                        rec.instance_id = mfree(rec.instance_id);
+                        rec.status = mfree(rec.status);
+                        record_set_result(&rec, RECORD_RESULT_GONE, NULL);
+                        rec.attempts = 0;
+                        rec.next_attempt_at_ms = 0;
+                        record_save(e, &rec);
+                }
+        }
+        if (a->intent)
+                resolve_intents_of(p, a->name, "absent");
+        if (p->creates)
+                p->creates[p->n_creates++] = a;
+        else {
+                log_error("Out of memory: the create of %s waits for the next pass", a->name);
+                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+        }
+}
+
+static void act_adopt(PassActions *p, const Action *a, const char *why) {
+        (void) why;
+        Engine *e = p->engine;
+        _cleanup_(instance_record_done) InstanceRecord rec = {};
+        if (record_load(e, a->name, &rec) < 0)
+                return;
+        (void) strdup_replace(&rec.instance_id, a->remote->id);
+        (void) strdup_replace(&rec.status, a->remote->status);
+        (void) strdup_replace(&rec.spec_hash, a->spec_hash);
+        (void) strdup_replace(&rec.workspace_id, a->remote->workspace_id);
+        record_set_result(&rec, RECORD_RESULT_ADOPTED, NULL);
+        rec.attempts = 0;
+        rec.next_attempt_at_ms = 0;
+        record_save(e, &rec);
+        resolve_intents_of(p, a->name, "adopted");
+        log_fields(LOG_NOTICE, MESSAGE_ADOPTED,
+                   LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", a->remote->id }, { "STATUS", a->remote->status }),
+                   "Adopted notebook %s: instance %s already exists (%s)", a->name, strempty(a->remote->id),
+                   strempty(a->remote->status));
+        report_forget(e, a->name);
+        InstanceStatusClass cls = instance_status_class(a->remote->status);
+        if (cls == STATUS_CLASS_PENDING || cls == STATUS_CLASS_UNKNOWN)
+                follow_instance(e, a->name, a->remote->id, a->remote->status);
+}
+
+static void act_pending(PassActions *p, const Action *a, const char *why) {
+        (void) why;
+        if (a->follow)
+                follow_instance(p->engine, a->name, a->remote ? a->remote->id : a->record ? a->record->instance_id : NULL,
+                                a->status);
+}
+
+static void act_blocked(PassActions *p, const Action *a, const char *why) {
+        Engine *e = p->engine;
+        if (a->reason == REASON_NAME_CONFLICT) {
+                report_name_conflict(e, a, why);
+                return;
+        }
+        char key[SPEC_HASH_HEX_LEN + 16];
+        snprintf(key, sizeof key, "rejected:%s", a->spec_hash);
+        if (report_once(e, a->name, key))
+                log_fields(LOG_WARNING, MESSAGE_CREATE_FAILED,
+                           LOG_FIELDS({ "NOTEBOOK", a->name },
+                                      { "HTTP_STATUS", a->record && a->record->http_status ? LOG_INT(a->record->http_status) : NULL },
+                                      { "API_ERROR_CODE", a->record ? a->record->error_code : NULL },
+                                      { "API_ERROR_MSG", a->record ? a->record->error_msg : NULL }),
+                           "Notebook %s: %s", a->name, strempty(why));
+}
+
+static void act_retry_later(PassActions *p, const Action *a, const char *why) {
+        (void) why;
+        int64_t at = a->record ? a->record->next_attempt_at_ms : 0;
+        if (at > p->now_ms && (p->next_retry_ms == 0 || at < p->next_retry_ms))
+                p->next_retry_ms = at;
+}
+
+static void act_drift(PassActions *p, const Action *a, const char *why) {
+        Engine *e = p->engine;
+        char key[SPEC_HASH_HEX_LEN + 32];
+        snprintf(key, sizeof key, "drift:%s:%u", a->spec_hash, a->drift_fields);
+        if (report_once(e, a->name, key))
+                log_fields(LOG_WARNING, MESSAGE_DRIFT,
+                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "CONFIG_FILE", a->spec ? a->spec->file : NULL },
+                                      { "INSTANCE_ID", a->record ? a->record->instance_id : NULL }),
+                           "Notebook %s differs from its manifest (%s); the API cannot change it in place", a->name,
+                           strempty(why));
+        if (a->follow)
+                follow_instance(e, a->name, a->record ? a->record->instance_id : NULL, a->status);
+}
+
+static void act_failed(PassActions *p, const Action *a, const char *why) {
+        (void) why;
+        char key[96];
+        snprintf(key, sizeof key, "failed:%s", strempty(a->status));
+        if (report_once(p->engine, a->name, key))
+                log_fields(LOG_ERR, MESSAGE_INSTANCE_FAILED,
+                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "STATUS", a->status },
+                                      { "INSTANCE_ID", a->remote ? a->remote->id : a->record ? a->record->instance_id : NULL },
+                                      { "FAILED_REASON", a->remote ? a->remote->failed_reason : NULL }),
+                           "Notebook %s is in failed status %s", a->name, strempty(a->status));
+}
+
+static void act_gone(PassActions *p, const Action *a, const char *why) {
+        (void) why;
+        if (report_once(p->engine, a->name, "gone"))
+                log_fields(LOG_NOTICE, MESSAGE_GONE,
+                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", a->record ? a->record->instance_id : NULL }),
+                           "Notebook %s is recorded but no longer in the manifests; left as it is (never deleted)",
+                           a->name);
+}
+
+static void act_ok(PassActions *p, const Action *a, const char *why) {
+        (void) why;
+        if (!a->record || a->remote)
+                report_forget(p->engine, a->name);   /* a condition that cleared is reported again if it comes back */
+}
+
+/* WAIT: an open intent without a listing, or the name's workspace was not listed. */
+static void act_wait(PassActions *p, const Action *a, const char *why) {
+        (void) p, (void) a, (void) why;
+}
+
+/* One handler per action kind: a new kind is a new row. */
+typedef void (*ActionHandler)(PassActions *p, const Action *a, const char *why);
+static const ActionHandler action_handlers[_ACTION_KIND_MAX] = {
+        [ACTION_CREATE] = act_create,   [ACTION_ADOPT] = act_adopt,
+        [ACTION_WAIT] = act_wait,       [ACTION_BLOCKED] = act_blocked,
+        [ACTION_RETRY_LATER] = act_retry_later, [ACTION_DRIFT] = act_drift,
+        [ACTION_FAILED] = act_failed,   [ACTION_PENDING] = act_pending,
+        [ACTION_OK] = act_ok,           [ACTION_GONE] = act_gone,
+};
+
 static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents, size_t n_intents) {
-        const Action **creates = calloc(plan->n ? plan->n : 1, sizeof(Action *));
-        size_t n_creates = 0;
-        int64_t now = now_realtime_ms();
-        int64_t next_retry_real = 0;
+        PassActions p = {
+                .engine = e,
+                .intents = intents,
+                .n_intents = n_intents,
+                .creates = calloc(plan->n ? plan->n : 1, sizeof(Action *)),
+                .now_ms = now_realtime_ms(),
+        };
         EngineCounts counts = { .desired = e->desired.n };
 
         for (size_t i = 0; i < plan->n; i++) {
                 const Action *a = &plan->actions[i];
-                bool busy = hashmap_contains(e->ops, a->name) || hashmap_contains(e->touched, a->name);
-                char key[160];
-                _cleanup_free_ char *why = action_describe(a, now);
-
-                switch (a->kind) {
-                case ACTION_OK:
-                        counts.running++;
-                        break;
-                case ACTION_PENDING:
-                        counts.pending++;
-                        break;
-                case ACTION_FAILED:
-                        counts.failed++;
-                        break;
-                case ACTION_BLOCKED:
-                        counts.rejected++;
-                        break;
-                case ACTION_RETRY_LATER:
-                        counts.retrying++;
-                        break;
-                case ACTION_DRIFT:
-                        counts.drift++;
-                        if (a->status_class == STATUS_CLASS_RUNNING || a->status_class == STATUS_CLASS_STOPPED)
-                                counts.running++;
-                        else
-                                counts.pending++;
-                        break;
-                case ACTION_GONE:
-                        counts.gone++;
-                        break;
-                case ACTION_ADOPT:
-                        if (a->remote && (instance_status_class(a->remote->status) == STATUS_CLASS_RUNNING ||
-                                          instance_status_class(a->remote->status) == STATUS_CLASS_STOPPED))
-                                counts.running++;
-                        else if (a->remote && instance_status_class(a->remote->status) == STATUS_CLASS_FAILED)
-                                counts.failed++;
-                        else
-                                counts.pending++;
-                        break;
-                case ACTION_CREATE:
-                case ACTION_WAIT:
-                        counts.pending++;
-                        break;
-                default:
-                        break;
-                }
-                if (busy) {
-                        /* Work in flight, or just finished after this listing was taken:
-                         * the listing cannot judge it. An outcome that needs another
-                         * decision schedules its own pass. */
+                tally_action(&counts, a);
+                /* Work in flight, or just finished after this listing was taken: the
+                 * listing cannot judge it. An outcome that needs another decision
+                 * schedules its own pass. */
+                if (hashmap_contains(e->ops, a->name) || hashmap_contains(e->touched, a->name))
                         continue;
-                }
-
-                /* Keep the recorded status current (the poller logs the transitions it
-                 * follows; this catches the ones between passes). */
-                if (a->record && a->remote && a->remote->status && a->record->instance_id &&
-                    streq_ptr(a->record->instance_id, a->remote->id) &&
-                    (!streq_ptr(a->record->status, a->remote->status) || !a->record->workspace_id)) {
-                        _cleanup_(instance_record_done) InstanceRecord rec = {};
-                        if (instance_record_copy(a->record, &rec) >= 0 && !streq_ptr(rec.status, a->remote->status))
-                                log_fields(LOG_INFO, MESSAGE_STATUS_CHANGED,
-                                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", rec.instance_id },
-                                                      { "STATUS", a->remote->status },
-                                                      { "PREVIOUS_STATUS", rec.status }),
-                                           "Notebook %s is now %s (was %s)", a->name, a->remote->status,
-                                           strempty(rec.status));
-                        if (rec.name) {
-                                (void) strdup_replace(&rec.status, a->remote->status);
-                                if (!rec.workspace_id)
-                                        rec.workspace_id = xstrdup(a->remote->workspace_id);
-                                record_save(e, &rec);
-                        }
-                }
-
-                switch (a->kind) {
-                case ACTION_CREATE:
-                        if (a->reason == REASON_MISSING_REMOTELY && a->record && a->record->instance_id) {
-                                log_fields(LOG_WARNING, MESSAGE_INSTANCE_MISSING,
-                                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", a->record->instance_id }),
-                                           "Notebook %s (instance %s) is missing remotely; creating it again",
-                                           a->name, a->record->instance_id);
-                                /* Forget the old id: the new create's outcome (a rejection,
-                                 * a backoff) must stand on its own, not behind a dead id. */
-                                _cleanup_(instance_record_done) InstanceRecord rec = {};
-                                if (instance_record_copy(a->record, &rec) >= 0) {
-                                        rec.instance_id = mfree(rec.instance_id);
-                                        rec.status = mfree(rec.status);
-                                        record_set_result(&rec, RECORD_RESULT_GONE, NULL);
-                                        rec.attempts = 0;
-                                        rec.next_attempt_at_ms = 0;
-                                        record_save(e, &rec);
-                                }
-                        }
-                        if (a->intent)
-                                for (size_t j = 0; j < n_intents; j++)
-                                        if (streq(intents[j].name, a->name))
-                                                resolve_intent(e, intents[j].id, "absent", a->name);
-                        if (creates)
-                                creates[n_creates++] = a;
-                        else {
-                                log_error("Out of memory: the create of %s waits for the next pass", a->name);
-                                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
-                        }
-                        break;
-
-                case ACTION_ADOPT: {
-                        _cleanup_(instance_record_done) InstanceRecord rec = {};
-                        if (record_load(e, a->name, &rec) < 0)
-                                break;
-                        (void) strdup_replace(&rec.instance_id, a->remote->id);
-                        (void) strdup_replace(&rec.status, a->remote->status);
-                        (void) strdup_replace(&rec.spec_hash, a->spec_hash);
-                        (void) strdup_replace(&rec.workspace_id, a->remote->workspace_id);
-                        record_set_result(&rec, RECORD_RESULT_ADOPTED, NULL);
-                        rec.attempts = 0;
-                        rec.next_attempt_at_ms = 0;
-                        record_save(e, &rec);
-                        for (size_t j = 0; j < n_intents; j++)
-                                if (streq(intents[j].name, a->name))
-                                        resolve_intent(e, intents[j].id, "adopted", a->name);
-                        log_fields(LOG_NOTICE, MESSAGE_ADOPTED,
-                                   LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", a->remote->id },
-                                              { "STATUS", a->remote->status }),
-                                   "Adopted notebook %s: instance %s already exists (%s)", a->name,
-                                   strempty(a->remote->id), strempty(a->remote->status));
-                        report_forget(e, a->name);
-                        InstanceStatusClass cls = instance_status_class(a->remote->status);
-                        if (cls == STATUS_CLASS_PENDING || cls == STATUS_CLASS_UNKNOWN)
-                                follow_instance(e, a->name, a->remote->id, a->remote->status);
-                        break;
-                }
-
-                case ACTION_PENDING:
-                        if (a->follow)
-                                follow_instance(e, a->name,
-                                                a->remote ? a->remote->id : a->record ? a->record->instance_id : NULL,
-                                                a->status);
-                        break;
-
-                case ACTION_BLOCKED:
-                        if (a->reason == REASON_NAME_CONFLICT) {
-                                report_name_conflict(e, a, why);
-                                break;
-                        }
-                        snprintf(key, sizeof key, "rejected:%s", a->spec_hash);
-                        if (report_once(e, a->name, key))
-                                log_fields(LOG_WARNING, MESSAGE_CREATE_FAILED,
-                                           LOG_FIELDS({ "NOTEBOOK", a->name },
-                                                      { "HTTP_STATUS", a->record && a->record->http_status
-                                                                               ? LOG_INT(a->record->http_status) : NULL },
-                                                      { "API_ERROR_CODE", a->record ? a->record->error_code : NULL },
-                                                      { "API_ERROR_MSG", a->record ? a->record->error_msg : NULL }),
-                                           "Notebook %s: %s", a->name, strempty(why));
-                        break;
-
-                case ACTION_RETRY_LATER:
-                        if (a->record && a->record->next_attempt_at_ms > now &&
-                            (next_retry_real == 0 || a->record->next_attempt_at_ms < next_retry_real))
-                                next_retry_real = a->record->next_attempt_at_ms;
-                        break;
-
-                case ACTION_DRIFT:
-                        snprintf(key, sizeof key, "drift:%s:%u", a->spec_hash, a->drift_fields);
-                        if (report_once(e, a->name, key))
-                                log_fields(LOG_WARNING, MESSAGE_DRIFT,
-                                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "CONFIG_FILE", a->spec ? a->spec->file : NULL },
-                                                      { "INSTANCE_ID", a->record ? a->record->instance_id : NULL }),
-                                           "Notebook %s differs from its manifest (%s); the API cannot change it in place",
-                                           a->name, strempty(why));
-                        if (a->follow)
-                                follow_instance(e, a->name, a->record ? a->record->instance_id : NULL, a->status);
-                        break;
-
-                case ACTION_FAILED:
-                        snprintf(key, sizeof key, "failed:%s", strempty(a->status));
-                        if (report_once(e, a->name, key))
-                                log_fields(LOG_ERR, MESSAGE_INSTANCE_FAILED,
-                                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "STATUS", a->status },
-                                                      { "INSTANCE_ID", a->remote ? a->remote->id : a->record ? a->record->instance_id : NULL },
-                                                      { "FAILED_REASON", a->remote ? a->remote->failed_reason : NULL }),
-                                           "Notebook %s is in failed status %s", a->name, strempty(a->status));
-                        break;
-
-                case ACTION_GONE:
-                        if (report_once(e, a->name, "gone"))
-                                log_fields(LOG_NOTICE, MESSAGE_GONE,
-                                           LOG_FIELDS({ "NOTEBOOK", a->name },
-                                                      { "INSTANCE_ID", a->record ? a->record->instance_id : NULL }),
-                                           "Notebook %s is recorded but no longer in the manifests; left as it is (never deleted)",
-                                           a->name);
-                        break;
-
-                case ACTION_OK:
-                        if (!a->record || a->remote)
-                                report_forget(e, a->name);
-                        break;
-
-                case ACTION_WAIT:
-                default:
-                        break;
-                }
+                record_sync_remote(e, a);
+                _cleanup_free_ char *why = action_describe(a, p.now_ms);
+                action_handlers[a->kind](&p, a, why);
         }
 
-        send_creates(e, creates, n_creates);
-        free(creates);
+        send_creates(e, p.creates, p.n_creates);
+        free(p.creates);
         e->counts = counts;
-
-        if (next_retry_real > 0)
-                schedule_pass_at(e, next_retry_real - now);
+        if (p.next_retry_ms > 0)
+                schedule_pass_at(e, p.next_retry_ms - p.now_ms);
 }
 
 static void pass_finish(Engine *e, const char *outcome) {
