@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         SpecList specs = { 0 };
         ManifestResult res = { 0 };
 
-        int r = manifest_parse_buffer("fuzz.yaml", (const char *) data, size, &diags, &specs, &res);
+        int r = manifest_parse_buffer("fuzz.yaml", (const char *) data, size, NULL, &diags, &specs, &res);
         if (r < 0 && r != -ENOMEM)
                 abort();  /* the header promises 0 or -ENOMEM, nothing else */
         /* Invariants of the result the callers rely on. */
