@@ -1,5 +1,6 @@
 /* Manifest validation: one YAML document -> one NotebookSpec, every rule of the create
- * call (modelarts-api.md) checked here so that nothing the cloud would refuse is sent.
+ * call (modelarts-api.md) that a client can know checked here, so that nothing the cloud
+ * would certainly refuse is sent (which profiles and flavors exist is the cloud's to say).
  *
  * Decisions where the contract is silent:
  * - Strings are strings: `name: 123` or `description: true` is a type error (with a hint
