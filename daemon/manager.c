@@ -233,7 +233,8 @@ static void manager_reload(Manager *m) {
         }
         DesiredSet *new_desired = NULL;
         bool new_root = !streq_ptr(config.manifests, m->config.manifests);
-        if (new_root && (r = desired_set_new(config.manifests, config.manifests, &new_desired)) < 0) {
+        ManifestPolicy policy = config_manifest_policy(&config);
+        if (new_root && (r = desired_set_new(config.manifests, config.manifests, &policy, &new_desired)) < 0) {
                 log_error_errno(r, "Cannot set up the manifests %s: %m; keeping the configuration in force",
                                 config.manifests);
                 config_done(&config);
@@ -269,7 +270,9 @@ static void manager_reload(Manager *m) {
         if (new_desired) {
                 desired_set_free(m->desired);
                 m->desired = new_desired;
-        }
+        } else if ((r = desired_set_set_policy(m->desired, &policy)) < 0)
+                /* m->config now owns the lists the policy borrows: still valid here */
+                log_warning_errno(r, "Cannot apply the new profiles/flavors lists: %m; the old ones stay in force");
         r = watch_set_path(m->watch, m->config.manifests);
         if (r < 0)
                 log_warning_errno(r, "Cannot watch %s: %m; changes are noticed at the next resync", m->config.manifests);
@@ -390,7 +393,8 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return r;
 
-        r = desired_set_new(m->config.manifests, m->config.manifests, &m->desired);
+        ManifestPolicy policy = config_manifest_policy(&m->config);
+        r = desired_set_new(m->config.manifests, m->config.manifests, &policy, &m->desired);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the manifests %s: %m", m->config.manifests);
         r = watch_new(m->event, m->config.manifests, MANAGER_DEBOUNCE_MS, MANAGER_DEBOUNCE_MAX_MS,

@@ -1,6 +1,7 @@
 /* notebookd check [PATH...]: validate manifests offline, like a compiler.
- * Needs no config (main skips the file when paths are named), no state, no network:
- * it is what CI runs on every manifest commit. Diagnostics and a one-line summary go to
+ * Needs no config (main skips the file when paths are named and no -c is given), no
+ * state, no network: it is what CI runs on every manifest commit. With -c, the config's
+ * profiles:/flavors: lists are enforced as the daemon would. Diagnostics and a one-line summary go to
  * stderr; --json puts one object on stdout instead. */
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -101,8 +102,11 @@ int verb_check(Cli *cli) {
         if (!usable)
                 return EXIT_USAGE;
 
+        /* the host config's profiles:/flavors: apply when it was read: with -c (CI checks
+         * against the host's rules), or without paths (the configured directory) */
+        ManifestPolicy policy = config_manifest_policy(&cli->config);
         _cleanup_(desired_set_freep) DesiredSet *set = NULL;
-        int r = desired_set_new(paths[0], paths[0], &set);
+        int r = desired_set_new(paths[0], paths[0], &policy, &set);
         for (size_t i = 1; r >= 0 && i < n_paths; i++)
                 r = desired_set_add_root(set, paths[i], paths[i]);
         if (r >= 0)

@@ -122,7 +122,8 @@ int verb_once(Cli *cli) {
         srandom((unsigned) (now_realtime_ms() ^ getpid()));
 
         _cleanup_(desired_set_freep) DesiredSet *desired = NULL;
-        int r = desired_set_new(cli->config.manifests, cli->config.manifests, &desired);
+        ManifestPolicy policy = config_manifest_policy(&cli->config);
+        int r = desired_set_new(cli->config.manifests, cli->config.manifests, &policy, &desired);
         if (r >= 0)
                 r = desired_set_rescan(desired);
         if (r < 0) {

@@ -119,7 +119,8 @@ int verb_plan(Cli *cli) {
         }
 
         _cleanup_(desired_set_freep) DesiredSet *set = NULL;
-        int r = desired_set_new(manifests, manifests, &set);
+        ManifestPolicy policy = config_manifest_policy(&cli->config);
+        int r = desired_set_new(manifests, manifests, &policy, &set);
         if (r >= 0)
                 r = desired_set_rescan(set);
         if (r < 0) {

@@ -21,6 +21,7 @@ typedef enum ValueType {
         VALUE_PROJECT,   /* 32 hex digits */
         VALUE_COUNT,     /* concurrency */
         VALUE_DURATION,  /* seconds, or 500ms / 30s / 10m / 1h / 1d, combinable (1h30m) */
+        VALUE_PATTERNS,  /* a list of fnmatch(3) patterns (a ConfigList) */
 } ValueType;
 
 typedef struct ConfigKey {
@@ -53,12 +54,21 @@ static const ConfigKey config_keys[] = {
         STR(iam_user, VALUE_STRING),
         STR(iam_domain, VALUE_STRING),
         STR(password_file, VALUE_PATH),
+        STR(profiles, VALUE_PATTERNS),
+        STR(flavors, VALUE_PATTERNS),
 };
 #undef STR
 #define N_KEYS ELEMENTSOF(config_keys)
 
 static bool value_is_string(ValueType t) {
-        return t != VALUE_COUNT && t != VALUE_DURATION;
+        return t != VALUE_COUNT && t != VALUE_DURATION && t != VALUE_PATTERNS;
+}
+
+static void config_list_done(ConfigList *l) {
+        for (size_t i = 0; i < l->n; i++)
+                free(l->items[i]);
+        free(l->items);
+        *l = (ConfigList) {};
 }
 
 int config_init(Config *c) {
@@ -90,7 +100,19 @@ void config_done(Config *c) {
         for (size_t i = 0; i < N_KEYS; i++)
                 if (value_is_string(config_keys[i].type))
                         free(*(char **) ((char *) c + config_keys[i].offset));
+                else if (config_keys[i].type == VALUE_PATTERNS)
+                        config_list_done((ConfigList *) ((char *) c + config_keys[i].offset));
         *c = (Config) {};
+}
+
+ManifestPolicy config_manifest_policy(const Config *c) {
+        return (ManifestPolicy) {
+                .source = c->file,
+                .profiles = (const char *const *) c->profiles.items,
+                .n_profiles = c->profiles.n,
+                .flavors = (const char *const *) c->flavors.items,
+                .n_flavors = c->flavors.n,
+        };
 }
 
 /* ---- value checks ---- */
@@ -187,11 +209,89 @@ typedef struct Staged {
         bool set[N_KEYS];
         char *str[N_KEYS];
         int64_t num[N_KEYS];
+        ConfigList list[N_KEYS];
 } Staged;
 
 static void staged_done(Staged *s) {
-        for (size_t i = 0; i < N_KEYS; i++)
+        for (size_t i = 0; i < N_KEYS; i++) {
                 free(s->str[i]);
+                config_list_done(&s->list[i]);
+        }
+}
+
+/* A list of patterns: every item a non-empty scalar (taken as written, like the other
+ * string values) without control characters, within the limits. Every bad item is
+ * reported. Returns 0, -EINVAL (diagnosed) or -ENOMEM. */
+static int stage_patterns(const char *file, size_t i, const YamlNode *v, Staged *st, Diags *diags) {
+        const ConfigKey *k = &config_keys[i];
+        char q[YAML_QUOTE_BUF];
+        int r;
+        if (v->kind != YAML_KIND_SEQUENCE) {
+                r = diag_error(diags, file, v->line, v->column, "'%s' must be a list of patterns, got %s%s", k->name,
+                               yaml_kind_to_string(v->kind),
+                               v->kind == YAML_KIND_STRING ? " (write a list: [\"...\"])" : "");
+                return r < 0 ? r : -EINVAL;
+        }
+        if (v->n_items == 0) {
+                /* "nothing allowed" would refuse every manifest: surely not meant */
+                r = diag_error(diags, file, v->line, v->column,
+                               "'%s' must not be an empty list (leave the key out to allow any value)", k->name);
+                return r < 0 ? r : -EINVAL;
+        }
+        if (v->n_items > CONFIG_MAX_PATTERNS) {
+                r = diag_error(diags, file, v->line, v->column, "'%s' has %zu patterns (limit %d)", k->name,
+                               v->n_items, CONFIG_MAX_PATTERNS);
+                return r < 0 ? r : -EINVAL;
+        }
+        ConfigList l = { .items = calloc(v->n_items, sizeof(char *)) };
+        if (!l.items)
+                return -ENOMEM;
+        bool bad = false;
+        for (size_t j = 0; j < v->n_items; j++) {
+                const YamlNode *item = v->items[j];
+                const char *problem = NULL;
+                char too_long[64];
+                if (!yaml_node_is_scalar(item) || item->kind == YAML_KIND_NULL) {
+                        r = diag_error(diags, file, item->line, item->column, "'%s' items must be strings, got %s",
+                                       k->name, yaml_kind_to_string(item->kind));
+                        if (r < 0)
+                                goto oom;
+                        bad = true;
+                        continue;
+                }
+                if (item->length == 0)
+                        problem = "must not be empty";
+                else if (item->length > CONFIG_MAX_PATTERN_LENGTH) {
+                        snprintf(too_long, sizeof(too_long), "is too long: %zu bytes (limit %d)", item->length,
+                                 CONFIG_MAX_PATTERN_LENGTH);
+                        problem = too_long;
+                }
+                else
+                        for (size_t b = 0; b < item->length && !problem; b++)
+                                if ((unsigned char) item->scalar[b] < 0x20 || item->scalar[b] == 0x7f)
+                                        problem = "contains a control character";
+                if (problem) {
+                        r = diag_error(diags, file, item->line, item->column, "'%s' pattern %s %s", k->name,
+                                       yaml_quote(q, sizeof(q), item->scalar, item->length), problem);
+                        if (r < 0)
+                                goto oom;
+                        bad = true;
+                        continue;
+                }
+                if (!(l.items[l.n++] = strdup(item->scalar)))
+                        goto oom;
+        }
+        if (bad) {
+                config_list_done(&l);
+                return -EINVAL;
+        }
+        config_list_done(&st->list[i]);
+        st->list[i] = l;
+        st->set[i] = true;
+        return 0;
+oom:
+        config_list_done(&l);
+        return -ENOMEM;
 }
 
 /* Check one value; on success stage it. Returns 0, -EINVAL (diagnosed) or -ENOMEM. */
@@ -200,6 +300,8 @@ static int stage_value(const char *file, size_t i, const YamlNode *v, Staged *st
         char q[YAML_QUOTE_BUF];
         int r;
 
+        if (k->type == VALUE_PATTERNS)
+                return stage_patterns(file, i, v, st, diags);
         if (value_is_string(k->type)) {
                 if (v->kind != YAML_KIND_STRING) {
                         /* a number-looking project_id or region still is a string */
@@ -376,6 +478,10 @@ static int config_parse(Config *c, const char *path, const char *buf, size_t len
                 if (value_is_string(config_keys[i].type)) {
                         free(*(char **) field);
                         *(char **) field = TAKE_PTR(st.str[i]);
+                } else if (config_keys[i].type == VALUE_PATTERNS) {
+                        config_list_done((ConfigList *) field);
+                        *(ConfigList *) field = st.list[i];
+                        st.list[i] = (ConfigList) {};
                 } else if (config_keys[i].type == VALUE_COUNT)
                         *(unsigned *) field = (unsigned) st.num[i];
                 else

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "diag.h"
+#include "manifest.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/notebookd/notebookd.yaml"
 #define CONFIG_DEFAULT_MANIFESTS "/etc/notebookd/manifests"
@@ -16,6 +17,12 @@
 #define CONFIG_DEFAULT_RESYNC_INTERVAL_MS (10 * 60 * 1000)
 #define CONFIG_DEFAULT_REQUEST_TIMEOUT_MS (30 * 1000)
 #define CONFIG_DEFAULT_CONNECT_TIMEOUT_MS (10 * 1000)
+
+/* An owned list of strings from the config file. */
+typedef struct ConfigList {
+        char **items;
+        size_t n;
+} ConfigList;
 
 typedef struct Config {
         char *file;              /* where it was read from; NULL = defaults only */
@@ -30,6 +37,11 @@ typedef struct Config {
         int64_t request_timeout_ms;
         int64_t connect_timeout_ms;
         char *ca_file;           /* extra CA bundle; TLS verification is always on */
+
+        /* local enforcement: fnmatch(3) patterns a manifest's profile_id / flavor must
+         * match (n = 0: not set, any value the cloud takes) */
+        ConfigList profiles;
+        ConfigList flavors;
 
         /* authentication: first match wins: $CREDENTIALS_DIRECTORY, these files, env */
         char *ak_file;
@@ -55,6 +67,10 @@ int config_load(Config *c, const char *path, Diags *diags);
 char *config_effective_endpoint(const Config *c);
 
 void config_done(Config *c);
+
+/* The manifest policy this config sets (profiles:, flavors:), borrowing c's lists: valid
+ * while c is. */
+ManifestPolicy config_manifest_policy(const Config *c);
 
 /* A project ID is 32 hexadecimal digits (the path segment every call carries). */
 bool config_valid_project_id(const char *s);

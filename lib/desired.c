@@ -24,10 +24,20 @@ typedef struct Entry {
         bool reused;            /* during a rescan: carried over into the new list */
 } Entry;
 
+/* An owned copy of a ManifestPolicy (the config it came from is replaced on reload). */
+typedef struct Policy {
+        ManifestPolicy view;    /* points into the fields below */
+        char *source;
+        char **profiles;
+        char **flavors;
+} Policy;
+
 struct DesiredSet {
         Root *roots;
         size_t n_roots;
         bool scanned;
+        Policy policy;
+        bool reparse;           /* the policy changed: no file's last reading stands */
         ScanRoot *scan_roots;   /* as resolved by the last rescan (update_file reads there) */
         size_t n_scan_roots;
         bool truncated;
@@ -42,6 +52,88 @@ struct DesiredSet {
         Diags diags;
         DesiredStats stats;
 };
+
+static void strv_free_n(char **v, size_t n) {
+        for (size_t i = 0; v && i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+static void policy_done(Policy *p) {
+        free(p->source);
+        strv_free_n(p->profiles, p->view.n_profiles);
+        strv_free_n(p->flavors, p->view.n_flavors);
+        *p = (Policy) {};
+}
+
+static int strv_copy_n(const char *const *v, size_t n, char ***ret) {
+        *ret = NULL;
+        if (n == 0)
+                return 0;
+        char **c = calloc(n, sizeof(char *));
+        if (!c)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!(c[i] = strdup(v[i]))) {
+                        strv_free_n(c, i);
+                        return -ENOMEM;
+                }
+        *ret = c;
+        return 0;
+}
+
+static int policy_copy(const ManifestPolicy *from, Policy *ret) {
+        Policy p = {};
+        if (!from) {
+                *ret = p;
+                return 0;
+        }
+        p.view.n_profiles = from->n_profiles;
+        p.view.n_flavors = from->n_flavors;
+        if ((from->source && !(p.source = strdup(from->source))) ||
+            strv_copy_n(from->profiles, from->n_profiles, &p.profiles) < 0 ||
+            strv_copy_n(from->flavors, from->n_flavors, &p.flavors) < 0) {
+                policy_done(&p);
+                return -ENOMEM;
+        }
+        p.view.source = p.source;
+        p.view.profiles = (const char *const *) p.profiles;
+        p.view.flavors = (const char *const *) p.flavors;
+        *ret = p;
+        return 0;
+}
+
+static bool strv_equal_n(const char *const *a, size_t na, const char *const *b, size_t nb) {
+        if (na != nb)
+                return false;
+        for (size_t i = 0; i < na; i++)
+                if (!streq(a[i], b[i]))
+                        return false;
+        return true;
+}
+
+static bool policy_equal(const ManifestPolicy *a, const ManifestPolicy *b) {
+        static const ManifestPolicy none = {};
+        a = a ? a : &none;
+        b = b ? b : &none;
+        /* the source is in the messages: a moved config file changes them too */
+        return streq_ptr(a->source, b->source) &&
+               strv_equal_n(a->profiles, a->n_profiles, b->profiles, b->n_profiles) &&
+               strv_equal_n(a->flavors, a->n_flavors, b->flavors, b->n_flavors);
+}
+
+int desired_set_set_policy(DesiredSet *s, const ManifestPolicy *policy) {
+        if (policy_equal(&s->policy.view, policy))
+                return 0;
+        Policy p;
+        int r = policy_copy(policy, &p);
+        if (r < 0)
+                return r;
+        policy_done(&s->policy);
+        s->policy = p;
+        s->reparse = true;
+        return 0;
+}
 
 static Entry *entry_free(Entry *e) {
         if (!e)
@@ -64,11 +156,14 @@ static void scan_roots_free(ScanRoot *roots, size_t n) {
         free(roots);
 }
 
-int desired_set_new(const char *root, const char *display_root, DesiredSet **ret) {
+int desired_set_new(const char *root, const char *display_root, const ManifestPolicy *policy, DesiredSet **ret) {
         _cleanup_(desired_set_freep) DesiredSet *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
-        int r = desired_set_add_root(s, root, display_root);
+        int r = policy_copy(policy, &s->policy);
+        if (r < 0)
+                return r;
+        r = desired_set_add_root(s, root, display_root);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);
@@ -104,6 +199,7 @@ DesiredSet *desired_set_free(DesiredSet *s) {
                 free(s->roots[i].display);
         }
         free(s->roots);
+        policy_done(&s->policy);
         scan_roots_free(s->scan_roots, s->n_scan_roots);
         entries_free(s->entries, s->n_entries);
         diags_clear(&s->scan_diags);
@@ -157,9 +253,10 @@ static int entry_read(const DesiredSet *s, const ScanRoot *roots, ScanFile *f, E
         e->display = scan_display_path(s->roots[f->root].display, f->path);
         if (!e->display)
                 return -ENOMEM;
+        const ManifestPolicy *policy = &s->policy.view;
         int r = root->is_file
-                ? manifest_parse_file(AT_FDCWD, root->real, e->display, &e->diags, &e->specs, &e->result)
-                : manifest_parse_file(root->fd, f->path, e->display, &e->diags, &e->specs, &e->result);
+                ? manifest_parse_file(AT_FDCWD, root->real, e->display, policy, &e->diags, &e->specs, &e->result)
+                : manifest_parse_file(root->fd, f->path, e->display, policy, &e->diags, &e->specs, &e->result);
         if (r < 0)
                 return r;
         e->id = *f;
@@ -341,7 +438,7 @@ int desired_set_rescan(DesiredSet *s) {
         for (size_t i = 0; i < sr.n_files; i++) {
                 ScanFile *f = &sr.files[i];
                 Entry *old = find_entry(s, f->root, f->path, NULL);
-                if (old && !old->reused && same_identity(&old->id, f)) {
+                if (old && !old->reused && !s->reparse && same_identity(&old->id, f)) {
                         old->reused = true;
                         entries[n++] = old;
                         continue;
@@ -380,6 +477,7 @@ int desired_set_rescan(DesiredSet *s) {
         s->scan_diags = scan_diags;
         scan_diags = DIAGS_INIT;
         s->scanned = true;
+        s->reparse = false;
         return resolve(s);
 }
 
@@ -411,7 +509,7 @@ static void remove_entry(DesiredSet *s, size_t pos) {
 }
 
 int desired_set_update_file(DesiredSet *s, const char *relpath) {
-        if (!s->scanned || s->n_scan_roots == 0)
+        if (!s->scanned || s->n_scan_roots == 0 || s->reparse)
                 return desired_set_rescan(s);
 
         const ScanRoot *root = &s->scan_roots[0];

@@ -7,18 +7,25 @@
 #include <stddef.h>
 
 #include "diag.h"
+#include "manifest.h"
 #include "spec.h"
 
 typedef struct DesiredSet DesiredSet;
 
 /* root: the manifests directory (or a single file); display_root: how paths are shown
- * in diagnostics (normally what the user typed). */
-int desired_set_new(const char *root, const char *display_root, DesiredSet **ret);
+ * in diagnostics (normally what the user typed); policy: the host config's limits on
+ * the values (NULL: none), copied. */
+int desired_set_new(const char *root, const char *display_root, const ManifestPolicy *policy, DesiredSet **ret);
 DesiredSet *desired_set_free(DesiredSet *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DesiredSet *, desired_set_free);
 /* More roots in the same set (check with several paths): names must be unique across
  * all of them, and a file reached through two roots is read once. */
 int desired_set_add_root(DesiredSet *s, const char *root, const char *display_root);
+
+/* Validate under another policy (NULL: none), copied. When it differs from the one in
+ * force, the next rescan (or update) parses every file again; the set is unchanged until
+ * then. Returns 0 or -ENOMEM (the old policy then stays). */
+int desired_set_set_policy(DesiredSet *s, const ManifestPolicy *policy);
 
 /* Scan the whole tree again: files gone are dropped, new and changed ones parsed
  * (unchanged files, by size+mtime+ctime+inode, are kept as they are). The roots are

@@ -29,10 +29,16 @@
  * or a dead server holds a concurrency slot for too long. */
 #define CONFIG_MIN_TIMEOUT_MS 1000
 #define CONFIG_MAX_TIMEOUT_MS (3600 * 1000)
+/* profiles: / flavors: patterns. An operator's allow-list is a handful of globs; 256 of
+ * 256 bytes each bound what every manifest value is matched against. */
+#define CONFIG_MAX_PATTERNS 256
+#define CONFIG_MAX_PATTERN_LENGTH 256
 
 /* ---- the create call's rules (from the ModelArts API contract, modelarts-api.md) ---- */
 #define NAME_MAX_LENGTH 64
 #define DESCRIPTION_MAX_CHARS 512
+/* profile_id and flavor are open sets; the longest known name is 32 characters. */
+#define PROFILE_FLAVOR_MAX_CHARS 128
 #define EVS_VOLUME_MIN_GB 5
 #define EVS_VOLUME_MAX_GB 4096
 #define EVS_VOLUME_DEFAULT_GB 5

@@ -1,5 +1,6 @@
 /* Manifest validation: one YAML document -> one NotebookSpec, every rule of the create
- * call (modelarts-api.md) checked here so that nothing the cloud would refuse is sent.
+ * call (modelarts-api.md) that a client can know checked here, so that nothing the cloud
+ * would certainly refuse is sent (which profiles and flavors exist is the cloud's to say).
  *
  * Decisions where the contract is silent:
  * - Strings are strings: `name: 123` or `description: true` is a type error (with a hint
@@ -19,16 +20,25 @@
  * - annotations: keys and values are any scalars, taken as written (`replicas: 3` is the
  *   string "3"); null values, lists and mappings are errors.
  * - Missing required keys are reported at the document's start (top level) or at the key
- *   of the mapping that lacks them (nested). */
+ *   of the mapping that lacks them (nested).
+ * - profile_id and flavor are open sets (the cloud decides, by region and release): any
+ *   non-empty string of at most 128 characters without control characters is sent as
+ *   written. The known values (catalog.h) only give a "did you mean" warning for a near
+ *   miss, and the kind check (ModelArts.6330) when both values are known. The host's
+ *   config may narrow them (ManifestPolicy): that is an error, as the operator asked.
+ * - pool and ai_project are like workspace, except that their id is required: an empty
+ *   `pool: {}` would send an object the cloud cannot use. */
 #include "manifest.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "limits.h"
 #include "util.h"
 #include "yamltree.h"
@@ -38,6 +48,7 @@
 
 typedef struct Validator {
         const char *file;
+        const ManifestPolicy *policy;   /* NULL: none */
         Diags *diags;
         size_t n_errors;
         int oom;                 /* -ENOMEM once a diagnostic could not be recorded */
@@ -88,18 +99,20 @@ typedef struct Level {
 } Level;
 
 static const char *const top_keys[] = { "name", "profile_id", "description", "flavor", "spec", "workspace",
-                                        "apiVersion", "kind" };
+                                        "pool", "ai_project", "apiVersion", "kind" };
 static const char *const spec_keys[] = { "storage", "annotations" };
 static const char *const storage_keys[] = { "type", "location" };
 static const char *const location_keys[] = { "path", "volume_size" };
-static const char *const workspace_keys[] = { "id" };
+static const char *const id_keys[] = { "id" };
 
 static const Level levels[] = {
         { "", top_keys, ELEMENTSOF(top_keys) },
         { "spec", spec_keys, ELEMENTSOF(spec_keys) },
         { "spec.storage", storage_keys, ELEMENTSOF(storage_keys) },
         { "spec.storage.location", location_keys, ELEMENTSOF(location_keys) },
-        { "workspace", workspace_keys, ELEMENTSOF(workspace_keys) },
+        { "workspace", id_keys, ELEMENTSOF(id_keys) },
+        { "pool", id_keys, ELEMENTSOF(id_keys) },
+        { "ai_project", id_keys, ELEMENTSOF(id_keys) },
 };
 
 /* Report every key of map that does not belong at this level, with a hint: a near miss
@@ -243,6 +256,63 @@ static const char *check_choice(Validator *v, const YamlNode *n, const char *lab
                 o += (size_t) snprintf(list + o, sizeof(list) - o, "%s%s", i ? ", " : "", choices[i]);
         error_node(v, n, "unknown %s %s (expected one of: %s)", label, Q(q, n), list);
         return NULL;
+}
+
+/* profile_id or flavor: an open set. label is the key ("flavor"), policy_key the config
+ * key that may narrow it ("flavors"). Returns the value, or NULL (reported). */
+static const char *check_open_value(Validator *v, const YamlNode *n, const char *label, const char *policy_key,
+                                    const char *const *patterns, size_t n_patterns,
+                                    const char *(*suggest)(const char *)) {
+        char q[YAML_QUOTE_BUF];
+        if (!get_string(v, n, label))
+                return NULL;
+        if (n->length == 0) {
+                error_node(v, n, "'%s' must not be empty", label);
+                return NULL;
+        }
+        ssize_t chars = utf8_length(n->scalar, n->length);
+        if (chars < 0 || chars > PROFILE_FLAVOR_MAX_CHARS) {
+                error_node(v, n, "%s too long: %zd characters (limit %d)", label, chars, PROFILE_FLAVOR_MAX_CHARS);
+                return NULL;
+        }
+        for (size_t i = 0; i < n->length; i++) {
+                const unsigned char *c = (const unsigned char *) n->scalar + i;
+                /* C0, DEL and C1 (U+0080..U+009F, UTF-8 C2 80..C2 9F): never in a name */
+                if (c[0] < 0x20 || c[0] == 0x7f || (c[0] == 0xc2 && i + 1 < n->length && c[1] >= 0x80 && c[1] <= 0x9f)) {
+                        error_node(v, n, "%s %s contains a control character", label, Q(q, n));
+                        return NULL;
+                }
+        }
+        if (n_patterns > 0) {
+                bool allowed = false;
+                for (size_t i = 0; i < n_patterns && !allowed; i++)
+                        allowed = fnmatch(patterns[i], n->scalar, 0) == 0;
+                if (!allowed) {
+                        error_node(v, n, "%s %s is not allowed by '%s' in %s", label, Q(q, n), policy_key,
+                                   strempty(v->policy->source));
+                        return NULL;
+                }
+        }
+        const char *hint = suggest(n->scalar);
+        if (hint)
+                warning_node(v, n, "%s %s is not one notebookd knows (did you mean '%s'?); it is sent as written",
+                             label, Q(q, n), hint);
+        return n->scalar;
+}
+
+static const char *kind_article(CatalogKind k) {
+        return k == CATALOG_KIND_ASCEND ? "an" : "a";
+}
+
+/* The kind check (ModelArts.6330), for known values only: an unknown one may be of any
+ * kind, and the cloud will say. */
+static void check_kinds(Validator *v, const YamlNode *flavor, const char *profile_id, const char *flavor_id) {
+        const CatalogEntry *p = catalog_find_profile(profile_id), *f = catalog_find_flavor(flavor_id);
+        if (!p || !f || !catalog_kinds_clash(p->kind, f->kind))
+                return;
+        error_node(v, flavor, "profile_id '%s' needs %s %s flavor, '%s' is %s %s flavor (ModelArts.6330)", p->name,
+                   kind_article(p->kind), catalog_kind_to_string(p->kind), f->name, kind_article(f->kind),
+                   catalog_kind_to_string(f->kind));
 }
 
 static bool valid_bucket_name(const char *s, size_t len) {
@@ -429,22 +499,33 @@ static void check_spec(Validator *v, const YamlPair *spec_pair, NotebookSpec *sp
                 check_annotations(v, annotations->value, spec);
 }
 
-static void check_workspace(Validator *v, const YamlNode *n, NotebookSpec *spec) {
-        if (!expect_kind(v, n, "workspace", YAML_KIND_MAPPING))
+/* workspace, pool, ai_project: {id: ...}. Without an id, workspace is the default one;
+ * pool and ai_project have no default (id_required). */
+static void check_id_object(Validator *v, const YamlPair *pair, const Level *lv, bool id_required, char **dst) {
+        const YamlNode *n = pair->value;
+        if (!expect_kind(v, n, lv->path, YAML_KIND_MAPPING))
                 return;
-        check_keys(v, n, &levels[4]);
+        check_keys(v, n, lv);
         const YamlNode *id = yaml_mapping_get(n, "id");
-        if (!id)
-                return;
-        /* `id: 0` is how people write the default workspace: take an integer as written */
-        if (!(id->kind == YAML_KIND_INT && !id->quoted) && !get_string(v, id, "workspace.id"))
-                return;
-        if (id->length == 0) {
-                error_node(v, id, "'workspace.id' must not be empty");
+        if (!id) {
+                if (id_required)
+                        missing_nested(v, pair->key, "id", lv->path, "");
                 return;
         }
-        free(spec->workspace_id);
-        if (take(&spec->workspace_id, id->scalar) < 0)
+        _cleanup_free_ char *path = xasprintf("%s.id", lv->path);
+        if (!path) {
+                v->oom = -ENOMEM;
+                return;
+        }
+        /* `id: 0` is how people write the default workspace: take an integer as written */
+        if (!(id->kind == YAML_KIND_INT && !id->quoted) && !get_string(v, id, path))
+                return;
+        if (id->length == 0) {
+                error_node(v, id, "'%s' must not be empty", path);
+                return;
+        }
+        free(*dst);
+        if (take(dst, id->scalar) < 0)
                 v->oom = -ENOMEM;
 }
 
@@ -486,12 +567,15 @@ static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec
                         return -ENOMEM;
         }
 
+        const ManifestPolicy none = {};
+        const ManifestPolicy *policy = v->policy ? v->policy : &none;
         const YamlNode *profile = yaml_mapping_get(root, "profile_id");
         const char *profile_id = NULL;
         if (!profile)
                 missing_top(v, doc, "profile_id");
         else
-                profile_id = check_choice(v, profile, "profile_id", "profile_id", spec_profiles, spec_n_profiles);
+                profile_id = check_open_value(v, profile, "profile_id", "profiles", policy->profiles,
+                                              policy->n_profiles, catalog_suggest_profile);
 
         const YamlNode *description = yaml_mapping_get(root, "description");
         if (description && check_description(v, description) && take(&spec->description, description->scalar) < 0)
@@ -502,16 +586,11 @@ static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec
         if (!flavor)
                 missing_top(v, doc, "flavor");
         else
-                flavor_id = check_choice(v, flavor, "flavor", "flavor", spec_flavors, spec_n_flavors);
+                flavor_id = check_open_value(v, flavor, "flavor", "flavors", policy->flavors, policy->n_flavors,
+                                             catalog_suggest_flavor);
 
-        if (profile_id && flavor_id && spec_profile_is_gpu(profile_id) != spec_flavor_is_gpu(flavor_id)) {
-                if (spec_profile_is_gpu(profile_id))
-                        error_node(v, flavor, "profile_id '%s' needs a GPU flavor, '%s' is a CPU flavor (ModelArts.6330)",
-                                   profile_id, flavor_id);
-                else
-                        error_node(v, flavor, "profile_id '%s' needs a CPU flavor, '%s' is a GPU flavor (ModelArts.6330)",
-                                   profile_id, flavor_id);
-        }
+        if (profile_id && flavor_id)
+                check_kinds(v, flavor, profile_id, flavor_id);
         if (profile_id && take(&spec->profile_id, profile_id) < 0)
                 return -ENOMEM;
         if (flavor_id && take(&spec->flavor, flavor_id) < 0)
@@ -523,9 +602,14 @@ static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec
         else
                 check_spec(v, spec_pair, spec);
 
-        const YamlNode *workspace = yaml_mapping_get(root, "workspace");
+        const YamlPair *workspace = field(root, "workspace"), *pool = field(root, "pool"),
+                       *ai_project = field(root, "ai_project");
         if (workspace)
-                check_workspace(v, workspace, spec);
+                check_id_object(v, workspace, &levels[4], false, &spec->workspace_id);
+        if (pool)
+                check_id_object(v, pool, &levels[5], true, &spec->pool_id);
+        if (ai_project)
+                check_id_object(v, ai_project, &levels[6], true, &spec->ai_project_id);
 
         if (v->oom < 0)
                 return v->oom;
@@ -534,8 +618,8 @@ static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec
         return 0;
 }
 
-int manifest_parse_buffer(const char *display_path, const char *buf, size_t len, Diags *diags, SpecList *specs,
-                          ManifestResult *ret_result) {
+int manifest_parse_buffer(const char *display_path, const char *buf, size_t len, const ManifestPolicy *policy,
+                          Diags *diags, SpecList *specs, ManifestResult *ret_result) {
         _cleanup_(yaml_stream_freep) YamlStream *s = NULL;
         _cleanup_diags_ Diags local = DIAGS_INIT;
         ManifestResult result = {};
@@ -549,7 +633,7 @@ int manifest_parse_buffer(const char *display_path, const char *buf, size_t len,
                 const YamlDocument *doc = &s->documents[i];
                 doc_errors += doc->n_errors;
                 result.n_documents++;
-                Validator v = { .file = display_path, .diags = &local };
+                Validator v = { .file = display_path, .policy = policy, .diags = &local };
                 _cleanup_(spec_freep) NotebookSpec *spec = NULL;
                 /* A document cut short by the loader is not validated: its tree is gone.
                  * One with only a duplicate key is whole, so report its other problems too. */
@@ -584,8 +668,8 @@ int manifest_parse_buffer(const char *display_path, const char *buf, size_t len,
         return 0;
 }
 
-int manifest_parse_file(int dirfd, const char *path, const char *display_path, Diags *diags, SpecList *specs,
-                        ManifestResult *ret_result) {
+int manifest_parse_file(int dirfd, const char *path, const char *display_path, const ManifestPolicy *policy,
+                        Diags *diags, SpecList *specs, ManifestResult *ret_result) {
         _cleanup_free_ char *buf = NULL;
         size_t len;
         int r = yaml_read_file(dirfd, path, MANIFEST_MAX_FILE_SIZE, &buf, &len);
@@ -606,5 +690,5 @@ int manifest_parse_file(int dirfd, const char *path, const char *display_path, D
                         *ret_result = (ManifestResult) { .n_documents = 1, .n_invalid = 1 };
                 return 0;
         }
-        return manifest_parse_buffer(display_path, buf, len, diags, specs, ret_result);
+        return manifest_parse_buffer(display_path, buf, len, policy, diags, specs, ret_result);
 }

@@ -18,14 +18,26 @@ typedef struct ManifestResult {
         size_t n_invalid;     /* documents with at least one error */
 } ManifestResult;
 
-/* Parse and validate the bytes of one manifest file named display_path. Each valid
- * document is appended to *specs (spec->file = display_path); every problem goes to
- * *diags. Returns 0, or -ENOMEM. Invalid input is never an error return. */
-int manifest_parse_buffer(const char *display_path, const char *buf, size_t len,
+/* The host's local rules on top of the cloud's (the config keys `profiles:` and
+ * `flavors:`): when a list is given (n > 0), a value matching none of its fnmatch(3)
+ * patterns is an error naming the key and source. Borrowed, not copied. */
+typedef struct ManifestPolicy {
+        const char *source;               /* the config file that sets the lists */
+        const char *const *profiles;      /* patterns for profile_id */
+        size_t n_profiles;                /* 0: any profile_id */
+        const char *const *flavors;       /* patterns for flavor */
+        size_t n_flavors;                 /* 0: any flavor */
+} ManifestPolicy;
+
+/* Parse and validate the bytes of one manifest file named display_path, under policy
+ * (NULL: none). Each valid document is appended to *specs (spec->file = display_path);
+ * every problem goes to *diags. Returns 0, or -ENOMEM. Invalid input is never an error
+ * return. */
+int manifest_parse_buffer(const char *display_path, const char *buf, size_t len, const ManifestPolicy *policy,
                           Diags *diags, SpecList *specs, ManifestResult *ret_result);
 
 /* Read (bounded by MANIFEST_MAX_FILE_SIZE, refusing NUL bytes / binary content) and
  * parse the file at path (relative to dirfd, or AT_FDCWD). I/O problems are diagnostics
  * too; returns 0 or -ENOMEM. */
-int manifest_parse_file(int dirfd, const char *path, const char *display_path,
+int manifest_parse_file(int dirfd, const char *path, const char *display_path, const ManifestPolicy *policy,
                         Diags *diags, SpecList *specs, ManifestResult *ret_result);

@@ -7,23 +7,6 @@
 #include "limits.h"
 #include "util.h"
 
-const char *const spec_profiles[] = { "Python2", "Python3", "Python2-gpu", "Python3-gpu" };
-const size_t spec_n_profiles = ELEMENTSOF(spec_profiles);
-const char *const spec_flavors[] = {
-        "modelarts.vm.cpu.2u",   "modelarts.vm.cpu.8u",    "modelarts.vm.gpu.p100",
-        "modelarts.vm.gpu.2p100", "modelarts.vm.gpu.4p100",
-};
-const size_t spec_n_flavors = ELEMENTSOF(spec_flavors);
-
-bool spec_profile_is_gpu(const char *profile_id) {
-        size_t n = strlen(profile_id);
-        return n >= 4 && streq(profile_id + n - 4, "-gpu");
-}
-
-bool spec_flavor_is_gpu(const char *flavor) {
-        return strncmp(flavor, "modelarts.vm.gpu.", 17) == 0;
-}
-
 const char *storage_type_to_string(StorageType t) {
         return t == STORAGE_OBS ? "obs" : "evs";
 }
@@ -42,6 +25,8 @@ NotebookSpec *spec_free(NotebookSpec *s) {
         }
         free(s->annotations);
         free(s->workspace_id);
+        free(s->pool_id);
+        free(s->ai_project_id);
         free(s->file);
         free(s);
         return NULL;
@@ -53,7 +38,7 @@ int spec_dup(const NotebookSpec *s, NotebookSpec **ret) {
                 return -ENOMEM;
         *c = *s;
         c->name = c->profile_id = c->description = c->flavor = c->storage_path = NULL;
-        c->workspace_id = c->file = NULL;
+        c->workspace_id = c->pool_id = c->ai_project_id = c->file = NULL;
         c->annotations = NULL;
         c->n_annotations = 0;
         if (!(c->name = xstrdup(s->name)) != !s->name ||
@@ -62,6 +47,8 @@ int spec_dup(const NotebookSpec *s, NotebookSpec **ret) {
             !(c->flavor = xstrdup(s->flavor)) != !s->flavor ||
             !(c->storage_path = xstrdup(s->storage_path)) != !s->storage_path ||
             !(c->workspace_id = xstrdup(s->workspace_id)) != !s->workspace_id ||
+            !(c->pool_id = xstrdup(s->pool_id)) != !s->pool_id ||
+            !(c->ai_project_id = xstrdup(s->ai_project_id)) != !s->ai_project_id ||
             !(c->file = xstrdup(s->file)) != !s->file)
                 return -ENOMEM;
         if (s->n_annotations > 0) {
@@ -122,6 +109,18 @@ int spec_to_create_body(const NotebookSpec *s, cJSON **ret) {
         cJSON *ws = cJSON_AddObjectToObject(body, "workspace");
         if (!ws || !cJSON_AddStringToObject(ws, "id", s->workspace_id ? s->workspace_id : "0"))
                 return -ENOMEM;
+        /* Newer deployments' optional objects, after everything older specs send: a spec
+         * without them keeps the body, and so the spec hash recorded for it. */
+        if (s->pool_id) {
+                cJSON *pool = cJSON_AddObjectToObject(body, "pool");
+                if (!pool || !cJSON_AddStringToObject(pool, "id", s->pool_id))
+                        return -ENOMEM;
+        }
+        if (s->ai_project_id) {
+                cJSON *proj = cJSON_AddObjectToObject(body, "ai_project");
+                if (!proj || !cJSON_AddStringToObject(proj, "id", s->ai_project_id))
+                        return -ENOMEM;
+        }
         *ret = TAKE_PTR(body);
         return 0;
 }

@@ -38,6 +38,8 @@ typedef struct NotebookSpec {
         Annotation *annotations;
         size_t n_annotations;
         char *workspace_id;     /* defaulted to "0" */
+        char *pool_id;          /* pool.id: a dedicated resource pool; NULL when absent */
+        char *ai_project_id;    /* ai_project.id; NULL when absent */
 
         /* provenance, for diagnostics and the journal */
         char *file;             /* display path of the manifest */
@@ -56,7 +58,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(NotebookSpec *, spec_free);
 int spec_dup(const NotebookSpec *s, NotebookSpec **ret);
 
 /* The create call's JSON body for this spec: exactly the API's fields, in the API's
- * documented order, with defaults explicit. Caller owns *ret (cJSON_Delete). */
+ * documented order, with defaults explicit; pool and ai_project come last and only when
+ * given, so the body (and hash) of a spec without them is what it always was. Caller
+ * owns *ret (cJSON_Delete). */
 int spec_to_create_body(const NotebookSpec *s, cJSON **ret);
 
 /* Lowercase hex SHA-256 of the unformatted create body: two specs with the same hash
@@ -64,13 +68,6 @@ int spec_to_create_body(const NotebookSpec *s, cJSON **ret);
 #define SPEC_HASH_HEX_LEN 64
 int spec_hash(const NotebookSpec *s, char ret[SPEC_HASH_HEX_LEN + 1]);
 
-/* Profiles and flavors the API accepts (modelarts-api.md), for validation and hints. */
-extern const char *const spec_profiles[];
-extern const size_t spec_n_profiles;
-extern const char *const spec_flavors[];
-extern const size_t spec_n_flavors;
-bool spec_profile_is_gpu(const char *profile_id);
-bool spec_flavor_is_gpu(const char *flavor);
 const char *storage_type_to_string(StorageType t);
 
 int spec_list_append(SpecList *l, NotebookSpec *s); /* takes ownership on success */

@@ -140,8 +140,8 @@ void yaml_offset_position(const char *buf, size_t len, size_t offset, unsigned *
 
 const char *yaml_quote(char *buf, size_t size, const char *s, size_t len) {
         static const char hex[] = "0123456789abcdef";
-        /* Room for the worst escape (4), the "..." and the closing quote + NUL. */
-        size_t limit = size < 16 ? 0 : size - 9;
+        /* Room for the worst escape (8, a C1 control), the "..." and the closing quote + NUL. */
+        size_t limit = size < 16 ? 0 : size - 13;
         size_t o = 0, chars = 0;
         buf[o++] = '\'';
         for (size_t i = 0; i < len; i++) {
@@ -161,6 +161,14 @@ const char *yaml_quote(char *buf, size_t size, const char *s, size_t len) {
                         buf[o++] = 'x';
                         buf[o++] = hex[c >> 4];
                         buf[o++] = hex[c & 15];
+                } else if (c == 0xc2 && i + 1 < len && (unsigned char) s[i + 1] >= 0x80 &&
+                           (unsigned char) s[i + 1] <= 0x9f) {
+                        /* a C1 control (U+0080..U+009F; 0x9b is a CSI) is one to a terminal too */
+                        unsigned char c1 = (unsigned char) s[++i];
+                        memcpy(buf + o, "\\xc2\\x", 6);
+                        o += 6;
+                        buf[o++] = hex[c1 >> 4];
+                        buf[o++] = hex[c1 & 15];
                 } else
                         buf[o++] = (char) c;
         }

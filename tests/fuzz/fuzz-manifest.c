@@ -19,7 +19,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         SpecList specs = { 0 };
         ManifestResult res = { 0 };
 
-        int r = manifest_parse_buffer("fuzz.yaml", (const char *) data, size, &diags, &specs, &res);
+        /* every other input under a host policy too: the globs meet hostile values */
+        static const char *const profiles[] = { "Multi-Engine *", "Python[23]*", "*-gpu" };
+        static const char *const flavors[] = { "modelarts.vm.cpu.*", "modelarts.kat1.*" };
+        static const ManifestPolicy policy = {
+                .source = "fuzz.conf",
+                .profiles = profiles, .n_profiles = 3,
+                .flavors = flavors, .n_flavors = 2,
+        };
+        int r = manifest_parse_buffer("fuzz.yaml", (const char *) data, size, size % 2 ? &policy : NULL, &diags,
+                                      &specs, &res);
         if (r < 0 && r != -ENOMEM)
                 abort();  /* the header promises 0 or -ENOMEM, nothing else */
         /* Invariants of the result the callers rely on. */

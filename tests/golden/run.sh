@@ -12,11 +12,13 @@
 #   NAME.exit      the expected exit code (absent: 1)
 #   NAME.json      optional: `check --json` is run too; its stdout must be exactly this
 #                  (one line), its stderr empty, its exit code the same
+#   NAME.conf      optional: a config file, passed as `-c NAME.conf` (the host config's
+#                  profiles:/flavors: as CI enforces them; a file case only)
 # Paths in the expected output are therefore relative: "NAME.yaml:3:7: error: ...".
 #
 # check runs with an empty environment (PATH, LC_ALL=C and the sanitizer options only)
-# and without -c: given a path, check reads no config file, so the host's
-# /etc/notebookd cannot change the outcome, and that is tested here on every case.
+# and without -c (unless NAME.conf): given a path, check reads no config file, so the
+# host's /etc/notebookd cannot change the outcome, and that is tested here on every case.
 #
 # Last, "examples": the shipped manifests/ must check clean (exit 0, no diagnostic).
 #
@@ -70,7 +72,11 @@ run_case() {
         if [ -f "$cases/$name.exit" ]; then
                 read -r expected_exit <"$cases/$name.exit"
         fi
-        run_check "$dir" check "$arg"
+        set --
+        if [ -f "$dir/$name.conf" ]; then
+                set -- -c "$name.conf"
+        fi
+        run_check "$dir" "$@" check "$arg"
 
         if [ "${GOLDEN_UPDATE:-0}" = 1 ]; then
                 cp "$tmp/stderr" "$cases/$name.stderr"
@@ -80,7 +86,7 @@ run_case() {
                         echo "$code" >"$cases/$name.exit"
                 fi
                 if [ -f "$cases/$name.json" ]; then
-                        run_check "$dir" --json check "$arg"
+                        run_check "$dir" "$@" --json check "$arg"
                         cp "$tmp/stdout" "$cases/$name.json"
                 fi
                 echo "UPDATED $name (exit $code)"
@@ -107,7 +113,7 @@ run_case() {
                 ok=0
         fi
         if [ -f "$cases/$name.json" ]; then
-                run_check "$dir" --json check "$arg"
+                run_check "$dir" "$@" --json check "$arg"
                 if ! diff -u "$cases/$name.json" "$tmp/stdout" >"$tmp/diff"; then
                         echo "FAIL $name: --json output differs"
                         sed 's/^/    /' "$tmp/diff"

@@ -6,6 +6,9 @@
 #   2. SIGHUP with a broken config: CONFIG_INVALID, RELOADING=1 then READY=1 all the
 #      same, the daemon keeps running with the old config and still reconciles a file
 #      added afterwards;
+#   2b. SIGHUP adding flavors: to the config: the unchanged tree is judged again, a
+#      manifest outside the list is refused at its FILE:LINE:COLUMN and not sent; the
+#      list removed by another SIGHUP, it is created;
 #   3. SIGTERM while requests are in flight: many manifests, every API request held by
 #      the emulator (--latency-ms), the emulator frozen (SIGSTOP) once creates are out so
 #      that they cannot finish before the signal; STOPPING=1, a STOPPING entry counting
@@ -164,6 +167,36 @@ nb_write_manifest "$M/s-after-bad-reload.yaml" s-after-bad-reload
 wait_created s-after-bad-reload
 mv "$T/config.good" "$T/config.yaml"
 
+# ---- 2b. SIGHUP with profiles:/flavors: ----
+# The same manifests tree under new rules: every file is judged again (none of them
+# changed), a manifest outside flavors: is refused at its position and not sent; the
+# rules lifted by the next reload, it is created.
+nb_step "SIGHUP adding flavors: a manifest outside it refused, not sent; lifted, it is created"
+cp "$T/config.yaml" "$T/config.good"
+{
+        write_config
+        printf 'flavors: ["modelarts.vm.cpu.2u"]\n'
+} >"$T/config.yaml"
+printf 'name: s-policy\nprofile_id: Python3\nflavor: modelarts.vm.cpu.8u\nspec:\n  storage:\n    type: evs\n' \
+        >"$T/s-policy.yaml"
+k=$(wc -l <"$NB_NOTIFY_LOG")
+kill -HUP "$DAEMON_PID"
+assert_reload_notified "$k" "reload with flavors:"
+mv "$T/s-policy.yaml" "$M/s-policy.yaml"
+e=$(nb_wait_for_journal . 1 MESSAGE_ID="$MESSAGE_MANIFEST_INVALID" CONFIG_FILE="$M/s-policy.yaml" _PID="$DAEMON_PID")
+nb_assert_eq "3:9" "$(jq -r '"\(.CONFIG_LINE):\(.CONFIG_COLUMN)"' <<<"$e")" "the forbidden flavor's position"
+nb_assert_match "flavor 'modelarts\\.vm\\.cpu\\.8u' is not allowed by 'flavors' in $T/config\\.yaml" \
+        "$(jq -r .MESSAGE <<<"$e")" "the forbidden flavor's message"
+# a pass that creates a manifest added after it would have sent s-policy too
+nb_write_manifest "$M/s-policy-ok.yaml" s-policy-ok
+wait_created s-policy-ok
+nb_assert_eq 0 "$(nb_emulator_stats | jq '.creates.by_name["s-policy"].requests // 0')" "s-policy not sent"
+mv "$T/config.good" "$T/config.yaml"
+k=$(wc -l <"$NB_NOTIFY_LOG")
+kill -HUP "$DAEMON_PID"
+assert_reload_notified "$k" "reload without flavors:"
+wait_created s-policy
+
 # ---- 3. SIGTERM with requests in flight ----
 nb_step "SIGTERM with requests in flight: STOPPING=1, exit 0"
 nb_stop "$DAEMON_PID" TERM # the first daemon's part is done; a fresh one for this
@@ -173,7 +206,7 @@ nb_emulator_config latency_ms=2000
 for i in $(seq 1 "$N_MANY"); do
         nb_write_manifest "$M/many-$i.yaml" "many-$i"
 done
-n_all=$((N_MANY + 4))
+n_all=$((N_MANY + 6))
 k=$(wc -l <"$NB_NOTIFY_LOG")
 n_ready=$(notify_count "$k" "$READY_RE")
 start_daemon

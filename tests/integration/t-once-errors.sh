@@ -8,6 +8,8 @@
 #   ModelArts.6329  a sold-out flavor (--sold-out)
 #   ModelArts.6302  the instance count limit (max_instances, set between runs so that
 #                   which create hits it does not depend on request order)
+#   ModelArts.6323  a flavor notebookd does not know: sent as written, the cloud refuses it
+# And the host config's flavors: list: a manifest outside it is refused locally, never sent.
 . "$(dirname "$0")/lib.sh"
 nb_setup "$@"
 
@@ -159,5 +161,51 @@ nb_assert_eq 7 "$(jq '.instances.live' "$T/stats5.json")" "live instances at the
 nb_assert_eq 0 "$(jq '.creates.duplicates' "$T/stats5.json")" "duplicate creates"
 nb_assert_eq 0 "$(jq '.protocol_violations.total' "$T/stats5.json")" \
         "protocol violations ($(jq -c '.recent_violations' "$T/stats5.json"))"
+
+# ---- 6. a flavor notebookd does not know: the cloud's to refuse ----
+nb_step "an unknown flavor is sent, and the cloud's 6323 recorded with its message"
+manifest "$M/bad/flavor.yaml" err-flavor Python3 c6.large
+run_once --wait --timeout 120
+nb_assert_eq 1 "$rc" "once with a flavor the cloud refuses: exit status"
+nb_emulator_stats >"$T/stats6.json"
+nb_assert_eq "1 0" "$(per_name "$T/stats6.json" err-flavor)" "err-flavor: create requests, created"
+nb_assert_eq 1 "$(jq '.by_error_code["ModelArts.6323"] // 0' "$T/stats6.json")" "6323 answers"
+status_json >"$T/status6.json"
+nb_assert_eq "rejected 400 ModelArts.6323" "$(rec "$T/status6.json" err-flavor)" "err-flavor record"
+nb_assert_match 'not supported' "$(rec_msg "$T/status6.json" err-flavor)" "err-flavor: the API's message"
+if grep -Eq 'flavor\.yaml:[0-9]+:[0-9]+: error' "$T/once.stderr.log"; then
+        nb_fail "a local error for a flavor notebookd does not know: $(cat "$T/once.stderr.log")"
+fi
+
+# ---- 7. the host's own rules: profiles:/flavors: in the config ----
+nb_step "a flavor outside the config's flavors: is refused locally, at its position, and never sent"
+cat >"$T/config.yaml" <<'EOF'
+profiles: ["Python3", "*-gpu"]
+flavors:
+  - "modelarts.vm.cpu.*"
+  - modelarts.vm.gpu.p100
+  - c6.large
+EOF
+manifest "$M/bad/policy.yaml" err-policy Python3-gpu modelarts.vm.gpu.v100
+run_once --wait --timeout 120
+nb_assert_eq 1 "$rc" "once with a manifest the config forbids: exit status"
+nb_emulator_stats >"$T/stats7.json"
+nb_assert_eq "0 0" "$(per_name "$T/stats7.json" err-policy)" "err-policy must never be sent"
+nb_assert_eq "$(jq '.creates.requests' "$T/stats6.json")" "$(jq '.creates.requests' "$T/stats7.json")" \
+        "create requests on a run where only a forbidden manifest was added"
+nb_assert_file_match "$T/once.stderr.log" \
+        "policy\\.yaml:4:9: error: flavor 'modelarts\\.vm\\.gpu\\.v100' is not allowed by 'flavors' in .*config\\.yaml" \
+        "diagnostic for the forbidden flavor"
+nb_assert_eq 7 "$(jq '.instances.live' "$T/stats7.json")" "live instances unchanged"
+# check -c CONFIG says the same (what CI runs); check without -c ignores the host's rules
+rc=0
+"$NOTEBOOKD" -c "$T/config.yaml" check "$M" 2>"$T/check.log" || rc=$?
+nb_assert_eq 1 "$rc" "check -c CONFIG: exit status"
+nb_assert_file_match "$T/check.log" \
+        "policy\\.yaml:4:9: error: flavor 'modelarts\\.vm\\.gpu\\.v100' is not allowed by 'flavors'" \
+        "check -c CONFIG: diagnostic"
+rc=0
+"$NOTEBOOKD" check "$M" 2>"$T/check.log" || rc=$?
+nb_assert_eq 0 "$rc" "check without -c: exit status ($(cat "$T/check.log"))"
 
 nb_step "ok"

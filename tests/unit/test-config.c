@@ -349,6 +349,103 @@ static void test_all_errors_nothing_applied(void **state) {
         config_done(&c);
 }
 
+/* profiles: and flavors: lists of globs, owned by the config, handed out as a policy. */
+static void test_patterns(void **state) {
+        (void) state;
+        Config c;
+        assert_int_equal(config_init(&c), 0);
+        ManifestPolicy none = config_manifest_policy(&c);
+        assert_int_equal(none.n_profiles, 0);
+        assert_int_equal(none.n_flavors, 0);
+        _cleanup_free_ char *path = write_config("flavors: [\"modelarts.vm.cpu.*\", modelarts.kat1.xlarge]\n"
+                                                 "profiles:\n"
+                                                 "  - \"Multi-Engine *\"\n"
+                                                 "  - Python3\n"
+                                                 "  - 2\n");
+        _cleanup_diags_ Diags d = DIAGS_INIT;
+        assert_int_equal(config_load(&c, path, &d), 0);
+        assert_int_equal(d.n, 0);
+        assert_int_equal(c.flavors.n, 2);
+        assert_string_equal(c.flavors.items[0], "modelarts.vm.cpu.*");
+        assert_string_equal(c.flavors.items[1], "modelarts.kat1.xlarge");
+        assert_int_equal(c.profiles.n, 3);
+        assert_string_equal(c.profiles.items[0], "Multi-Engine *");
+        assert_string_equal(c.profiles.items[2], "2"); /* a scalar as written, like other strings */
+        ManifestPolicy p = config_manifest_policy(&c);
+        assert_string_equal(p.source, path);
+        assert_int_equal(p.n_profiles, 3);
+        assert_int_equal(p.n_flavors, 2);
+        assert_ptr_equal(p.flavors[1], c.flavors.items[1]);
+
+        /* a later file without the keys keeps them (values layer like every key);
+         * one that sets them replaces the list as a whole */
+        _cleanup_free_ char *other = write_config("concurrency: 2\n");
+        assert_int_equal(config_load(&c, other, &d), 0);
+        assert_int_equal(c.flavors.n, 2);
+        _cleanup_free_ char *replace = write_config("flavors: [\"*\"]\n");
+        assert_int_equal(config_load(&c, replace, &d), 0);
+        assert_int_equal(c.flavors.n, 1);
+        assert_string_equal(c.flavors.items[0], "*");
+        assert_int_equal(c.profiles.n, 3);
+        config_done(&c);
+        assert_int_equal(c.profiles.n, 0);
+        assert_null(c.profiles.items);
+
+        bad1("profiles: Python3\n", 1, 11, "'profiles' must be a list of patterns, got a string (write a list: [\"...\"])");
+        bad1("flavors:\n", 1, 9, "'flavors' must be a list of patterns, got null");
+        bad1("flavors: {a: b}\n", 1, 10, "'flavors' must be a list of patterns, got a mapping");
+        bad1("flavors: []\n", 1, 10, "'flavors' must not be an empty list (leave the key out to allow any value)");
+        bad1("flavors: [a, '']\n", 1, 14, "'flavors' pattern '' must not be empty");
+        bad1("flavors:\n  - a\n  - [b]\n", 3, 5, "'flavors' items must be strings, got a list");
+        bad1("profiles: [a, ~]\n", 1, 15, "'profiles' items must be strings, got null");
+        bad1("profiles: [\"a\\tb\"]\n", 1, 12, "'profiles' pattern 'a\\x09b' contains a control character");
+        bad1("profile: [a]\n", 1, 1, "unknown key 'profile' (did you mean 'profiles'?)");
+        bad1("flavours: [a]\n", 1, 1, "unknown key 'flavours' (did you mean 'flavors'?)");
+
+        /* limits: 256 patterns of 256 bytes are fine, one more of either is not */
+        char *text = malloc(64 * 1024);
+        assert_non_null(text);
+        size_t o = (size_t) snprintf(text, 64 * 1024, "profiles:\n");
+        for (int i = 0; i < CONFIG_MAX_PATTERNS; i++)
+                o += (size_t) snprintf(text + o, 64 * 1024 - o, "  - p%d*\n", i);
+        char *max = write_config(text);
+        assert_int_equal(config_init(&c), 0);
+        assert_int_equal(config_load(&c, max, &d), 0);
+        assert_int_equal(c.profiles.n, CONFIG_MAX_PATTERNS);
+        config_done(&c);
+        free(max);
+        snprintf(text + o, 64 * 1024 - o, "  - one-more\n");
+        bad1(text, 2, 3, "'profiles' has 257 patterns (limit 256)");
+
+        o = (size_t) snprintf(text, 64 * 1024, "flavors: [");
+        for (int i = 0; i < CONFIG_MAX_PATTERN_LENGTH; i++)
+                text[o++] = 'x';
+        snprintf(text + o, 64 * 1024 - o, "]\n");
+        max = write_config(text);
+        assert_int_equal(config_init(&c), 0);
+        assert_int_equal(config_load(&c, max, &d), 0);
+        assert_int_equal(strlen(c.flavors.items[0]), CONFIG_MAX_PATTERN_LENGTH);
+        config_done(&c);
+        free(max);
+        snprintf(text + o, 64 * 1024 - o, "y]\n");
+        /* yaml_quote shortens what it shows */
+        bad1(text, 1, 11, "'flavors' pattern 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' "
+                          "is too long: 257 bytes (limit 256)");
+        free(text);
+
+        /* every bad item is reported, and nothing is applied */
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_free_ char *two = write_config("flavors: ['', ok, '']\nregion: cn-north-4\n");
+        _cleanup_diags_ Diags d2 = DIAGS_INIT;
+        assert_int_equal(config_load(&c, two, &d2), -EINVAL);
+        assert_int_equal(d2.n_errors, 2);
+        assert_diag(&d2, 1, 11, "'flavors' pattern '' must not be empty");
+        assert_diag(&d2, 1, 19, "'flavors' pattern '' must not be empty");
+        assert_int_equal(c.flavors.n, 0);
+        assert_null(c.region);
+        config_done(&c);
+}
+
 static void test_effective_endpoint(void **state) {
         (void) state;
         Config c = {};
@@ -377,6 +474,7 @@ int main(void) {
                 cmocka_unit_test(test_structure),
                 cmocka_unit_test(test_all_errors_nothing_applied),
                 cmocka_unit_test(test_effective_endpoint),
+                cmocka_unit_test(test_patterns),
         };
         return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

@@ -21,13 +21,16 @@
 /* Every parse goes through here: the tests count them. */
 static unsigned n_parses;
 int __real_manifest_parse_file(int dirfd, const char *path, const char *display_path,
-                               Diags *diags, SpecList *specs, ManifestResult *ret_result);
+                               const ManifestPolicy *policy, Diags *diags, SpecList *specs,
+                               ManifestResult *ret_result);
 int __wrap_manifest_parse_file(int dirfd, const char *path, const char *display_path,
-                               Diags *diags, SpecList *specs, ManifestResult *ret_result);
+                               const ManifestPolicy *policy, Diags *diags, SpecList *specs,
+                               ManifestResult *ret_result);
 int __wrap_manifest_parse_file(int dirfd, const char *path, const char *display_path,
-                               Diags *diags, SpecList *specs, ManifestResult *ret_result) {
+                               const ManifestPolicy *policy, Diags *diags, SpecList *specs,
+                               ManifestResult *ret_result) {
         n_parses++;
-        return __real_manifest_parse_file(dirfd, path, display_path, diags, specs, ret_result);
+        return __real_manifest_parse_file(dirfd, path, display_path, policy, diags, specs, ret_result);
 }
 
 typedef struct Tmp {
@@ -139,7 +142,7 @@ static void test_basic(void **state) {
         put(t->root, ".git/x.yaml", "not yaml: [");
 
         _cleanup_(desired_set_freep) DesiredSet *s = NULL;
-        assert_int_equal(desired_set_new(t->root, "m/", &s), 0);
+        assert_int_equal(desired_set_new(t->root, "m/", NULL, &s), 0);
         assert_names(s, NULL, 0);  /* nothing before the first scan */
         assert_int_equal(desired_set_rescan(s), 0);
         static const char *const names[] = { "a1", "a2", "b", "c" };
@@ -162,7 +165,7 @@ static void test_duplicates(void **state) {
         put(t->root, "z.yaml", DOC("ok"));
 
         _cleanup_(desired_set_freep) DesiredSet *s = NULL;
-        assert_int_equal(desired_set_new(t->root, "m", &s), 0);
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
         assert_int_equal(desired_set_rescan(s), 0);
         static const char *const names[] = { "ok", "other" };
         assert_names(s, names, ELEMENTSOF(names));
@@ -194,7 +197,7 @@ static void test_duplicates_in_one_file_and_three_places(void **state) {
         put(t->root, "b.yaml", DOC("n"));
 
         _cleanup_(desired_set_freep) DesiredSet *s = NULL;
-        assert_int_equal(desired_set_new(t->root, "m", &s), 0);
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
         assert_int_equal(desired_set_rescan(s), 0);
         assert_names(s, NULL, 0);
         const Diags *d = desired_set_diags(s);
@@ -216,7 +219,7 @@ static void test_invalid_documents_and_sorting(void **state) {
         free(fifo);
 
         _cleanup_(desired_set_freep) DesiredSet *s = NULL;
-        assert_int_equal(desired_set_new(t->root, "m", &s), 0);
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
         assert_int_equal(desired_set_rescan(s), 0);
         static const char *const names[] = { "b1", "c" };
         assert_names(s, names, ELEMENTSOF(names));
@@ -246,7 +249,7 @@ static void test_rescan_reparses_only_changes(void **state) {
         put(t->root, "c.yaml", DOC("c"));
 
         _cleanup_(desired_set_freep) DesiredSet *s = NULL;
-        assert_int_equal(desired_set_new(t->root, "m", &s), 0);
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
         assert_int_equal(desired_set_rescan(s), 0);
         assert_int_equal(n_parses, 3);
         const NotebookSpec *a = spec_named(s, "a");
@@ -280,7 +283,7 @@ static void test_failed_rescan_keeps_state(void **state) {
         Tmp *t = *state;
         put(t->root, "a.yaml", DOC("a"));
         _cleanup_(desired_set_freep) DesiredSet *s = NULL;
-        assert_int_equal(desired_set_new(t->root, "m", &s), 0);
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
         assert_int_equal(desired_set_rescan(s), 0);
 
         char *moved = xasprintf("%s/moved", t->dir);
@@ -304,7 +307,7 @@ static void test_update_file(void **state) {
         put(t->dir, "outside.yaml", DOC("outside"));
 
         _cleanup_(desired_set_freep) DesiredSet *s = NULL;
-        assert_int_equal(desired_set_new(t->root, "m", &s), 0);
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
         /* before any scan: a full scan */
         assert_int_equal(desired_set_update_file(s, "a.yaml"), 0);
         assert_int_equal(n_parses, 1);
@@ -376,7 +379,7 @@ static void test_single_file_root(void **state) {
         put(t->root, "one.txt", DOC("x") "---\n" DOC("y"));  /* named explicitly: any name */
         char *file = xasprintf("%s/one.txt", t->root);
         _cleanup_(desired_set_freep) DesiredSet *s = NULL;
-        assert_int_equal(desired_set_new(file, "given/one.txt", &s), 0);
+        assert_int_equal(desired_set_new(file, "given/one.txt", NULL, &s), 0);
         assert_int_equal(desired_set_rescan(s), 0);
         static const char *const names[] = { "x", "y" };
         assert_names(s, names, 2);
@@ -399,7 +402,7 @@ static void test_several_roots(void **state) {
         char *file = xasprintf("%s/a.yaml", t->root);
 
         _cleanup_(desired_set_freep) DesiredSet *s = NULL;
-        assert_int_equal(desired_set_new(t->root, "m", &s), 0);
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
         /* named twice: read once */
         assert_int_equal(desired_set_add_root(s, sub, "m/sub/"), 0);
         assert_int_equal(desired_set_add_root(s, file, "m/a.yaml"), 0);
@@ -432,7 +435,7 @@ static void test_symlink_swap(void **state) {
         assert_int_equal(symlink("rev-1", current), 0);
 
         _cleanup_(desired_set_freep) DesiredSet *s = NULL;
-        assert_int_equal(desired_set_new(current, "current", &s), 0);
+        assert_int_equal(desired_set_new(current, "current", NULL, &s), 0);
         assert_int_equal(desired_set_rescan(s), 0);
         static const char *const ab[] = { "a", "b" };
         assert_names(s, ab, 2);
@@ -467,7 +470,7 @@ static void test_many_files_linear(void **state) {
                 put(t->root, name, DOC("same"));
         }
         _cleanup_(desired_set_freep) DesiredSet *s = NULL;
-        assert_int_equal(desired_set_new(t->root, "m", &s), 0);
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
         assert_int_equal(desired_set_rescan(s), 0);
         assert_stats(s, MANIFEST_MAX_FILES, MANIFEST_MAX_FILES, 0, MANIFEST_MAX_FILES);
         const Diags *d = desired_set_diags(s);
@@ -477,6 +480,67 @@ static void test_many_files_linear(void **state) {
         assert_string_equal(d->items[1].file, "m/d00/f00000.yaml");
         assert_string_equal(d->items[1].message,
                             "duplicate name 'same', also defined at m/d00/f00001.yaml:1:7 and 9998 other places");
+}
+
+/* The host config's profiles:/flavors: reach every file's validation; the set keeps its
+ * own copy of them; a changed policy re-parses every file, an equal one none. */
+static void test_policy(void **state) {
+        Tmp *t = *state;
+        put(t->root, "cpu.yaml", DOC("cpu"));
+        put(t->root, "gpu.yaml",
+            "name: gpu\nprofile_id: Python3-gpu\nflavor: modelarts.vm.gpu.p100\nspec:\n  storage:\n    type: evs\n");
+
+        char *flavors[] = { strdup("modelarts.vm.cpu.*") };
+        char *source = strdup("/etc/notebookd/notebookd.yaml");
+        ManifestPolicy policy = { .source = source, .flavors = (const char *const *) flavors, .n_flavors = 1 };
+        _cleanup_(desired_set_freep) DesiredSet *s = NULL;
+        assert_int_equal(desired_set_new(t->root, "m", &policy, &s), 0);
+        /* the set copied them: what the caller had may go (a config reload frees it) */
+        free(flavors[0]);
+        free(source);
+        flavors[0] = strdup("garbage");
+
+        assert_int_equal(desired_set_rescan(s), 0);
+        static const char *const cpu[] = { "cpu" };
+        assert_names(s, cpu, 1);
+        const Diags *d = desired_set_diags(s);
+        assert_int_equal(d->n, 1);
+        assert_string_equal(d->items[0].file, "m/gpu.yaml");
+        assert_int_equal(d->items[0].line, 3);
+        assert_int_equal(d->items[0].column, 9);
+        assert_string_equal(d->items[0].message,
+                            "flavor 'modelarts.vm.gpu.p100' is not allowed by 'flavors' in /etc/notebookd/notebookd.yaml");
+        assert_int_equal(n_parses, 2);
+
+        /* the same policy again (another copy): nothing re-read */
+        free(flavors[0]);
+        flavors[0] = strdup("modelarts.vm.cpu.*");
+        policy.source = "/etc/notebookd/notebookd.yaml";
+        assert_int_equal(desired_set_set_policy(s, &policy), 0);
+        assert_int_equal(desired_set_rescan(s), 0);
+        assert_int_equal(n_parses, 2);
+
+        /* no policy: every file read again, both valid */
+        assert_int_equal(desired_set_set_policy(s, NULL), 0);
+        assert_names(s, cpu, 1); /* unchanged until the next rescan */
+        assert_int_equal(desired_set_rescan(s), 0);
+        assert_int_equal(n_parses, 4);
+        static const char *const both[] = { "cpu", "gpu" };
+        assert_names(s, both, 2);
+        assert_int_equal(desired_set_diags(s)->n, 0);
+
+        /* a changed policy reaches an update_file too (it rescans) */
+        static const char *const gpu_profiles[] = { "*-gpu" };
+        ManifestPolicy p2 = { .source = "c.yaml", .profiles = gpu_profiles, .n_profiles = 1 };
+        assert_int_equal(desired_set_set_policy(s, &p2), 0);
+        assert_int_equal(desired_set_update_file(s, "cpu.yaml"), 0);
+        assert_int_equal(n_parses, 6);
+        static const char *const gpu[] = { "gpu" };
+        assert_names(s, gpu, 1);
+        d = desired_set_diags(s);
+        assert_int_equal(d->n, 1);
+        assert_string_equal(d->items[0].message, "profile_id 'Python3' is not allowed by 'profiles' in c.yaml");
+        free(flavors[0]);
 }
 
 int main(void) {
@@ -492,6 +556,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_several_roots, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_symlink_swap, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_files_linear, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_policy, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,9 @@
 
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
+
+#include "catalog.h"
 #include "limits.h"
 #include "manifest.h"
 #include "util.h"
@@ -23,10 +26,14 @@ typedef struct Parsed {
         ManifestResult r;
 } Parsed;
 
-static void parse(Parsed *p, const char *text) {
+static void parse_policy(Parsed *p, const char *text, const ManifestPolicy *policy) {
         *p = (Parsed) { .d = DIAGS_INIT };
         p->r = (ManifestResult) { 99, 99 };
-        assert_int_equal(manifest_parse_buffer("m.yaml", text, strlen(text), &p->d, &p->specs, &p->r), 0);
+        assert_int_equal(manifest_parse_buffer("m.yaml", text, strlen(text), policy, &p->d, &p->specs, &p->r), 0);
+}
+
+static void parse(Parsed *p, const char *text) {
+        parse_policy(p, text, NULL);
 }
 
 static void done(Parsed *p) {
@@ -260,41 +267,244 @@ static void test_description(void **state) {
                  "'description' must be a string, got an integer (quote it to make it a string)");
 }
 
-static void test_profile_and_flavor(void **state) {
+/* One document with this profile_id and flavor (written as given, so quote as needed). */
+static void parse_pf(Parsed *p, const char *profile, const char *flavor, const ManifestPolicy *policy) {
+        char doc[1024];
+        snprintf(doc, sizeof(doc), "name: a\nprofile_id: %s\nflavor: %s\n" EVS_SPEC, profile, flavor);
+        parse_policy(p, doc, policy);
+}
+
+/* profile_id and flavor are open sets: today's names, names nobody knows, any printable
+ * string of at most 128 characters. */
+static void test_profile_and_flavor_open(void **state) {
         (void) state;
         Parsed p;
-        invalid1("name: a\nprofile_id: python3\nflavor: modelarts.vm.cpu.2u\n" EVS_SPEC, 2, 13,
-                 "unknown profile_id 'python3' (did you mean 'Python3'?)");
-        invalid1("name: a\nprofile_id: Python4-gpu\nflavor: modelarts.vm.gpu.p100\n" EVS_SPEC, 2, 13,
-                 "unknown profile_id 'Python4-gpu' (did you mean 'Python2-gpu'?)");
-        invalid1("name: a\nprofile_id: TensorFlow\nflavor: modelarts.vm.cpu.2u\n" EVS_SPEC, 2, 13,
-                 "unknown profile_id 'TensorFlow' (expected one of: Python2, Python3, Python2-gpu, Python3-gpu)");
-        invalid1("name: a\nprofile_id: Python3\nflavor: modelarts.vm.cpu.4u\n" EVS_SPEC, 3, 9,
-                 "unknown flavor 'modelarts.vm.cpu.4u' (did you mean 'modelarts.vm.cpu.2u'?)");
-        invalid1("name: a\nprofile_id: Python3\nflavor: MODELARTS.VM.CPU.2U\n" EVS_SPEC, 3, 9,
-                 "unknown flavor 'MODELARTS.VM.CPU.2U' (did you mean 'modelarts.vm.cpu.2u'?)");
-        invalid1("name: a\nprofile_id: Python3\nflavor: c6.large\n" EVS_SPEC, 3, 9,
-                 "unknown flavor 'c6.large' (expected one of: modelarts.vm.cpu.2u, modelarts.vm.cpu.8u, "
-                 "modelarts.vm.gpu.p100, modelarts.vm.gpu.2p100, modelarts.vm.gpu.4p100)");
+        static const char *const open[][2] = {
+                { "Multi-Engine 1.0 (python3)-cpu", "modelarts.vm.cpu.2u" },
+                { "\"Multi-Engine 2.0 (python3)\"", "modelarts.vm.gpu.v100" },
+                { "Ascend-Power-Engine 1.0(python3)", "modelarts.kat1.xlarge" },
+                { "TF-2.1.0&Pytorch-1.4.0-python3.6", "modelarts.bm.gpu.v100NV32" },
+                { "Multi-Engine 1.0 (python3)-gpu", "modelarts.bm.gpu.v100NV32" },
+                /* unknown to notebookd and not close to a known name: no diagnostic */
+                { "TensorFlow", "c6.large" },
+                { "mindspore_1.7.0-cann_5.1.0-py_3.7-euler_2.8.3", "modelarts.p3.large.public" },
+                { "\"caf\xc3\xa9 (beta) & co.\"", "exclusive.vm.cpu" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(open); i++) {
+                parse_pf(&p, open[i][0], open[i][1], NULL);
+                assert_counts(&p, 0, 0);
+                assert_int_equal(p.specs.n, 1);
+                done(&p);
+        }
+        /* sent as written */
+        const NotebookSpec *s = valid(&p, "name: a\nprofile_id: Ascend-Power-Engine 1.0(python3)\n"
+                                          "flavor: modelarts.kat1.xlarge\n" EVS_SPEC);
+        assert_string_equal(s->profile_id, "Ascend-Power-Engine 1.0(python3)");
+        assert_string_equal(s->flavor, "modelarts.kat1.xlarge");
+        done(&p);
+
+        /* 128 characters (multi-byte ones count once) are fine, 129 are not */
+        char v[1024];
+        size_t o = 0;
+        v[o++] = '"';
+        for (int i = 0; i < PROFILE_FLAVOR_MAX_CHARS; i++)
+                o += (size_t) snprintf(v + o, sizeof(v) - o, "\xe4\xb8\xad");
+        snprintf(v + o, sizeof(v) - o, "\"");
+        parse_pf(&p, v, "modelarts.vm.cpu.2u", NULL);
+        assert_counts(&p, 0, 0);
+        done(&p);
+        parse_pf(&p, "modelarts.vm.cpu.2u", v, NULL);
+        assert_counts(&p, 0, 0);
+        done(&p);
+        snprintf(v + o, sizeof(v) - o, "x\"");
+        parse_pf(&p, v, "modelarts.vm.cpu.2u", NULL);
+        assert_error(&p, 2, 13, "profile_id too long: 129 characters (limit 128)");
+        assert_counts(&p, 1, 0);
+        done(&p);
+        parse_pf(&p, "Python3", v, NULL);
+        assert_error(&p, 3, 9, "flavor too long: 129 characters (limit 128)");
+        assert_counts(&p, 1, 0);
+        done(&p);
+
+        invalid1("name: a\nprofile_id: ''\nflavor: modelarts.vm.cpu.2u\n" EVS_SPEC, 2, 13, "'profile_id' must not be empty");
+        invalid1("name: a\nprofile_id: Python3\nflavor: \"\"\n" EVS_SPEC, 3, 9, "'flavor' must not be empty");
+        invalid1("name: a\nprofile_id: \"Py\\tthon3\"\nflavor: modelarts.vm.cpu.2u\n" EVS_SPEC, 2, 13,
+                 "profile_id 'Py\\x09thon3' contains a control character");
+        invalid1("name: a\nprofile_id: Python3\nflavor: \"a\\x7fb\"\n" EVS_SPEC, 3, 9,
+                 "flavor 'a\\x7fb' contains a control character");
+        invalid1("name: a\nprofile_id: \"x\\u0085y\"\nflavor: modelarts.vm.cpu.2u\n" EVS_SPEC, 2, 13,
+                 "profile_id 'x\\xc2\\x85y' contains a control character");
         invalid1("name: a\nprofile_id: Python3\nflavor: 2\n" EVS_SPEC, 3, 9,
                  "'flavor' must be a string, got an integer (quote it to make it a string)");
+        invalid1("name: a\nprofile_id: [Python3]\nflavor: modelarts.vm.cpu.2u\n" EVS_SPEC, 2, 13,
+                 "'profile_id' must be a string, got a list");
+}
 
-        /* every profile with every flavor: GPU with GPU, CPU with CPU */
-        for (size_t i = 0; i < spec_n_profiles; i++)
-                for (size_t j = 0; j < spec_n_flavors; j++) {
-                        char doc[512];
-                        snprintf(doc, sizeof(doc), "name: a\nprofile_id: %s\nflavor: %s\n" EVS_SPEC, spec_profiles[i],
-                                 spec_flavors[j]);
-                        parse(&p, doc);
-                        bool match = spec_profile_is_gpu(spec_profiles[i]) == spec_flavor_is_gpu(spec_flavors[j]);
-                        assert_int_equal(p.specs.n, match ? 1 : 0);
-                        assert_counts(&p, match ? 0 : 1, 0);
+/* A near miss of a known value is a warning with the known one, never an error. */
+static void test_profile_and_flavor_near_miss(void **state) {
+        (void) state;
+        Parsed p;
+        static const struct {
+                const char *profile, *flavor;
+                unsigned line, column;
+                const char *warning;
+        } cases[] = {
+                { "Pyhton3", "modelarts.vm.cpu.2u", 2, 13,
+                  "profile_id 'Pyhton3' is not one notebookd knows (did you mean 'Python3'?); it is sent as written" },
+                { "python3", "modelarts.vm.cpu.2u", 2, 13,
+                  "profile_id 'python3' is not one notebookd knows (did you mean 'Python3'?); it is sent as written" },
+                { "Multi-Engine 1.0 (python3) -cpu", "modelarts.vm.cpu.2u", 2, 13,
+                  "profile_id 'Multi-Engine 1.0 (python3) -cpu' is not one notebookd knows "
+                  "(did you mean 'Multi-Engine 1.0 (python3)-cpu'?); it is sent as written" },
+                { "Ascend-Power-Engine 1.0 (python3)", "modelarts.kat1.xlarge", 2, 13,
+                  "profile_id 'Ascend-Power-Engine 1.0 (python3)' is not one notebookd knows "
+                  "(did you mean 'Ascend-Power-Engine 1.0(python3)'?); it is sent as written" },
+                { "Python3", "modelarts.vm.cpu.2", 3, 9,
+                  "flavor 'modelarts.vm.cpu.2' is not one notebookd knows (did you mean 'modelarts.vm.cpu.2u'?); "
+                  "it is sent as written" },
+                { "Python3", "MODELARTS.VM.CPU.2U", 3, 9,
+                  "flavor 'MODELARTS.VM.CPU.2U' is not one notebookd knows (did you mean 'modelarts.vm.cpu.2u'?); "
+                  "it is sent as written" },
+                { "Python3-gpu", "modelarts.vm.gpu.p10", 3, 9,
+                  "flavor 'modelarts.vm.gpu.p10' is not one notebookd knows (did you mean 'modelarts.vm.gpu.p100'?); "
+                  "it is sent as written" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                parse_pf(&p, cases[i].profile, cases[i].flavor, NULL);
+                assert_warning(&p, cases[i].line, cases[i].column, cases[i].warning);
+                assert_counts(&p, 0, 1);
+                assert_int_equal(p.specs.n, 1);
+                done(&p);
+        }
+        /* a known value has no suggestion, however close another is */
+        for (size_t i = 0; i < catalog_n_profiles; i++)
+                assert_null(catalog_suggest_profile(catalog_profiles[i].name));
+        for (size_t i = 0; i < catalog_n_flavors; i++)
+                assert_null(catalog_suggest_flavor(catalog_flavors[i].name));
+        assert_null(catalog_suggest_profile("TensorFlow"));
+        assert_null(catalog_suggest_flavor("c6.large"));
+}
+
+/* The kind check runs on known values only, and ANY never clashes. */
+static void test_profile_and_flavor_kinds(void **state) {
+        (void) state;
+        Parsed p;
+        /* every known profile with every known flavor */
+        size_t clashes = 0;
+        for (size_t i = 0; i < catalog_n_profiles; i++)
+                for (size_t j = 0; j < catalog_n_flavors; j++) {
+                        char profile[128];
+                        snprintf(profile, sizeof(profile), "\"%s\"", catalog_profiles[i].name);
+                        parse_pf(&p, profile, catalog_flavors[j].name, NULL);
+                        CatalogKind pk = catalog_profiles[i].kind, fk = catalog_flavors[j].kind;
+                        bool clash = pk != CATALOG_KIND_ANY && pk != fk;
+                        clashes += clash;
+                        assert_int_equal(p.specs.n, clash ? 0 : 1);
+                        assert_counts(&p, clash ? 1 : 0, 0);
                         done(&p);
                 }
+        assert_true(clashes > 0);
+
+        /* the classes the brief names */
+        static const struct {
+                const char *name;
+                CatalogKind kind;
+        } kinds[] = {
+                { "Python2", CATALOG_KIND_CPU },
+                { "Python3-gpu", CATALOG_KIND_GPU },
+                { "Multi-Engine 2.0 (python3)", CATALOG_KIND_ANY },
+                { "TF-2.1.0&Pytorch-1.4.0-python3.6", CATALOG_KIND_ANY },
+                { "Ascend-Power-Engine 1.0(python3)", CATALOG_KIND_ASCEND },
+                { "Multi-Engine 1.0 (python2)-cpu", CATALOG_KIND_CPU },
+                { "Multi-Engine 1.0 (python3)-gpu", CATALOG_KIND_GPU },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+                const CatalogEntry *e = catalog_find_profile(kinds[i].name);
+                assert_non_null(e);
+                assert_int_equal(e->kind, kinds[i].kind);
+        }
+        assert_int_equal(catalog_find_flavor("modelarts.vm.cpu.free")->kind, CATALOG_KIND_CPU);
+        assert_int_equal(catalog_find_flavor("modelarts.bm.gpu.v100NV32")->kind, CATALOG_KIND_GPU);
+        assert_int_equal(catalog_find_flavor("modelarts.kat1.xlarge")->kind, CATALOG_KIND_ASCEND);
+        assert_null(catalog_find_flavor("modelarts.vm.cpu.4u"));
+        assert_null(catalog_find_profile("python3"));
+
         invalid1("name: a\nprofile_id: Python3-gpu\nflavor: modelarts.vm.cpu.8u\n" EVS_SPEC, 3, 9,
                  "profile_id 'Python3-gpu' needs a GPU flavor, 'modelarts.vm.cpu.8u' is a CPU flavor (ModelArts.6330)");
         invalid1("name: a\nprofile_id: Python2\nflavor: modelarts.vm.gpu.p100\n" EVS_SPEC, 3, 9,
                  "profile_id 'Python2' needs a CPU flavor, 'modelarts.vm.gpu.p100' is a GPU flavor (ModelArts.6330)");
+        invalid1("name: a\nprofile_id: Ascend-Power-Engine 1.0(python3)\nflavor: modelarts.bm.gpu.v100NV32\n" EVS_SPEC,
+                 3, 9,
+                 "profile_id 'Ascend-Power-Engine 1.0(python3)' needs an Ascend flavor, 'modelarts.bm.gpu.v100NV32' is a "
+                 "GPU flavor (ModelArts.6330)");
+        invalid1("name: a\nprofile_id: Multi-Engine 1.0 (python3)-cpu\nflavor: modelarts.kat1.xlarge\n" EVS_SPEC, 3, 9,
+                 "profile_id 'Multi-Engine 1.0 (python3)-cpu' needs a CPU flavor, 'modelarts.kat1.xlarge' is an "
+                 "Ascend flavor (ModelArts.6330)");
+
+        /* an unknown flavor (or profile) skips the check: the cloud decides */
+        parse_pf(&p, "Python3-gpu", "modelarts.p3.large.public", NULL);
+        assert_counts(&p, 0, 0);
+        assert_int_equal(p.specs.n, 1);
+        done(&p);
+        parse_pf(&p, "Python3-gpu", "modelarts.vm.cpu.4u", NULL);
+        assert_counts(&p, 0, 1); /* only the near-miss warning */
+        assert_int_equal(p.specs.n, 1);
+        done(&p);
+        parse_pf(&p, "pytorch-2.1-gpu", "modelarts.vm.cpu.8u", NULL);
+        assert_counts(&p, 0, 0);
+        done(&p);
+}
+
+/* The host config's profiles:/flavors: globs. */
+static void test_profile_and_flavor_policy(void **state) {
+        (void) state;
+        Parsed p;
+        static const char *const profiles[] = { "Multi-Engine *", "Python3" };
+        static const char *const flavors[] = { "modelarts.vm.cpu.*", "modelarts.kat1.*" };
+        const ManifestPolicy policy = {
+                .source = "/etc/notebookd/notebookd.yaml",
+                .profiles = profiles, .n_profiles = ELEMENTSOF(profiles),
+                .flavors = flavors, .n_flavors = ELEMENTSOF(flavors),
+        };
+        parse_pf(&p, "Multi-Engine 1.0 (python3)-cpu", "modelarts.vm.cpu.2u", &policy);
+        assert_counts(&p, 0, 0);
+        assert_int_equal(p.specs.n, 1);
+        done(&p);
+        parse_pf(&p, "Python3", "modelarts.vm.cpu.anything-new", &policy);
+        assert_counts(&p, 0, 0);
+        done(&p);
+
+        parse_pf(&p, "Python3", "modelarts.vm.gpu.p100", &policy);
+        assert_error(&p, 3, 9, "flavor 'modelarts.vm.gpu.p100' is not allowed by 'flavors' in /etc/notebookd/notebookd.yaml");
+        assert_counts(&p, 1, 0);
+        assert_int_equal(p.specs.n, 0);
+        done(&p);
+        parse_pf(&p, "Python2", "modelarts.vm.cpu.2u", &policy);
+        assert_error(&p, 2, 13, "profile_id 'Python2' is not allowed by 'profiles' in /etc/notebookd/notebookd.yaml");
+        assert_counts(&p, 1, 0);
+        done(&p);
+        /* both refused: both reported; no kind check and no near-miss hint on a refused value */
+        parse_pf(&p, "Pyhton3", "modelarts.vm.gpu.p100", &policy);
+        assert_error(&p, 2, 13, "profile_id 'Pyhton3' is not allowed by 'profiles' in /etc/notebookd/notebookd.yaml");
+        assert_error(&p, 3, 9, "flavor 'modelarts.vm.gpu.p100' is not allowed by 'flavors' in /etc/notebookd/notebookd.yaml");
+        assert_counts(&p, 2, 0);
+        done(&p);
+        /* an allowed near miss still gets its warning */
+        parse_pf(&p, "Python3", "modelarts.vm.cpu.2", &policy);
+        assert_counts(&p, 0, 1);
+        done(&p);
+
+        /* one list only: the other key is free */
+        const ManifestPolicy flavors_only = { .source = "c.yaml", .flavors = flavors, .n_flavors = 1 };
+        parse_pf(&p, "Anything", "modelarts.kat1.xlarge", &flavors_only);
+        assert_error(&p, 3, 9, "flavor 'modelarts.kat1.xlarge' is not allowed by 'flavors' in c.yaml");
+        assert_counts(&p, 1, 0);
+        done(&p);
+        /* an empty policy is no policy */
+        const ManifestPolicy none = {};
+        parse_pf(&p, "Anything", "c6.large", &none);
+        assert_counts(&p, 0, 0);
+        done(&p);
 }
 
 static void test_storage_type(void **state) {
@@ -442,6 +652,112 @@ static void test_workspace(void **state) {
         invalid1(EVS_HEAD EVS_SPEC "workspace:\n  name: x\n", 8, 3, "unknown key 'name' in 'workspace' (it belongs at the top level)");
 }
 
+/* pool and ai_project: like workspace, but the id is required. */
+static void test_pool_and_ai_project(void **state) {
+        (void) state;
+        Parsed p;
+        const NotebookSpec *s = valid(&p, EVS_HEAD EVS_SPEC);
+        assert_null(s->pool_id);
+        assert_null(s->ai_project_id);
+        done(&p);
+        s = valid(&p, EVS_HEAD EVS_SPEC "pool:\n  id: pool-8e4c6a2b\nai_project:\n  id: default-ai-project\n");
+        assert_string_equal(s->pool_id, "pool-8e4c6a2b");
+        assert_string_equal(s->ai_project_id, "default-ai-project");
+        assert_string_equal(s->workspace_id, "0");
+        NotebookSpec *copy = NULL;
+        assert_int_equal(spec_dup(s, &copy), 0);
+        assert_string_equal(copy->pool_id, "pool-8e4c6a2b");
+        assert_string_equal(copy->ai_project_id, "default-ai-project");
+        assert_ptr_not_equal(copy->pool_id, s->pool_id);
+        spec_free(copy);
+        done(&p);
+        /* an unquoted integer is taken as written */
+        s = valid(&p, EVS_HEAD EVS_SPEC "pool: {id: 0012}\nai_project: {id: 7}\n");
+        assert_string_equal(s->pool_id, "0012");
+        assert_string_equal(s->ai_project_id, "7");
+        done(&p);
+
+        invalid1(EVS_HEAD EVS_SPEC "pool: {}\n", 7, 1, "missing required key 'id' in 'pool'");
+        invalid1(EVS_HEAD EVS_SPEC "ai_project: {}\n", 7, 1, "missing required key 'id' in 'ai_project'");
+        invalid1(EVS_HEAD EVS_SPEC "pool: p1\n", 7, 7, "'pool' must be a mapping, got a string");
+        invalid1(EVS_HEAD EVS_SPEC "ai_project:\n", 7, 12, "'ai_project' must be a mapping, got null");
+        invalid1(EVS_HEAD EVS_SPEC "pool:\n  id: ''\n", 8, 7, "'pool.id' must not be empty");
+        invalid1(EVS_HEAD EVS_SPEC "pool:\n  id: [1]\n", 8, 7, "'pool.id' must be a string, got a list");
+        invalid1(EVS_HEAD EVS_SPEC "ai_project:\n  id: true\n", 8, 7,
+                 "'ai_project.id' must be a string, got a boolean (quote it to make it a string)");
+        parse(&p, EVS_HEAD EVS_SPEC "pool:\n  id: p\n  name: x\n");
+        assert_error(&p, 9, 3, "unknown key 'name' in 'pool' (it belongs at the top level)");
+        assert_counts(&p, 1, 0);
+        done(&p);
+        invalid1(EVS_HEAD EVS_SPEC "pools: {id: p}\n", 7, 1, "unknown key 'pools' (did you mean 'pool'?)");
+}
+
+static char *body_text(const NotebookSpec *s) {
+        cJSON *body = NULL;
+        assert_int_equal(spec_to_create_body(s, &body), 0);
+        char *text = cJSON_PrintUnformatted(body);
+        cJSON_Delete(body);
+        assert_non_null(text);
+        return text;
+}
+
+/* The body, and so the spec hash recorded for every instance, of a manifest without the
+ * newer keys is what it was before they existed: a new notebookd must not see drift
+ * everywhere. pool and ai_project come after workspace, only when given. */
+static void test_body_and_hash_pinned(void **state) {
+        (void) state;
+        Parsed p;
+        static const char *const doc = "name: notebook-instance\n"
+                                       "profile_id: Python2\n"
+                                       "description: create a notebook instance\n"
+                                       "flavor: modelarts.vm.cpu.2u\n"
+                                       "spec:\n"
+                                       "  storage:\n"
+                                       "    type: obs\n"
+                                       "    location:\n"
+                                       "      path: obs-bucket/test/\n"
+                                       "  annotations:\n"
+                                       "    team: vision\n"
+                                       "workspace:\n"
+                                       "  id: \"0\"\n";
+        /* pinned from the code before pool/ai_project (commit 1de204f) */
+        static const char *const pinned_body =
+                "{\"name\":\"notebook-instance\",\"profile_id\":\"Python2\",\"description\":\"create a notebook instance\","
+                "\"flavor\":\"modelarts.vm.cpu.2u\",\"spec\":{\"storage\":{\"type\":\"obs\",\"location\":"
+                "{\"path\":\"obs-bucket/test/\"}},\"annotations\":{\"team\":\"vision\"}},\"workspace\":{\"id\":\"0\"}}";
+        static const char *const pinned_hash = "d8b9e7c417a1a6e00f2f1f28a1315592c1f53920b2194e7df2dd2f790b7cae59";
+
+        const NotebookSpec *s = valid(&p, doc);
+        char *text = body_text(s);
+        assert_string_equal(text, pinned_body);
+        cJSON_free(text);
+        char hash[SPEC_HASH_HEX_LEN + 1];
+        assert_int_equal(spec_hash(s, hash), 0);
+        assert_string_equal(hash, pinned_hash);
+        done(&p);
+
+        char with[1024];
+        snprintf(with, sizeof(with), "%sai_project: {id: proj-1}\npool: {id: pool-1}\n", doc);
+        s = valid(&p, with);
+        text = body_text(s);
+        /* the same body up to workspace, then pool, then ai_project, whatever the YAML order */
+        size_t n = strlen(pinned_body) - 1;
+        assert_memory_equal(text, pinned_body, n);
+        assert_string_equal(text + n, ",\"pool\":{\"id\":\"pool-1\"},\"ai_project\":{\"id\":\"proj-1\"}}");
+        cJSON_free(text);
+        char hash2[SPEC_HASH_HEX_LEN + 1];
+        assert_int_equal(spec_hash(s, hash2), 0);
+        assert_string_not_equal(hash2, pinned_hash);
+        done(&p);
+
+        snprintf(with, sizeof(with), "%sai_project: {id: proj-1}\n", doc);
+        s = valid(&p, with);
+        text = body_text(s);
+        assert_string_equal(text + n, ",\"ai_project\":{\"id\":\"proj-1\"}}");
+        cJSON_free(text);
+        done(&p);
+}
+
 static void test_envelope(void **state) {
         (void) state;
         invalid1("apiVersion: v1\n" EVS_HEAD EVS_SPEC, 1, 13, "unsupported apiVersion 'v1' (expected 'notebookd/v1')");
@@ -499,7 +815,8 @@ static void test_all_errors_reported(void **state) {
                   "workspace:\n"
                   "  id: {}\n");
         assert_error(&p, 1, 7, "invalid name 'bad name': only letters, digits, '-' and '_' are allowed");
-        assert_error(&p, 2, 13, "unknown profile_id 'python3' (did you mean 'Python3'?)");
+        assert_warning(&p, 2, 13,
+                       "profile_id 'python3' is not one notebookd knows (did you mean 'Python3'?); it is sent as written");
         assert_error(&p, 3, 1, "unknown key 'flavour' (did you mean 'flavor'?)");
         assert_error(&p, 1, 1, "missing required key 'flavor'");
         assert_error(&p, 4, 14, "description must not contain '<' (none of & < > \" ' / are allowed)");
@@ -507,7 +824,7 @@ static void test_all_errors_reported(void **state) {
         assert_warning(&p, 10, 7, "'path' is not used with evs storage: ignored");
         assert_error(&p, 12, 8, "annotation 'a' must be a string, got a list");
         assert_error(&p, 14, 7, "'workspace.id' must be a string, got a mapping");
-        assert_counts(&p, 8, 1);
+        assert_counts(&p, 7, 2);
         assert_int_equal(p.specs.n, 0);
         assert_int_equal(p.r.n_invalid, 1);
         /* sorted by position */
@@ -603,7 +920,7 @@ static void write_bytes(const char *name, const char *data, size_t len) {
 
 static void parse_file(Parsed *p, int dfd, const char *name) {
         *p = (Parsed) { .d = DIAGS_INIT };
-        assert_int_equal(manifest_parse_file(dfd, name, "m.yaml", &p->d, &p->specs, &p->r), 0);
+        assert_int_equal(manifest_parse_file(dfd, name, "m.yaml", NULL, &p->d, &p->specs, &p->r), 0);
 }
 
 static void test_parse_file(void **state) {
@@ -676,7 +993,12 @@ int main(void) {
                 cmocka_unit_test(test_missing_required),
                 cmocka_unit_test(test_name),
                 cmocka_unit_test(test_description),
-                cmocka_unit_test(test_profile_and_flavor),
+                cmocka_unit_test(test_profile_and_flavor_open),
+                cmocka_unit_test(test_profile_and_flavor_near_miss),
+                cmocka_unit_test(test_profile_and_flavor_kinds),
+                cmocka_unit_test(test_profile_and_flavor_policy),
+                cmocka_unit_test(test_pool_and_ai_project),
+                cmocka_unit_test(test_body_and_hash_pinned),
                 cmocka_unit_test(test_storage_type),
                 cmocka_unit_test(test_obs_path),
                 cmocka_unit_test(test_evs_volume_size),

@@ -637,10 +637,18 @@ static void test_quote(void **state) {
         yaml_quote(buf, sizeof(buf), long_text, sizeof(long_text));
         assert_int_equal(strlen(buf), 1 + 64 + 3 + 1);
         assert_string_equal(buf + 65, "...'");
+        /* C1 controls are escaped (0x9b is a CSI to a terminal); other UTF-8 is kept */
+        assert_string_equal(yaml_quote(buf, sizeof(buf), "a\xc2\x9b" "b\xc2\xa0\xc3\xa9", 8),
+                            "'a\\xc2\\x9bb\xc2\xa0\xc3\xa9'");
         /* a small buffer is never overrun */
         char small[16];
         yaml_quote(small, sizeof(small), "\n\n\n\n\n\n\n\n", 8);
         assert_true(strlen(small) < sizeof(small));
+        for (size_t size = 16; size < 40; size++) {
+                char c1[40];
+                yaml_quote(c1, size, "\xc2\x85\xc2\x85\xc2\x85\xc2\x85\xc2\x85\xc2\x85", 12);
+                assert_true(strlen(c1) < size);
+        }
 }
 
 static void test_offset_position(void **state) {
