@@ -400,16 +400,192 @@ static void follow_instance(Engine *e, const char *name, const char *instance_id
 
 /* ---------------------------------------------------------------- creating */
 
+/* One create's answer, as its handler sees it: the op, the answer, the record loaded
+ * for it (saved by the handler) and the journal fields every outcome carries. */
+typedef struct CreateAnswer {
+        Engine *engine;
+        Op *op;
+        const ApiResult *ar;
+        const RemoteInstance *instance;  /* OK only */
+        InstanceRecord rec;
+        FieldBuf fb;
+        char http_buf[LOG_INT_BUFSIZE], attempt_buf[LOG_INT_BUFSIZE], retry_buf[LOG_INT_BUFSIZE],
+                dur_buf[LOG_INT_BUFSIZE];
+        int64_t retry_ms;                /* RETRY: when the next pass comes */
+} CreateAnswer;
+
+static void create_answer_done(CreateAnswer *x) {
+        instance_record_done(&x->rec);
+}
+
+/* What the caller does after a handler: the handler may already have let go of the op
+ * (it has follow-up work to register first), the op is done, or a retry is due. */
+typedef enum CreateNext {
+        CREATE_HANDLED,
+        CREATE_DONE,
+        CREATE_RETRY,
+} CreateNext;
+
+static CreateNext create_accepted(CreateAnswer *x) {
+        Engine *e = x->engine;
+        Op *op = x->op;
+        const RemoteInstance *inst = x->instance;
+        e->frozen_until_mono_ms = 0;   /* a create went through: the account is fine */
+        (void) strdup_replace(&x->rec.instance_id, inst ? inst->id : NULL);
+        (void) strdup_replace(&x->rec.workspace_id, inst && inst->workspace_id ? inst->workspace_id : op->workspace_id);
+        (void) strdup_replace(&x->rec.status, inst && inst->status ? inst->status : "CREATING");
+        record_set_result(&x->rec, RECORD_RESULT_ACCEPTED, x->ar);
+        x->rec.attempts = 0;
+        x->rec.next_attempt_at_ms = 0;
+        /* The intent stays open unless the instance id is on disk: then the next pass
+         * adopts by name instead of trusting a record that is not there. */
+        if (record_save(e, &x->rec) >= 0)
+                resolve_intent(e, op->intent_id, "accepted", op->name);
+        fb_add(&x->fb, "INSTANCE_ID", x->rec.instance_id);
+        fb_add(&x->fb, "STATUS", x->rec.status);
+        log_fields(LOG_NOTICE, MESSAGE_CREATE_ACCEPTED, x->fb.f, "Created notebook %s: instance %s, %s", op->name,
+                   strempty(x->rec.instance_id), x->rec.status);
+        report_forget(e, op->name);
+        bool running = instance_status_class(x->rec.status) == STATUS_CLASS_RUNNING;
+        if (running)
+                counts_move(e, &e->counts.running);
+        _cleanup_free_ char *name = strdup(op->name);
+        op_detach(op);
+        /* the poll is registered before "settled" is checked, or `once` would end first */
+        if (name && !running)
+                follow_instance(e, name, x->rec.instance_id, x->rec.status);
+        return CREATE_HANDLED;
+}
+
+/* 6301: someone (or a lost earlier create) made it. The next listing of its workspace
+ * adopts it; should that listing not show it, the name belongs to someone we cannot
+ * see, and the planner blocks it as a conflict instead of sending the same create into
+ * the same 6301 again. */
+static CreateNext create_exists(CreateAnswer *x) {
+        Op *op = x->op;
+        resolve_intent(x->engine, op->intent_id, "exists", op->name);
+        x->rec.attempts++;
+        x->rec.next_attempt_at_ms = 0;
+        record_set_result(&x->rec, RECORD_RESULT_EXISTS, x->ar);
+        (void) strdup_replace(&x->rec.workspace_id, op->workspace_id);
+        record_save(x->engine, &x->rec);
+        fb_add(&x->fb, "WORKSPACE_ID", op->workspace_id);
+        log_fields(LOG_INFO, NULL, x->fb.f, "Notebook %s already exists (ModelArts.6301); listing workspace %s to adopt it",
+                   op->name, strempty(op->workspace_id));
+        op_detach(op);
+        engine_request_pass(x->engine);
+        return CREATE_HANDLED;
+}
+
+/* The same create would be refused the same way: not sent again until the manifest
+ * changes. A policy denial (FORBIDDEN) is one of these: the credentials are fine and
+ * every other call goes on. */
+static CreateNext create_rejected(CreateAnswer *x) {
+        Engine *e = x->engine;
+        Op *op = x->op;
+        const ApiResult *ar = x->ar;
+        record_set_result(&x->rec, RECORD_RESULT_REJECTED, ar);
+        x->rec.attempts++;
+        x->rec.next_attempt_at_ms = 0;
+        record_save(e, &x->rec);
+        resolve_intent(e, op->intent_id, "rejected", op->name);
+        fb_add(&x->fb, "ATTEMPT", log_int(x->attempt_buf, x->rec.attempts));
+        if (ar->class == API_CLASS_FORBIDDEN)
+                log_fields(LOG_ERR, MESSAGE_CREATE_FAILED, x->fb.f,
+                           "Create of notebook %s refused: %s; not retried until the manifest changes", op->name,
+                           strempty(ar->message));
+        else
+                log_fields(LOG_ERR, MESSAGE_CREATE_FAILED, x->fb.f,
+                           "Create of notebook %s rejected: %s%s%s; not retried until the manifest changes", op->name,
+                           strempty(ar->error_code), ar->error_code ? " " : "",
+                           ar->error_msg ? ar->error_msg : strempty(ar->message));
+        char key[SPEC_HASH_HEX_LEN + 16];
+        snprintf(key, sizeof key, "rejected:%s", op->spec_hash);
+        report_once(e, op->name, key);
+        counts_move(e, &e->counts.rejected);
+        return CREATE_DONE;
+}
+
+/* The gateway refused the credentials: nothing was created, nothing more is sent. */
+static CreateNext create_auth_refused(CreateAnswer *x) {
+        record_set_result(&x->rec, RECORD_RESULT_AUTH_FAILED, x->ar);
+        record_save(x->engine, &x->rec);
+        resolve_intent(x->engine, x->op->intent_id, "auth-failed", x->op->name);
+        note_auth_failure(x->engine, x->ar, x->fb.f);
+        return CREATE_DONE;
+}
+
+/* 6326: nothing was created, and nothing will be until the account is paid: every
+ * create waits, not just this one. */
+static CreateNext create_frozen(CreateAnswer *x) {
+        resolve_intent(x->engine, x->op->intent_id, "account-frozen", x->op->name);
+        x->retry_ms = ENGINE_FROZEN_RETRY_MS;
+        record_set_result(&x->rec, RECORD_RESULT_RETRYING, x->ar);
+        x->rec.next_attempt_at_ms = now_realtime_ms() + x->retry_ms;
+        record_save(x->engine, &x->rec);
+        note_account_frozen(x->engine, x->ar, x->fb.f);
+        return CREATE_RETRY;
+}
+
+/* 429: the request was not processed; the client holds every request meanwhile. */
+static CreateNext create_throttled(CreateAnswer *x) {
+        resolve_intent(x->engine, x->op->intent_id, "throttled", x->op->name);
+        x->retry_ms = x->ar->retry_after_ms > 0 ? x->ar->retry_after_ms : API_DEFAULT_RETRY_AFTER_MIN_MS;
+        record_set_result(&x->rec, RECORD_RESULT_RETRYING, x->ar);
+        x->rec.next_attempt_at_ms = now_realtime_ms() + x->retry_ms;
+        record_save(x->engine, &x->rec);
+        fb_add(&x->fb, "RETRY_IN_MS", log_int(x->retry_buf, x->retry_ms));
+        log_fields(LOG_WARNING, MESSAGE_THROTTLED, x->fb.f, "Create of notebook %s throttled (HTTP 429); whole client waits %lld ms",
+                   x->op->name, (long long) x->retry_ms);
+        return CREATE_RETRY;
+}
+
+/* Sent and unanswered, or a 5xx (which may hide a created instance): the intent stays
+ * open, so the next pass lists before anything is re-sent. A 4xx that says "later"
+ * (6355, 6357...) was answered: nothing was made, no listing is needed. */
+static CreateNext create_retry(CreateAnswer *x) {
+        Op *op = x->op;
+        const ApiResult *ar = x->ar;
+        bool maybe_created = ar->sent && (ar->http_status <= 0 || ar->http_status >= 500);
+        x->rec.attempts++;
+        x->retry_ms = MAX(jittered_backoff_ms(x->rec.attempts, ENGINE_RETRY_BASE_MS, ENGINE_RETRY_MAX_MS),
+                          ar->retry_after_ms);
+        record_set_result(&x->rec, maybe_created ? RECORD_RESULT_UNKNOWN : RECORD_RESULT_RETRYING, ar);
+        x->rec.next_attempt_at_ms = now_realtime_ms() + x->retry_ms;
+        record_save(x->engine, &x->rec);
+        if (!maybe_created)
+                resolve_intent(x->engine, op->intent_id, ar->sent ? "retry-later" : "not-sent", op->name);
+        fb_add(&x->fb, "ATTEMPT", log_int(x->attempt_buf, x->rec.attempts));
+        fb_add(&x->fb, "RETRY_IN_MS", log_int(x->retry_buf, x->retry_ms));
+        if (x->engine->stopping)
+                log_fields(LOG_WARNING, MESSAGE_CREATE_RETRY, x->fb.f,
+                           "Create of notebook %s cut short by the stop (%s); outcome unknown: the next run lists first",
+                           op->name, strempty(ar->message));
+        else
+                log_fields(LOG_WARNING, MESSAGE_CREATE_RETRY, x->fb.f, "Create of notebook %s failed (%s)%s; retrying in %lld ms",
+                           op->name, strempty(ar->message), maybe_created ? ", outcome unknown: will list first" : "",
+                           (long long) x->retry_ms);
+        return CREATE_RETRY;
+}
+
+/* One handler per answer class (api_classify() is the one place that decides it). */
+static CreateNext (*const create_handlers[_API_CLASS_MAX])(CreateAnswer *x) = {
+        [API_CLASS_OK] = create_accepted,
+        [API_CLASS_ALREADY_EXISTS] = create_exists,
+        [API_CLASS_NOT_FOUND] = create_rejected,
+        [API_CLASS_PERMANENT] = create_rejected,
+        [API_CLASS_FORBIDDEN] = create_rejected,
+        [API_CLASS_AUTH] = create_auth_refused,
+        [API_CLASS_ACCOUNT_FROZEN] = create_frozen,
+        [API_CLASS_THROTTLED] = create_throttled,
+        [API_CLASS_TRANSIENT] = create_retry,
+        [API_CLASS_UNKNOWN_OUTCOME] = create_retry,
+};
+
 static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInstance *inst, void *userdata) {
         (void) c;
         Op *op = userdata;
         Engine *e = op->engine;
-        _cleanup_(instance_record_done) InstanceRecord rec = {};
-        char http_buf[LOG_INT_BUFSIZE], attempt_buf[LOG_INT_BUFSIZE], retry_buf[LOG_INT_BUFSIZE],
-                dur_buf[LOG_INT_BUFSIZE];
-        FieldBuf fb = {};
-        int64_t retry_ms = 0;
-
         op->in_request = false;
         if (ar->error == -ECANCELED && !ar->sent) {
                 /* Cut short (deadline, stop) before it left: nothing happened remotely, and
@@ -418,165 +594,32 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 op_finish(op);
                 return;
         }
-        int rl = record_load(e, op->name, &rec);
-        if (rl < 0) {
-                note_state_error(e, rl, "load", op->name);
+        _cleanup_(create_answer_done) CreateAnswer x = { .engine = e, .op = op, .ar = ar, .instance = inst };
+        int r = record_load(e, op->name, &x.rec);
+        if (r < 0) {
+                note_state_error(e, r, "load", op->name);
                 op_finish(op);
                 return;
         }
-        (void) strdup_replace(&rec.spec_hash, op->spec_hash);
-        fb_add(&fb, "NOTEBOOK", op->name);
-        fb_api(&fb, ar, http_buf);
-        fb_add(&fb, "DURATION_MS", log_int(dur_buf, now_monotonic_ms() - op->started_mono_ms));
+        (void) strdup_replace(&x.rec.spec_hash, op->spec_hash);
+        fb_add(&x.fb, "NOTEBOOK", op->name);
+        fb_api(&x.fb, ar, x.http_buf);
+        fb_add(&x.fb, "DURATION_MS", log_int(x.dur_buf, now_monotonic_ms() - op->started_mono_ms));
 
-        switch (ar->class) {
-        case API_CLASS_OK:
-                e->frozen_until_mono_ms = 0;   /* a create went through: the account is fine */
-                (void) strdup_replace(&rec.instance_id, inst ? inst->id : NULL);
-                (void) strdup_replace(&rec.workspace_id,
-                                      inst && inst->workspace_id ? inst->workspace_id : op->workspace_id);
-                (void) strdup_replace(&rec.status, inst && inst->status ? inst->status : "CREATING");
-                record_set_result(&rec, RECORD_RESULT_ACCEPTED, ar);
-                rec.attempts = 0;
-                rec.next_attempt_at_ms = 0;
-                /* The intent stays open unless the instance id is on disk: then the next
-                 * pass adopts by name instead of trusting a record that is not there. */
-                if (record_save(e, &rec) >= 0)
-                        resolve_intent(e, op->intent_id, "accepted", op->name);
-                fb_add(&fb, "INSTANCE_ID", rec.instance_id);
-                fb_add(&fb, "STATUS", rec.status);
-                log_fields(LOG_NOTICE, MESSAGE_CREATE_ACCEPTED, fb.f, "Created notebook %s: instance %s, %s",
-                           op->name, strempty(rec.instance_id), rec.status);
-                report_forget(e, op->name);
-                if (instance_status_class(rec.status) == STATUS_CLASS_RUNNING)
-                        counts_move(e, &e->counts.running);
-                {
-                        _cleanup_free_ char *name = strdup(op->name), *id = xstrdup(rec.instance_id),
-                                            *status = xstrdup(rec.status);
-                        op_detach(op);
-                        if (name && instance_status_class(status) != STATUS_CLASS_RUNNING)
-                                follow_instance(e, name, id, status);
-                        engine_maybe_settled(e);
-                }
-                return;
-
-        case API_CLASS_ALREADY_EXISTS:
-                /* Someone (or a lost earlier create) made it. The next listing of its
-                 * workspace adopts it; should that listing not show it, the name belongs to
-                 * someone we cannot see, and the planner blocks it as a conflict instead of
-                 * sending the same create into the same 6301 again. */
-                resolve_intent(e, op->intent_id, "exists", op->name);
-                rec.attempts++;
-                rec.next_attempt_at_ms = 0;
-                record_set_result(&rec, RECORD_RESULT_EXISTS, ar);
-                (void) strdup_replace(&rec.workspace_id, op->workspace_id);
-                record_save(e, &rec);
-                fb_add(&fb, "WORKSPACE_ID", op->workspace_id);
-                log_fields(LOG_INFO, NULL, fb.f,
-                           "Notebook %s already exists (ModelArts.6301); listing workspace %s to adopt it",
-                           op->name, strempty(op->workspace_id));
-                op_detach(op);
-                engine_request_pass(e);
+        switch ((unsigned) ar->class < _API_CLASS_MAX ? create_handlers[ar->class](&x) : create_retry(&x)) {
+        case CREATE_HANDLED:
                 engine_maybe_settled(e);
-                return;
-
-        case API_CLASS_PERMANENT:
-        case API_CLASS_NOT_FOUND:
-        case API_CLASS_FORBIDDEN:
-                /* For FORBIDDEN the credentials are fine and every other call goes on: the
-                 * policy denies this create, and the same create would be denied again. */
-                record_set_result(&rec, RECORD_RESULT_REJECTED, ar);
-                rec.attempts++;
-                rec.next_attempt_at_ms = 0;
-                record_save(e, &rec);
-                resolve_intent(e, op->intent_id, "rejected", op->name);
-                fb_add(&fb, "ATTEMPT", log_int(attempt_buf, rec.attempts));
-                if (ar->class == API_CLASS_FORBIDDEN)
-                        log_fields(LOG_ERR, MESSAGE_CREATE_FAILED, fb.f,
-                                   "Create of notebook %s refused: %s; not retried until the manifest changes",
-                                   op->name, strempty(ar->message));
-                else
-                        log_fields(LOG_ERR, MESSAGE_CREATE_FAILED, fb.f,
-                                   "Create of notebook %s rejected: %s%s%s; not retried until the manifest changes",
-                                   op->name, strempty(ar->error_code), ar->error_code ? " " : "",
-                                   ar->error_msg ? ar->error_msg : strempty(ar->message));
-                {
-                        char key[SPEC_HASH_HEX_LEN + 16];
-                        snprintf(key, sizeof key, "rejected:%s", op->spec_hash);
-                        report_once(e, op->name, key);
-                }
-                counts_move(e, &e->counts.rejected);
-                op_finish(op);
-                return;
-
-        case API_CLASS_ACCOUNT_FROZEN:
-                /* Nothing was created, and nothing will be until the account is paid:
-                 * every create waits, not just this one. */
-                resolve_intent(e, op->intent_id, "account-frozen", op->name);
-                retry_ms = ENGINE_FROZEN_RETRY_MS;
-                record_set_result(&rec, RECORD_RESULT_RETRYING, ar);
-                rec.next_attempt_at_ms = now_realtime_ms() + retry_ms;
-                record_save(e, &rec);
-                note_account_frozen(e, ar, fb.f);
                 break;
-
-        case API_CLASS_AUTH:
-                /* The gateway refused it: nothing was created. */
-                record_set_result(&rec, RECORD_RESULT_AUTH_FAILED, ar);
-                record_save(e, &rec);
-                resolve_intent(e, op->intent_id, "auth-failed", op->name);
-                note_auth_failure(e, ar, fb.f);
+        case CREATE_DONE:
                 op_finish(op);
-                return;
-
-        case API_CLASS_THROTTLED:
-                /* 429: the request was not processed; nothing was created. */
-                resolve_intent(e, op->intent_id, "throttled", op->name);
-                retry_ms = ar->retry_after_ms > 0 ? ar->retry_after_ms : API_DEFAULT_RETRY_AFTER_MIN_MS;
-                record_set_result(&rec, RECORD_RESULT_RETRYING, ar);
-                rec.next_attempt_at_ms = now_realtime_ms() + retry_ms;
-                record_save(e, &rec);
-                fb_add(&fb, "RETRY_IN_MS", log_int(retry_buf, retry_ms));
-                log_fields(LOG_WARNING, MESSAGE_THROTTLED, fb.f,
-                           "Create of notebook %s throttled (HTTP 429); whole client waits %lld ms", op->name,
-                           (long long) retry_ms);
                 break;
-
-        case API_CLASS_TRANSIENT:
-        case API_CLASS_UNKNOWN_OUTCOME:
-        default: {
-                /* Sent and unanswered, or a 5xx (which may hide a created instance): the
-                 * intent stays open, so the next pass lists before anything is re-sent. A
-                 * 4xx that says "later" (6355, 6357...) was answered: nothing was made. */
-                bool maybe_created = ar->sent && (ar->http_status <= 0 || ar->http_status >= 500);
-                rec.attempts++;
-                retry_ms = jittered_backoff_ms(rec.attempts, ENGINE_RETRY_BASE_MS, ENGINE_RETRY_MAX_MS);
-                if (ar->retry_after_ms > retry_ms)
-                        retry_ms = ar->retry_after_ms;
-                record_set_result(&rec, maybe_created ? RECORD_RESULT_UNKNOWN : RECORD_RESULT_RETRYING, ar);
-                rec.next_attempt_at_ms = now_realtime_ms() + retry_ms;
-                record_save(e, &rec);
-                if (!maybe_created)
-                        resolve_intent(e, op->intent_id, ar->sent ? "retry-later" : "not-sent", op->name);
-                fb_add(&fb, "ATTEMPT", log_int(attempt_buf, rec.attempts));
-                fb_add(&fb, "RETRY_IN_MS", log_int(retry_buf, retry_ms));
-                if (e->stopping)
-                        log_fields(LOG_WARNING, MESSAGE_CREATE_RETRY, fb.f,
-                                   "Create of notebook %s cut short by the stop (%s); outcome unknown: the next run lists first",
-                                   op->name, strempty(ar->message));
-                else
-                        log_fields(LOG_WARNING, MESSAGE_CREATE_RETRY, fb.f,
-                                   "Create of notebook %s failed (%s)%s; retrying in %lld ms", op->name,
-                                   strempty(ar->message), maybe_created ? ", outcome unknown: will list first" : "",
-                                   (long long) retry_ms);
+        case CREATE_RETRY:
+                counts_move(e, &e->counts.retrying);
+                op_detach(op);
+                schedule_pass_at(e, x.retry_ms);
+                engine_maybe_settled(e);
                 break;
         }
-        }
-
-        counts_move(e, &e->counts.retrying);
-        op_detach(op);
-        schedule_pass_at(e, retry_ms);
-        engine_maybe_settled(e);
 }
 
 /* Write the intents for every create in one durable transaction, then send them all:
