@@ -606,13 +606,97 @@ static char *describe_failure(const ApiClient *c, const ApiOp *op, ApiClass clas
         return xasprintf("%s: %s", call, strempty(api));
 }
 
+/* A list page arrived: gather it. Returns 1 when the next page was queued (the op
+ * lives on), 0 when the listing is complete, or a negative errno. */
+static int list_page_done(ApiClient *c, ApiOp *op, const HttpResponse *resp) {
+        int64_t total = -1;
+        size_t items = 0, before = op->list.n;
+        int r = api_parse_list_page(resp->body, resp->body_len, &op->list, &total, &items);
+        if (r < 0)
+                return r;
+        op->offset += (int64_t) items;
+        /* A server that ignores offset (a full page of nothing new) or never ends would
+         * keep the pass listing forever: that is an error. */
+        if (items >= API_LIST_PAGE_SIZE && (op->list.n == before || op->offset >= API_LIST_MAX_INSTANCES))
+                return -E2BIG;
+        /* Stop on a short page or once total_count is reached: a page can be short only
+         * at the end, and total_count bounds a server that never is. */
+        if (items < API_LIST_PAGE_SIZE || (total >= 0 && op->offset >= total))
+                return 0;
+        char off[32];
+        snprintf(off, sizeof(off), "%" PRId64, op->offset);
+        r = op_set_param(op, "offset", off);
+        if (r < 0)
+                return r;
+        /* Next page first: a listing in progress finishes before new work. */
+        ops_prepend(&c->waiting, op);
+        return 1;
+}
+
+/* The IAM answer: keep the token (secret) and its expiry. */
+static int iam_token_done(ApiClient *c, const HttpResponse *resp) {
+        if (!resp->subject_token || !*resp->subject_token)
+                return -EBADMSG;
+        char *t = strdup(resp->subject_token);
+        if (!t)
+                return -ENOMEM;
+        free_secret(c->iam_token);
+        c->iam_token = t;
+        c->iam_token_expires_ms = now_realtime_ms() + 60 * 60 * 1000;   /* if unsaid */
+        cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "token");
+        const cJSON *exp = cJSON_GetObjectItemCaseSensitive(tok, "expires_at");
+        int64_t expires;
+        if (cJSON_IsString(exp) && parse_expires_at(exp->valuestring, &expires) == 0)
+                c->iam_token_expires_ms = expires;
+        cJSON_Delete(j);
+        return 0;
+}
+
+/* The hold before anything else is sent: for a 429 client-wide and growing with every
+ * 429 in a row (Retry-After is often absent, and a per-minute quota is not over in 2 s),
+ * never less than the gateway asked; for a transient error what the server or its code
+ * asked for. */
+static int64_t note_retry_after(ApiClient *c, ApiClass class, const HttpResponse *resp, const char *error_code) {
+        int64_t ms = 0;
+        if (resp->retry_after)
+                (void) api_parse_retry_after(resp->retry_after, now_realtime_ms(), &ms);
+        if (class == API_CLASS_TRANSIENT)
+                ms = MAX(ms, api_error_min_retry_ms(error_code));
+        if (class == API_CLASS_THROTTLED) {
+                c->throttle_streak++;
+                ms = MAX(ms, api_throttle_backoff_ms(c->throttle_streak, arc4random()));
+                c->throttled_until_ms = MAX(c->throttled_until_ms, now_monotonic_ms() + ms);
+        } else if (resp->status > 0)
+                c->throttle_streak = 0;   /* the gateway let a request through */
+        return ms;
+}
+
+/* The IAM token request failed: without a usable token nothing can be sent, so the
+ * waiting calls get its failure (AUTH is handled in dispatch). */
+static void iam_token_failed(ApiClient *c, const ApiResult *result) {
+        c->iam_retry_after_ms = now_monotonic_ms() + API_TOKEN_RETRY_MS;
+        if (iam_token_usable(c) || result->class == API_CLASS_AUTH)
+                return;
+        ApiResult copy = *result;
+        copy.class = result->class == API_CLASS_UNKNOWN_OUTCOME ? API_CLASS_TRANSIENT : result->class;
+        copy.sent = false;
+        ApiOp *w;
+        while ((w = c->waiting.head) && !c->cancelling) {
+                ops_remove(&c->waiting, w);
+                copy.call = w->call;
+                deliver(c, w, &copy, NULL);
+                op_free(w);
+        }
+}
+
 static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata) {
         ApiOp *op = userdata;
         ApiClient *c = op->client;
         _cleanup_(api_error_done) ApiError e = { 0 };
         _cleanup_free_ char *message = NULL;
         RemoteInstance instance = { 0 };
-        int error = 0;
+        int error = 0, r = 0;
 
         (void) h;
         ops_remove(&c->wire, op);
@@ -635,99 +719,28 @@ static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata
         if (!op->internal && resp->status >= 200 && resp->status < 500 && resp->status != 401 && resp->status != 403 &&
             resp->status != 429)
                 c->auth_verified = true;
-        const char *request_id = e.request_id ? e.request_id : resp->request_id;
-        int64_t retry_after_ms = 0;
 
         if (class == API_CLASS_OK) {
-                int r = 0;
-                switch (op->call) {
-                case API_CALL_CREATE:
-                case API_CALL_GET:
+                if (op->call == API_CALL_CREATE || op->call == API_CALL_GET)
                         r = api_parse_instance(resp->body, resp->body_len, &instance);
-                        break;
-                case API_CALL_LIST: {
-                        int64_t total = -1;
-                        size_t items = 0;
-                        size_t before = op->list.n;
-                        r = api_parse_list_page(resp->body, resp->body_len, &op->list, &total, &items);
-                        if (r < 0)
-                                break;
-                        op->offset += (int64_t) items;
-                        /* A server that ignores offset (a full page of nothing new) or never
-                         * ends would keep the pass listing forever: that is an error. */
-                        if (items >= API_LIST_PAGE_SIZE &&
-                            (op->list.n == before || op->offset >= API_LIST_MAX_INSTANCES)) {
-                                r = -E2BIG;
-                                break;
-                        }
-                        /* Stop on a short page or once total_count is reached: a page can be
-                         * short only at the end, and total_count bounds a server that never is. */
-                        if (items >= API_LIST_PAGE_SIZE && (total < 0 || op->offset < total)) {
-                                char off[32];
-                                snprintf(off, sizeof(off), "%" PRId64, op->offset);
-                                r = op_set_param(op, "offset", off);
-                                if (r < 0)
-                                        break;
-                                /* Next page first: a listing in progress finishes before new work. */
-                                ops_prepend(&c->waiting, op);
-                                dispatch(c);
-                                return;
-                        }
-                        break;
-                }
-                case API_CALL_IAM_TOKEN: {
-                        if (!resp->subject_token || !*resp->subject_token) {
-                                r = -EBADMSG;
-                                break;
-                        }
-                        char *t = strdup(resp->subject_token);
-                        if (!t) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        free_secret(c->iam_token);
-                        c->iam_token = t;
-                        c->iam_token_expires_ms = now_realtime_ms() + 60 * 60 * 1000;   /* if unsaid */
-                        cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
-                        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "token");
-                        const cJSON *exp = cJSON_GetObjectItemCaseSensitive(tok, "expires_at");
-                        int64_t expires;
-                        if (cJSON_IsString(exp) && parse_expires_at(exp->valuestring, &expires) == 0)
-                                c->iam_token_expires_ms = expires;
-                        cJSON_Delete(j);
-                        break;
-                }
-                default:
-                        break;
-                }
-                if (r < 0) {
-                        error = r;
-                        class = r == -E2BIG ? API_CLASS_PERMANENT
-                                : op->call == API_CALL_CREATE ? API_CLASS_UNKNOWN_OUTCOME   /* made, id unknown */
-                                                              : API_CLASS_TRANSIENT;
-                        message = xasprintf("%s: HTTP %ld but %s", api_call_to_string(op->call), resp->status,
-                                            r == -E2BIG ? "more instances than notebookd lists (API_LIST_MAX_INSTANCES)"
-                                                        : "the response is not the expected JSON");
-                }
+                else if (op->call == API_CALL_LIST && (r = list_page_done(c, op, resp)) > 0) {
+                        dispatch(c);
+                        return;
+                } else if (op->call == API_CALL_IAM_TOKEN)
+                        r = iam_token_done(c, resp);
         }
-
-        if (resp->retry_after)
-                (void) api_parse_retry_after(resp->retry_after, now_realtime_ms(), &retry_after_ms);
-        if (class == API_CLASS_TRANSIENT)
-                retry_after_ms = MAX(retry_after_ms, api_error_min_retry_ms(e.error_code));
-        if (class == API_CLASS_THROTTLED) {
-                /* Slow the whole client down, not just this request, for longer with every
-                 * 429 in a row (Retry-After is often absent, and a per-minute quota is not
-                 * over in 2 s), and never less than the gateway asked. */
-                c->throttle_streak++;
-                retry_after_ms = MAX(retry_after_ms, api_throttle_backoff_ms(c->throttle_streak, arc4random()));
-                c->throttled_until_ms = MAX(c->throttled_until_ms, now_monotonic_ms() + retry_after_ms);
-        } else if (resp->status > 0)
-                c->throttle_streak = 0;   /* the gateway let a request through */
-
+        if (r < 0) {
+                error = r;
+                class = r == -E2BIG ? API_CLASS_PERMANENT
+                        : op->call == API_CALL_CREATE ? API_CLASS_UNKNOWN_OUTCOME   /* made, id unknown */
+                                                      : API_CLASS_TRANSIENT;
+                message = xasprintf("%s: HTTP %ld but %s", api_call_to_string(op->call), resp->status,
+                                    r == -E2BIG ? "more instances than notebookd lists (API_LIST_MAX_INSTANCES)"
+                                                : "the response is not the expected JSON");
+        }
+        int64_t retry_after_ms = note_retry_after(c, class, resp, e.error_code);
         if (class != API_CLASS_OK && !message)
                 message = describe_failure(c, op, class, resp, &e);
-
         if (class == API_CLASS_AUTH && !c->auth_failed) {
                 c->auth_failed = true;
                 free(c->auth_message);
@@ -741,32 +754,15 @@ static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata
                 .http_status = resp->status,
                 .error_code = e.error_code,
                 .error_msg = e.error_msg,
-                .request_id = request_id,
+                .request_id = e.request_id ? e.request_id : resp->request_id,
                 .message = class == API_CLASS_OK ? NULL : (message ? message : "request failed"),
                 .retry_after_ms = retry_after_ms,
                 .sent = resp->sent,
         };
-
         if (op->internal) {
                 c->iam_fetching = false;
-                if (class != API_CLASS_OK) {
-                        c->iam_retry_after_ms = now_monotonic_ms() + API_TOKEN_RETRY_MS;
-                        /* Without a usable token nothing can be sent: the waiting calls get
-                         * the token's failure (AUTH is already handled in dispatch). */
-                        if (!iam_token_usable(c) && class != API_CLASS_AUTH) {
-                                ApiResult copy = result;
-                                ApiClass cls = class == API_CLASS_UNKNOWN_OUTCOME ? API_CLASS_TRANSIENT : class;
-                                copy.class = cls;
-                                copy.sent = false;
-                                ApiOp *w;
-                                while ((w = c->waiting.head) && !c->cancelling) {
-                                        ops_remove(&c->waiting, w);
-                                        copy.call = w->call;
-                                        deliver(c, w, &copy, NULL);
-                                        op_free(w);
-                                }
-                        }
-                }
+                if (class != API_CLASS_OK)
+                        iam_token_failed(c, &result);
         } else
                 deliver(c, op, &result, &instance);
 
