@@ -52,6 +52,7 @@ struct Engine {
         char *auth_message;
         bool state_error;
         int64_t frozen_until_mono_ms;   /* ModelArts.6326: no create before this */
+        int64_t state_paused_until_mono_ms; /* intents could not be written: creates wait */
         unsigned list_failures;     /* consecutive failed listings: pass-level backoff */
         int64_t deadline_mono_ms;
         sd_event_source *pass_timer;  /* a scheduled (retry) pass */
@@ -622,6 +623,13 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
         }
 }
 
+/* No intent could be made durable, so no create may leave: say so in STATUS= and try
+ * again with the next pass. */
+static void pause_for_state_error(Engine *e) {
+        e->state_paused_until_mono_ms = now_monotonic_ms() + ENGINE_LIST_RETRY_MAX_MS;
+        schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+}
+
 /* Write the intents for every create in one durable transaction, then send them all:
  * an intent is on disk before its POST leaves. */
 static void send_creates(Engine *e, const Action *const *creates, size_t n) {
@@ -636,7 +644,7 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
         int r = store_begin_durable(e->store);
         if (r < 0) {
                 note_state_error(e, r, "begin a transaction", NULL);
-                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+                pause_for_state_error(e);
                 return;
         }
         Op **ops = calloc(n, sizeof(Op *));
@@ -670,6 +678,7 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
                         note_state_error(e, r, "write the create intent", a->name);
                         hashmap_remove(e->ops, a->name);
                         op_free(op);
+                        pause_for_state_error(e);
                         continue;
                 }
                 specs[k] = a->spec;
@@ -686,9 +695,10 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
                 }
                 free(ops);
                 free(specs);
-                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+                pause_for_state_error(e);
                 return;
         }
+        e->state_paused_until_mono_ms = 0;   /* intents are being written again */
         for (size_t i = 0; i < k; i++) {
                 Op *op = ops[i];
                 const NotebookSpec *spec = specs[i];
@@ -1431,6 +1441,9 @@ const char *engine_pause_reason(const Engine *e, int64_t *ret_retry_mono_ms) {
         } else if (e->frozen_until_mono_ms > now_monotonic_ms()) {
                 reason = "account frozen (ModelArts.6326)";
                 retry = e->frozen_until_mono_ms;
+        } else if (e->state_paused_until_mono_ms > now_monotonic_ms()) {
+                reason = "the state database cannot be written";
+                retry = e->state_paused_until_mono_ms;
         }
         if (ret_retry_mono_ms)
                 *ret_retry_mono_ms = retry;

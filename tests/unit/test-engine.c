@@ -5,7 +5,7 @@
  * a server, and an interleaving (a create finishing while a listing is out) is written
  * down instead of hoped for. engine.c and log.c live in daemon/, outside the library, so
  * they are compiled into this suite. */
-/* LDFLAGS: -Wl,--wrap=api_create,--wrap=api_list,--wrap=api_get,--wrap=api_client_cancel_queued,--wrap=api_client_reset_auth */
+/* LDFLAGS: -Wl,--wrap=api_create,--wrap=api_list,--wrap=api_get,--wrap=api_client_cancel_queued,--wrap=api_client_reset_auth,--wrap=store_commit */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -79,6 +79,18 @@ void __wrap_api_client_reset_auth(ApiClient *c);
 void __wrap_api_client_reset_auth(ApiClient *c) {
         (void) c;
         reset_auth_calls++;
+}
+
+/* The state database, failing on demand: the next N commits fail with -EIO. */
+static unsigned fail_commits;
+int __real_store_commit(Store *s);
+int __wrap_store_commit(Store *s);
+int __wrap_store_commit(Store *s) {
+        if (fail_commits > 0) {
+                fail_commits--;
+                return -EIO;
+        }
+        return __real_store_commit(s);
 }
 
 /* The index of the first unanswered call of this kind and subject (NULL: any). */
@@ -535,6 +547,28 @@ static void test_throttled_listing_waits(void **state) {
         fixture_free(f);
 }
 
+/* Intents that cannot be made durable: no create leaves, STATUS= says why, and the
+ * next pass tries again and sends it. */
+static void test_state_write_failure_pauses(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        fail_commits = 1;
+        answer_list("0", NULL, 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 0);
+        assert_true(engine_state_error(f->engine));
+        int64_t retry = 0;
+        assert_string_equal(engine_pause_reason(f->engine, &retry), "the state database cannot be written");
+        assert_true(retry > now_monotonic_ms());
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, "nb-1"), 1);
+        assert_null(engine_pause_reason(f->engine, NULL));
+        fixture_free(f);
+}
+
 /* Stopping sends nothing new and cancels what is queued. */
 static void test_stop(void **state) {
         (void) state;
@@ -566,6 +600,7 @@ int main(void) {
                 cmocka_unit_test(test_no_adoption_across_workspaces),
                 cmocka_unit_test(test_listing_older_than_create_does_not_judge),
                 cmocka_unit_test(test_throttled_listing_waits),
+                cmocka_unit_test(test_state_write_failure_pauses),
                 cmocka_unit_test(test_stop),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
