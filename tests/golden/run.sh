@@ -15,6 +15,8 @@
 #   NAME.conf      optional: a config file, passed as `-c NAME.conf` (the host config's
 #                  profiles:/flavors: as CI enforces them; a file case only)
 # Paths in the expected output are therefore relative: "NAME.yaml:3:7: error: ...".
+# An expectation without its case (no NAME.yaml, no NAME.d/), or any other file in
+# cases/, is a failure: a lost case must never be skipped in silence.
 #
 # check runs with an empty environment (PATH, LC_ALL=C and the sanitizer options only)
 # and without -c (unless NAME.conf): given a path, check reads no config file, so the
@@ -142,6 +144,30 @@ selected() {
         esac
         return 1
 }
+
+# Every expectation belongs to a case: one whose NAME.yaml or NAME.d/ is missing (a
+# .gitignore rule once kept all the NAME.d/ out of git) would otherwise be skipped in
+# silence. So is anything else in cases/ that is no part of a case (a NAME.yml, a typo).
+# Checked whatever names were given.
+for f in "$cases"/* "$cases"/.[!.]*; do
+        [ -e "$f" ] || [ -L "$f" ] || continue
+        file=${f##*/}
+        name=${file%.*}
+        case $file in
+        *.yaml) [ -f "$f" ] && continue ;;
+        *.d) [ -d "$f" ] && continue ;;
+        *.stderr | *.exit | *.json)
+                { [ -f "$cases/$name.yaml" ] || [ -d "$cases/$name.d" ]; } && continue ;;
+        *.conf) [ -f "$cases/$name.yaml" ] && continue ;;
+        esac
+        case $file in
+        *.stderr | *.exit | *.json | *.conf)
+                echo "FAIL $name: $file has no case (no $name.yaml$(
+                        [ "${file##*.}" = conf ] || echo ", no $name.d/"))" ;;
+        *) echo "FAIL $file: not a case nor an expectation (NAME.yaml, NAME.d/, NAME.stderr, NAME.exit, NAME.json, NAME.conf)" ;;
+        esac
+        failed=$((failed + 1))
+done
 
 for f in "$cases"/*.yaml; do
         [ -f "$f" ] || continue
