@@ -8,7 +8,8 @@
  * the small util/macro helpers.
  *
  * Threads: libmicrohttpd runs a pool of epoll threads; every piece of shared state
- * (settings, instances, stats, the RNG, the AK lock) is behind Emulator.lock. Delays
+ * (settings, instances, stats, the RNG, the AK lock, the injection counts) is behind
+ * Emulator.lock. Delays
  * (latency, slow responses) never block a pool thread: the connection is suspended and a
  * timer thread resumes it (delay.c). All non-static symbols start with emu_ so they can
  * never collide with a lib/ symbol pulled from libnotebookd.a. */
@@ -98,9 +99,13 @@ typedef struct Settings {
 
         /* runtime (POST /_emulator/config) */
         bool grant_gpu;
-        bool legacy_errors; /* "error_message" instead of "error_msg" in ModelArts errors */
+        int64_t error_field; /* ERROR_FIELD_*: the message key of ModelArts (not gateway) errors */
+        bool total_count_string; /* list answers send total_count as "12" */
         char *fail_pattern; /* comma-separated fnmatch globs: matching names -> CREATE_FAILED */
         char *sold_out;     /* comma-separated flavors answered with ModelArts.6329 */
+        char *flavors;      /* the region's flavors, "NAME=KIND,..."; NULL: the default table */
+        char *profiles;     /* the region's profiles, likewise */
+        char *inject_error; /* "CODE:GLOB[:COUNT],...": creates of matching names get CODE */
         int64_t max_instances; /* 0 = no limit */
         int64_t create_delay_ms;
         int64_t action_delay_ms;
@@ -113,12 +118,18 @@ typedef struct Settings {
         double fail_5xx_rate;
         double throttle_rate;
         int64_t retry_after; /* seconds, the Retry-After of a 429 */
+        bool retry_after_header; /* a 429 carries Retry-After at all (the cloud's usually don't) */
         double drop_after_create_rate;
         int64_t fail_5xx_next; /* the next N faultable requests get the fault, then rates */
         int64_t throttle_next;
         int64_t drop_after_create_next;
         unsigned fault_routes; /* ROUTE_BIT set */
 } Settings;
+
+enum {
+        ERROR_FIELD_MESSAGE, /* "error_message", as in every v1 sample */
+        ERROR_FIELD_MSG,     /* "error_msg", as newer services write */
+};
 
 void emu_settings_init(Settings *s);
 void emu_settings_done(Settings *s);
@@ -170,6 +181,43 @@ void emu_error_set(EmuError *e, unsigned http, const char *code, const char *fmt
         __attribute__((format(printf, 4, 5)));
 void emu_error_done(EmuError *e);
 
+/* ---- the region's catalog (catalog.c) ---- */
+typedef enum EmuKind {
+        KIND_CPU,
+        KIND_GPU,
+        KIND_ASCEND,
+        KIND_ANY, /* runs on every kind of flavor */
+        _KIND_MAX,
+} EmuKind;
+
+const char *emu_kind_name(EmuKind k);
+/* A "NAME=KIND,..." list is well-formed; else -EINVAL and why in *ret_error. */
+int emu_catalog_check(const char *list, char **ret_error);
+/* Is name in list (NULL: the default table of profiles or flavors)? Its kind in *ret. */
+bool emu_catalog_lookup(const char *list, bool profiles, const char *name, EmuKind *ret);
+/* The default table as a "NAME=KIND,..." list (malloc'd; NULL on ENOMEM). */
+char *emu_catalog_default(bool profiles);
+
+/* ---- injected create errors (inject.c) ---- */
+typedef struct InjectCode {
+        const char *code; /* "ModelArts.6355" */
+        unsigned http;
+        const char *message;
+} InjectCode;
+
+/* The supported code, or NULL. */
+const InjectCode *emu_inject_code(const char *code);
+/* A "CODE:GLOB[:COUNT],..." list is well-formed with supported codes; else -EINVAL. */
+int emu_inject_check(const char *list, char **ret_error);
+/* The per-name usage of COUNT-limited items: a map of counters. */
+typedef struct InjectUsage InjectUsage;
+int emu_inject_usage_new(InjectUsage **ret);
+InjectUsage *emu_inject_usage_free(InjectUsage *u);
+void emu_inject_usage_clear(InjectUsage *u);
+/* The first item of list matching name that has uses left (and counts the use), or
+ * NULL: no error to inject. */
+const InjectCode *emu_inject_match(const char *list, InjectUsage *u, const char *name);
+
 /* ---- create validation (validate.c) ---- */
 typedef struct CreateRequest {
         char *name;
@@ -186,6 +234,8 @@ typedef struct CreateRequest {
 typedef struct ValidateOptions {
         bool grant_gpu;
         const char *sold_out; /* comma-separated flavors */
+        const char *flavors;  /* catalog lists, NULL: the default table */
+        const char *profiles;
 } ValidateOptions;
 
 CreateRequest *emu_create_request_free(CreateRequest *c);
@@ -194,6 +244,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CreateRequest *, emu_create_request_free);
  * is the normalised request (defaults filled in); on a rule failure returns -EINVAL and
  * fills err (400 + ModelArts code). */
 int emu_validate_create(const cJSON *body, const ValidateOptions *o, CreateRequest **ret, EmuError *err);
+/* The create rule for names: 1-64 of A-Z a-z 0-9 - _. */
+bool emu_name_ok(const char *s);
 /* Exposed for the stats and the status endpoint. */
 bool emu_status_is_known(const char *status);
 /* The static copy of a known status string (instances store statuses as those), or NULL. */
@@ -219,6 +271,7 @@ typedef struct Instance {
         int64_t next_at_mono;
         int64_t next_at_real;
         bool failed_create; /* show spec.failed_reasons */
+        bool other_owner;   /* made by another IAM user (seeded): hidden by show_self */
         char *text;         /* cached rendering; NULL after any change (emu_instance_changed) */
         size_t text_len;
 } Instance;
@@ -248,7 +301,9 @@ void emu_instance_changed(Instance *inst);
 
 typedef struct ListQuery {
         const char *status; /* NULL = any */
-        const char *workspace_id;
+        const char *workspace_id; /* never NULL: the cloud's default is "0" */
+        bool show_self;           /* only the caller's own instances */
+        bool total_count_string;
         bool sort_by_time;
         bool descending;
         int64_t offset;
@@ -276,6 +331,9 @@ typedef enum CreateOutcome {
         CREATE_DUPLICATE, /* answered ModelArts.6301 */
 } CreateOutcome;
 void emu_stats_create(Stats *s, const char *name, CreateOutcome o);
+void emu_stats_injected(Stats *s, const char *code);
+/* An API request was answered (http 0: dropped without an answer) at mono_ms. */
+void emu_stats_recent(Stats *s, EmuRoute r, unsigned http, const char *name, int64_t mono_ms);
 cJSON *emu_stats_to_json(const Stats *s);
 
 /* ---- auth (auth.c) ---- */
@@ -325,6 +383,7 @@ typedef struct Emulator {
         Stats *stats;
         Rng rng;
         AuthState auth;
+        InjectUsage *inject_usage;
         Delayer *delayer;
         struct MHD_Daemon *mhd;
         uint64_t id_seed;               /* request ids: mix(id_seed + counter) */
@@ -341,3 +400,6 @@ void emu_server_stop(Emulator *e);
 #define EMU_MAX_BODY (1024 * 1024)
 /* Remembered protocol-violation details in the stats (a ring; counts are exact). */
 #define EMU_VIOLATION_LOG 32
+/* Remembered API requests in the stats (recent_requests): enough for a test to see the
+ * gaps around a run of 429s. */
+#define EMU_RECENT_REQUESTS 64

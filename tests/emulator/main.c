@@ -64,7 +64,8 @@ int main(int argc, char **argv) {
         int exit_code = 1;
         _cleanup_free_ char *err = NULL;
         unsigned port = 0;
-        if (emu_store_new(&e.store) < 0 || emu_stats_new(&e.stats) < 0 || emu_delayer_new(&e.delayer) < 0) {
+        if (emu_store_new(&e.store) < 0 || emu_stats_new(&e.stats) < 0 || emu_inject_usage_new(&e.inject_usage) < 0 ||
+            emu_delayer_new(&e.delayer) < 0) {
                 fprintf(stderr, "modelarts-emulator: out of memory\n");
                 goto out;
         }
@@ -91,6 +92,7 @@ out:
         e.delayer = emu_delayer_free(e.delayer);
         e.store = emu_store_free(e.store);
         e.stats = emu_stats_free(e.stats);
+        e.inject_usage = emu_inject_usage_free(e.inject_usage);
         pthread_mutex_destroy(&e.lock);
         emu_settings_done(&e.settings);
         return exit_code;

@@ -3,8 +3,9 @@
  *
  * One request, in order (README.md has the same list):
  *   latency (suspend) -> route -> throttle fault (429) -> body size (413) -> auth (401)
- *   -> project checks (403) -> 5xx fault -> handler -> drop-after-create fault
- *   -> slow fault (suspend, then answer).
+ *   -> project checks (403) -> 5xx fault -> handler (a create: JSON body, then
+ *   --inject-error, then the rules) -> drop-after-create fault -> slow fault (suspend,
+ *   then answer).
  * Everything between "route" and "handler" runs under Emulator.lock, so a request sees
  * one consistent state and the counters are exact. */
 #include "emulator.h"
@@ -49,6 +50,7 @@ typedef struct Request {
         bool latency_done;
         struct MHD_Response *pending; /* a slow answer waiting for its resume */
         unsigned pending_status;
+        char *name; /* the instance's name when known, for recent_requests */
 } Request;
 
 typedef struct Reply {
@@ -59,7 +61,7 @@ typedef struct Reply {
         bool drop;
         bool retry_after;
         int64_t retry_after_s; /* settings copied under the lock, for the answer */
-        bool legacy_errors;
+        int64_t error_field;
         int64_t slow_ms;
 } Reply;
 
@@ -72,6 +74,7 @@ static void request_free(Request *r) {
         free(r->project_id);
         free(r->instance_id);
         free(r->body);
+        free(r->name);
         free(r);
 }
 
@@ -273,6 +276,18 @@ static cJSON *parse_body(Ctx *c, Reply *rep) {
 
 /* ---- the ModelArts calls ---- */
 
+/* A new instance with an id and its place in the creation order; the caller fills in
+ * the rest. Under e->lock. */
+static Instance *instance_alloc(Emulator *e) {
+        static uint64_t seq; /* under e->lock */
+        Instance *inst = calloc(1, sizeof(*inst));
+        if (!inst)
+                return NULL;
+        emu_rng_uuid(&e->rng, inst->id);
+        inst->seq = ++seq;
+        return inst;
+}
+
 static void handle_create(Ctx *c, Reply *rep) {
         Emulator *e = c->e;
         Settings *s = &e->settings;
@@ -280,11 +295,26 @@ static void handle_create(Ctx *c, Reply *rep) {
         if (!body)
                 return;
         const cJSON *jname = cJSON_GetObjectItemCaseSensitive(body, "name");
-        if (cJSON_IsString(jname) && jname->valuestring)
+        if (cJSON_IsString(jname) && jname->valuestring) {
                 emu_stats_create(e->stats, jname->valuestring, CREATE_ATTEMPT);
+                (void) strdup_replace(&c->r->name, jname->valuestring);
+                /* the cloud's answers a local stand-in cannot provoke: before the rules,
+                 * nothing is created */
+                const InjectCode *ic = emu_inject_match(s->inject_error, e->inject_usage, jname->valuestring);
+                if (ic) {
+                        emu_stats_injected(e->stats, ic->code);
+                        emu_error_set(&rep->err, ic->http, ic->code, "%s", ic->message);
+                        return;
+                }
+        }
 
         CreateRequest *req = NULL;
-        ValidateOptions o = { .grant_gpu = s->grant_gpu, .sold_out = s->sold_out };
+        ValidateOptions o = {
+                .grant_gpu = s->grant_gpu,
+                .sold_out = s->sold_out,
+                .flavors = s->flavors,
+                .profiles = s->profiles,
+        };
         int r = emu_validate_create(body, &o, &req, &rep->err);
         if (r == -ENOMEM)
                 emu_error_set(&rep->err, 500, "ModelArts.0010", "Out of memory");
@@ -303,14 +333,11 @@ static void handle_create(Ctx *c, Reply *rep) {
                 return;
         }
 
-        Instance *inst = calloc(1, sizeof(*inst));
+        Instance *inst = instance_alloc(e);
         if (!inst) {
                 emu_error_set(&rep->err, 500, "ModelArts.0010", "Out of memory");
                 return;
         }
-        static uint64_t seq; /* under e->lock */
-        emu_rng_uuid(&e->rng, inst->id);
-        inst->seq = ++seq;
         inst->name = TAKE_PTR(cr->name);
         inst->description = TAKE_PTR(cr->description);
         inst->profile_id = TAKE_PTR(cr->profile_id);
@@ -354,11 +381,12 @@ static bool one_of(const char *v, const char *a, const char *b) {
 static void handle_list(Ctx *c, Reply *rep) {
         const char *raw = raw_query_of(c->r);
         _cleanup_free_ char *de_type = NULL, *offset = NULL, *limit = NULL, *status = NULL, *sortby = NULL,
-                            *order = NULL, *provision = NULL, *workspace = NULL;
+                            *order = NULL, *provision = NULL, *workspace = NULL, *show_self = NULL;
         if (query_get(raw, "de_type", &de_type) < 0 || query_get(raw, "offset", &offset) < 0 ||
             query_get(raw, "limit", &limit) < 0 || query_get(raw, "status", &status) < 0 ||
             query_get(raw, "sortby", &sortby) < 0 || query_get(raw, "order", &order) < 0 ||
-            query_get(raw, "provision_type", &provision) < 0 || query_get(raw, "workspace_id", &workspace) < 0)
+            query_get(raw, "provision_type", &provision) < 0 || query_get(raw, "workspace_id", &workspace) < 0 ||
+            query_get(raw, "show_self", &show_self) < 0)
                 return reject(c, rep, VIOLATION_BAD_QUERY, 400, "ModelArts.6336", "Malformed query string");
         if (!de_type)
                 return reject(c, rep, VIOLATION_MISSING_DE_TYPE, 400, "ModelArts.6335",
@@ -366,7 +394,18 @@ static void handle_list(Ctx *c, Reply *rep) {
         if (!streq(de_type, "Notebook"))
                 return reject(c, rep, VIOLATION_BAD_DE_TYPE, 400, "ModelArts.6336",
                               "Invalid de_type: must be Notebook");
-        ListQuery q = { .status = status, .workspace_id = workspace };
+        /* the cloud's defaults: the default workspace only, the caller's own instances only */
+        ListQuery q = {
+                .status = status,
+                .workspace_id = workspace ? workspace : "0",
+                .show_self = true,
+                .total_count_string = c->e->settings.total_count_string,
+        };
+        if (show_self && !one_of(show_self, "true", "false"))
+                return reject(c, rep, VIOLATION_BAD_QUERY, 400, "ModelArts.6336",
+                              "Invalid show_self: must be true or false");
+        if (show_self)
+                q.show_self = streq(show_self, "true");
         if (offset && parse_int64(offset, 0, INT64_MAX, &q.offset) < 0)
                 return reject(c, rep, VIOLATION_BAD_QUERY, 400, "ModelArts.6336",
                               "Invalid offset: must be a non-negative integer");
@@ -397,6 +436,7 @@ static Instance *find_or_6309(Ctx *c, Reply *rep) {
                 return NULL;
         }
         emu_instance_refresh(inst, c->now_mono);
+        (void) strdup_replace(&c->r->name, inst->name);
         return inst;
 }
 
@@ -410,10 +450,24 @@ static void handle_get(Ctx *c, Reply *rep) {
         rep->http = 200;
 }
 
+/* The cloud deletes only an instance that does not run: stopped, failed, broken (or
+ * already DELETED). Anything on its way up or down must be stopped first. */
+static bool deletable(const char *status) {
+        static const char *const ok[] = { "STOPPED",     "CREATE_FAILED", "START_FAILED",
+                                          "RESIZE_FAILED", "UNAVAILABLE", "DELETED" };
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++)
+                if (streq(status, ok[i]))
+                        return true;
+        return false;
+}
+
 static void handle_delete(Ctx *c, Reply *rep) {
         Instance *inst = find_or_6309(c, rep);
         if (!inst)
                 return;
+        if (!deletable(inst->status))
+                return emu_error_set(&rep->err, 400, "ModelArts.6304",
+                                     "Instance is %s: stop the instance before deleting it", inst->status);
         rep->json = cJSON_CreateObject();
         cJSON_AddStringToObject(rep->json, "instance_id", inst->id);
         emu_store_remove(c->e->store, inst);
@@ -442,6 +496,14 @@ static void handle_action(Ctx *c, Reply *rep) {
                 emu_instance_set_status(inst, "STOPPING", "STOPPED", c->e->settings.action_delay_ms);
         else if (start && (streq(prev, "STOPPED") || streq(prev, "START_FAILED")))
                 emu_instance_set_status(inst, "STARTING", "RUNNING", c->e->settings.action_delay_ms);
+        else if (start && streq(prev, "RUNNING"))
+                return emu_error_set(&rep->err, 400, "ModelArts.6305", "Instance is already running");
+        else if (start && streq(prev, "STARTING"))
+                return emu_error_set(&rep->err, 400, "ModelArts.6306", "Instance is starting");
+        else if (stop && streq(prev, "STOPPED"))
+                return emu_error_set(&rep->err, 400, "ModelArts.6307", "Instance is already stopped");
+        else if (stop && streq(prev, "STOPPING"))
+                return emu_error_set(&rep->err, 400, "ModelArts.6308", "Instance is stopping");
         else
                 return emu_error_set(&rep->err, 400, "ModelArts.6357", "Instance is %s: cannot %s it now", prev,
                                      a->valuestring);
@@ -484,6 +546,7 @@ static Instance *control_find(Ctx *c, Reply *rep) {
 static void control_reset(Emulator *e) {
         emu_store_clear(e->store);
         emu_stats_clear(e->stats);
+        emu_inject_usage_clear(e->inject_usage);
         e->auth = (AuthState) {};
         e->settings.fail_5xx_next = e->settings.throttle_next = e->settings.drop_after_create_next = 0;
 }
@@ -491,6 +554,7 @@ static void control_reset(Emulator *e) {
 /* Apply every name=value of the query, all or nothing. */
 static void control_config(Ctx *c, Reply *rep) {
         const char *raw = raw_query_of(c->r);
+        bool rearm = false;
         for (int pass = 0; pass < 2; pass++) {
                 Settings scratch;
                 emu_settings_init(&scratch);
@@ -510,12 +574,17 @@ static void control_config(Ctx *c, Reply *rep) {
                                 emu_settings_done(&scratch);
                                 return control_error(rep, 400, "%s", err ? err : "bad setting");
                         }
+                        if (streq(k, "inject_error") || streq(k, "inject-error"))
+                                rearm = true;
                         p += n;
                         if (*p == '&')
                                 p++;
                 }
                 emu_settings_done(&scratch);
         }
+        /* a list given again starts its COUNTs afresh */
+        if (rearm)
+                emu_inject_usage_clear(c->e->inject_usage);
         rep->http = 200;
         rep->json = emu_settings_to_json(&c->e->settings);
 }
@@ -545,6 +614,55 @@ static void control_status(Ctx *c, Reply *rep) {
         emu_instance_refresh(inst, now_monotonic_ms());
         rep->http = 200;
         rep->json = emu_instance_to_json(inst);
+}
+
+/* An instance someone made (us, or another IAM user: owner=other) without a create:
+ * not counted in stats.creates. */
+static void control_seed(Ctx *c, Reply *rep) {
+        Emulator *e = c->e;
+        const char *raw = raw_query_of(c->r);
+        _cleanup_free_ char *name = NULL, *ws = NULL, *owner = NULL, *status = NULL, *flavor = NULL,
+                            *profile = NULL;
+        if (query_get(raw, "name", &name) < 0 || query_get(raw, "workspace_id", &ws) < 0 ||
+            query_get(raw, "owner", &owner) < 0 || query_get(raw, "status", &status) < 0 ||
+            query_get(raw, "flavor", &flavor) < 0 || query_get(raw, "profile_id", &profile) < 0)
+                return control_error(rep, 400, "malformed query");
+        if (!name || !emu_name_ok(name))
+                return control_error(rep, 400, "name= required: 1 to 64 of A-Z a-z 0-9 - _");
+        if (owner && !one_of(owner, "self", "other"))
+                return control_error(rep, 400, "owner= must be self or other");
+        const char *st = emu_status_intern(status ? status : "RUNNING");
+        if (!st || streq(st, "DELETED"))
+                return control_error(rep, 400, "status= must be a known status other than DELETED");
+        if ((ws && !*ws) || (flavor && !*flavor) || (profile && !*profile))
+                return control_error(rep, 400, "workspace_id=, flavor= and profile_id= must not be empty");
+        if (emu_store_find_name(e->store, name))
+                return control_error(rep, 409, "a live instance is named %s", name);
+
+        Instance *inst = instance_alloc(e);
+        if (!inst)
+                return control_error(rep, 500, "out of memory");
+        inst->name = TAKE_PTR(name);
+        inst->description = strdup("");
+        inst->profile_id = profile ? TAKE_PTR(profile) : strdup("Python3");
+        inst->flavor = flavor ? TAKE_PTR(flavor) : strdup("modelarts.vm.cpu.2u");
+        inst->workspace_id = ws ? TAKE_PTR(ws) : strdup("0");
+        inst->storage_type = strdup("evs");
+        inst->volume_size = 5;
+        inst->other_owner = owner && streq(owner, "other");
+        emu_instance_set_status(inst, st, NULL, 0);
+        inst->created_ms = inst->updated_ms;
+        if (!inst->description || !inst->profile_id || !inst->flavor || !inst->workspace_id || !inst->storage_type) {
+                emu_instance_free(inst);
+                return control_error(rep, 500, "out of memory");
+        }
+        cJSON *j = emu_instance_to_json(inst);
+        if (emu_store_add(e->store, inst) < 0) {
+                cJSON_Delete(j);
+                return control_error(rep, 500, "out of memory");
+        }
+        rep->http = 200;
+        rep->json = j;
 }
 
 static void handle_control(Ctx *c, Reply *rep) {
@@ -584,6 +702,8 @@ static void handle_control(Ctx *c, Reply *rep) {
                 rep->http = 200;
         } else if (post && streq(what, "status")) {
                 control_status(c, rep);
+        } else if (post && streq(what, "seed")) {
+                control_seed(c, rep);
         } else if (get && streq(what, "health")) {
                 rep->json = cJSON_CreateObject();
                 cJSON_AddBoolToObject(rep->json, "ok", true);
@@ -597,8 +717,10 @@ static void handle_control(Ctx *c, Reply *rep) {
 static void faulted(Ctx *c, Reply *rep, EmuFault f) {
         emu_stats_fault(c->e->stats, f);
         if (f == FAULT_THROTTLE) {
-                emu_error_set(&rep->err, 429, "APIG.0308", "The throttling threshold has been reached");
-                rep->retry_after = true;
+                /* the gateway's own words, a per-minute policy; Retry-After only on request */
+                emu_error_set(&rep->err, 429, "APIG.0308",
+                              "The throttling threshold has been reached: policy user over ratelimit,limit:5,time:1 minute");
+                rep->retry_after = c->e->settings.retry_after_header;
         } else
                 emu_error_set(&rep->err, 500, "ModelArts.0010", "Internal error (injected)");
 }
@@ -698,7 +820,7 @@ static void process(Ctx *c, Reply *rep) {
         if (rep->err.http)
                 rep->http = rep->err.http;
         rep->retry_after_s = e->settings.retry_after;
-        rep->legacy_errors = e->settings.legacy_errors;
+        rep->error_field = e->settings.error_field;
         if (rep->drop)
                 emu_stats_dropped(e->stats, c->r->route);
         else
@@ -723,8 +845,10 @@ static struct MHD_Response *make_response(const Request *r, Reply *rep) {
                 if (!rep->json)
                         return NULL;
                 cJSON_AddStringToObject(rep->json, "error_code", rep->err.code);
-                bool legacy = !rep->err.gateway && rep->legacy_errors;
-                cJSON_AddStringToObject(rep->json, legacy ? "error_message" : "error_msg",
+                /* ModelArts says error_message (every v1 sample), newer services and the
+                 * gateway error_msg */
+                bool msg = rep->err.gateway || rep->error_field == ERROR_FIELD_MSG;
+                cJSON_AddStringToObject(rep->json, msg ? "error_msg" : "error_message",
                                         rep->err.msg ? rep->err.msg : "");
                 if (rep->err.gateway)
                         cJSON_AddStringToObject(rep->json, "request_id", r->request_id);
@@ -745,6 +869,29 @@ static struct MHD_Response *make_response(const Request *r, Reply *rep) {
                 MHD_add_response_header(resp, "Retry-After", ra);
         }
         return resp;
+}
+
+/* recent_requests: an API request answered now (http 0: dropped). The name: what a
+ * handler saw, else a create body's name (a 429 comes before the body is read), else
+ * the instance's of the path's id. */
+static void record_answer(Emulator *e, Request *r, unsigned http) {
+        if (!is_api(r->route))
+                return;
+        _cleanup_free_ char *body_name = NULL;
+        if (!r->name && r->route == ROUTE_CREATE && r->body && strlen(r->body) == r->body_len) {
+                _cleanup_(cJSON_Deletep) cJSON *j = cJSON_Parse(r->body);
+                const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "name");
+                if (cJSON_IsString(n) && n->valuestring)
+                        body_name = strdup(n->valuestring);
+        }
+        pthread_mutex_lock(&e->lock);
+        const char *name = r->name ? r->name : body_name;
+        if (!name && r->instance_id) {
+                Instance *inst = emu_store_find_id(e->store, r->instance_id);
+                name = inst ? inst->name : NULL;
+        }
+        emu_stats_recent(e->stats, r->route, http, name, now_monotonic_ms());
+        pthread_mutex_unlock(&e->lock);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -781,6 +928,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 return MHD_YES;
         }
         if (r->pending) {
+                record_answer(e, r, r->pending_status);
                 enum MHD_Result ret = MHD_queue_response(conn, r->pending_status, r->pending);
                 MHD_destroy_response(r->pending);
                 r->pending = NULL;
@@ -808,6 +956,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 free(rep.text);
                 cJSON_Delete(rep.json);
                 emu_error_done(&rep.err);
+                record_answer(e, r, 0);
                 return MHD_NO; /* the instance exists; the client never hears of it */
         }
         struct MHD_Response *resp = make_response(r, &rep);
@@ -821,6 +970,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 r->pending_status = rep.http;
                 return MHD_YES;
         }
+        record_answer(e, r, rep.http);
         enum MHD_Result ret = MHD_queue_response(conn, rep.http, resp);
         MHD_destroy_response(resp);
         return ret;

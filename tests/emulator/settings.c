@@ -20,6 +20,7 @@ typedef enum SettingType {
         T_RATE,
         T_SEED,
         T_ROUTES,
+        T_CHOICE, /* an int64_t index into choices[] */
 } SettingType;
 
 typedef struct SettingDef {
@@ -31,6 +32,10 @@ typedef struct SettingDef {
         bool secret;
         const char *help;
 } SettingDef;
+
+/* T_CHOICE's words (error-field is the only one), NULL-terminated. */
+static const char *const error_fields[] = { [ERROR_FIELD_MESSAGE] = "message", [ERROR_FIELD_MSG] = "msg", NULL };
+#define CHOICES(d) error_fields
 
 #define OFF(f) offsetof(Settings, f)
 static const SettingDef defs[] = {
@@ -46,11 +51,17 @@ static const SettingDef defs[] = {
         { "seed", T_SEED, OFF(seed), 0, 0, true, false, "seed for fault draws and ids (default: random)" },
         { "log", T_BOOL, OFF(log), 0, 0, true, false, "one line per request on stderr" },
         { "grant-gpu", T_BOOL, OFF(grant_gpu), 0, 0, false, false, "allow the multi-card GPU flavors (else 6328)" },
-        { "legacy-errors", T_BOOL, OFF(legacy_errors), 0, 0, false, false,
-          "ModelArts errors carry error_message instead of error_msg" },
+        { "error-field", T_CHOICE, OFF(error_field), 0, 0, false, false,
+          "message|msg: ModelArts errors say error_message or error_msg" },
         { "fail-pattern", T_STRING, OFF(fail_pattern), 0, 0, false, false,
           "comma-separated globs: matching names end CREATE_FAILED" },
         { "sold-out", T_STRING, OFF(sold_out), 0, 0, false, false, "comma-separated flavors answered 6329" },
+        { "flavors", T_STRING, OFF(flavors), 0, 0, false, false,
+          "the region's flavors, NAME=KIND,... (KIND cpu|gpu|ascend|any; default: the contract's list)" },
+        { "profiles", T_STRING, OFF(profiles), 0, 0, false, false,
+          "the region's profiles, NAME=KIND,... (default: the contract's list)" },
+        { "inject-error", T_STRING, OFF(inject_error), 0, 0, false, false,
+          "CODE:GLOB[:COUNT],...: creates of matching names get CODE (COUNT times per name; 0: always)" },
         { "max-instances", T_INT, OFF(max_instances), 0, INT64_MAX, false, false,
           "instance count limit, 6302 beyond (0: none)" },
         { "create-delay-ms", T_INT, OFF(create_delay_ms), 0, INT64_MAX / 4, false, false, "CREATING -> RUNNING after" },
@@ -66,6 +77,10 @@ static const SettingDef defs[] = {
         { "fail-5xx-rate", T_RATE, OFF(fail_5xx_rate), 0, 0, false, false, "share answered 500 ModelArts.0010" },
         { "throttle-rate", T_RATE, OFF(throttle_rate), 0, 0, false, false, "share answered 429 APIG.0308" },
         { "retry-after", T_INT, OFF(retry_after), 0, 3600, false, false, "Retry-After seconds of a 429" },
+        { "retry-after-header", T_BOOL, OFF(retry_after_header), 0, 0, false, false,
+          "a 429 carries Retry-After (default: it does not)" },
+        { "total-count-string", T_BOOL, OFF(total_count_string), 0, 0, false, false,
+          "list answers send total_count as a JSON string" },
         { "drop-after-create-rate", T_RATE, OFF(drop_after_create_rate), 0, 0, false, false,
           "share of successful creates whose connection is closed without a response" },
         { "fail-5xx-next", T_INT, OFF(fail_5xx_next), 0, INT64_MAX, false, false, "the next N requests get a 500" },
@@ -75,6 +90,15 @@ static const SettingDef defs[] = {
         { "fault-routes", T_ROUTES, OFF(fault_routes), 0, 0, false, false,
           "routes faults apply to: all, none or a list of create,list,get,delete,action" },
 };
+
+/* The value check of a T_STRING setting that has one. */
+static int (*string_check(const SettingDef *d))(const char *, char **) {
+        if (streq(d->name, "flavors") || streq(d->name, "profiles"))
+                return emu_catalog_check;
+        if (streq(d->name, "inject-error"))
+                return emu_inject_check;
+        return NULL;
+}
 
 void emu_settings_init(Settings *s) {
         *s = (Settings) {
@@ -175,6 +199,9 @@ int emu_settings_set(Settings *s, const char *name, const char *value, bool runt
         void *field = (char *) s + d->offset;
         switch (d->type) {
         case T_STRING: {
+                int (*check)(const char *, char **) = string_check(d);
+                if (check && check(value, ret_error) < 0)
+                        return -EINVAL;
                 char *copy = strdup(value);
                 if (!copy)
                         return -ENOMEM;
@@ -223,6 +250,13 @@ int emu_settings_set(Settings *s, const char *name, const char *value, bool runt
                 if (parse_routes(value, field) < 0)
                         break;
                 return 0;
+        case T_CHOICE:
+                for (int64_t i = 0; CHOICES(d)[i]; i++)
+                        if (streq(value, CHOICES(d)[i])) {
+                                *(int64_t *) field = i;
+                                return 0;
+                        }
+                break;
         }
         *ret_error = xasprintf("bad value for --%s: \"%s\"", d->name, value);
         return -EINVAL;
@@ -241,6 +275,7 @@ static void usage(void) {
                                   : def->type == T_INT    ? " N"
                                   : def->type == T_SEED   ? " N"
                                   : def->type == T_ROUTES ? " LIST"
+                                  : def->type == T_CHOICE ? " WORD"
                                                           : " VALUE";
                 char left[48], dflt[48] = "";
                 const void *field = (const char *) &d + def->offset;
@@ -248,6 +283,8 @@ static void usage(void) {
                         snprintf(dflt, sizeof(dflt), " (default %lld)", (long long) *(const int64_t *) field);
                 else if (def->type == T_RATE && *(const double *) field > 0)
                         snprintf(dflt, sizeof(dflt), " (default %g)", *(const double *) field);
+                else if (def->type == T_CHOICE)
+                        snprintf(dflt, sizeof(dflt), " (default %s)", CHOICES(def)[*(const int64_t *) field]);
                 snprintf(left, sizeof(left), "--%s%s", def->name, arg);
                 printf("  %-30s %s%s%s\n", left, def->help, dflt, def->startup_only ? "" : " [runtime]");
         }
@@ -317,7 +354,11 @@ cJSON *emu_settings_to_json(const Settings *s) {
                         const char *v = *(char *const *) field;
                         if (d->secret)
                                 cJSON_AddBoolToObject(o, key, v != NULL); /* never the value */
-                        else if (v)
+                        else if (!v && (field == &s->flavors || field == &s->profiles)) {
+                                /* unset: the default table is in force; show it */
+                                _cleanup_free_ char *dflt = emu_catalog_default(field == &s->profiles);
+                                cJSON_AddStringToObject(o, key, strempty(dflt));
+                        } else if (v)
                                 cJSON_AddStringToObject(o, key, v);
                         else
                                 cJSON_AddNullToObject(o, key);
@@ -337,6 +378,9 @@ cJSON *emu_settings_to_json(const Settings *s) {
                                 cJSON_AddNumberToObject(o, key, (double) s->seed);
                         else
                                 cJSON_AddNullToObject(o, key);
+                        break;
+                case T_CHOICE:
+                        cJSON_AddStringToObject(o, key, CHOICES(d)[*(const int64_t *) field]);
                         break;
                 case T_ROUTES: {
                         cJSON *a = cJSON_AddArrayToObject(o, key);

@@ -30,6 +30,13 @@ typedef struct CodeCount {
         uint64_t n;
 } CodeCount;
 
+typedef struct Recent {
+        EmuRoute route;
+        unsigned http; /* 0: dropped, no answer */
+        char *name;    /* NULL: none known */
+        int64_t mono_ms;
+} Recent;
+
 struct Stats {
         uint64_t requests;
         uint64_t by_route[_ROUTE_MAX];
@@ -43,6 +50,10 @@ struct Stats {
         uint64_t faults[_FAULT_MAX];
         EmuMap *names;
         uint64_t creates_requests, creates_created, creates_duplicates;
+        CodeCount injected[16]; /* --inject-error supports fewer codes */
+        size_t n_injected;
+        Recent recent[EMU_RECENT_REQUESTS]; /* a ring */
+        size_t recent_next;
 };
 
 static const char *const route_names[_ROUTE_MAX] = {
@@ -118,6 +129,8 @@ void emu_stats_clear(Stats *s) {
         emu_map_clear(s->names);
         for (size_t i = 0; i < EMU_VIOLATION_LOG; i++)
                 free(s->violation_log[i]);
+        for (size_t i = 0; i < EMU_RECENT_REQUESTS; i++)
+                free(s->recent[i].name);
         EmuMap *names = s->names;
         *s = (Stats) { .names = names };
 }
@@ -136,20 +149,33 @@ void emu_stats_request(Stats *s, EmuRoute r) {
         s->by_route[r]++;
 }
 
+static void count_code(CodeCount *codes, size_t *n, size_t max, const char *code) {
+        for (size_t i = 0; i < *n; i++)
+                if (streq(codes[i].code, code)) {
+                        codes[i].n++;
+                        return;
+                }
+        if (*n < max) {
+                snprintf(codes[*n].code, sizeof(codes[0].code), "%s", code);
+                codes[(*n)++].n = 1;
+        }
+}
+
 void emu_stats_response(Stats *s, EmuRoute r, unsigned http, const char *error_code) {
         if (http < HTTP_MAX)
                 s->by_route_status[r][http]++;
-        if (!error_code)
-                return;
-        for (size_t i = 0; i < s->n_codes; i++)
-                if (streq(s->codes[i].code, error_code)) {
-                        s->codes[i].n++;
-                        return;
-                }
-        if (s->n_codes < ELEMENTSOF(s->codes)) {
-                snprintf(s->codes[s->n_codes].code, sizeof(s->codes[0].code), "%s", error_code);
-                s->codes[s->n_codes++].n = 1;
-        }
+        if (error_code)
+                count_code(s->codes, &s->n_codes, ELEMENTSOF(s->codes), error_code);
+}
+
+void emu_stats_injected(Stats *s, const char *code) {
+        count_code(s->injected, &s->n_injected, ELEMENTSOF(s->injected), code);
+}
+
+void emu_stats_recent(Stats *s, EmuRoute r, unsigned http, const char *name, int64_t mono_ms) {
+        Recent *rec = &s->recent[s->recent_next++ % EMU_RECENT_REQUESTS];
+        free(rec->name);
+        *rec = (Recent) { .route = r, .http = http, .name = name ? strdup(name) : NULL, .mono_ms = mono_ms };
 }
 
 void emu_stats_dropped(Stats *s, EmuRoute r) {
@@ -261,6 +287,28 @@ cJSON *emu_stats_to_json(const Stats *s) {
                 size_t i = (s->violation_next - n + k) % EMU_VIOLATION_LOG;
                 if (s->violation_log[i])
                         cJSON_AddItemToArray(log, cJSON_CreateString(s->violation_log[i]));
+        }
+
+        cJSON *injected = cJSON_AddObjectToObject(o, "injected");
+        for (size_t i = 0; injected && i < s->n_injected; i++)
+                cJSON_AddNumberToObject(injected, s->injected[i].code, (double) s->injected[i].n);
+
+        /* oldest first */
+        cJSON *recent = cJSON_AddArrayToObject(o, "recent_requests");
+        size_t nr = MIN(s->recent_next, (size_t) EMU_RECENT_REQUESTS);
+        for (size_t k = 0; recent && k < nr; k++) {
+                const Recent *rec = &s->recent[(s->recent_next - nr + k) % EMU_RECENT_REQUESTS];
+                cJSON *item = cJSON_CreateObject();
+                if (!item)
+                        break;
+                cJSON_AddStringToObject(item, "route", route_names[rec->route]);
+                cJSON_AddNumberToObject(item, "status", rec->http);
+                if (rec->name)
+                        cJSON_AddStringToObject(item, "name", rec->name);
+                else
+                        cJSON_AddNullToObject(item, "name");
+                cJSON_AddNumberToObject(item, "mono_ms", (double) rec->mono_ms);
+                cJSON_AddItemToArray(recent, item);
         }
 
         cJSON *creates = cJSON_AddObjectToObject(o, "creates");

@@ -176,11 +176,13 @@ static cJSON *profile_json(const char *profile_id) {
         cJSON *p = cJSON_CreateObject();
         if (!p)
                 return NULL;
-        bool gpu = strstr(profile_id, "-gpu") != NULL;
+        bool gpu = strstr(profile_id, "gpu") != NULL, ascend = strstr(profile_id, "Ascend") != NULL;
         bool py2 = strncmp(profile_id, "Python2", 7) == 0;
         cJSON_AddStringToObject(p, "id", profile_id);
         cJSON_AddStringToObject(p, "name", profile_id);
-        cJSON_AddStringToObject(p, "description", gpu ? "GPU notebook environment" : "CPU notebook environment");
+        cJSON_AddStringToObject(p, "description", gpu      ? "GPU notebook environment"
+                                                  : ascend ? "Ascend notebook environment"
+                                                           : "CPU notebook environment");
         cJSON_AddStringToObject(p, "de_type", "Notebook");
         cJSON *prov = cJSON_AddObjectToObject(p, "provision");
         if (prov) {
@@ -277,7 +279,9 @@ char *emu_store_list_text(Store *s, const ListQuery *q, int64_t now_mono) {
                 emu_instance_refresh(inst, now_mono);
                 if (q->status && !streq(inst->status, q->status))
                         continue;
-                if (q->workspace_id && !streq(inst->workspace_id, q->workspace_id))
+                if (!streq(inst->workspace_id, q->workspace_id))
+                        continue;
+                if (q->show_self && inst->other_owner)
                         continue;
                 match[n++] = inst;
         }
@@ -291,7 +295,10 @@ char *emu_store_list_text(Store *s, const ListQuery *q, int64_t now_mono) {
                 end = start + (size_t) q->limit;
 
         char head[64];
-        int hn = snprintf(head, sizeof(head), "{\"total_count\":%zu,\"instances\":[", n);
+        int hn = snprintf(head, sizeof(head),
+                          q->total_count_string ? "{\"total_count\":\"%zu\",\"instances\":["
+                                                : "{\"total_count\":%zu,\"instances\":[",
+                          n);
         size_t total = (size_t) hn + 3;
         for (size_t k = start; k < end; k++) {
                 size_t idx = q->descending ? n - 1 - k : k, len;

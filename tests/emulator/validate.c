@@ -5,8 +5,9 @@
  *      spec.storage, 6317 for an OBS path) and of the right JSON type (6332), walking
  *      name, profile_id, description, flavor, spec{storage{type, location{path,
  *      volume_size}}, annotations}, workspace{id};
- *   2. values: name (6334), description (6334), profile_id (6336), flavor (6323),
- *      profile/flavor kind (6330), multi-card permission (6328), sold out (6329),
+ *   2. values: name (6334), description (6334), profile_id in the region's catalog
+ *      (6336), flavor in it (6323), profile/flavor kind (6330, only when both kinds are
+ *      known, i.e. neither is "any"), multi-card permission (6328), sold out (6329),
  *      storage type (6336), OBS path (6317, 6318, 6336, 6358) or EVS size (6331).
  * Unknown fields are ignored, like the cloud does. */
 #include "emulator.h"
@@ -22,11 +23,8 @@
 #include "macro.h"
 #include "util.h"
 
-static const char *const profiles[] = { "Python2", "Python3", "Python2-gpu", "Python3-gpu" };
-static const char *const cpu_flavors[] = { "modelarts.vm.cpu.2u", "modelarts.vm.cpu.8u" };
-static const char *const gpu_flavors[] = { "modelarts.vm.gpu.p100", "modelarts.vm.gpu.2p100",
-                                           "modelarts.vm.gpu.4p100" };
-/* Need a permission granted to the account (contract: "the last two"). */
+/* The profiles and flavors themselves are the region's catalog (catalog.c, --profiles,
+ * --flavors). These need a permission granted to the account (contract: "the last two"). */
 static const char *const permission_flavors[] = { "modelarts.vm.gpu.2p100", "modelarts.vm.gpu.4p100" };
 
 static const char *const statuses[] = {
@@ -140,7 +138,7 @@ static bool check(const cJSON *obj, const char *key, const char *path, Want w, c
         return true;
 }
 
-static bool name_ok(const char *s) {
+bool emu_name_ok(const char *s) {
         size_t n = strlen(s);
         if (n < 1 || n > NAME_MAX_CHARS)
                 return false;
@@ -237,11 +235,6 @@ static bool obs_path_check(const char *path, EmuError *err) {
         return true;
 }
 
-static bool is_gpu_profile(const char *p) {
-        size_t n = strlen(p);
-        return n > 4 && streq(p + n - 4, "-gpu");
-}
-
 int emu_validate_create(const cJSON *body, const ValidateOptions *o, CreateRequest **ret, EmuError *err) {
         if (!cJSON_IsObject(body)) {
                 emu_error_set(err, 400, "ModelArts.6332", "The request body must be a JSON object");
@@ -267,7 +260,7 @@ int emu_validate_create(const cJSON *body, const ValidateOptions *o, CreateReque
                 return -EINVAL;
 
         /* 2. values */
-        if (!name_ok(name->valuestring)) {
+        if (!emu_name_ok(name->valuestring)) {
                 emu_error_set(err, 400, "ModelArts.6334",
                               "Invalid name: 1 to 64 characters, only letters, digits, '-' and '_'");
                 return -EINVAL;
@@ -279,20 +272,20 @@ int emu_validate_create(const cJSON *body, const ValidateOptions *o, CreateReque
                         return -EINVAL;
                 }
         }
-        if (!in_list(profile->valuestring, profiles, ELEMENTSOF(profiles))) {
-                emu_error_set(err, 400, "ModelArts.6336",
-                              "Invalid profile_id: must be one of Python2, Python3, Python2-gpu, Python3-gpu");
+        EmuKind pkind, fkind;
+        if (!emu_catalog_lookup(o->profiles, true, profile->valuestring, &pkind)) {
+                emu_error_set(err, 400, "ModelArts.6336", "Invalid profile_id: %s is not available in this region",
+                              profile->valuestring);
                 return -EINVAL;
         }
-        bool cpu = in_list(flavor->valuestring, cpu_flavors, ELEMENTSOF(cpu_flavors));
-        bool gpu = in_list(flavor->valuestring, gpu_flavors, ELEMENTSOF(gpu_flavors));
-        if (!cpu && !gpu) {
-                emu_error_set(err, 400, "ModelArts.6323", "Flavor is not supported");
+        if (!emu_catalog_lookup(o->flavors, false, flavor->valuestring, &fkind)) {
+                emu_error_set(err, 400, "ModelArts.6323", "Flavor %s is not supported", flavor->valuestring);
                 return -EINVAL;
         }
-        if (is_gpu_profile(profile->valuestring) != gpu) {
-                emu_error_set(err, 400, "ModelArts.6330", "Profile %s does not match a %s flavor",
-                              profile->valuestring, gpu ? "GPU" : "CPU");
+        if (pkind != KIND_ANY && fkind != KIND_ANY && pkind != fkind) {
+                emu_error_set(err, 400, "ModelArts.6330", "Profile %s (%s) does not match flavor %s (%s)",
+                              profile->valuestring, emu_kind_name(pkind), flavor->valuestring,
+                              emu_kind_name(fkind));
                 return -EINVAL;
         }
         if (!o->grant_gpu && in_list(flavor->valuestring, permission_flavors, ELEMENTSOF(permission_flavors))) {

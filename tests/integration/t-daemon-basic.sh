@@ -27,7 +27,7 @@ eval "$(nb_message_ids | sed 's/^\([A-Z_]*\) \([0-9a-f]*\)$/\1=\2/')"
 
 nb_start_journald
 emu_faults=()
-[ "$FAULTS" = 1 ] && emu_faults=(--fail-5xx-rate 0.2 --throttle-rate 0.1 --retry-after 1 --fail-5xx-next 1 --throttle-next 1)
+[ "$FAULTS" = 1 ] && emu_faults=(--fail-5xx-rate 0.2 --throttle-rate 0.1 --retry-after 1 --retry-after-header --fail-5xx-next 1 --throttle-next 1)
 nb_start_emulator --ak "$AK" --sk "$SK" --token "$TOKEN" --project-id "$PROJECT" \
         --create-delay-ms 300 --latency-ms "$LATENCY_MS" "${emu_faults[@]}"
 nb_start_notify

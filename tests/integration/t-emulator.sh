@@ -4,9 +4,24 @@
 # create / list paging / get / delete / start-stop, ModelArts.6301, the create rules,
 # de_type, project checks, stats, the control plane, AK/SK signatures (signed here by an
 # independent bash+openssl signer, itself checked against the published vector), tokens,
-# the AK lock, and every fault flag at rate 1.0. notebookd's own tests live elsewhere.
+# the AK lock, and every fault flag at rate 1.0. And the habits of today's cloud: error
+# bodies with error_message, listings per workspace and show_self, instances seeded as
+# another user's, total_count as a string, 429s without Retry-After, injected create
+# errors, the region's catalog as flags, 6304 and 6305-6308, recent_requests.
+# notebookd's own tests live elsewhere.
 . "$(dirname "$0")/lib.sh"
 nb_setup "$@"
+# lib.sh's nb__reap starts its killer with '&': until that child has exec'd perl it is a
+# copy of this shell, traps included, and stopping it early ran nb__cleanup there (which
+# kills everything and removes $T) in the middle of this test. Clean up only in this
+# shell.
+nb__cleanup_here() {
+        local rc=$?
+        [ "$BASHPID" = "$$" ] || exit "$rc"
+        # nb__cleanup reads the status from $? (and set -e must not end this first)
+        if [ "$rc" = 0 ]; then nb__cleanup; else (exit "$rc") || nb__cleanup; fi
+}
+trap nb__cleanup_here EXIT
 
 P=ed43aef64dff4e5c81cb84b71adcb3fd
 OTHER_P=0123456789abcdef0123456789abcdef
@@ -92,6 +107,17 @@ if "$EMULATOR" --listen 0.0.0.0:0 >"$T/refused.log" 2>&1; then nb_fail "listenin
 nb_assert_file_match "$T/refused.log" 'loopback addresses only'
 if "$EMULATOR" --fail-5xx-rate 1.5 >"$T/refused.log" 2>&1; then nb_fail "a rate of 1.5 was accepted"; fi
 nb_assert_file_match "$T/refused.log" 'rate in \[0, 1\]'
+refused() { # EXPECTED_ERE FLAGS...: exit status 2 and the reason
+        local want=$1 rc=0
+        shift
+        "$EMULATOR" "$@" >"$T/refused.log" 2>&1 || rc=$?
+        nb_assert_match "^2 modelarts-emulator: $want" "$rc $(cat "$T/refused.log")" "$*: exit status and reason"
+}
+refused 'bad value for --error-field: "text"' --error-field text
+refused '--inject-error: unsupported code "ModelArts\.9999"' --inject-error 'ModelArts.9999:x-*'
+refused 'bad --inject-error item "ModelArts\.6355"' --inject-error ModelArts.6355
+refused 'bad catalog item "B"' --profiles 'A=cpu,B'
+refused 'bad catalog item "x=tpu"' --flavors 'x=tpu'
 
 # =====================================================================================
 emu --project-id $P --create-delay-ms 0 --action-delay-ms 0 --fail-pattern 'doomed-*,*-fails'
@@ -244,28 +270,53 @@ nb_assert_eq 200 "$(ctl 'status?name=p-d&status=CREATING&then=RUNNING&after_ms=0
 req GET "$B?de_type=Notebook&status=RUNNING"
 nb_assert_match '"p-d"' "$(body '[.instances[].name]')" "a due transition is applied when looked at"
 
-nb_step "start/stop actions"
+nb_step "start/stop actions; the wrong state is 6305-6308 (6357 for the rest)"
 ID_B=$(curl -sS -H "X-Project-Id: $P" "$B?de_type=Notebook" | jq -r '.instances[]|select(.name=="p-b").id')
+req POST "$B/$ID_B/action" '{"action":"start"}'
+expect 400 ModelArts.6305 "start a running instance"
 req POST "$B/$ID_B/action" '{"action":"stop"}'
 expect 200 "" "stop"
 nb_assert_eq '{"current_status":"STOPPING","previous_state":"RUNNING"}' "$(body)" "stop answer"
 req GET "$B/$ID_B"
 nb_assert_eq '"STOPPED"' "$(body .status)" "stopped (no action delay)"
 req POST "$B/$ID_B/action" '{"action":"stop"}'
-expect 400 ModelArts.6357 "stop a stopped instance"
+expect 400 ModelArts.6307 "stop a stopped instance"
 req POST "$B/$ID_B/action" '{"action":"reboot"}'
 expect 400 ModelArts.6336 "unknown action"
 req POST "$B/$ID_B/action" '{"action":"start"}'
 expect 200 "" "start"
 req GET "$B/$ID_B"
 nb_assert_eq '"RUNNING"' "$(body .status)" "running again"
+ctl 'status?name=p-b&status=STARTING' >/dev/null
+req POST "$B/$ID_B/action" '{"action":"start"}'
+expect 400 ModelArts.6306 "start a starting instance"
+ctl 'status?name=p-b&status=STOPPING' >/dev/null
+req POST "$B/$ID_B/action" '{"action":"stop"}'
+expect 400 ModelArts.6308 "stop a stopping instance"
+ctl 'status?name=p-b&status=CREATING' >/dev/null
+req POST "$B/$ID_B/action" '{"action":"start"}'
+expect 400 ModelArts.6357 "start a creating instance"
 
-nb_step "delete"
+nb_step "delete: only what does not run (6304: stop it first)"
+for st in RUNNING STARTING STOPPING CREATING; do
+        ctl "status?name=p-b&status=$st" >/dev/null
+        req DELETE "$B/$ID_B"
+        expect 400 ModelArts.6304 "delete a $st instance"
+done
+req GET "$B/$ID_B"
+expect 200 "" "the refused deletes left it there"
+ctl 'status?name=p-b&status=RUNNING' >/dev/null
+req POST "$B/$ID_B/action" '{"action":"stop"}'
+expect 200 "" "stop before deleting"
 req DELETE "$B/$ID_B"
-expect 200 "" "delete"
+expect 200 "" "delete a stopped instance"
 nb_assert_eq "\"$ID_B\"" "$(body .instance_id)"
 req DELETE "$B/$ID_B"
 expect 400 ModelArts.6309 "delete again"
+ID_C=$(curl -sS -H "X-Project-Id: $P" "$B?de_type=Notebook" | jq -r '.instances[]|select(.name=="p-c").id')
+ctl 'status?name=p-c&status=CREATE_FAILED' >/dev/null
+req DELETE "$B/$ID_C"
+expect 200 "" "delete a CREATE_FAILED instance"
 
 nb_step "project checks: path and X-Project-Id"
 req GET "$U/v1/$OTHER_P/demanager/instances?de_type=Notebook"
@@ -309,9 +360,15 @@ expect 500 ModelArts.0010 "second 500"
 req GET "$B?de_type=Notebook"
 expect 200 "" "then fine"
 ctl 'config?throttle_next=1&retry_after=3' >/dev/null
+req POST "$B" "$(mk t-0)"
+expect 429 APIG.0308 "throttled"
+nb_assert_eq "" "$(hdr Retry-After)" "a 429 has no Retry-After unless asked"
+nb_assert_eq '{"error_code":"APIG.0308","error_msg":"The throttling threshold has been reached: policy user over ratelimit,limit:5,time:1 minute"}' \
+        "$(body 'del(.request_id)')" "the 429 body names the per-minute policy"
+ctl 'config?throttle_next=1&retry_after_header=true' >/dev/null
 req POST "$B" "$(mk t-1)"
 expect 429 APIG.0308 "throttled"
-nb_assert_eq 3 "$(hdr Retry-After)" "Retry-After"
+nb_assert_eq 3 "$(hdr Retry-After)" "Retry-After with --retry-after-header"
 nb_assert_match '^[0-9a-f]{32}$' "$(body -r .request_id)" "gateway body has request_id"
 req POST "$B" "$(mk t-1)"
 expect 201 "" "after the 429"
@@ -323,22 +380,188 @@ expect 500 ModelArts.0010 "faults limited to list: list faulted"
 stop_emu
 
 # =====================================================================================
+# Today's cloud: what the issue's "The emulator follows the real cloud" asks for.
+emu --project-id $P --create-delay-ms 0 --action-delay-ms 0
+
+nb_step "error bodies: error_message by default, error_msg with --error-field msg; gateway: error_msg"
+req POST "$B" "$(mk x1 Python4)"
+expect 400 ModelArts.6336 "a rule failure"
+keys=$(body -c keys)
+nb_assert_eq '{"error_field":"msg"}' "$(curl -sS -X POST "$U/_emulator/config?error_field=msg" | jq -c '{error_field}')" "error_field=msg at runtime"
+req POST "$B" "$(mk x1 Python4)"
+nb_assert_eq '["error_code","error_message"] ["error_code","error_msg"]' "$keys $(body keys)" "ModelArts error keys: by default, then with error_field=msg"
+nb_assert_match '^400 bad value for --error-field: "text"' "$(ctl 'config?error_field=text') $(body -r .error)" "error_field=text refused"
+ctl 'config?error_field=message&throttle_next=1' >/dev/null
+req GET "$B?de_type=Notebook"
+expect 429 APIG.0308 "gateway error"
+nb_assert_eq '["error_code","error_msg","request_id"]' "$(body 'keys')" "gateway errors keep error_msg and request_id"
+
+nb_step "seed: instances made behind the API, by us or by another user"
+ctl reset >/dev/null
+nb_assert_eq 200 "$(ctl 'seed?name=seed-default')" "seed with the defaults"
+nb_assert_eq '["seed-default","0","RUNNING","modelarts.vm.cpu.2u","Python3"]' \
+        "$(body '[.name,.workspace.id,.status,.flavor,.profile.id]')" "the seeded instance's defaults"
+nb_assert_eq 409 "$(ctl 'seed?name=seed-default')" "a live name cannot be seeded twice"
+nb_assert_eq 200 "$(ctl 'seed?name=theirs&owner=other')" "seed another user's instance"
+ID_THEIRS=$(jq -r .id "$T/body")
+nb_assert_eq 200 "$(ctl 'seed?name=in-a&workspace_id=ws-a&status=STOPPED&flavor=modelarts.kat1.xlarge&profile_id=Ascend-Power-Engine%201.0(python3)')" "seed into ws-a"
+nb_assert_eq '["ws-a","STOPPED","modelarts.kat1.xlarge","Ascend-Power-Engine 1.0(python3)"]' \
+        "$(body '[.workspace.id,.status,.flavor,.profile.id]')" "the seeded instance's fields"
+nb_assert_eq 200 "$(ctl 'seed?name=theirs-a&workspace_id=ws-a&owner=other')" "seed another user's instance into ws-a"
+nb_assert_eq 400 "$(ctl 'seed?name=bad-owner&owner=me')" "owner must be self or other"
+nb_assert_eq 400 "$(ctl 'seed?name=bad.name')" "the name rule"
+nb_assert_eq '0 0 4' "$(stats '"\(.creates.requests) \(.creates.created) \(.instances.live)"' | tr -d '"')" "seeding is not a create"
+
+nb_step "listings: workspace_id (default \"0\") and show_self (default true)"
+req POST "$B" "$(jq -cn '{name:"mine-b", profile_id:"Python3", flavor:"modelarts.vm.cpu.2u", spec:{storage:{type:"evs"}}, workspace:{id:"ws-b"}}')"
+expect 201 "" "create into ws-b"
+req GET "$B?de_type=Notebook"
+expect 200 "" "list without workspace_id"
+nb_assert_eq '1 ["seed-default"]' "$(body .total_count) $(body '[.instances[].name]')" "only workspace 0, only our own"
+req GET "$B?de_type=Notebook&workspace_id=ws-a"
+nb_assert_eq '1 ["in-a"]' "$(body .total_count) $(body '[.instances[].name]')" "workspace ws-a, our own"
+req GET "$B?de_type=Notebook&show_self=false"
+nb_assert_eq '2 ["seed-default","theirs"]' "$(body .total_count) $(body '[.instances[].name]')" "show_self=false: everyone's in workspace 0"
+req GET "$B?de_type=Notebook&show_self=false&workspace_id=ws-a"
+nb_assert_eq '2 ["in-a","theirs-a"]' "$(body .total_count) $(body '[.instances[].name]')" "show_self=false in ws-a"
+req GET "$B?de_type=Notebook&limit=1&offset=1&show_self=false"
+nb_assert_eq '2 ["theirs"]' "$(body .total_count) $(body '[.instances[].name]')" "total_count counts after the filters, before paging"
+req GET "$B?de_type=Notebook&show_self=yes"
+expect 400 ModelArts.6336 "show_self must be true or false"
+req POST "$B" "$(mk theirs)"
+expect 400 ModelArts.6301 "a hidden instance still takes its name"
+req GET "$B/$ID_THEIRS"
+expect 200 "" "GET by id still answers for a hidden instance"
+
+nb_step "total_count as a string (--total-count-string)"
+req GET "$B?de_type=Notebook"
+t1=$(body '.total_count|type')
+ctl 'config?total_count_string=true' >/dev/null
+req GET "$B?de_type=Notebook"
+nb_assert_eq '"number" "string" "1"' "$t1 $(body '.total_count|type') $(body .total_count)" "total_count: a number, then a string"
+ctl 'config?total_count_string=false' >/dev/null
+
+nb_step "429: Retry-After only with --retry-after-header"
+ctl 'config?throttle_next=1' >/dev/null
+req GET "$B?de_type=Notebook"
+expect 429 APIG.0308 "throttled"
+nb_assert_eq "" "$(hdr Retry-After)" "no Retry-After by default"
+ctl 'config?throttle_next=1&retry_after_header=1&retry_after=4' >/dev/null
+req GET "$B?de_type=Notebook"
+nb_assert_eq "429 4" "$code $(hdr Retry-After)" "Retry-After when asked"
+ctl 'config?retry_after_header=false' >/dev/null
+
+nb_step "injected create errors per name pattern (--inject-error)"
+ctl reset >/dev/null
+nb_assert_eq 200 "$(ctl 'config?inject_error=ModelArts.6355:wait-*:1,ModelArts.6333:restore-*:2,ModelArts.6326:frozen-*,ModelArts.0108:iam-*,ModelArts.0112:denied-*:0,ModelArts.6329:gone-*')" "set --inject-error"
+while IFS='|' read -r http want name; do
+        req POST "$B" "$(mk "$name")"
+        expect "$http" "$want" "create $name"
+done <<EOF
+400|ModelArts.6355|wait-1
+201||wait-1
+400|ModelArts.6355|wait-2
+400|ModelArts.6333|restore-1
+400|ModelArts.6333|restore-1
+201||restore-1
+400|ModelArts.6326|frozen-1
+403|ModelArts.0108|iam-1
+403|ModelArts.0112|denied-1
+403|ModelArts.0112|denied-1
+400|ModelArts.6329|gone-1
+201||fine-1
+EOF
+req POST "$B" "$(mk denied-2 Python3 no.such.flavor)"
+expect 403 ModelArts.0112 "injection comes before the create rules"
+nb_assert_match 'modelarts:notebook:create' "$(body -r .error_message)" "the 403 names the denied operation"
+nb_assert_eq '{"ModelArts.6355":2,"ModelArts.6333":2,"ModelArts.6326":1,"ModelArts.0108":1,"ModelArts.0112":3,"ModelArts.6329":1}' \
+        "$(stats .injected)" "stats.injected by code"
+nb_assert_eq '["fine-1","restore-1","wait-1"]' "$(curl -sS -H "X-Project-Id: $P" "$B?de_type=Notebook" | jq -c '[.instances[].name]')" "nothing created by an injected error"
+nb_assert_eq '{"requests":2,"created":0,"duplicates":0}' "$(stats '.creates.by_name["denied-1"]')" "injected creates count as requests"
+ctl 'delete?name=wait-1' >/dev/null
+ctl 'config?inject_error=ModelArts.6355:wait-*:1' >/dev/null
+req POST "$B" "$(mk wait-1)"
+expect 400 ModelArts.6355 "setting the list again starts the counts afresh"
+nb_assert_match '^400 --inject-error: unsupported code' "$(ctl 'config?inject_error=ModelArts.6301:x-*') $(body -r .error)" "an unsupported code is refused at runtime"
+nb_assert_eq '"ModelArts.6355:wait-*:1"' "$(curl -sS "$U/_emulator/config" | jq -c .inject_error)" "nothing changed"
+ctl 'config?inject_error=' >/dev/null
+
+nb_step "the region's catalog: today's profiles and flavors by default, kinds checked when known"
+cfg=$(curl -sS "$U/_emulator/config")
+nb_assert_match '(^|,)Ascend-Power-Engine 1\.0\(python3\)=ascend(,|$)' "$(jq -r .profiles <<<"$cfg")" "default profiles"
+nb_assert_match '(^|,)modelarts\.bm\.gpu\.v100NV32=gpu(,|$)' "$(jq -r .flavors <<<"$cfg")" "default flavors"
+i=0
+while IFS='|' read -r http want profile flavor; do
+        i=$((i + 1))
+        req POST "$B" "$(mk "cat-$i" "$profile" "$flavor")"
+        expect "$http" "$want" "$profile on $flavor"
+done <<EOF
+201||Multi-Engine 2.0 (python3)|modelarts.kat1.xlarge
+201||Ascend-Power-Engine 1.0(python3)|modelarts.kat1.xlarge
+201||TF-2.1.0&Pytorch-1.4.0-python3.6|modelarts.bm.gpu.v100NV32
+201||Multi-Engine 1.0 (python3)-gpu|modelarts.vm.gpu.v100
+201||Multi-Engine 1.0 (python2)-cpu|modelarts.vm.cpu.free
+201||Python2-gpu|modelarts.vm.gpu.free
+400|ModelArts.6330|Ascend-Power-Engine 1.0(python3)|modelarts.vm.gpu.v100
+400|ModelArts.6330|Multi-Engine 1.0 (python3)-cpu|modelarts.bm.gpu.v100NV32
+400|ModelArts.6330|Python3|modelarts.kat1.xlarge
+EOF
+nb_assert_eq 200 "$(ctl 'config?flavors=my.flavor%3Dascend,my.cpu%3Dcpu&profiles=My%20Img%20(x)%26y%3Dascend,Python3%3Dcpu,Any%201%3Dany')" "a region of our own (percent-encoded)"
+nb_assert_eq '"My Img (x)&y=ascend,Python3=cpu,Any 1=any"' "$(body .profiles)" "decoded"
+while IFS='|' read -r http want profile flavor; do
+        i=$((i + 1))
+        req POST "$B" "$(mk "cat-$i" "$profile" "$flavor")"
+        expect "$http" "$want" "$profile on $flavor (own region)"
+done <<EOF
+201||My Img (x)&y|my.flavor
+201||Any 1|my.cpu
+400|ModelArts.6330|Python3|my.flavor
+400|ModelArts.6336|Python2|my.cpu
+400|ModelArts.6323|Python3|modelarts.vm.cpu.2u
+EOF
+nb_assert_match '^400 bad catalog item "x=tpu"' "$(ctl 'config?flavors=x%3Dtpu') $(body -r .error)" "a bad kind is refused"
+ctl "config?flavors=$(jq -r '.flavors|@uri' <<<"$cfg")&profiles=$(jq -r '.profiles|@uri' <<<"$cfg")" >/dev/null
+req POST "$B" "$(mk cat-back 'Multi-Engine 2.0 (python3)' modelarts.kat1.xlarge)"
+expect 201 "" "the default catalog again"
+
+nb_step "stats.recent_requests: the last 64 API requests, when each was answered"
+ctl reset >/dev/null
+nb_assert_eq '[]' "$(stats .recent_requests)" "reset empties recent_requests"
+ctl 'config?throttle_next=1' >/dev/null
+req POST "$B" "$(mk rr-1)"
+expect 429 APIG.0308 "throttled create"
+req POST "$B" "$(mk rr-1)"
+expect 201 "" "the create again"
+ID_RR=$(body -r .id)
+req GET "$B/$ID_RR"
+req GET "$B?de_type=Notebook"
+nb_assert_eq '[{"route":"create","status":429,"name":"rr-1"},{"route":"create","status":201,"name":"rr-1"},{"route":"get","status":200,"name":"rr-1"},{"route":"list","status":200,"name":null}]' \
+        "$(stats '[.recent_requests[]|del(.mono_ms)]')" "routes, statuses and names, oldest first"
+m=$(stats '[.recent_requests[].mono_ms]')
+nb_assert_eq true "$(jq 'all(type == "number" and . == floor and . > 0) and (. == sort)' <<<"$m")" "mono_ms: integers, in order ($m)"
+urls=()
+for i in $(seq 1 70); do urls+=("$B/nope-$i"); done
+curl -sS -H "X-Project-Id: $P" "${urls[@]}" >/dev/null
+nb_assert_eq '[64,"get",400]' "$(stats '[(.recent_requests|length), .recent_requests[-1].route, .recent_requests[-1].status]')" "only the last 64"
+stop_emu
+
+# =====================================================================================
 nb_step "fault flags at rate 1.0"
-emu --project-id $P --throttle-rate 1 --retry-after 7 --port-file "$T/port"
+emu --project-id $P --throttle-rate 1 --retry-after 7 --retry-after-header --port-file "$T/port"
 nb_assert_eq "${U##*:}" "$(cat "$T/port")" "--port-file"
 req POST "$B" "$(mk th-1)"
 expect 429 APIG.0308 "--throttle-rate 1"
-nb_assert_eq 7 "$(hdr Retry-After)" "--retry-after"
+nb_assert_eq 7 "$(hdr Retry-After)" "--retry-after with --retry-after-header"
 req GET "$B?de_type=Notebook"
 expect 429 APIG.0308 "--throttle-rate 1 on list"
 nb_assert_eq '2 0' "$(stats '"\(.faults.throttled_429) \(.instances.live)"' | tr -d '"')" "429s counted, nothing created"
 nb_assert_eq 200 "$(curl -sS -o /dev/null -w '%{http_code}' "$U/_emulator/stats")" "control plane not faulted"
 stop_emu
 
-emu --project-id $P --fail-5xx-rate 1 --legacy-errors
+emu --project-id $P --fail-5xx-rate 1 --error-field msg
 req POST "$B" "$(mk f-1)"
 expect 500 ModelArts.0010 "--fail-5xx-rate 1"
-nb_assert_eq 'Internal error (injected)' "$(body -r .error_message)" "--legacy-errors: error_message"
+nb_assert_eq '"Internal error (injected)" null' "$(body .error_msg) $(body .error_message)" "--error-field msg: error_msg"
 nb_assert_eq '1 0' "$(stats '"\(.faults.internal_500) \(.instances.live)"' | tr -d '"')" "500 counted, nothing created"
 stop_emu
 
@@ -350,6 +573,7 @@ req GET "$B?de_type=Notebook"
 expect 200 "" "list after the drop"
 nb_assert_eq '["dropped-1"]' "$(body '[.instances[].name]')" "the dropped create did create the instance"
 nb_assert_eq '1 1 1' "$(stats '"\(.faults.dropped_after_create) \(.dropped.create) \(.creates.created)"' | tr -d '"')" "drop counted"
+nb_assert_eq '{"route":"create","status":0,"name":"dropped-1"}' "$(stats '.recent_requests[0]|del(.mono_ms)')" "recent_requests: a drop has status 0"
 stop_emu
 
 emu --project-id $P --slow-ms 600000

@@ -17,7 +17,7 @@ PROJECT=5f5e5d5c5b5a59585756555453525150
 N=36
 
 nb_start_emulator --ak "$AK" --sk "$SK" --token "$TOKEN" --project-id "$PROJECT" --seed 20260101 \
-        --create-delay-ms 200 --retry-after 1 \
+        --create-delay-ms 200 --retry-after 1 --retry-after-header \
         --fail-5xx-rate 0.2 --throttle-rate 0.1 --drop-after-create-rate 0.05
 
 # ---- local helpers ----

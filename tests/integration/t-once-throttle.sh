@@ -83,7 +83,7 @@ assert_gap_after_429() { # FROM WHAT
 }
 
 start_stamped_emulator --ak "$AK" --sk "$SK" --project-id "$PROJECT" --create-delay-ms 0 --seed 3 \
-        --retry-after "$RETRY_AFTER"
+        --retry-after "$RETRY_AFTER" --retry-after-header
 
 # ---- 1. the listing is throttled ----
 nb_step "1: the first request (the listing) gets 429"
