@@ -147,7 +147,7 @@ manifest "$M/free.yaml" free-name
 rc=0
 once_cmd "$M" "$T/state-d" --timeout 120 >"$T/once-d.log" 2>&1 || rc=$?
 nb_assert_eq 1 "$rc" "once with an invisible name conflict: exit status"
-nb_assert_file_match "$T/once-d.log" '^conflict +taken-by-other' "once's report"
+nb_assert_file_match "$T/once-d.log" '^conflict +"taken-by-other"' "once's report"
 nb_assert_file_match "$T/once-d.log" 'cannot show.*rename it, or ask the owner' "the conflict's message"
 nb_emulator_stats >"$T/stats-d.json"
 nb_assert_eq 1 "$(creates_for "$T/stats-d.json" taken-by-other)" "creates sent for the taken name"
@@ -177,7 +177,7 @@ manifest "$M/denied.yaml" denied-1
 rc=0
 once_cmd "$M" "$T/state-e" --timeout 120 >"$T/once-e.log" 2>&1 || rc=$?
 nb_assert_eq 1 "$rc" "once with a policy-denied create: exit status"
-nb_assert_file_match "$T/once-e.log" '^rejected +denied-1.*ModelArts\.0112' "once's report for the denied name"
+nb_assert_file_match "$T/once-e.log" '^rejected +"denied-1".*ModelArts\.0112' "once's report for the denied name"
 nb_assert_file_match "$T/once-e.log" 'IAM policy denies' "the denial's message"
 nb_assert_file_no_match "$T/once-e.log" 'Authentication failed|fix them' "an authentication failure (there is none)"
 nb_emulator_stats >"$T/stats-e.json"
@@ -198,7 +198,7 @@ manifest "$M/frozen.yaml" frozen-1
 rc=0
 once_cmd "$M" "$T/state-f" --timeout 60 >"$T/once-f.log" 2>&1 || rc=$?
 nb_assert_eq 1 "$rc" "once on a frozen account: exit status"
-nb_assert_file_match "$T/once-f.log" '^frozen +frozen-1' "once's report"
+nb_assert_file_match "$T/once-f.log" '^frozen +"frozen-1"' "once's report"
 nb_assert_file_match "$T/once-f.log" 'account is frozen' "the plain message"
 
 nb_start_journald
