@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "hashmap.h"
+#include "config.h"
 #include "instance.h"
 #include "limits.h"
 #include "log.h"
@@ -233,7 +234,7 @@ static void note_auth_failure(Engine *e, const ApiResult *ar, const LogField *fi
         /* Whatever call found out (a create, a poll, a listing), the daemon tries again
          * later: without the timer every pass would be refused until a reload. */
         if (e->options.daemon)
-                schedule_pass_at(e, ENGINE_AUTH_RETRY_MS);
+                schedule_pass_at(e, e->options.auth_retry_ms);
 }
 
 /* 6326: every create waits ENGINE_FROZEN_RETRY_MS; said once per freeze, not per name. */
@@ -1271,7 +1272,7 @@ static int on_pass_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Engine *e = userdata;
         e->pass_timer_at_mono_ms = 0;
         if (e->auth_failed && e->options.daemon) {
-                /* The daemon tries again, one request, every ENGINE_AUTH_RETRY_MS: a
+                /* The daemon tries again, one request, every auth_retry_ms: a
                  * passing 401 (clock skew, a token expiring) must not stop it for good,
                  * and one signature per interval cannot lock the AK. */
                 log_notice("Retrying after the authentication failure");
@@ -1320,6 +1321,8 @@ int engine_new(sd_event *event, Store *store, ApiClient *api, const EngineOption
         e->store = store;
         e->api = api;
         e->options = *o;
+        if (e->options.auth_retry_ms <= 0)
+                e->options.auth_retry_ms = CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS;
         if (hashmap_new(&e->ops) < 0 || hashmap_new(&e->reported) < 0 || hashmap_new(&e->touched) < 0) {
                 engine_free(e);
                 return -ENOMEM;

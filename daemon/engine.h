@@ -28,6 +28,8 @@ typedef struct Engine Engine;
 typedef struct EngineOptions {
         bool follow;            /* poll created/pending instances until RUNNING or failed */
         bool daemon;            /* run: keep retrying forever; once: settle when idle */
+        int64_t auth_retry_ms;  /* run: after an authentication failure, one more try this
+                                 * much later (0 = CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS) */
 } EngineOptions;
 
 /* Where each desired name stands after the latest pass, for STATUS= and `once`. */

@@ -188,7 +188,7 @@ static int manager_open_backend(Manager *m, const Config *config, Backend *ret_b
         if (r < 0)
                 return r;
         Engine *e;
-        EngineOptions eo = { .follow = true, .daemon = true };
+        EngineOptions eo = { .follow = true, .daemon = true, .auth_retry_ms = config->auth_retry_interval_ms };
         r = engine_new(m->event, b.store, b.api, &eo, &e);
         if (r < 0) {
                 backend_close(&b);

@@ -17,6 +17,9 @@
 #define CONFIG_DEFAULT_RESYNC_INTERVAL_MS (10 * 60 * 1000)
 #define CONFIG_DEFAULT_REQUEST_TIMEOUT_MS (30 * 1000)
 #define CONFIG_DEFAULT_CONNECT_TIMEOUT_MS (10 * 1000)
+/* Five bad signatures in a row lock an AK for 5 minutes: one try every 6 minutes
+ * can never lock it. */
+#define CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS (6 * 60 * 1000)
 
 /* An owned list of strings from the config file. */
 typedef struct ConfigList {
@@ -36,6 +39,7 @@ typedef struct Config {
         int64_t resync_interval_ms;
         int64_t request_timeout_ms;
         int64_t connect_timeout_ms;
+        int64_t auth_retry_interval_ms;  /* run: after an authentication failure, try again */
         char *ca_file;           /* extra CA bundle; TLS verification is always on */
 
         /* local enforcement: fnmatch(3) patterns a manifest's profile_id / flavor must

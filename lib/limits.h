@@ -28,6 +28,10 @@
 /* request_timeout / connect_timeout: 1 s .. 1 h; outside that a request never succeeds
  * or a dead server holds a concurrency slot for too long. */
 #define CONFIG_MIN_TIMEOUT_MS 1000
+/* auth_retry_interval: under 10 s a wrong key would be locked (5 bad signatures in a row
+ * lock it for 5 minutes) in under a minute; over a day nobody waits for it. */
+#define CONFIG_MIN_AUTH_RETRY_INTERVAL_MS (10 * 1000)
+#define CONFIG_MAX_AUTH_RETRY_INTERVAL_MS (24 * 3600 * 1000LL)
 #define CONFIG_MAX_TIMEOUT_MS (3600 * 1000)
 /* profiles: / flavors: patterns. An operator's allow-list is a handful of globs; 256 of
  * 256 bytes each bound what every manifest value is matched against. */
@@ -96,9 +100,6 @@
 #define ENGINE_RETRY_MAX_MS (5 * 60 * 1000)
 /* A failed listing (the pass cannot plan without it): same shape, shorter cap. */
 #define ENGINE_LIST_RETRY_MAX_MS (60 * 1000)
-/* After an auth failure (401/403) the daemon waits this long before trying again:
- * five bad signatures lock the AK for 5 minutes, so never sooner than that. */
-#define ENGINE_AUTH_RETRY_MS (6 * 60 * 1000)
 /* The account is frozen (ModelArts.6326, arrears): creates wait this long before one more
  * try. Paying takes a human; asking every few seconds would only fill the journal. */
 #define ENGINE_FROZEN_RETRY_MS (10 * 60 * 1000)

@@ -90,6 +90,7 @@ static void test_defaults(void **state) {
         assert_int_equal(c.resync_interval_ms, CONFIG_DEFAULT_RESYNC_INTERVAL_MS);
         assert_int_equal(c.request_timeout_ms, CONFIG_DEFAULT_REQUEST_TIMEOUT_MS);
         assert_int_equal(c.connect_timeout_ms, CONFIG_DEFAULT_CONNECT_TIMEOUT_MS);
+        assert_int_equal(c.auth_retry_interval_ms, CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS);
         assert_null(c.ak_file);
         config_done(&c);
         /* twice is harmless */
@@ -127,6 +128,7 @@ static void test_full_file(void **state) {
                                                  "resync_interval: 1h30m\n"
                                                  "request_timeout: 45\n"
                                                  "connect_timeout: 5s\n"
+                                                 "auth_retry_interval: 15s\n"
                                                  "ca_file: /etc/ssl/extra.pem\n"
                                                  "ak_file: /etc/notebookd/ak\n"
                                                  "sk_file: /etc/notebookd/sk\n"
@@ -150,6 +152,7 @@ static void test_full_file(void **state) {
         assert_int_equal(c.resync_interval_ms, 90 * 60 * 1000);
         assert_int_equal(c.request_timeout_ms, 45 * 1000);
         assert_int_equal(c.connect_timeout_ms, 5 * 1000);
+        assert_int_equal(c.auth_retry_interval_ms, 15 * 1000);
         assert_string_equal(c.ca_file, "/etc/ssl/extra.pem");
         assert_string_equal(c.ak_file, "/etc/notebookd/ak");
         assert_string_equal(c.sk_file, "/etc/notebookd/sk");
@@ -311,6 +314,7 @@ static void test_durations(void **state) {
         bad1("resync_interval: true\n", 1, 18, "invalid 'resync_interval' 'true': expected seconds or a duration like 30s, 10m, 1h");
         bad1("request_timeout: 999ms\n", 1, 18, "'request_timeout' must be between 1s and 1h, got '999ms'");
         bad1("connect_timeout: 61m\n", 1, 18, "'connect_timeout' must be between 1s and 1h, got '61m'");
+        bad1("auth_retry_interval: 9s\n", 1, 22, "'auth_retry_interval' must be between 10s and 1d, got '9s'");
 }
 
 static void test_structure(void **state) {

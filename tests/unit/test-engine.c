@@ -390,7 +390,7 @@ static void test_auth_on_create_arms_retry(void **state) {
         assert_true(engine_auth_failed(f->engine, NULL));
         int64_t retry = 0;
         assert_string_equal(engine_pause_reason(f->engine, &retry), "authentication failed");
-        assert_true(retry > now_monotonic_ms() + ENGINE_AUTH_RETRY_MS / 2);
+        assert_true(retry > now_monotonic_ms() + CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS / 2);
         /* a pass asked for meanwhile sends nothing */
         engine_request_pass(f->engine);
         assert_int_equal(count_calls(API_CALL_LIST, NULL), 1);
