@@ -91,7 +91,7 @@ golden: $(BUILD)/notebookd
 	@BUILD=$(BUILD) sh tests/golden/run.sh
 
 integration: all
-	@BUILD=$(BUILD) bash tests/integration/run.sh
+	@BUILD=$(BUILD) NB_ONLY=integration bash tests/run-all.sh
 
 test: all $(UNIT_BINS)
 	@BUILD=$(BUILD) bash tests/run-all.sh $(UNIT_BINS)

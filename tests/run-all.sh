@@ -21,7 +21,8 @@ run_one() { # name, command...
 for bin in "$@"; do
         run_one "unit/$(basename "$bin")" "$bin"
 done
-run_one "golden" sh tests/golden/run.sh
+# NB_ONLY=integration (make integration): the integration tests alone
+[ "${NB_ONLY:-}" = integration ] || run_one "golden" sh tests/golden/run.sh
 for t in tests/integration/t-*.sh; do
         [ -e "$t" ] || continue
         run_one "integration/$(basename "$t" .sh)" bash "$t"
