@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # notebookd against an emulator set up like today's ModelArts (issue 7):
 #   A. today's profiles, a bare-metal and an Ascend flavor and a pool converge;
-#   B. an instance made outside notebookd in workspace ws-a is adopted, not created;
+#   B. an instance made outside notebookd in workspace ws-a is adopted, not created
+#      (listings with total_count as a string);
 #   C. a new instance in ws-a is created there and followed to RUNNING;
 #   D. a name taken by another IAM user's instance (hidden from our listings) is a
 #      conflict: reported, exit 1, and not sent again until the manifest changes;
@@ -105,7 +106,8 @@ nb_assert_eq 4 "$(jq '.instances.by_status.RUNNING // 0' "$T/stats-a.json")" "RU
 
 # ---- B and C. workspace ws-a ----
 nb_step "B, C: an instance someone made in ws-a is adopted; a new one in ws-a is followed to RUNNING"
-start_emulator
+# and the listings say total_count as a string, as some deployments do
+start_emulator --total-count-string
 M=$T/bc
 mkdir -p "$M"
 theirs=$(seed 'name=ws-theirs&workspace_id=ws-a&owner=self&status=RUNNING' | jq -r .id)
