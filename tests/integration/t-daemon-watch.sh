@@ -148,18 +148,19 @@ nb_assert_eq "$BURST" "$(djournal MESSAGE_ID="$MESSAGE_CREATE_SENT" | jq -r 'sel
 
 # ---- 5. a bad file beside a good one ----
 nb_step "a bad file is logged with its position while the good one converges"
-# flavor's value is at line 3, column 9
-printf 'name: w-bad\nprofile_id: Python3\nflavor: modelarts.vm.cpu.99u\nspec:\n  storage:\n    type: evs\n' >"$MP/bad.yaml"
+# volume_size's value is at line 8, column 20 (out of range: an error; flavors and
+# profiles are open sets now, so a made-up flavor would only be sent and refused remotely)
+printf 'name: w-bad\nprofile_id: Python3\nflavor: modelarts.vm.cpu.2u\nspec:\n  storage:\n    type: evs\n    location:\n      volume_size: 9999\n' >"$MP/bad.yaml"
 nb_write_manifest "$MP/w-good.yaml" w-good
 e=$(nb_wait_for_journal '"CONFIG_FILE":"[^"]*/bad\.yaml"' 1 MESSAGE_ID="$MESSAGE_MANIFEST_INVALID" _PID="$DAEMON_PID")
 file=$(jq -r .CONFIG_FILE <<<"$e")
 real=$(readlink -f "$MP")
 [ "$file" = "$MP/bad.yaml" ] || [ "$file" = "$real/bad.yaml" ] ||
         nb_fail "CONFIG_FILE is '$file', expected $MP/bad.yaml (or $real/bad.yaml)"
-nb_assert_eq 3 "$(jq -r .CONFIG_LINE <<<"$e")" CONFIG_LINE
-nb_assert_eq 9 "$(jq -r .CONFIG_COLUMN <<<"$e")" CONFIG_COLUMN
+nb_assert_eq 8 "$(jq -r .CONFIG_LINE <<<"$e")" CONFIG_LINE
+nb_assert_eq 20 "$(jq -r .CONFIG_COLUMN <<<"$e")" CONFIG_COLUMN
 nb_assert_eq 3 "$(jq -r .PRIORITY <<<"$e")" "PRIORITY (an error)"
-nb_assert_match 'bad\.yaml:3:9: .*modelarts\.vm\.cpu\.99u' "$(jq -r .MESSAGE <<<"$e")" MESSAGE
+nb_assert_match 'bad\.yaml:8:20: .*volume_size 9999' "$(jq -r .MESSAGE <<<"$e")" MESSAGE
 wait_created w-good >/dev/null
 nb_wait_for_line "$NB_NOTIFY_LOG" "STATUS=$((total + 1)) desired, $((total + 1)) running, 0 creating, 0 failed, 0 rejected, 0 retrying, 1 invalid manifest" \
         "$NB_TIMEOUT" 1 "$DAEMON_PID" >/dev/null
