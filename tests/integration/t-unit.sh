@@ -35,7 +35,7 @@ make -s --no-print-directory "${make_args[@]}" install DESTDIR="$D" >>"$T/instal
 nb_assert_file_match "$D/etc/notebookd/notebookd.yaml" '^project_id: 0123' "config after a second install"
 
 nb_step "the unit: what the service needs"
-for want in '^Type=notify$' '^ExecReload=/bin/kill -HUP \$MAINPID$' '^WatchdogSec=' '^Restart=on-failure$' \
+for want in '^Type=notify$' "^ExecReload=/bin/sh -c 'kill -HUP \"\\\$MAINPID\"'\$" '^WatchdogSec=' '^Restart=on-failure$' \
         '^DynamicUser=yes$' '^StateDirectory=notebookd$' '^ConfigurationDirectory=notebookd$' \
         '^LoadCredential=ak:/etc/notebookd/credentials/ak$' '^LoadCredential=sk:/etc/notebookd/credentials/sk$' \
         '^ProtectSystem=strict$' '^RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6$' '^SystemCallFilter=@system-service$'; do
