@@ -102,7 +102,7 @@ flock "$lock" # a concurrent run (the SANITIZE=1 one) may be building it
 if [ "$(cat "$BASE/.notebookd-system-test" 2>/dev/null)" != "$stamp" ]; then
         echo "system-test: debootstrap $SUITE into $BASE (cached for the next runs)"
         rm -rf "$BASE" "$BASE.tmp"
-        echo "system-test: mirror ${MIRROR:-(debootstrap's default)}"
+        echo "system-test: mirror ${MIRROR:-(the default of debootstrap)}"
         # An empty MIRROR is no argument at all: debootstrap then uses its default.
         if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$BASE.tmp" ${MIRROR:+"$MIRROR"} \
                 >"$CACHE/debootstrap.log" 2>&1; then
