@@ -83,20 +83,22 @@ int startup_exit_code(int r) {
 }
 
 int manifests_dir_check(const char *dir) {
+        if (!dir || !dir[0])
+                return 0;
         _cleanup_free_ char *p = strdup(dir);
         if (!p)
                 return -ENOMEM;
         /* The first directory on the way that denies us: search (x) on each one above,
          * read and search (r-x) on the manifests directory itself. */
         const char *denied = NULL, *need = NULL;
-        for (char *s = p + 1; !denied; s++) {
+        for (char *s = p + 1;; s++) {
                 bool last = *s == 0;
                 if (!last && *s != '/')
                         continue;
                 *s = 0;
                 int mode = last ? R_OK | X_OK : X_OK;
                 if (faccessat(AT_FDCWD, p[0] ? p : "/", mode, AT_EACCESS) < 0) {
-                        if (errno != EACCES && errno != EPERM)
+                        if (errno != EACCES)
                                 return 0; /* missing, not a directory...: the scan says so */
                         denied = p;
                         need = last ? "read and search (r-x)" : "search (x)";

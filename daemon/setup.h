@@ -27,8 +27,8 @@ int backend_open(Backend *b, sd_event *event, const Config *config);
 int startup_exit_code(int r);
 
 /* Before anything else at start: the manifests directory must be readable and
- * searchable by this process, and every directory above it searchable. If not (EACCES,
- * EPERM), logs which directory, the user, the permission needed and how a service gets
+ * searchable by this process, and every directory above it searchable. If not (EACCES),
+ * logs which directory, the user, the permission needed and how a service gets
  * it (BindReadOnlyPaths=), and returns -EACCES; other errors (ENOENT...) are left to
  * the manifest scan, which reports them. */
 int manifests_dir_check(const char *dir);
