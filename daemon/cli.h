@@ -10,9 +10,14 @@ enum {
         EXIT_OK = 0,
         EXIT_INVALID = 1,    /* some manifests invalid, creates rejected by the API, or instances
                               * failed; the rest applied */
-        EXIT_USAGE = 2,      /* usage, config, credential, authentication, state or I/O error */
+        EXIT_USAGE = 2,      /* usage, config, credential, authentication, state or I/O error
+                              * that restarting with the same files cannot fix */
         EXIT_TRANSIENT = 3,  /* once: transient failures remained at the deadline, or interrupted;
                               * precedence 2 > 3 > 1 > 0 */
+        EXIT_TEMPFAIL = 75,  /* EX_TEMPFAIL: could not start for a reason time fixes (the state
+                              * directory locked by another notebookd, the state database busy,
+                              * its disk full or failing); nothing was done. The unit's
+                              * Restart=on-failure retries it, while it never restarts on 2 */
 };
 
 typedef enum LogTarget {

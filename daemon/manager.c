@@ -386,6 +386,9 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 log_warning_errno(r, "Cannot enable the watchdog: %m");
 
+        r = manifests_dir_check(m->config.manifests);
+        if (r < 0)
+                return r;
         r = manager_open_backend(m, &m->config, &m->backend, &m->engine);
         if (r < 0)
                 return r;

@@ -40,7 +40,9 @@ static void help(FILE *f) {
               "\n"
               "Exit codes: 0 ok; 1 invalid manifests, creates rejected by the API or failed\n"
               "instances; 2 usage, config, credential, authentication, state or I/O error;\n"
-              "3 (once) transient failures remained at --timeout, or interrupted.\n"
+              "3 (once) transient failures remained at --timeout, or interrupted;\n"
+              "75 could not start for now (state directory locked by another notebookd,\n"
+              "state database busy, disk full or I/O error): try again later.\n"
               "See notebookd(8).\n",
               f);
 }

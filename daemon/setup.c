@@ -1,8 +1,10 @@
 #include "setup.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <string.h>
 #include <sys/file.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "messages.h"
@@ -64,12 +66,60 @@ int backend_open(Backend *b, sd_event *event, const Config *config) {
 
         r = store_open(config->state_dir, STORE_READ_WRITE, &b->store, &error);
         if (r < 0) {
+                /* Busy (another process mid-write), full or failing storage: a later start
+                 * may well succeed, so say so and let the caller exit EXIT_TEMPFAIL. */
+                bool temporary = r == -EBUSY || r == -EAGAIN || r == -ENOSPC || r == -EDQUOT || r == -EIO;
                 log_fields_errno(LOG_ERR, r, MESSAGE_STATE_ERROR, LOG_FIELDS({ "STATE_DIRECTORY", config->state_dir }),
-                                 "State: %s", error ? error : strerror(-r));
+                                 "State: %s%s", error ? error : strerror(-r),
+                                 temporary ? " (temporary: try again later)" : "");
                 backend_close(b);
-                return r;
+                return temporary ? -EAGAIN : r;
         }
         return 0;
+}
+
+int startup_exit_code(int r) {
+        return r == -EAGAIN ? EXIT_TEMPFAIL : EXIT_USAGE;
+}
+
+int manifests_dir_check(const char *dir) {
+        if (!dir || !dir[0])
+                return 0;
+        _cleanup_free_ char *p = strdup(dir);
+        if (!p)
+                return -ENOMEM;
+        /* The first directory on the way that denies us: search (x) on each one above,
+         * read and search (r-x) on the manifests directory itself. */
+        const char *denied = NULL, *need = NULL;
+        for (char *s = p + 1;; s++) {
+                bool last = *s == 0;
+                if (!last && *s != '/')
+                        continue;
+                *s = 0;
+                int mode = last ? R_OK | X_OK : X_OK;
+                if (faccessat(AT_FDCWD, p[0] ? p : "/", mode, AT_EACCESS) < 0) {
+                        if (errno != EACCES)
+                                return 0; /* missing, not a directory...: the scan says so */
+                        denied = p;
+                        need = last ? "read and search (r-x)" : "search (x)";
+                        break;
+                }
+                if (last)
+                        return 0;
+                *s = '/';
+        }
+        uid_t uid = geteuid();
+        const struct passwd *pw = getpwuid(uid);
+        log_fields(LOG_ERR, MESSAGE_MANIFEST_INVALID,
+                   LOG_FIELDS({ "CONFIG_FILE", dir }, { "MANIFESTS_DIR", dir }),
+                   "Cannot read the manifests directory %s: user %s (uid %u) lacks %s permission on %s. "
+                   "The service's user needs r-x on the manifests tree (r on its files) and x on every "
+                   "directory above it; home directories are 0700 on Debian 12 and 0750 on Ubuntu 24.04, "
+                   "so rather bind the tree to a readable path with "
+                   "BindReadOnlyPaths=%s:/etc/notebookd/manifests in a drop-in (systemctl edit notebookd) "
+                   "and set manifests: /etc/notebookd/manifests",
+                   dir, pw ? pw->pw_name : "?", (unsigned) uid, need, denied, dir);
+        return -EACCES;
 }
 
 bool backend_equivalent(const Backend *a, const Config *config_a, const Backend *b, const Config *config_b) {
@@ -98,7 +148,8 @@ int state_dir_lock(const char *state_dir, int *ret_fd) {
                                         "Cannot open the lock %s: %m", path);
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
                 if (errno == EWOULDBLOCK)
-                        return log_fields_errno(LOG_ERR, EBUSY, MESSAGE_STATE_ERROR,
+                        /* it ends (a `once` from cron), or this start is a mistake: retry */
+                        return log_fields_errno(LOG_ERR, EAGAIN, MESSAGE_STATE_ERROR,
                                                 LOG_FIELDS({ "STATE_DIRECTORY", state_dir }),
                                                 "Another notebookd (run or once) is using the state directory %s",
                                                 state_dir);

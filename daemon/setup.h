@@ -18,8 +18,20 @@ typedef struct Backend {
         char *project_id;
 } Backend;
 
-/* 0, or a negative errno after logging why (config, credentials, state). */
+/* 0, or a negative errno after logging why (config, credentials, state). A failure to
+ * open the state database that time may fix (busy, disk full, I/O error) is -EAGAIN. */
 int backend_open(Backend *b, sd_event *event, const Config *config);
+
+/* The exit code for a start-up failure r: -EAGAIN (from backend_open() or
+ * state_dir_lock()) is EXIT_TEMPFAIL, anything else EXIT_USAGE. */
+int startup_exit_code(int r);
+
+/* Before anything else at start: the manifests directory must be readable and
+ * searchable by this process, and every directory above it searchable. If not (EACCES),
+ * logs which directory, the user, the permission needed and how a service gets
+ * it (BindReadOnlyPaths=), and returns -EACCES; other errors (ENOENT...) are left to
+ * the manifest scan, which reports them. */
+int manifests_dir_check(const char *dir);
 void backend_close(Backend *b);
 
 /* Whether a and b (opened from config_a and config_b) talk to the same API the same
@@ -29,5 +41,5 @@ bool backend_equivalent(const Backend *a, const Config *config_a, const Backend 
 
 /* One writer per state directory: two (a daemon and a `once`) could each take the
  * other's create in flight for a lost one and create again. An exclusive flock on
- * STATE_DIR/notebookd.lock, held for the process's life; -EBUSY (logged) when taken. */
+ * STATE_DIR/notebookd.lock, held for the process's life; -EAGAIN (logged) when taken. */
 int state_dir_lock(const char *state_dir, int *ret_fd);

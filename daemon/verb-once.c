@@ -122,6 +122,8 @@ int verb_once(Cli *cli) {
         srandom((unsigned) (now_realtime_ms() ^ getpid()));
 
         _cleanup_(desired_set_freep) DesiredSet *desired = NULL;
+        if (manifests_dir_check(cli->config.manifests) < 0)
+                return EXIT_USAGE;
         ManifestPolicy policy = config_manifest_policy(&cli->config);
         int r = desired_set_new(cli->config.manifests, cli->config.manifests, &policy, &desired);
         if (r >= 0)
@@ -143,12 +145,14 @@ int verb_once(Cli *cli) {
                 return EXIT_USAGE;
         }
         Backend b;
-        if (backend_open(&b, event, &cli->config) < 0)
-                return EXIT_USAGE;
+        r = backend_open(&b, event, &cli->config);
+        if (r < 0)
+                return startup_exit_code(r);
         _cleanup_close_ int lock_fd = -1;
-        if (state_dir_lock(cli->config.state_dir, &lock_fd) < 0) {
+        r = state_dir_lock(cli->config.state_dir, &lock_fd);
+        if (r < 0) {
                 backend_close(&b);
-                return EXIT_USAGE;
+                return startup_exit_code(r);
         }
 
         OnceState s = { .event = event, .api = b.api };

@@ -3,6 +3,7 @@
 #include "credentials.h"
 #include "log.h"
 #include "manager.h"
+#include "setup.h"
 
 int verb_run(Cli *cli) {
         log_setup(cli->log_target, cli->log_level);
@@ -15,7 +16,8 @@ int verb_run(Cli *cli) {
                 log_error_errno(r, "Cannot start: %m");
                 return EXIT_USAGE;
         }
-        if (manager_startup(m) < 0)
-                return EXIT_USAGE;
+        r = manager_startup(m);
+        if (r < 0)
+                return startup_exit_code(r);
         return manager_loop(m);
 }

@@ -24,7 +24,13 @@ sqlite3:cmd:sqlite3
 curl:cmd:curl
 openssl:cmd:openssl
 nginx:cmd:/usr/sbin/nginx
+man-db:cmd:man
 "
+# The tests' other tools are in every Debian system, minbase included: bash,
+# coreutils, diffutils, grep, sed, mawk, perl-base, util-linux (unshare, setpriv,
+# flock), mount, bsdutils (logger). man-db: t-unit renders the page and
+# `systemd-analyze verify` checks the unit's Documentation=man:notebookd(8) with it.
+# openssl: t-emulator signs a request by hand.
 missing=""
 for entry in $NEEDS; do
     pkg=${entry%%:*}

@@ -54,6 +54,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/notebookd-bench.XXXXXX")
 EMU_PIDS=()
 cleanup() {
         local p
+        # Only the script's own shell: an emulator job signalled before it reset the
+        # traps (below) must not stop the others or remove $WORK.
+        [ "$BASHPID" = "$$" ] || return 0
         for p in "${EMU_PIDS[@]}"; do
                 kill "$p" 2>/dev/null || true
                 wait "$p" 2>/dev/null || true
@@ -159,7 +162,8 @@ emu_start() {
         local var=$1 pf=$WORK/$1.port i
         shift
         rm -f "$pf"
-        "$EMU" --listen 127.0.0.1:0 --port-file "$pf" --create-delay-ms 0 "$@" >"$LOGS/emulator-$var.log" 2>&1 &
+        (trap - EXIT; exec "$EMU" --listen 127.0.0.1:0 --port-file "$pf" --create-delay-ms 0 "$@") \
+                >"$LOGS/emulator-$var.log" 2>&1 &
         EMU_PIDS+=($!)
         # The emulator writes the port file atomically once it listens.
         for ((i = 0; i < 200; i++)); do

@@ -103,10 +103,36 @@ nb_setup() { # "$@" of the test script
 
         T=$(mktemp -d "${TMPDIR:-/tmp}/nb-$(basename "$0" .sh).XXXXXX")
         export T
+        # A child of this shell (a `&` job, a $(...), a <(...)) starts as a copy of it,
+        # handlers included, until it execs or resets them; a signal in that window
+        # would run them there. nb__cleanup therefore acts only in the test's own shell
+        # ($$ is its PID in every subshell too, $BASHPID the current one), and every
+        # background helper below drops the EXIT trap first (nb__bg).
         trap nb__cleanup EXIT
         trap 'exit 130' INT
         trap 'exit 143' TERM
         nb_step "$(basename "$0") in $T (build: $BUILD)"
+}
+
+# True in the test's own shell, false in any subshell of it.
+nb__in_main() { [ "$BASHPID" = "$$" ]; }
+
+# Run COMMAND ARGS... without the test's EXIT trap: the first thing a background helper
+# does. Use as ( nb__bg CMD ... ) & or <(nb__bg CMD ...): the subshell execs COMMAND,
+# so $! is COMMAND's PID. The INT and TERM handlers stay until the exec (which resets
+# them): they only exit, with 130 or 143, as the signal's default would, while resetting
+# them would discard a signal already pending, and the helper would live on.
+# A signal before the reset runs the EXIT trap too; nb__cleanup ignores it there.
+nb__bg() { # COMMAND ARGS...
+        trap - EXIT
+        exec "$@"
+}
+
+# Commands nb__cleanup runs first (in the test's shell only), e.g. to thaw a process
+# the test stopped, so that it can be terminated.
+NB_AT_EXIT=()
+nb_at_exit() { # SHELL-COMMAND
+        NB_AT_EXIT+=("$1")
 }
 
 nb__track() { # PID
@@ -125,7 +151,13 @@ nb__untrack() { # PID
 # logs to), then remove $T.
 nb__cleanup() {
         local rc=$? i pid
+        # In a subshell (signalled before it reset the traps) there is nothing of ours to
+        # clean up: the test's processes and $T belong to the test's shell.
+        nb__in_main || return "$rc"
         set +e
+        for ((i = 0; i < ${#NB_AT_EXIT[@]}; i++)); do
+                eval "${NB_AT_EXIT[$i]}"
+        done
         for ((i = ${#NB_PIDS[@]} - 1; i >= 0; i--)); do
                 pid=${NB_PIDS[$i]}
                 kill -TERM "$pid" 2>/dev/null && nb__reap "$pid" 10 2>/dev/null
@@ -155,11 +187,13 @@ nb__reap() { # PID GRACE
         local pid=$1 grace=$2 killer
         # A single process (perl-base is essential in Debian), so standing it down leaves
         # no orphaned sleep behind.
-        perl -e 'sleep $ARGV[0]; kill "KILL", $ARGV[1]' "$grace" "$pid" >/dev/null 2>&1 &
+        (nb__bg perl -e 'sleep $ARGV[0]; kill "KILL", $ARGV[1]' "$grace" "$pid") >/dev/null 2>&1 &
         killer=$!
         NB_STATUS=0 # read by the caller of nb_stop
         wait "$pid" || NB_STATUS=$?
-        kill "$killer" 2>/dev/null || true
+        # SIGKILL: a caught signal that reaches the helper just before its exec is lost
+        # (bash only notes it), and the wait below would last the whole grace period.
+        kill -KILL "$killer" 2>/dev/null || true
         wait "$killer" || true
 }
 
@@ -170,7 +204,7 @@ nb_spawn() { # NAME COMMAND ARGS...
         shift
         # Background jobs of a script start with SIGINT and SIGQUIT ignored; a test of
         # how a program handles them needs the defaults back.
-        env --default-signal=INT,QUIT "$@" >"$T/$name.log" 2>&1 &
+        (nb__bg env --default-signal=INT,QUIT "$@") >"$T/$name.log" 2>&1 &
         NB_PID=$!
         nb__track "$NB_PID"
 }
@@ -193,7 +227,7 @@ nb_stop() { # PID [SIGNAL]
 nb__wait_stream() { # TIMEOUT ERE N COMMAND...
         local timeout=$1 re=$2 n=$3 fd pid out rc=0
         shift 3
-        exec {fd}< <(exec timeout "$timeout" "$@" 2>/dev/null)
+        exec {fd}< <(nb__bg timeout "$timeout" "$@" 2>/dev/null)
         pid=$!
         out=$(grep -m "$n" -E -- "$re" <&"$fd") || rc=$?
         kill "$pid" 2>/dev/null || true # timeout passes SIGTERM on to the follower
@@ -353,7 +387,7 @@ nb_wait_journal_names() { # N ERE MATCHES...
         local n=$1 re=$2 fd pid line k=0
         local -A seen=()
         shift 2
-        exec {fd}< <(exec timeout "$NB_TIMEOUT" journalctl --directory="$NB_JOURNAL_DIR" --no-pager -o json \
+        exec {fd}< <(nb__bg timeout "$NB_TIMEOUT" journalctl --directory="$NB_JOURNAL_DIR" --no-pager -o json \
                 --follow --lines=all "$@" 2>/dev/null)
         pid=$!
         # bash's read takes a line as soon as it is there (mawk would wait for a block)

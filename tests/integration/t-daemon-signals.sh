@@ -217,7 +217,7 @@ nb_wait_for_journal . 1 MESSAGE_ID="$MESSAGE_CREATE_SENT" _PID="$DAEMON_PID" >/d
 kill -STOP "$NB_EMULATOR_PID"
 thawed=0
 thaw() { [ "$thawed" = 1 ] || { kill -CONT "$NB_EMULATOR_PID" 2>/dev/null; thawed=1; }; }
-trap 'rc=$?; thaw; (exit "$rc"); nb__cleanup' EXIT
+nb_at_exit thaw
 kill -TERM "$DAEMON_PID"
 nb_wait_for_line "$NB_NOTIFY_LOG" '(^| |\\n)STOPPING=1' "$NB_TIMEOUT" \
         $(($(notify_count "$k" '(^| |\\n)STOPPING=1') + 1)) "$DAEMON_PID" >/dev/null

@@ -47,6 +47,34 @@ nb_spawn sleeper2 sleep 1000
 nb_stop "$NB_PID" INT
 nb_assert_eq 130 "$NB_STATUS" "exit status after SIGINT"
 
+nb_step "a subshell of the test never runs its clean-up"
+# A child of the test's shell carries the test's trap handlers from the fork until it
+# execs or resets them; a signal in that window (a helper killed at once) runs them in
+# the child. Re-installing the handlers in a subshell and signalling it puts it in that
+# state every time: the test's processes and $T must survive it.
+nb_spawn survivor sleep 1000
+survivor=$NB_PID
+handlers=$(trap -p EXIT INT TERM)
+[ -n "$handlers" ] || nb_fail "nb_setup installed no trap handlers"
+rc=0
+(eval "$handlers"; kill -TERM "$BASHPID"; exit 0) 2>/dev/null || rc=$?
+nb_assert_eq 143 "$rc" "exit status of the signalled subshell"
+[ -d "$T" ] || { echo "FAIL: a subshell's clean-up removed $T" >&2; exit 1; }
+state=$(sed 's/.*) //' "/proc/$survivor/stat" 2>/dev/null | cut -d' ' -f1)
+case $state in
+""|Z|X) nb_fail "a subshell's clean-up stopped the test's process $survivor (state '${state:-gone}')" ;;
+esac
+# The case the deterministic check stands for: processes that exit at once, so that
+# nb_stop's killer helper is stopped right after its fork, over and over.
+for ((i = 0; i < 50; i++)); do
+        nb_spawn quick true
+        nb_stop "$NB_PID"
+done
+[ -d "$T" ] || { echo "FAIL: stopping short-lived processes removed $T" >&2; exit 1; }
+kill -0 "$survivor" 2>/dev/null || nb_fail "stopping short-lived processes stopped $survivor"
+nb_stop "$survivor"
+nb_assert_eq 143 "$NB_STATUS" "exit status of the surviving process after SIGTERM"
+
 nb_step "a private journald receives entries from any process of the test"
 nb_start_journald
 marker="harness-$$-$RANDOM"

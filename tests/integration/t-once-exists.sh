@@ -93,7 +93,7 @@ MB=$T/manifests-b
 mkdir -p "$MB"
 manifest "$MB/race.yaml" ex-race
 
-once_cmd "$MB" "$T/state-b" --wait --timeout 120 >"$T/once-b.stdout.log" 2>"$T/once-b.stderr.log" &
+(trap - EXIT; once_cmd "$MB" "$T/state-b" --wait --timeout 120) >"$T/once-b.stdout.log" 2>"$T/once-b.stderr.log" &
 once_pid=$!
 # The emulator logs a request once handled, before holding its answer: from here on
 # notebookd's listing is fixed, and it does not show ex-race.

@@ -8,6 +8,9 @@ NB=$(realpath "$BUILD/notebookd")
 tmp=$(mktemp -d)
 writer_pid=
 cleanup() {
+        # Only the script's own shell: a subshell signalled before it reset the traps
+        # would otherwise remove $tmp under the test.
+        [ "$BASHPID" = "$$" ] || return 0
         [ -n "$writer_pid" ] && kill "$writer_pid" 2>/dev/null
         rm -rf "$tmp"
 }
@@ -166,7 +169,7 @@ jq -e '.open_intents == [.open_intents[0]] and .open_intents[0].name == "train-0
         fail "status --json intents"
 
 # ---- readers while a writer holds a write transaction (the daemon mid-batch) ----
-coproc WRITER { sqlite3 "$db"; }
+coproc WRITER { trap - EXIT; exec sqlite3 "$db"; }
 writer_pid=$WRITER_PID
 echo "BEGIN IMMEDIATE; INSERT INTO instances (name, result) VALUES ('in-flight', 'accepted'); SELECT 'ready';" >&"${WRITER[1]}"
 read -r line <&"${WRITER[0]}"

@@ -11,7 +11,8 @@
 #
 # Needs root, systemd-nspawn (package systemd-container) and debootstrap (installed with
 # apt-get when missing), and the Debian archive for the first run (about a minute).
-# Environment: BUILD (build or build/san), SYSTEM_TEST_MIRROR (Debian mirror),
+# Environment: BUILD (build or build/san), SYSTEM_TEST_MIRROR (Debian mirror; default:
+# the host's apt sources for bookworm, else debootstrap's own),
 # SYSTEM_TEST_REBUILD=1 (throw the cached rootfs away first), SYSTEM_TEST_DROPIN=FILE
 # (installed as a drop-in for notebookd.service: weaken the unit, see the checks fail).
 set -uo pipefail
@@ -28,17 +29,47 @@ BASE=$CACHE/rootfs
 RUN=$CACHE/$run_name
 ROOT=$RUN/root
 RESULTS=$RUN/results
-MIRROR=${SYSTEM_TEST_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 # The daemon's and the emulator's runtime libraries (ldd build/notebookd), the
-# sanitizer runtimes for SANITIZE=1 builds, systemd as init, procps for the unit's
-# ExecReload=/bin/kill (minbase lacks it; every standard Debian install has it), and
-# jq/curl for inside.sh.
-PACKAGES=systemd,systemd-sysv,dbus,procps,libsystemd0,libyaml-0-2,libcjson1,libcurl4,libsqlite3-0,libssl3,libmicrohttpd12,libasan8,libubsan1,jq,curl
+# sanitizer runtimes for SANITIZE=1 builds, systemd as init, and jq/curl for inside.sh.
+# No procps: the unit reloads with the shell's builtin kill, as on a minimal host.
+PACKAGES=systemd,systemd-sysv,dbus,libsystemd0,libyaml-0-2,libcjson1,libcurl4,libsqlite3-0,libssl3,libmicrohttpd12,libasan8,libubsan1,jq,curl
 # The test-only key pair the emulator checks signatures with; never a real credential.
 TEST_AK=SYSTEMTESTAK00000001
 TEST_SK=system-test-secret-key-for-the-emulator-only
 TEST_PROJECT=5e1f0c2d9a8b47e6b3c4d5e6f7a8b9c0
+
+# The mirror: SYSTEM_TEST_MIRROR, else the one this host's apt uses for $SUITE (a host
+# behind its own mirror or proxy keeps using it), else debootstrap's default.
+host_mirror() {
+        local f line uris="" suites="" types="" found=""
+        # deb822 (/etc/apt/sources.list.d/*.sources): stanzas of Types:, URIs:, Suites:.
+        for f in /etc/apt/sources.list.d/*.sources; do
+                [ -r "$f" ] || continue
+                while IFS= read -r line || [ -n "$line" ]; do
+                        case $line in
+                        [Tt]ypes:*) types=${line#*:} ;;
+                        [Uu][Rr][Ii][Ss]:*) uris=${line#*:} ;;
+                        [Ss]uites:*) suites=${line#*:} ;;
+                        "" | [[:space:]]*)
+                                [ -z "$line" ] || [ -z "${line//[[:space:]]/}" ] || continue
+                                if [[ " $types " == *" deb "* && " $suites " == *" $SUITE "* ]] && [ -n "$uris" ]; then
+                                        read -r found _ <<<"$uris"
+                                        break 2
+                                fi
+                                uris="" suites="" types="" ;;
+                        esac
+                done < <(cat "$f"; echo)
+        done
+        # One-line style: deb [options] URI SUITE COMPONENT...
+        if [ -z "$found" ]; then
+                found=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+                        sed -e 's/#.*//' -e 's/\[[^]]*\]//' |
+                        awk -v s="$SUITE" '$1 == "deb" && $3 == s { print $2; exit }')
+        fi
+        case $found in http://* | https://* | file:/*) printf '%s\n' "$found" ;; esac
+}
+MIRROR=${SYSTEM_TEST_MIRROR:-$(host_mirror)}
 
 passed=0 failed=0
 pass() { echo "PASS host: $1"; passed=$((passed + 1)); }
@@ -71,7 +102,9 @@ flock "$lock" # a concurrent run (the SANITIZE=1 one) may be building it
 if [ "$(cat "$BASE/.notebookd-system-test" 2>/dev/null)" != "$stamp" ]; then
         echo "system-test: debootstrap $SUITE into $BASE (cached for the next runs)"
         rm -rf "$BASE" "$BASE.tmp"
-        if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$BASE.tmp" "$MIRROR" \
+        echo "system-test: mirror ${MIRROR:-(the default of debootstrap)}"
+        # An empty MIRROR is no argument at all: debootstrap then uses its default.
+        if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$BASE.tmp" ${MIRROR:+"$MIRROR"} \
                 >"$CACHE/debootstrap.log" 2>&1; then
                 tail -n 20 "$CACHE/debootstrap.log" | sed 's/^/    /'
                 fatal "rootfs" "debootstrap failed (log: $CACHE/debootstrap.log)"
