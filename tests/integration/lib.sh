@@ -375,6 +375,20 @@ nb_emulator_stats() { curl -fsS "$NB_EMULATOR_URL/_emulator/stats"; }
 # Change the emulator's runtime settings: nb_emulator_config 'slow_ms=0&throttle_rate=0'.
 nb_emulator_config() { curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/config?$1" >/dev/null; }
 
+# `notebookd once` on MANIFESTS with the state directory STATE against the emulator,
+# signing with the test's $AK/$SK for $PROJECT (the caller's environment credentials are
+# not used); the config is $T/config.yaml, an empty one when the test wrote none. The
+# timeout only turns a hang into a failure.
+nb_once() { # MANIFESTS STATE [OPTION...]
+        local m=$1 s=$2
+        shift 2
+        [ -e "$T/config.yaml" ] || : >"$T/config.yaml"
+        env -u CREDENTIALS_DIRECTORY -u HUAWEICLOUD_SDK_SECURITY_TOKEN -u HUAWEICLOUD_SDK_PROJECT_ID \
+                HUAWEICLOUD_SDK_AK="$AK" HUAWEICLOUD_SDK_SK="$SK" \
+                timeout 900 "$NOTEBOOKD" -c "$T/config.yaml" -m "$m" -s "$s" -e "$NB_EMULATOR_URL" \
+                -p "$PROJECT" --log-target=console "$@" once
+}
+
 # The smallest valid manifest for NAME, written to FILE.
 nb_write_manifest() { # FILE NAME
         printf 'name: %s\nprofile_id: Python3\nflavor: modelarts.vm.cpu.2u\nspec:\n  storage:\n    type: evs\n' "$2" >"$1"

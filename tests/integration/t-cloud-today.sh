@@ -23,14 +23,6 @@ start_emulator() { # EXTRA ARGS...
         nb_start_emulator --ak "$AK" --sk "$SK" --token "$TOKEN" --project-id "$PROJECT" --log \
                 --create-delay-ms 300 --seed 7 "$@"
 }
-once_cmd() { # MANIFESTS STATE [OPTION...]
-        local m=$1 s=$2
-        shift 2
-        env -u CREDENTIALS_DIRECTORY -u HUAWEICLOUD_SDK_SECURITY_TOKEN -u HUAWEICLOUD_SDK_PROJECT_ID \
-                HUAWEICLOUD_SDK_AK="$AK" HUAWEICLOUD_SDK_SK="$SK" \
-                timeout 300 "$NOTEBOOKD" -c "$T/config.yaml" -m "$m" -s "$s" -e "$NB_EMULATOR_URL" \
-                -p "$PROJECT" --log-target=console "$@" once
-}
 status_json() { "$NOTEBOOKD" -c "$T/config.yaml" -s "$1" --json status; }
 rec() { # STATUS_FILE NAME -> "result instance_id"
         jq -r --arg n "$2" '.instances[] | select(.name == $n) | "\(.result) \(.instance_id)"' "$1"
@@ -97,7 +89,7 @@ ai_project:
 EOF
 "$NOTEBOOKD" check "$M" >"$T/check-a.log" 2>&1 || nb_fail "check refused today's values: $(cat "$T/check-a.log")"
 rc=0
-once_cmd "$M" "$T/state-a" --wait --timeout 120 >"$T/once-a.log" 2>&1 || rc=$?
+nb_once "$M" "$T/state-a" --wait --timeout 120 >"$T/once-a.log" 2>&1 || rc=$?
 nb_assert_eq 0 "$rc" "once with today's catalog: exit status"
 nb_emulator_stats >"$T/stats-a.json"
 nb_assert_eq 4 "$(jq '.creates.created' "$T/stats-a.json")" "instances created"
@@ -115,7 +107,7 @@ nb_assert_match '^[0-9a-f-]{36}$' "$theirs" "seeded instance id"
 manifest "$M/theirs.yaml" ws-theirs 'workspace:' '  id: ws-a'
 manifest "$M/ours.yaml" ws-ours 'workspace:' '  id: ws-a'
 rc=0
-once_cmd "$M" "$T/state-bc" --wait --timeout 120 >"$T/once-bc.log" 2>&1 || rc=$?
+nb_once "$M" "$T/state-bc" --wait --timeout 120 >"$T/once-bc.log" 2>&1 || rc=$?
 nb_assert_eq 0 "$rc" "once in workspace ws-a: exit status"
 nb_emulator_stats >"$T/stats-bc.json"
 nb_assert_eq 0 "$(creates_for "$T/stats-bc.json" ws-theirs)" "creates sent for the instance that existed in ws-a"
@@ -133,7 +125,7 @@ nb_assert_eq "ws-a ws-a" "$(jq -r '[.instances[] | select(.name | startswith("ws
 grep -c 'workspace_id=ws-a' "$T/emulator-2.log" >/dev/null || nb_fail "no listing of workspace ws-a"
 # A second run with nothing to do: still nothing created, exit 0.
 rc=0
-once_cmd "$M" "$T/state-bc" --timeout 60 >"$T/once-bc2.log" 2>&1 || rc=$?
+nb_once "$M" "$T/state-bc" --timeout 60 >"$T/once-bc2.log" 2>&1 || rc=$?
 nb_assert_eq 0 "$rc" "second once: exit status"
 nb_emulator_stats >"$T/stats-bc2.json"
 nb_assert_eq 1 "$(jq '.creates.requests' "$T/stats-bc2.json")" "create requests after the second run"
@@ -147,7 +139,7 @@ seed 'name=taken-by-other&owner=other' >/dev/null
 manifest "$M/taken.yaml" taken-by-other
 manifest "$M/free.yaml" free-name
 rc=0
-once_cmd "$M" "$T/state-d" --timeout 120 >"$T/once-d.log" 2>&1 || rc=$?
+nb_once "$M" "$T/state-d" --timeout 120 >"$T/once-d.log" 2>&1 || rc=$?
 nb_assert_eq 1 "$rc" "once with an invisible name conflict: exit status"
 nb_assert_file_match "$T/once-d.log" '^conflict +"taken-by-other"' "once's report"
 nb_assert_file_match "$T/once-d.log" 'cannot show.*rename it, or ask the owner' "the conflict's message"
@@ -157,14 +149,14 @@ nb_assert_eq 1 "$(creates_for "$T/stats-d.json" free-name)" "creates sent for th
 status_json "$T/state-d" >"$T/status-d.json"
 nb_assert_eq "conflict null" "$(rec "$T/status-d.json" taken-by-other)" "taken-by-other record"
 rc=0
-once_cmd "$M" "$T/state-d" --timeout 60 >"$T/once-d2.log" 2>&1 || rc=$?
+nb_once "$M" "$T/state-d" --timeout 60 >"$T/once-d2.log" 2>&1 || rc=$?
 nb_assert_eq 1 "$rc" "second once: exit status"
 nb_emulator_stats >"$T/stats-d2.json"
 nb_assert_eq 1 "$(creates_for "$T/stats-d2.json" taken-by-other)" "creates for the taken name after a second run"
 # A changed manifest is a new request and is sent (and meets the same 6301).
 manifest "$M/taken.yaml" taken-by-other 'description: second try'
 rc=0
-once_cmd "$M" "$T/state-d" --timeout 60 >"$T/once-d3.log" 2>&1 || rc=$?
+nb_once "$M" "$T/state-d" --timeout 60 >"$T/once-d3.log" 2>&1 || rc=$?
 nb_assert_eq 1 "$rc" "once after the manifest changed: exit status"
 nb_emulator_stats >"$T/stats-d3.json"
 nb_assert_eq 2 "$(creates_for "$T/stats-d3.json" taken-by-other)" "creates for the taken name after the change"
@@ -177,7 +169,7 @@ mkdir -p "$M"
 for i in $(seq 1 10); do manifest "$M/nb-$i.yaml" "allowed-$i"; done
 manifest "$M/denied.yaml" denied-1
 rc=0
-once_cmd "$M" "$T/state-e" --timeout 120 >"$T/once-e.log" 2>&1 || rc=$?
+nb_once "$M" "$T/state-e" --timeout 120 >"$T/once-e.log" 2>&1 || rc=$?
 nb_assert_eq 1 "$rc" "once with a policy-denied create: exit status"
 nb_assert_file_match "$T/once-e.log" '^rejected +"denied-1".*ModelArts\.0112' "once's report for the denied name"
 nb_assert_file_match "$T/once-e.log" 'IAM policy denies' "the denial's message"
@@ -186,7 +178,7 @@ nb_emulator_stats >"$T/stats-e.json"
 nb_assert_eq 10 "$(jq '.creates.created' "$T/stats-e.json")" "instances created besides the denied one"
 nb_assert_eq 1 "$(creates_for "$T/stats-e.json" denied-1)" "creates sent for the denied name"
 rc=0
-once_cmd "$M" "$T/state-e" --timeout 60 >"$T/once-e2.log" 2>&1 || rc=$?
+nb_once "$M" "$T/state-e" --timeout 60 >"$T/once-e2.log" 2>&1 || rc=$?
 nb_assert_eq 1 "$rc" "second once: exit status"
 nb_emulator_stats >"$T/stats-e2.json"
 nb_assert_eq 1 "$(creates_for "$T/stats-e2.json" denied-1)" "creates for the denied name after a second run"
@@ -198,7 +190,7 @@ M=$T/f
 mkdir -p "$M"
 manifest "$M/frozen.yaml" frozen-1
 rc=0
-once_cmd "$M" "$T/state-f" --timeout 60 >"$T/once-f.log" 2>&1 || rc=$?
+nb_once "$M" "$T/state-f" --timeout 60 >"$T/once-f.log" 2>&1 || rc=$?
 nb_assert_eq 1 "$rc" "once on a frozen account: exit status"
 nb_assert_file_match "$T/once-f.log" '^frozen +"frozen-1"' "once's report"
 nb_assert_file_match "$T/once-f.log" 'account is frozen' "the plain message"

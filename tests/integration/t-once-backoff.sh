@@ -14,14 +14,6 @@ SK=onceBackoffSecretKey0123456789abcdefghiJ
 PROJECT=5e6f708192a3b4c5d6e7f8091a2b3c4d
 : >"$T/config.yaml"
 
-once_cmd() { # MANIFESTS STATE [OPTION...]
-        local m=$1 s=$2
-        shift 2
-        env -u CREDENTIALS_DIRECTORY -u HUAWEICLOUD_SDK_SECURITY_TOKEN -u HUAWEICLOUD_SDK_PROJECT_ID \
-                HUAWEICLOUD_SDK_AK="$AK" HUAWEICLOUD_SDK_SK="$SK" \
-                timeout 400 "$NOTEBOOKD" -c "$T/config.yaml" -m "$m" -s "$s" -e "$NB_EMULATOR_URL" \
-                -p "$PROJECT" --log-target=console "$@" once
-}
 # mono_ms of the requests of ROUTE (and NAME, when given), oldest first
 times_of() { # STATS_FILE ROUTE [NAME]
         jq -r --arg r "$2" --arg n "${3:-}" \
@@ -37,7 +29,7 @@ mkdir -p "$M"
 nb_write_manifest "$M/init.yaml" init-1
 nb_write_manifest "$M/other.yaml" other-1
 rc=0
-once_cmd "$M" "$T/state-a" --timeout 300 >"$T/once-a.log" 2>&1 || rc=$?
+nb_once "$M" "$T/state-a" --timeout 300 >"$T/once-a.log" 2>&1 || rc=$?
 nb_assert_eq 0 "$rc" "once after a 6355: exit status"
 nb_emulator_stats >"$T/stats-a.json"
 nb_assert_eq 2 "$(jq '.creates.created' "$T/stats-a.json")" "instances created"
@@ -56,7 +48,7 @@ M=$T/b
 mkdir -p "$M"
 nb_write_manifest "$M/b.yaml" throttled-1
 rc=0
-once_cmd "$M" "$T/state-b" --timeout 300 >"$T/once-b.log" 2>&1 || rc=$?
+nb_once "$M" "$T/state-b" --timeout 300 >"$T/once-b.log" 2>&1 || rc=$?
 nb_assert_eq 0 "$rc" "once after three 429s: exit status"
 nb_emulator_stats >"$T/stats-b.json"
 nb_assert_eq 3 "$(jq '.faults.throttled_429' "$T/stats-b.json")" "429s answered"

@@ -26,14 +26,6 @@ start_emulator() { # EXTRA ARGS...
                 --create-delay-ms 0 --seed 5 "$@"
 }
 
-once_cmd() { # MANIFESTS STATE [OPTION...]
-        local m=$1 s=$2
-        shift 2
-        env -u CREDENTIALS_DIRECTORY -u HUAWEICLOUD_SDK_SECURITY_TOKEN -u HUAWEICLOUD_SDK_PROJECT_ID \
-                HUAWEICLOUD_SDK_AK="$AK" HUAWEICLOUD_SDK_SK="$SK" \
-                timeout 300 "$NOTEBOOKD" -c "$T/config.yaml" -m "$m" -s "$s" -e "$NB_EMULATOR_URL" \
-                -p "$PROJECT" --log-target=console "$@" once
-}
 status_json() { "$NOTEBOOKD" -c "$T/config.yaml" -s "$1" --json status; }
 per_name() { # STATS_FILE NAME -> "requests created duplicates"
         jq -r --arg n "$2" '.creates.by_name[$n] // {requests: 0, created: 0, duplicates: 0} | "\(.requests) \(.created) \(.duplicates)"' "$1"
@@ -74,7 +66,7 @@ id=$(remote_create ex-adopt)
 nb_assert_match '^[0-9a-f-]{36}$' "$id" "id of the instance created by the test"
 
 rc=0
-once_cmd "$MA" "$T/state-a" --wait --timeout 120 >"$T/once-a.stdout.log" 2>"$T/once-a.stderr.log" || rc=$?
+nb_once "$MA" "$T/state-a" --wait --timeout 120 >"$T/once-a.stdout.log" 2>"$T/once-a.stderr.log" || rc=$?
 nb_assert_eq 0 "$rc" "once with a pre-existing instance: exit status"
 nb_emulator_stats >"$T/stats-a.json"
 nb_assert_eq "1 1 0" "$(per_name "$T/stats-a.json" ex-adopt)" "ex-adopt: only the test's own create"
@@ -93,7 +85,7 @@ MB=$T/manifests-b
 mkdir -p "$MB"
 manifest "$MB/race.yaml" ex-race
 
-(trap - EXIT; once_cmd "$MB" "$T/state-b" --wait --timeout 120) >"$T/once-b.stdout.log" 2>"$T/once-b.stderr.log" &
+(trap - EXIT; nb_once "$MB" "$T/state-b" --wait --timeout 120) >"$T/once-b.stdout.log" 2>"$T/once-b.stderr.log" &
 once_pid=$!
 # The emulator logs a request once handled, before holding its answer: from here on
 # notebookd's listing is fixed, and it does not show ex-race.

@@ -266,6 +266,17 @@ static void run_until_call(Fixture *f, ApiCall call) {
         assert_true(count_open(call) > 0);
 }
 
+/* A fixture whose first pass listed nothing and sent the create of NAME (open). */
+static Fixture *create_sent(bool daemon, bool follow, const char *name) {
+        Fixture *f = fixture_new(daemon, follow);
+        add_spec(f, name, NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        assert_int_equal(count_open(API_CALL_CREATE), 1);
+        return f;
+}
+
 /* ---------------------------------------------------------------- tests */
 
 static void test_create_and_settle(void **state) {
@@ -297,11 +308,7 @@ static void test_create_and_settle(void **state) {
 
 static void test_follow_to_running(void **state) {
         (void) state;
-        Fixture *f = fixture_new(false, true);
-        add_spec(f, "nb-1", NULL);
-        set_desired(f);
-        engine_request_pass(f->engine);
-        answer_list("0", NULL, 0);
+        Fixture *f = create_sent(false, true, "nb-1");
         create_ok("nb-1", "id-1", "CREATING");
         assert_int_equal(f->settled, 0);   /* following it: not settled */
         run_until_call(f, API_CALL_GET);
@@ -317,11 +324,7 @@ static void test_follow_to_running(void **state) {
 /* 6301: list again; the listing shows it: adopted, no second create. */
 static void test_exists_then_adopted(void **state) {
         (void) state;
-        Fixture *f = fixture_new(false, false);
-        add_spec(f, "nb-1", NULL);
-        set_desired(f);
-        engine_request_pass(f->engine);
-        answer_list("0", NULL, 0);
+        Fixture *f = create_sent(false, false, "nb-1");
         create_fails("nb-1", API_CLASS_ALREADY_EXISTS, 400, "ModelArts.6301", 0);
         assert_int_equal(count_calls(API_CALL_LIST, "0"), 2);   /* listed again at once */
         RemoteInstance i = instance("id-9", "nb-1", "RUNNING", "0");
@@ -337,11 +340,7 @@ static void test_exists_then_adopted(void **state) {
 /* 6301 and the listing does not show the name: a conflict, not sent again. */
 static void test_exists_invisible_is_conflict(void **state) {
         (void) state;
-        Fixture *f = fixture_new(false, false);
-        add_spec(f, "nb-1", NULL);
-        set_desired(f);
-        engine_request_pass(f->engine);
-        answer_list("0", NULL, 0);
+        Fixture *f = create_sent(false, false, "nb-1");
         create_fails("nb-1", API_CLASS_ALREADY_EXISTS, 400, "ModelArts.6301", 0);
         answer_list("0", NULL, 0);
         _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb-1");
@@ -381,11 +380,7 @@ static void test_forbidden_create_alone(void **state) {
 /* An auth failure met by a create (not a listing) still arms the daemon's retry timer. */
 static void test_auth_on_create_arms_retry(void **state) {
         (void) state;
-        Fixture *f = fixture_new(true, false);
-        add_spec(f, "nb-1", NULL);
-        set_desired(f);
-        engine_request_pass(f->engine);
-        answer_list("0", NULL, 0);
+        Fixture *f = create_sent(true, false, "nb-1");
         create_fails("nb-1", API_CLASS_AUTH, 401, "APIG.0301", 0);
         assert_true(engine_auth_failed(f->engine, NULL));
         int64_t retry = 0;
@@ -403,11 +398,7 @@ static void test_auth_on_create_arms_retry(void **state) {
 /* 6326 pauses every create, not only the one that found out. */
 static void test_frozen_pauses_creates(void **state) {
         (void) state;
-        Fixture *f = fixture_new(true, false);
-        add_spec(f, "nb-1", NULL);
-        set_desired(f);
-        engine_request_pass(f->engine);
-        answer_list("0", NULL, 0);
+        Fixture *f = create_sent(true, false, "nb-1");
         create_fails("nb-1", API_CLASS_ACCOUNT_FROZEN, 400, "ModelArts.6326", 0);
         int64_t retry = 0;
         assert_string_equal(engine_pause_reason(f->engine, &retry), "account frozen (ModelArts.6326)");
@@ -428,11 +419,7 @@ static void test_frozen_pauses_creates(void **state) {
  * retry waits what the cloud asked. */
 static void test_named_wait_resolves_intent(void **state) {
         (void) state;
-        Fixture *f = fixture_new(false, false);
-        add_spec(f, "nb-1", NULL);
-        set_desired(f);
-        engine_request_pass(f->engine);
-        answer_list("0", NULL, 0);
+        Fixture *f = create_sent(false, false, "nb-1");
         int64_t before = now_realtime_ms();
         create_fails("nb-1", API_CLASS_TRANSIENT, 400, "ModelArts.6355", API_RETRY_6355_MS);
         _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb-1");
@@ -445,11 +432,7 @@ static void test_named_wait_resolves_intent(void **state) {
 /* A create whose answer was lost keeps its intent; the next listing settles it. */
 static void test_unknown_outcome_listed_then_adopted(void **state) {
         (void) state;
-        Fixture *f = fixture_new(true, false);
-        add_spec(f, "nb-1", NULL);
-        set_desired(f);
-        engine_request_pass(f->engine);
-        answer_list("0", NULL, 0);
+        Fixture *f = create_sent(true, false, "nb-1");
         create_fails("nb-1", API_CLASS_UNKNOWN_OUTCOME, 0, NULL, 0);
         _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb-1");
         assert_string_equal(r.result, RECORD_RESULT_UNKNOWN);
