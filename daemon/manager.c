@@ -386,10 +386,11 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 log_warning_errno(r, "Cannot enable the watchdog: %m");
 
-        r = manager_open_backend(m, &m->config, &m->backend, &m->engine);
+        /* the lock before the database is opened for writing (and maybe migrated) */
+        r = state_dir_lock(m->config.state_dir, &m->state_lock_fd);
         if (r < 0)
                 return r;
-        r = state_dir_lock(m->config.state_dir, &m->state_lock_fd);
+        r = manager_open_backend(m, &m->config, &m->backend, &m->engine);
         if (r < 0)
                 return r;
 

@@ -142,14 +142,13 @@ int verb_once(Cli *cli) {
                 log_error_errno(r, "Cannot create the event loop: %m");
                 return EXIT_USAGE;
         }
+        /* the lock before the database is opened for writing (and maybe migrated) */
+        _cleanup_close_ int lock_fd = -1;
+        if (state_dir_lock(cli->config.state_dir, &lock_fd) < 0)
+                return EXIT_USAGE;
         Backend b;
         if (backend_open(&b, event, &cli->config) < 0)
                 return EXIT_USAGE;
-        _cleanup_close_ int lock_fd = -1;
-        if (state_dir_lock(cli->config.state_dir, &lock_fd) < 0) {
-                backend_close(&b);
-                return EXIT_USAGE;
-        }
 
         OnceState s = { .event = event, .api = b.api };
         EngineOptions eo = { .follow = cli->wait, .daemon = false };
