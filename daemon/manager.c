@@ -389,10 +389,11 @@ int manager_startup(Manager *m) {
         r = manifests_dir_check(m->config.manifests);
         if (r < 0)
                 return r;
-        r = manager_open_backend(m, &m->config, &m->backend, &m->engine);
+        /* the lock before the database is opened for writing (and maybe migrated) */
+        r = state_dir_lock(m->config.state_dir, &m->state_lock_fd);
         if (r < 0)
                 return r;
-        r = state_dir_lock(m->config.state_dir, &m->state_lock_fd);
+        r = manager_open_backend(m, &m->config, &m->backend, &m->engine);
         if (r < 0)
                 return r;
 

@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -138,10 +139,32 @@ bool backend_equivalent(const Backend *a, const Config *config_a, const Backend 
                streq_ptr(config_a->state_dir, config_b->state_dir);
 }
 
+/* mkdir -p, 0700: the lock is taken before the store creates the directory. */
+static int mkdir_parents_0700(const char *dir) {
+        _cleanup_free_ char *p = strdup(dir);
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1;; s++) {
+                bool end = *s == '\0';
+                if (!end && *s != '/')
+                        continue;
+                *s = '\0';
+                if (mkdir(p, 0700) < 0 && errno != EEXIST)
+                        return -errno;
+                if (end)
+                        return 0;
+                *s = '/';
+        }
+}
+
 int state_dir_lock(const char *state_dir, int *ret_fd) {
         _cleanup_free_ char *path = xasprintf("%s/notebookd.lock", state_dir);
         if (!path)
                 return -ENOMEM;
+        int r = mkdir_parents_0700(state_dir);
+        if (r < 0)
+                return log_fields_errno(LOG_ERR, r, MESSAGE_STATE_ERROR, LOG_FIELDS({ "STATE_DIRECTORY", state_dir }),
+                                        "Cannot create the state directory %s: %m", state_dir);
         _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return log_fields_errno(LOG_ERR, errno, MESSAGE_STATE_ERROR, LOG_FIELDS({ "STATE_DIRECTORY", state_dir }),

@@ -41,5 +41,7 @@ bool backend_equivalent(const Backend *a, const Config *config_a, const Backend 
 
 /* One writer per state directory: two (a daemon and a `once`) could each take the
  * other's create in flight for a lost one and create again. An exclusive flock on
- * STATE_DIR/notebookd.lock, held for the process's life; -EAGAIN (logged) when taken. */
+ * STATE_DIR/notebookd.lock, held for the process's life; -EAGAIN (logged) when taken.
+ * Taken before backend_open(), which opens (creates, migrates) the database for
+ * writing: so it creates the directory (0700) when missing. */
 int state_dir_lock(const char *state_dir, int *ret_fd);

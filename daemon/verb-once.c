@@ -144,16 +144,15 @@ int verb_once(Cli *cli) {
                 log_error_errno(r, "Cannot create the event loop: %m");
                 return EXIT_USAGE;
         }
+        /* the lock before the database is opened for writing (and maybe migrated) */
+        _cleanup_close_ int lock_fd = -1;
+        r = state_dir_lock(cli->config.state_dir, &lock_fd);
+        if (r < 0)
+                return startup_exit_code(r);
         Backend b;
         r = backend_open(&b, event, &cli->config);
         if (r < 0)
                 return startup_exit_code(r);
-        _cleanup_close_ int lock_fd = -1;
-        r = state_dir_lock(cli->config.state_dir, &lock_fd);
-        if (r < 0) {
-                backend_close(&b);
-                return startup_exit_code(r);
-        }
 
         OnceState s = { .event = event, .api = b.api };
         EngineOptions eo = { .follow = cli->wait, .daemon = false };

@@ -244,7 +244,9 @@ static bool same_identity(const ScanFile *a, const ScanFile *b) {
                a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
-/* Read and parse one file; takes f's path on success. */
+/* Read and parse one file; takes f's paths on success. It is read where the walk
+ * checked it is, beneath the root with no symlink followed: a file or directory swapped
+ * for a symlink since the walk is refused, never read through (a diagnostic). */
 static int entry_read(const DesiredSet *s, const ScanRoot *roots, ScanFile *f, Entry **ret) {
         _cleanup_(entry_freep) Entry *e = calloc(1, sizeof(*e));
         if (!e)
@@ -256,11 +258,13 @@ static int entry_read(const DesiredSet *s, const ScanRoot *roots, ScanFile *f, E
         const ManifestPolicy *policy = &s->policy.view;
         int r = root->is_file
                 ? manifest_parse_file(AT_FDCWD, root->real, e->display, policy, &e->diags, &e->specs, &e->result)
-                : manifest_parse_file(root->fd, f->path, e->display, policy, &e->diags, &e->specs, &e->result);
+                : manifest_parse_file(root->fd, scan_file_read_path(f), e->display, policy, &e->diags, &e->specs,
+                                      &e->result);
         if (r < 0)
                 return r;
         e->id = *f;
         f->path = NULL;
+        f->resolved = NULL;
         *ret = TAKE_PTR(e);
         return 0;
 }
@@ -518,11 +522,10 @@ int desired_set_update_file(DesiredSet *s, const char *relpath) {
         if (!display)
                 return -ENOMEM;
         _cleanup_diags_ Diags found = DIAGS_INIT;
-        ScanFile f = {};
+        _cleanup_(scan_file_done) ScanFile f = {};  /* its paths freed unless an entry takes them */
         int r = scan_file(root, 0, root->is_file ? "" : relpath, display_root, &found, &f);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *path = f.path;  /* freed unless an entry takes it */
 
         size_t pos;
         Entry *old = find_entry(s, 0, root->is_file ? "" : relpath, &pos);
@@ -551,7 +554,6 @@ int desired_set_update_file(DesiredSet *s, const char *relpath) {
                 r = entry_read(s, s->scan_roots, &f, &e);
                 if (r < 0)
                         return r;
-                path = NULL;  /* the entry owns it now */
                 if (!old) {
                         Entry **entries = realloc(s->entries, (s->n_entries + 1) * sizeof(Entry *));
                         if (!entries) {

@@ -148,11 +148,20 @@ static bool path_inside(const char *path, const char *root_real) {
         return strncmp(path, root_real, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
-/* Follow the symlink name in dfd. Returns 1 with an O_PATH fd and its stat when it
- * resolves inside the root; 0 when it leads outside; negative errno when it cannot be
- * resolved (dangling: -ENOENT). */
+/* A path inside the root (path_inside() said so), relative to it: "" for the root. */
+static char *relative_to_root(const char *real, const char *root_real) {
+        const char *p = real + (streq(root_real, "/") ? 0 : strlen(root_real));
+        while (*p == '/')
+                p++;
+        return strdup(p);
+}
+
+/* Follow the symlink name in dfd. Returns 1 with an O_PATH fd, its stat and where it
+ * resolved (relative to the root, no symlink in it) when it resolves inside the root;
+ * 0 when it leads outside; negative errno when it cannot be resolved (dangling:
+ * -ENOENT). */
 static int follow_symlink(int dfd, const char *name, const char *root_real, const char *rel,
-                          int *ret_fd, struct stat *ret_st) {
+                          int *ret_fd, struct stat *ret_st, char **ret_resolved) {
         _cleanup_close_ int fd = openat(dfd, name, O_PATH | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
@@ -168,8 +177,12 @@ static int follow_symlink(int dfd, const char *name, const char *root_real, cons
                 return r;
         if (!path_inside(real, root_real))
                 return 0;
+        char *resolved = relative_to_root(real, root_real);
+        if (!resolved)
+                return -ENOMEM;
         *ret_fd = TAKE_FD(fd);
         *ret_st = st;
+        *ret_resolved = resolved;
         return 1;
 }
 
@@ -205,6 +218,17 @@ static const char *file_type_name(mode_t m) {
         return "a special file";
 }
 
+/* resolved: where it was checked; kept only when it differs from the path. */
+static int scan_file_set_paths(ScanFile *f, const char *path, const char *resolved) {
+        if (!(f->path = strdup(path)))
+                return -ENOMEM;
+        if (!streq(resolved, path) && !(f->resolved = strdup(resolved))) {
+                f->path = mfree(f->path);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 static void scan_file_fill(ScanFile *f, size_t root, const struct stat *st) {
         f->root = root;
         f->dev = st->st_dev;
@@ -232,7 +256,7 @@ typedef struct Walk {
         size_t n_deferred, cap_deferred;
 } Walk;
 
-static int add_file(Walk *w, const char *rel, const struct stat *st) {
+static int add_file(Walk *w, const char *rel, const char *resolved, const struct stat *st) {
         int r = inode_set_add(&w->res->seen, st->st_dev, st->st_ino);
         if (r <= 0)
                 return r;  /* already read under another name (symlink, hard link) */
@@ -254,7 +278,7 @@ static int add_file(Walk *w, const char *rel, const struct stat *st) {
         }
         ScanFile f = {};
         scan_file_fill(&f, w->root, st);
-        if (!(f.path = strdup(rel)))
+        if (scan_file_set_paths(&f, rel, resolved) < 0)
                 return -ENOMEM;
         res->files[res->n_files++] = f;
         return 0;
@@ -311,14 +335,15 @@ static int read_names(DIR *d, char ***ret, size_t *ret_n) {
         return 0;
 }
 
-static int walk_dir(Walk *w, int fd, const char *rel, unsigned depth);
-static int walk_node(Walk *w, int dfd, const char *name, const char *rel, unsigned depth,
-                     const struct stat *st, int target);
+static int walk_dir(Walk *w, int fd, const char *rel, const char *resolved, unsigned depth);
+static int walk_node(Walk *w, int dfd, const char *name, const char *rel, const char *resolved,
+                     unsigned depth, const struct stat *st, int target);
 
 /* A directory or a file, reached directly or through a checked symlink (target: an
- * O_PATH fd to what was checked, else -1). */
-static int walk_node(Walk *w, int dfd, const char *name, const char *rel, unsigned depth,
-                     const struct stat *st, int target) {
+ * O_PATH fd to what was checked, else -1). rel is the path the walk took, resolved
+ * where it really is (both relative to the root; they differ below a symlink). */
+static int walk_node(Walk *w, int dfd, const char *name, const char *rel, const char *resolved,
+                     unsigned depth, const struct stat *st, int target) {
         if (S_ISDIR(st->st_mode)) {
                 if (depth + 1 > MANIFEST_MAX_DIR_DEPTH)
                         return diag_path(w->diags, DIAG_ERROR, w->display_root, rel,
@@ -333,13 +358,13 @@ static int walk_node(Walk *w, int dfd, const char *name, const char *rel, unsign
                 if (cfd < 0)
                         return diag_path(w->diags, DIAG_ERROR, w->display_root, rel,
                                          "cannot open directory: %s", strerror(errno));
-                return walk_dir(w, cfd, rel, depth + 1);
+                return walk_dir(w, cfd, rel, resolved, depth + 1);
         }
 
         if (!scan_name_is_manifest(name))
                 return 0;
         if (S_ISREG(st->st_mode))
-                return add_file(w, rel, st);
+                return add_file(w, rel, resolved, st);
         /* reading a fifo would block the scan forever; a device could be anything */
         return diag_path(w->diags, DIAG_WARNING, w->display_root, rel, MSG_NOT_REGULAR,
                          file_type_name(st->st_mode));
@@ -356,7 +381,8 @@ static int walk_symlink(Walk *w, int dfd, const char *name, const char *rel, uns
         if (!S_ISDIR(st.st_mode) && !scan_name_is_manifest(name))
                 return 0;  /* would not be read anyway: where it leads does not matter */
         _cleanup_close_ int target = -1;
-        int r = follow_symlink(dfd, name, w->root_real, rel, &target, &st);
+        _cleanup_free_ char *resolved = NULL;
+        int r = follow_symlink(dfd, name, w->root_real, rel, &target, &st, &resolved);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
@@ -364,7 +390,7 @@ static int walk_symlink(Walk *w, int dfd, const char *name, const char *rel, uns
                                  "cannot follow symlink: %s", strerror(-r));
         if (r == 0)
                 return diag_path(w->diags, DIAG_ERROR, w->display_root, rel, "%s", MSG_OUTSIDE);
-        return walk_node(w, dfd, name, rel, depth, &st, target);
+        return walk_node(w, dfd, name, rel, resolved, depth, &st, target);
 }
 
 /* Symlinks are followed after everything reachable without them: a file or directory
@@ -385,7 +411,8 @@ static int defer_symlink(Walk *w, const char *rel, unsigned depth) {
         return 0;
 }
 
-static int walk_entry(Walk *w, int dfd, const char *name, const char *rel, unsigned depth) {
+static int walk_entry(Walk *w, int dfd, const char *name, const char *rel, const char *resolved,
+                      unsigned depth) {
         struct stat st;
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 if (errno == ENOENT)
@@ -394,7 +421,7 @@ static int walk_entry(Walk *w, int dfd, const char *name, const char *rel, unsig
         }
         if (S_ISLNK(st.st_mode))
                 return defer_symlink(w, rel, depth);
-        return walk_node(w, dfd, name, rel, depth, &st, -1);
+        return walk_node(w, dfd, name, rel, resolved, depth, &st, -1);
 }
 
 /* The deferred symlinks, in walk order; following one may defer more (appended). */
@@ -420,7 +447,7 @@ static int walk_deferred(Walk *w, int root_fd) {
 }
 
 /* Takes ownership of fd. */
-static int walk_dir(Walk *w, int fd, const char *rel, unsigned depth) {
+static int walk_dir(Walk *w, int fd, const char *rel, const char *resolved, unsigned depth) {
         DIR *d = fdopendir(fd);
         if (!d) {
                 int e = errno;
@@ -438,12 +465,16 @@ static int walk_dir(Walk *w, int fd, const char *rel, unsigned depth) {
         }
         for (size_t i = 0; i < n && r >= 0 && !w->stop; i++) {
                 char *child = join_rel(rel, names[i]);
-                if (!child) {
+                char *child_resolved = join_rel(resolved, names[i]);
+                if (!child || !child_resolved) {
+                        free(child);
+                        free(child_resolved);
                         r = -ENOMEM;
                         break;
                 }
-                r = walk_entry(w, dirfd(d), names[i], child, depth);
+                r = walk_entry(w, dirfd(d), names[i], child, child_resolved, depth);
                 free(child);
+                free(child_resolved);
         }
         free_names(names, n);
         closedir(d);
@@ -489,12 +520,12 @@ int scan_root(ScanResult *res, const char *root, const char *display_root, Diags
         };
         int r;
         if (fd < 0)
-                r = w.stop ? 0 : add_file(&w, "", &st);
+                r = w.stop ? 0 : add_file(&w, "", "", &st);
         else {
                 r = inode_set_add(&res->seen, st.st_dev, st.st_ino);
                 if (r > 0 && !w.stop) {
                         int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                        r = dfd < 0 ? -errno : walk_dir(&w, dfd, "", 0);
+                        r = dfd < 0 ? -errno : walk_dir(&w, dfd, "", "", 0);
                         if (r >= 0)
                                 r = walk_deferred(&w, fd);
                 }
@@ -546,6 +577,10 @@ int scan_file(const ScanRoot *root, size_t root_index, const char *relpath,
         _cleanup_close_ int cur = fcntl(root->fd, F_DUPFD_CLOEXEC, 3);
         if (cur < 0)
                 return -errno;
+        /* where cur really is, relative to the root: what is read in the end */
+        _cleanup_free_ char *resolved = strdup("");
+        if (!resolved)
+                return -ENOMEM;
         char *comp = copy;
         for (size_t i = 0; i < n_components; i++) {
                 char *slash = strchr(comp, '/');
@@ -564,8 +599,9 @@ int scan_file(const ScanRoot *root, size_t root_index, const char *relpath,
                         return errno == ENOENT || errno == ENOTDIR ? 0 :
                                diag_path(diags, DIAG_ERROR, display_root, rel, "cannot read: %s", strerror(errno));
                 int next;
+                char *next_resolved = NULL;
                 if (S_ISLNK(st.st_mode)) {
-                        int r = follow_symlink(cur, comp, root->real, rel, &next, &st);
+                        int r = follow_symlink(cur, comp, root->real, rel, &next, &st, &next_resolved);
                         if (r == -ENOMEM)
                                 return r;
                         if (r == -ENOENT && !last)
@@ -579,9 +615,16 @@ int scan_file(const ScanRoot *root, size_t root_index, const char *relpath,
                         next = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
                         if (next < 0)
                                 return errno == ENOENT ? 0 : -errno;
+                        next_resolved = join_rel(resolved, comp);
+                        if (!next_resolved) {
+                                close(next);
+                                return -ENOMEM;
+                        }
                 }
                 closep(&cur);
                 cur = next;
+                free(resolved);
+                resolved = next_resolved;
                 if (!last) {
                         if (!S_ISDIR(st.st_mode))
                                 return 0;
@@ -598,12 +641,12 @@ int scan_file(const ScanRoot *root, size_t root_index, const char *relpath,
         }
         *ret = (ScanFile) {};
         scan_file_fill(ret, root_index, &st);
-        return (ret->path = strdup(relpath)) ? 1 : -ENOMEM;
+        return scan_file_set_paths(ret, relpath, resolved) < 0 ? -ENOMEM : 1;
 }
 
 void scan_file_done(ScanFile *f) {
-        free(f->path);
-        f->path = NULL;
+        f->path = mfree(f->path);
+        f->resolved = mfree(f->resolved);
 }
 
 void scan_result_clear(ScanResult *res) {

@@ -19,6 +19,11 @@
 typedef struct ScanFile {
         size_t root;             /* index of the root it was found under */
         char *path;              /* relative to that root, '/'-separated; "" = the root is this file */
+        char *resolved;          /* where the walk checked it is, relative to the root, with no
+                                  * symlink in it: what is read (yaml_read_file() opens it beneath
+                                  * the root without following any symlink, so a path swapped for a
+                                  * symlink after the walk is refused, not followed); NULL when that
+                                  * is path itself (no symlink on the way) */
         dev_t dev;
         ino_t ino;
         off_t size;
@@ -58,7 +63,7 @@ typedef struct ScanResult {
 int scan_root(ScanResult *res, const char *root, const char *display_root, Diags *diags);
 
 /* Check one path below an already scanned root (the daemon's inotify path), by the
- * same rules as the walk. Returns 1 and fills *ret (ret->path allocated) when relpath is
+ * same rules as the walk. Returns 1 and fills *ret (ret->path, ret->resolved allocated) when relpath is
  * a manifest file; 0 when it is not (absent, ignored, refused: refusals add a
  * diagnostic); -ENOMEM. Does not look at the visited set or the file limit: the caller
  * knows its other files. */
@@ -73,6 +78,11 @@ bool scan_name_is_manifest(const char *name);
 /* "dir" + "a/b.yaml" -> "dir/a/b.yaml" (one separator, trailing ones of dir dropped;
  * relpath "" gives dir as it is). NULL on allocation failure. */
 char *scan_display_path(const char *display_root, const char *relpath);
+
+/* What to read for f, relative to its root: the checked, symlink-free location. */
+static inline const char *scan_file_read_path(const ScanFile *f) {
+        return f->resolved ? f->resolved : f->path;
+}
 
 void scan_file_done(ScanFile *f);
 void scan_result_clear(ScanResult *res);

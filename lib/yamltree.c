@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -833,11 +835,82 @@ int yaml_tree_load(const char *file, const char *buf, size_t len, Diags *diags, 
         return 0;
 }
 
+static bool has_dotdot(const char *path) {
+        for (const char *p = path; (p = strstr(p, "..")); p += 2)
+                if ((p == path || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+                        return true;
+        return false;
+}
+
+/* Where openat2() is missing (Linux < 5.6, or a seccomp filter that does not know it
+ * and answers ENOSYS or EPERM): one component at a time, each opened O_PATH|O_NOFOLLOW
+ * from the one before and fstat()ed, so a symlink anywhere is seen and refused the way
+ * openat2() refuses it. path is relative and has no "..": open_beneath() checked. */
+static int open_beneath_by_component(int dirfd, const char *path, int flags) {
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        _cleanup_close_ int cur = -1;  /* -1: still at dirfd */
+        char *comp = copy;
+        for (char *slash; (slash = strchr(comp, '/')); comp = slash + 1) {
+                *slash = '\0';
+                if (!*comp || streq(comp, "."))
+                        continue;
+                int next = openat(cur >= 0 ? cur : dirfd, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0)
+                        return -errno;
+                closep(&cur);
+                cur = next;
+                struct stat st;
+                if (fstat(cur, &st) < 0)
+                        return -errno;
+                if (S_ISLNK(st.st_mode))
+                        return -ELOOP;
+                if (!S_ISDIR(st.st_mode))
+                        return -ENOTDIR;
+        }
+        int fd = openat(cur >= 0 ? cur : dirfd, *comp ? comp : ".", flags | O_NOFOLLOW | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+/* Open path beneath dirfd without following any symlink anywhere in it (-ELOOP). A
+ * manifest is read where the walk checked it is: a file or directory swapped for a
+ * symlink since then is refused, never read through. An absolute path or ".." is
+ * -EXDEV (openat2() would allow a ".." that stays beneath; the walk never makes one, and
+ * refusing it here keeps the fallback as simple as the rule). */
+static int open_beneath(int dirfd, const char *path, int flags) {
+        if (path[0] == '/' || has_dotdot(path))
+                return -EXDEV;
+        struct open_how how = {
+                .flags = (uint64_t) (flags | O_CLOEXEC),
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+        };
+        for (unsigned tries = 0;; tries++) {
+                long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+                if (fd >= 0)
+                        return (int) fd;
+                /* a rename elsewhere raced the lookup: the kernel asks for another try */
+                if (errno == EAGAIN && tries < 16)
+                        continue;
+                if (errno != ENOSYS && errno != EPERM)
+                        return -errno;
+                return open_beneath_by_component(dirfd, path, flags);
+        }
+}
+
 int yaml_read_file(int dirfd, const char *path, size_t max, char **ret_buf, size_t *ret_len) {
         /* O_NONBLOCK: opening a FIFO planted in the tree must not hang the daemon. */
-        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
+        const int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+        _cleanup_close_ int fd = -1;
+        if (dirfd == AT_FDCWD) {
+                fd = openat(AT_FDCWD, path, flags);
+                if (fd < 0)
+                        return -errno;
+        } else {
+                fd = open_beneath(dirfd, path, flags);
+                if (fd < 0)
+                        return fd;
+        }
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;

@@ -127,8 +127,12 @@ const char *yaml_kind_to_string(YamlKind k);
 #define YAML_QUOTE_BUF 300
 const char *yaml_quote(char *buf, size_t size, const char *s, size_t len);
 
-/* Read a whole regular file of at most max bytes (path relative to dirfd, or AT_FDCWD)
- * into a NUL-terminated buffer. Never blocks on a FIFO or device: a directory is
- * -EISDIR, any other non-regular file -EINVAL; a file larger than max is -EFBIG; other
- * failures are -errno. Caller frees *ret_buf. */
+/* Read a whole regular file of at most max bytes into a NUL-terminated buffer. With
+ * AT_FDCWD, path is opened as it is (a config file may be a symlink). With a directory
+ * fd, path is resolved beneath it and no symlink is followed anywhere in it (openat2()
+ * RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or one component at a time with O_NOFOLLOW where
+ * the kernel lacks openat2()): a symlink is -ELOOP, ".." or an absolute path -EXDEV.
+ * Never blocks on a FIFO or device: a directory is -EISDIR, any other non-regular file
+ * -EINVAL; a file larger than max is -EFBIG; other failures are -errno. Caller frees
+ * *ret_buf. */
 int yaml_read_file(int dirfd, const char *path, size_t max, char **ret_buf, size_t *ret_len);

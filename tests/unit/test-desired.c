@@ -1,7 +1,8 @@
 /* lib/desired.c on real temporary trees: the unique-by-name valid set, duplicate
  * names across files, re-parsing only what changed (counted through --wrap), one-file
- * updates, single-file roots, several roots and the git-sync symlink swap. */
-/* LDFLAGS: -Wl,--wrap=manifest_parse_file */
+ * updates, single-file roots, several roots, the git-sync symlink swap, and a file
+ * swapped for a symlink between the walk and the read (with openat2() and without). */
+/* LDFLAGS: -Wl,--wrap=manifest_parse_file -Wl,--wrap=syscall */
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <cmocka.h>
 
@@ -18,8 +20,11 @@
 #include "manifest.h"
 #include "util.h"
 
-/* Every parse goes through here: the tests count them. */
+/* Every parse goes through here: the tests count them, and a test can change the tree
+ * between the walk and the read (once: the hook is cleared before it runs). */
 static unsigned n_parses;
+static void (*before_read)(const char *base);
+static const char *before_read_base;
 int __real_manifest_parse_file(int dirfd, const char *path, const char *display_path,
                                const ManifestPolicy *policy, Diags *diags, SpecList *specs,
                                ManifestResult *ret_result);
@@ -30,7 +35,35 @@ int __wrap_manifest_parse_file(int dirfd, const char *path, const char *display_
                                const ManifestPolicy *policy, Diags *diags, SpecList *specs,
                                ManifestResult *ret_result) {
         n_parses++;
+        if (before_read) {
+                void (*hook)(const char *) = before_read;
+                before_read = NULL;
+                hook(before_read_base);
+        }
         return __real_manifest_parse_file(dirfd, path, display_path, policy, diags, specs, ret_result);
+}
+
+/* openat2() made to look missing (an old kernel, a seccomp filter that does not know
+ * it): the reader's fallback then does the work. Counted either way. */
+static bool no_openat2;
+static unsigned n_openat2;
+long __real_syscall(long number, ...);
+long __wrap_syscall(long number, ...);
+long __wrap_syscall(long number, ...) {
+        va_list ap;
+        long a[6];
+        va_start(ap, number);
+        for (size_t i = 0; i < ELEMENTSOF(a); i++)
+                a[i] = va_arg(ap, long);
+        va_end(ap);
+        if (number == SYS_openat2) {
+                n_openat2++;
+                if (no_openat2) {
+                        errno = ENOSYS;
+                        return -1;
+                }
+        }
+        return __real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 typedef struct Tmp {
@@ -51,6 +84,9 @@ static int setup(void **state) {
         t->root = xasprintf("%s/root", t->dir);
         assert_int_equal(mkdir(t->root, 0755), 0);
         n_parses = 0;
+        before_read = NULL;
+        no_openat2 = false;
+        n_openat2 = 0;
         *state = t;
         return 0;
 }
@@ -460,6 +496,151 @@ static void test_symlink_swap(void **state) {
         free(tmp);
 }
 
+/* base/rel becomes a symlink to target, atomically (rename over it, as an attacker would). */
+static void swap_for_symlink(const char *base, const char *rel, const char *target) {
+        char *path = xasprintf("%s/%s", base, rel), *tmp = xasprintf("%s/%s.swap~", base, rel);
+        assert_int_equal(symlink(target, tmp), 0);
+        assert_int_equal(rename(tmp, path), 0);
+        free(path);
+        free(tmp);
+}
+
+/* A directory swapped for a symlink: moved away, the symlink put in its place. */
+static void swap_dir_for_symlink(const char *base, const char *rel, const char *target) {
+        char *path = xasprintf("%s/%s", base, rel), *old = xasprintf("%s/%s.old~", base, rel);
+        assert_int_equal(rename(path, old), 0);
+        assert_int_equal(symlink(target, path), 0);
+        free(path);
+        free(old);
+}
+
+static void swap_file_out(const char *base) {
+        swap_for_symlink(base, "a.yaml", "../outside/a.yaml");
+}
+static void swap_dir_out(const char *base) {
+        swap_dir_for_symlink(base, "sub", "../outside");
+}
+static void retarget_link_out(const char *base) {
+        swap_for_symlink(base, "current", "../outside");
+}
+
+static bool has_diag(const Diags *d, const char *file, const char *message) {
+        for (size_t i = 0; i < d->n; i++)
+                if (streq(d->items[i].file, file) && strstr(d->items[i].message, message))
+                        return true;
+        return false;
+}
+
+/* Nothing of the file outside the tree made it in: no spec, no message about it. */
+static void assert_outside_unread(const DesiredSet *s) {
+        assert_null(spec_named(s, "stolen"));
+        const Diags *d = desired_set_diags(s);
+        for (size_t i = 0; i < d->n; i++)
+                assert_null(strstr(d->items[i].message, "stolen"));
+}
+
+/* The walk checks a path; the read must not follow it again: whatever is swapped for a
+ * symlink in between (the file, a directory on the way, a checked symlink retargeted)
+ * the read never leaves the tree, and says which file it could not read. */
+static void read_after_swap(Tmp *t, bool fallback) {
+        no_openat2 = fallback;
+        put(t->dir, "outside/a.yaml", DOC("stolen"));
+        put(t->dir, "outside/b.yaml", DOC("stolen"));
+        put(t->dir, "outside/x.yaml", DOC("stolen"));
+
+        /* 1. the file itself, on a full rescan */
+        put(t->root, "a.yaml", DOC("inside"));
+        _cleanup_(desired_set_freep) DesiredSet *s = NULL;
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
+        before_read = swap_file_out;
+        before_read_base = t->root;
+        assert_int_equal(desired_set_rescan(s), 0);
+        assert_null(before_read);  /* the hook ran: the swap happened after the walk */
+        assert_outside_unread(s);
+        assert_true(has_diag(desired_set_diags(s), "m/a.yaml", "cannot read: Too many levels of symbolic links"));
+        assert_stats(s, 1, 1, 0, 1);
+        assert_true(n_openat2 > 0);
+
+        /* 2. the same on the one-file path (the daemon's inotify): put it back, update,
+         * swap again in between */
+        put(t->root, "a.yaml", DOC("inside"));
+        assert_int_equal(desired_set_update_file(s, "a.yaml"), 0);
+        assert_non_null(spec_named(s, "inside"));
+        before_read = swap_file_out;
+        put(t->root, "a.yaml", DOC("inside"));  /* a change for update_file to read */
+        assert_int_equal(desired_set_update_file(s, "a.yaml"), 0);
+        assert_null(before_read);
+        assert_outside_unread(s);
+        assert_null(spec_named(s, "inside"));
+        assert_true(has_diag(desired_set_diags(s), "m/a.yaml", "cannot read: Too many levels of symbolic links"));
+        /* the next look at it sees the symlink for what it is */
+        assert_int_equal(desired_set_update_file(s, "a.yaml"), 0);
+        assert_true(has_diag(desired_set_diags(s), "m/a.yaml", "symlink leads outside the manifests directory"));
+        rm_at(t->root, "a.yaml");
+
+        /* 3. a directory on the way */
+        put(t->root, "sub/b.yaml", DOC("inside"));
+        before_read = swap_dir_out;
+        assert_int_equal(desired_set_rescan(s), 0);
+        assert_null(before_read);
+        assert_outside_unread(s);
+        assert_true(has_diag(desired_set_diags(s), "m/sub/b.yaml", "cannot read: Too many levels of symbolic links"));
+
+        /* 4. a symlink inside the tree, checked by the walk, retargeted outside before
+         * the read: what was checked is read (its target's real path), not the link */
+        put(t->root, ".store/v1/x.yaml", DOC("inside"));
+        char *current = xasprintf("%s/current", t->root);
+        assert_int_equal(symlink(".store/v1", current), 0);
+        free(current);
+        before_read = retarget_link_out;
+        assert_int_equal(desired_set_rescan(s), 0);
+        assert_null(before_read);
+        assert_outside_unread(s);
+        const NotebookSpec *x = spec_named(s, "inside");
+        assert_non_null(x);
+        assert_string_equal(x->file, "m/current/x.yaml");
+}
+
+static void test_read_after_swap(void **state) {
+        read_after_swap(*state, false);
+}
+
+static void test_read_after_swap_without_openat2(void **state) {
+        read_after_swap(*state, true);
+}
+
+/* Symlinks inside the tree still work (the read goes to the checked target), with and
+ * without openat2(). */
+static void symlinks_inside(Tmp *t, bool fallback) {
+        no_openat2 = fallback;
+        put(t->root, "real/a.yaml", DOC("a"));
+        put(t->root, ".hidden/b.yaml", DOC("b"));
+        char *l1 = xasprintf("%s/linked", t->root), *l2 = xasprintf("%s/real/b.yaml", t->root);
+        assert_int_equal(symlink(".hidden", l1), 0);
+        assert_int_equal(symlink("../.hidden/b.yaml", l2), 0);
+        free(l1);
+        free(l2);
+        _cleanup_(desired_set_freep) DesiredSet *s = NULL;
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
+        assert_int_equal(desired_set_rescan(s), 0);
+        static const char *const ab[] = { "a", "b" };
+        assert_names(s, ab, 2);
+        assert_int_equal(desired_set_diags(s)->n, 0);
+        /* the one-file path too: re-read through the link */
+        assert_int_equal(desired_set_update_file(s, "linked/b.yaml"), 0);
+        assert_names(s, ab, 2);
+        assert_int_equal(desired_set_diags(s)->n, 0);
+        assert_true(n_openat2 > 0);
+}
+
+static void test_symlinks_inside_read(void **state) {
+        symlinks_inside(*state, false);
+}
+
+static void test_symlinks_inside_read_without_openat2(void **state) {
+        symlinks_inside(*state, true);
+}
+
 static void test_many_files_linear(void **state) {
         Tmp *t = *state;
         /* more than the limit, all one name: the limit holds and every kept document is a
@@ -555,6 +736,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_single_file_root, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_several_roots, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_symlink_swap, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_read_after_swap, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_read_after_swap_without_openat2, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_symlinks_inside_read, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_symlinks_inside_read_without_openat2, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_files_linear, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_policy, setup, teardown),
         };

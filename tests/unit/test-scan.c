@@ -248,6 +248,27 @@ static void test_symlink_only_path(void **state) {
         };
         assert_files(&r, expected, ELEMENTSOF(expected));
         assert_int_equal(d.n, 0);
+        /* what is read: where each really is, no symlink on the way (none: the path) */
+        static const char *const resolved[] = {
+                "a.yaml", ".store/v1/inner/y.yaml", ".store/v2/w.yaml", ".store/v1/x.yaml",
+        };
+        assert_null(r.files[0].resolved);
+        for (size_t i = 0; i < ELEMENTSOF(resolved); i++)
+                assert_string_equal(scan_file_read_path(&r.files[i]), resolved[i]);
+
+        /* the one-file path resolves the same way */
+        for (size_t i = 0; i < ELEMENTSOF(expected); i++) {
+                ScanFile f = {};
+                assert_int_equal(scan_file(&r.roots[0], 0, expected[i], "m", &d, &f), 1);
+                assert_string_equal(f.path, expected[i]);
+                assert_string_equal(scan_file_read_path(&f), resolved[i]);
+                scan_file_done(&f);
+        }
+        ScanFile f = {};
+        assert_int_equal(scan_file(&r.roots[0], 0, "current/z.yaml", "m", &d, &f), 1);
+        assert_string_equal(scan_file_read_path(&f), ".store/v1/inner/y.yaml");
+        scan_file_done(&f);
+        assert_int_equal(d.n, 0);
 }
 
 static void test_symlink_dangling(void **state) {

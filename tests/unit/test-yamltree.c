@@ -1,5 +1,7 @@
 /* The bounded YAML loader: typing, positions, every refusal and every limit (at the
- * limit and one past it). */
+ * limit and one past it); the file reader beneath a directory (no symlink followed),
+ * with openat2() and, openat2() made to look missing, with its fallback. */
+/* LDFLAGS: -Wl,--wrap=syscall */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -726,6 +729,84 @@ static void test_read_file(void **state) {
         assert_int_equal(yaml_read_file(AT_FDCWD, "/dev/zero", 1000, &buf, &len), -EINVAL);
 }
 
+/* openat2() made to look missing, as on Linux < 5.6 or under a seccomp filter that does
+ * not know it (ENOSYS, or EPERM); counted either way. */
+static int openat2_errno;
+static unsigned n_openat2;
+long __real_syscall(long number, ...);
+long __wrap_syscall(long number, ...);
+long __wrap_syscall(long number, ...) {
+        va_list ap;
+        long a[6];
+        va_start(ap, number);
+        for (size_t i = 0; i < ELEMENTSOF(a); i++)
+                a[i] = va_arg(ap, long);
+        va_end(ap);
+        if (number == SYS_openat2) {
+                n_openat2++;
+                if (openat2_errno) {
+                        errno = openat2_errno;
+                        return -1;
+                }
+        }
+        return __real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* With a directory fd: beneath it, no symlink followed anywhere (the manifests tree). */
+static void read_beneath(int openat2_error) {
+        openat2_errno = openat2_error;
+        n_openat2 = 0;
+        _cleanup_free_ char *top = xasprintf("%s/beneath-%d", tmpdir, openat2_error);
+        assert_int_equal(mkdir(top, 0755), 0);
+        _cleanup_close_ int dfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        assert_int_equal(mkdirat(dfd, "sub", 0755), 0);
+        _cleanup_close_ int sub = openat(dfd, "sub", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(sub >= 0);
+        _cleanup_close_ int f = openat(sub, "m.yaml", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        assert_true(f >= 0);
+        assert_int_equal(write(f, "a: 1\n", 5), 5);
+        assert_int_equal(symlinkat("sub/m.yaml", dfd, "link.yaml"), 0);
+        assert_int_equal(symlinkat("sub", dfd, "linkdir"), 0);
+        assert_int_equal(symlinkat("/etc/passwd", dfd, "abs.yaml"), 0);
+        assert_int_equal(mkdirat(sub, "dir", 0755), 0);
+
+        char *buf = NULL;
+        size_t len = 0;
+        assert_int_equal(yaml_read_file(dfd, "sub/m.yaml", 1000, &buf, &len), 0);
+        assert_string_equal(buf, "a: 1\n");
+        free(buf);
+        assert_int_equal(yaml_read_file(dfd, "./sub//m.yaml", 1000, &buf, &len), 0);
+        free(buf);
+        assert_int_equal(yaml_read_file(dfd, "link.yaml", 1000, &buf, &len), -ELOOP);
+        assert_int_equal(yaml_read_file(dfd, "linkdir/m.yaml", 1000, &buf, &len), -ELOOP);
+        assert_int_equal(yaml_read_file(dfd, "abs.yaml", 1000, &buf, &len), -ELOOP);
+        assert_int_equal(yaml_read_file(dfd, "sub/../sub/m.yaml", 1000, &buf, &len), -EXDEV);
+        assert_int_equal(yaml_read_file(sub, "../sub/m.yaml", 1000, &buf, &len), -EXDEV);
+        assert_int_equal(yaml_read_file(dfd, "/etc/passwd", 1000, &buf, &len), -EXDEV);
+        assert_int_equal(yaml_read_file(dfd, "sub/missing.yaml", 1000, &buf, &len), -ENOENT);
+        assert_int_equal(yaml_read_file(dfd, "sub/m.yaml/x", 1000, &buf, &len), -ENOTDIR);
+        assert_int_equal(yaml_read_file(dfd, "sub/dir", 1000, &buf, &len), -EISDIR);
+        /* the same link with AT_FDCWD is followed: a config file may be a symlink */
+        _cleanup_free_ char *abs = xasprintf("%s/link.yaml", top);
+        assert_int_equal(yaml_read_file(AT_FDCWD, abs, 1000, &buf, &len), 0);
+        assert_string_equal(buf, "a: 1\n");
+        free(buf);
+        assert_true(n_openat2 > 0);
+        openat2_errno = 0;
+}
+
+static void test_read_file_beneath(void **state) {
+        (void) state;
+        read_beneath(0);
+}
+
+static void test_read_file_beneath_without_openat2(void **state) {
+        (void) state;
+        read_beneath(ENOSYS);
+        read_beneath(EPERM);
+}
+
 static void test_kind_names(void **state) {
         (void) state;
         assert_string_equal(yaml_kind_to_string(YAML_KIND_STRING), "a string");
@@ -760,6 +841,8 @@ int main(void) {
                 cmocka_unit_test(test_quote),
                 cmocka_unit_test(test_offset_position),
                 cmocka_unit_test(test_read_file),
+                cmocka_unit_test(test_read_file_beneath),
+                cmocka_unit_test(test_read_file_beneath_without_openat2),
                 cmocka_unit_test(test_kind_names),
         };
         return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
