@@ -682,6 +682,11 @@ int manifest_parse_file(int dirfd, const char *path, const char *display_path, c
                         r = diag_error(diags, display_path, 0, 0, "is a directory, not a manifest file");
                 else if (r == -EINVAL)
                         r = diag_error(diags, display_path, 0, 0, "not a regular file");
+                else if (r == -ELOOP || r == -EXDEV)
+                        /* read beneath the root with no symlink followed: the path changed
+                         * into (or through) a symlink after the scan checked it */
+                        r = diag_error(diags, display_path, 0, 0,
+                                       "became a symlink after it was checked; not read (judged again on the next scan)");
                 else
                         r = diag_error(diags, display_path, 0, 0, "cannot read: %s", strerror(-r));
                 if (r < 0)

@@ -557,7 +557,7 @@ static void read_after_swap(Tmp *t, bool fallback) {
         assert_int_equal(desired_set_rescan(s), 0);
         assert_null(before_read);  /* the hook ran: the swap happened after the walk */
         assert_outside_unread(s);
-        assert_true(has_diag(desired_set_diags(s), "m/a.yaml", "cannot read: Too many levels of symbolic links"));
+        assert_true(has_diag(desired_set_diags(s), "m/a.yaml", "became a symlink after it was checked"));
         assert_stats(s, 1, 1, 0, 1);
         assert_true(n_openat2 > 0);
 
@@ -572,7 +572,7 @@ static void read_after_swap(Tmp *t, bool fallback) {
         assert_null(before_read);
         assert_outside_unread(s);
         assert_null(spec_named(s, "inside"));
-        assert_true(has_diag(desired_set_diags(s), "m/a.yaml", "cannot read: Too many levels of symbolic links"));
+        assert_true(has_diag(desired_set_diags(s), "m/a.yaml", "became a symlink after it was checked"));
         /* the next look at it sees the symlink for what it is */
         assert_int_equal(desired_set_update_file(s, "a.yaml"), 0);
         assert_true(has_diag(desired_set_diags(s), "m/a.yaml", "symlink leads outside the manifests directory"));
@@ -584,7 +584,7 @@ static void read_after_swap(Tmp *t, bool fallback) {
         assert_int_equal(desired_set_rescan(s), 0);
         assert_null(before_read);
         assert_outside_unread(s);
-        assert_true(has_diag(desired_set_diags(s), "m/sub/b.yaml", "cannot read: Too many levels of symbolic links"));
+        assert_true(has_diag(desired_set_diags(s), "m/sub/b.yaml", "became a symlink after it was checked"));
 
         /* 4. a symlink inside the tree, checked by the walk, retargeted outside before
          * the read: what was checked is read (its target's real path), not the link */
