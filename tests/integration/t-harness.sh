@@ -43,7 +43,11 @@ nb_step "nb_spawn/nb_stop report how a process ended"
 nb_spawn sleeper sleep 1000
 nb_stop "$NB_PID"
 nb_assert_eq 143 "$NB_STATUS" "exit status after SIGTERM"
-nb_spawn sleeper2 sleep 1000
+# SIGINT only once the process has its default back: a background job of a script
+# ignores SIGINT until env(1) resets it, and a signal sent before that is lost. The
+# child says so itself (after env has run), so the test waits for that line.
+nb_spawn sleeper2 sh -c 'echo ready; exec sleep 1000'
+nb_wait_for_line "$T/sleeper2.log" '^ready$' >/dev/null
 nb_stop "$NB_PID" INT
 nb_assert_eq 130 "$NB_STATUS" "exit status after SIGINT"
 

@@ -163,7 +163,7 @@ done <"$T/ids.h.txt"
 nb_step "example config: every key, and the real loader accepts it"
 ex=units/notebookd.yaml.example
 keys=$(sed -n '/^typedef struct Config {/,/^} Config;/p' lib/config.h |
-        sed -n 's/^ *[a-z0-9_]* \**\([a-z_]*\);.*/\1/p' | sed 's/_ms$//' | grep -vx file)
+        sed -n 's/^ *[A-Za-z0-9_]* \**\([a-z_]*\);.*/\1/p' | sed 's/_ms$//' | grep -vx file)
 [ "$(echo "$keys" | wc -l)" -ge 10 ] || nb_fail "too few Config fields parsed from lib/config.h"
 for k in $keys; do
         grep -qE "^#?$k:" "$ex" || nb_fail "$ex lacks the key '$k' (lib/config.h)"
@@ -171,7 +171,7 @@ done
 mkdir -p "$T/no-manifests"
 out=$("$NOTEBOOKD" -c "$ex" check "$T/no-manifests" 2>&1) || nb_fail "the example config as installed is refused: $out"
 # Uncommented, every example value must be valid too.
-sed -E 's/^#([a-z_]+:)/\1/' "$ex" >"$T/all-keys.yaml"
+sed -E 's/^#([a-z_]+:|  - )/\1/' "$ex" >"$T/all-keys.yaml"
 nb_assert_eq "$(echo "$keys" | wc -l)" "$(grep -cE '^[a-z_]+:' "$T/all-keys.yaml")" "keys in the uncommented example"
 out=$("$NOTEBOOKD" -c "$T/all-keys.yaml" check "$T/no-manifests" 2>&1) || nb_fail "the uncommented example config is refused: $out"
 nb_assert_file_no_match <(echo "$out") ': (error|warning): ' "loading the uncommented example"
