@@ -958,6 +958,18 @@ static void act_wait(PassActions *p, const Action *a, const char *why) {
         (void) p, (void) a, (void) why;
 }
 
+/* An open intent attached to an action a listing judged, of a kind whose handler does
+ * not settle it (CREATE and ADOPT do): the create it stands for has its outcome on
+ * disk already (a process killed between saving the record and resolving the intent
+ * leaves exactly this), or the listing shows no instance for it. Left open, it would
+ * sit in `status` forever and make every later pass of the name list first. */
+static void settle_leftover_intent(PassActions *p, const Action *a) {
+        if (!a->intent || !a->listed || a->kind == ACTION_WAIT || a->kind == ACTION_CREATE ||
+            a->kind == ACTION_ADOPT)
+                return;
+        resolve_intents_of(p, a->name, a->remote ? "recorded" : "absent");
+}
+
 /* One handler per action kind: a new kind is a new row. */
 typedef void (*ActionHandler)(PassActions *p, const Action *a, const char *why);
 static const ActionHandler action_handlers[_ACTION_KIND_MAX] = {
@@ -989,6 +1001,7 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                 record_sync_remote(e, a);
                 _cleanup_free_ char *why = action_describe(a, p.now_ms);
                 action_handlers[a->kind](&p, a, why);
+                settle_leftover_intent(&p, a);
         }
 
         send_creates(e, p.creates, p.n_creates);

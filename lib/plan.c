@@ -270,6 +270,7 @@ static void plan_one(Action *a, const Indexes *ix, const RemoteView *remote, int
         /* A listing that could not see the name's workspace cannot judge it. */
         bool listing = remote && !workspace_unlisted(remote, plan_workspace_of(a->spec, a->record)) &&
                        !workspace_unlisted(remote, a->record ? a->record->workspace_id : NULL);
+        a->listed = listing;
         if (!a->spec) {
                 a->kind = ACTION_GONE;
                 a->reason = REASON_NOT_DESIRED;
@@ -646,7 +647,7 @@ char *action_describe(const Action *a, int64_t now_ms) {
                 line_add(&l, "; differs: ");
                 add_drift(&l, a);
         }
-        if (a->intent && a->kind != ACTION_WAIT && a->reason != REASON_INTENT_ABSENT &&
+        if (a->intent && a->listed && a->kind != ACTION_WAIT && a->reason != REASON_INTENT_ABSENT &&
             a->reason != REASON_INTENT_FOUND)
                 line_add(&l, " (settles create intent #%" PRId64 ")", a->intent->id);
         if (l.oom)

@@ -95,6 +95,9 @@ typedef struct Action {
          * should poll it until RUNNING or failed (true for PENDING, and for DRIFT when
          * the instance is still on its way). */
         bool follow;
+        /* A listing of the name's workspace(s) judged this action. Only then does an
+         * open intent attached to it get settled (by any kind but WAIT). */
+        bool listed;
         char spec_hash[SPEC_HASH_HEX_LEN + 1];  /* of spec; "" for GONE */
 } Action;
 

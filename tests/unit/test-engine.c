@@ -447,6 +447,66 @@ static void test_unknown_outcome_listed_then_adopted(void **state) {
         fixture_free(f);
 }
 
+/* What a process killed between saving a create's record and resolving its intent
+ * leaves: the record has the answer (an instance id; a rejection), the intent is still
+ * open. The next listing settles it (kept open, every pass would list first forever,
+ * and `status` would show it), and nothing is sent. */
+static void test_leftover_intent_settled_by_listing(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        NotebookSpec *made = add_spec(f, "made", NULL);
+        NotebookSpec *refused = add_spec(f, "refused", NULL);
+        set_desired(f);
+        char hash[SPEC_HASH_HEX_LEN + 1];
+        InstanceRecord r1 = { .name = (char *) "made", .instance_id = (char *) "id-1", .status = (char *) "RUNNING",
+                              .workspace_id = (char *) "0", .result = (char *) RECORD_RESULT_ACCEPTED,
+                              .spec_hash = hash };
+        spec_hash(made, hash);
+        assert_int_equal(store_put_instance(f->store, &r1), 0);
+        char hash2[SPEC_HASH_HEX_LEN + 1];
+        spec_hash(refused, hash2);
+        InstanceRecord r2 = { .name = (char *) "refused", .result = (char *) RECORD_RESULT_REJECTED,
+                              .spec_hash = hash2, .error_code = (char *) "ModelArts.6323" };
+        assert_int_equal(store_put_instance(f->store, &r2), 0);
+        int64_t id;
+        assert_int_equal(store_add_intent(f->store, "made", hash, now_realtime_ms(), &id), 0);
+        assert_int_equal(store_add_intent(f->store, "refused", hash2, now_realtime_ms(), &id), 0);
+        assert_int_equal(open_intents(f), 2);
+
+        engine_request_pass(f->engine);
+        RemoteInstance i = instance("id-1", "made", "RUNNING", "0");
+        answer_list("0", &i, 1);
+        assert_int_equal(open_intents(f), 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 0);
+        _cleanup_(instance_record_done) InstanceRecord a = get_rec(f, "made");
+        assert_string_equal(a.instance_id, "id-1");
+        _cleanup_(instance_record_done) InstanceRecord b = get_rec(f, "refused");
+        assert_string_equal(b.result, RECORD_RESULT_REJECTED);
+        fixture_free(f);
+}
+
+/* Without a listing of its workspace the same intent stays open: only a listing can
+ * say what the create made. */
+static void test_leftover_intent_kept_without_listing(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        NotebookSpec *made = add_spec(f, "made", NULL);
+        set_desired(f);
+        char hash[SPEC_HASH_HEX_LEN + 1];
+        spec_hash(made, hash);
+        InstanceRecord r1 = { .name = (char *) "made", .instance_id = (char *) "id-1", .status = (char *) "RUNNING",
+                              .workspace_id = (char *) "0", .result = (char *) RECORD_RESULT_ACCEPTED,
+                              .spec_hash = hash };
+        assert_int_equal(store_put_instance(f->store, &r1), 0);
+        int64_t id;
+        assert_int_equal(store_add_intent(f->store, "made", hash, now_realtime_ms(), &id), 0);
+        engine_request_pass(f->engine);
+        fail_list("0", API_CLASS_TRANSIENT, 503, NULL);
+        assert_int_equal(open_intents(f), 1);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 0);
+        fixture_free(f);
+}
+
 /* Every workspace that matters is listed; a failed one holds only its names. */
 static void test_workspaces_listed_and_isolated(void **state) {
         (void) state;
@@ -579,6 +639,8 @@ int main(void) {
                 cmocka_unit_test(test_frozen_pauses_creates),
                 cmocka_unit_test(test_named_wait_resolves_intent),
                 cmocka_unit_test(test_unknown_outcome_listed_then_adopted),
+                cmocka_unit_test(test_leftover_intent_settled_by_listing),
+                cmocka_unit_test(test_leftover_intent_kept_without_listing),
                 cmocka_unit_test(test_workspaces_listed_and_isolated),
                 cmocka_unit_test(test_no_adoption_across_workspaces),
                 cmocka_unit_test(test_listing_older_than_create_does_not_judge),
