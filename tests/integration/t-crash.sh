@@ -30,7 +30,6 @@ nb_step "seed $SEED (replay: NB_CRASH_SEED=$SEED), $N manifests, $KILLS kills"
 
 nb_start_emulator --ak "$AK" --sk "$SK" --token "$TOKEN" --project-id "$PROJECT" --seed "$SEED" \
         --drop-after-create-rate 0.05 --latency-ms 25 --slow-ms 25 --create-delay-ms 100
-nb_start_notify
 
 M=$T/manifests
 S=$T/state
@@ -63,31 +62,34 @@ notebookd() { # ARGS...: credentials from $T/creds only
 }
 stat_of() { nb_emulator_stats | jq -r "$1"; }
 open_intents() { "$NOTEBOOKD" -c "$T/config.yaml" --json status | jq '.open_intents | length'; }
-READY_RE='(^| |\\n)READY=1'
 
 # ---- the kills ----
-# Odd incarnations are killed at a random moment after their start (start-up, the scan
-# and the first listing are fair game too), even ones at a random moment after READY=1
-# (the scan done, so mostly while intents are written and creates are out).
+# Odd incarnations are killed 20-400 ms after their start (start-up, the scan, the
+# listing, the resolution of the last one's intents and the writing of new ones are
+# fair game too), even ones 0-150 ms after the first answer to one of their creates,
+# so while creates are on the wire (the client keeps `concurrency` of them out): under
+# ASan a start-up alone takes longer than 400 ms, and handing 2,000 creates to the
+# client takes longer than 150 ms.
 # "Mid-create": the emulator handled more of this incarnation's creates than the
 # incarnation logged answers for, so at least one instance was made (or one create
 # handled) whose answer died with the process. Counted from the emulator's stats read
 # right after the kill, so creates still held by --latency-ms are not counted: a floor.
-kills=0 after_ready=0 mid_create=0 sent_total=0
+kills=0 after_create=0 mid_create=0 sent_total=0
 : >"$T/daemons.log"
 for ((i = 1; i <= KILLS; i++)); do
-        delay=$((20 + RANDOM % 381))
-        from=spawn
-        [ $((i % 2)) = 0 ] && from=ready
+        if [ $((i % 2)) = 1 ]; then
+                from=spawn delay=$((20 + RANDOM % 381))
+        else
+                from=first-answer delay=$((RANDOM % 151))
+        fi
         creates0=$(stat_of .by_route.create)
-        n_ready=$(grep -cE -- "$READY_RE" "$NB_NOTIFY_LOG" || true)
         nb_spawn daemon env -u HUAWEICLOUD_SDK_AK -u HUAWEICLOUD_SDK_SK -u HUAWEICLOUD_SDK_SECURITY_TOKEN \
                 -u HUAWEICLOUD_SDK_PROJECT_ID CREDENTIALS_DIRECTORY="$T/creds" \
                 "$NOTEBOOKD" -c "$T/config.yaml" --log-target=console run
         pid=$NB_PID
-        if [ "$from" = ready ]; then
-                nb_wait_for_line "$NB_NOTIFY_LOG" "$READY_RE" "$NB_TIMEOUT" $((n_ready + 1)) "$pid" >/dev/null
-                after_ready=$((after_ready + 1))
+        if [ "$from" = first-answer ]; then
+                nb_wait_for_line "$T/daemon.log" 'Created notebook|Create of notebook' "$NB_TIMEOUT" 1 "$pid" >/dev/null
+                after_create=$((after_create + 1))
         fi
         sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))" # the random moment: the point of the test
         kill -KILL "$pid" 2>/dev/null || true
@@ -106,12 +108,12 @@ for ((i = 1; i <= KILLS; i++)); do
         answered=$(grep -cE 'Created notebook|Create of notebook' "$T/daemon.log" || true)
         sent_total=$((sent_total + handled))
         [ "$handled" -gt "$answered" ] && mid_create=$((mid_create + 1))
-        printf 'kill %2d: %3d ms after %-5s  creates handed to the client %4d, handled by the emulator %3d, answered %3d;  open intents %4d, live %4d\n' \
+        printf 'kill %2d: %3d ms after %-12s  creates handed to the client %4d, handled by the emulator %3d, answered %3d;  open intents %4d, live %4d\n' \
                 "$i" "$delay" "$from" "$handed" "$handled" "$answered" "$(open_intents)" "$(stat_of .instances.live)" >&2
 done
 nb_assert_file_no_match "$T/daemons.log" 'Sanitizer|runtime error' "the killed daemons' output (sanitizers)"
 nb_emulator_stats >"$T/stats-killed.json"
-nb_step "$kills SIGKILLs, each of a running daemon ($after_ready timed from READY=1);" \
+nb_step "$kills SIGKILLs, each of a running daemon ($after_create timed from the first answer to a create);" \
         "$mid_create landed mid-create (creates handled whose answers died with the process);" \
         "after them: $(jq .instances.live "$T/stats-killed.json") of $N instances live," \
         "$(jq .creates.requests "$T/stats-killed.json") create requests," \
