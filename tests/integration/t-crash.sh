@@ -147,7 +147,8 @@ nb_assert_eq "$N" "$(jq '[.instances[] | select(.name | startswith("crash-"))] |
 nb_assert_eq "$N" "$(jq '[.instances[] | .name] | unique | length' "$T/status.json")" "distinct names recorded"
 nb_assert_eq "$N" "$(jq '[.instances[] | select((.instance_id // "") != "")] | length' "$T/status.json")" \
         "records with an instance id"
-nb_assert_eq 0 "$(jq '.open_intents | length' "$T/status.json")" "open create intents"
+nb_assert_eq 0 "$(jq '.open_intents | length' "$T/status.json")" \
+        "open create intents after once converged (seed $SEED: $(jq -c .open_intents "$T/status.json"))"
 # each record names the instance the emulator has under that name (listed with the
 # control token, faults and delays off: the test's own call)
 nb_emulator_config 'drop_after_create_rate=0&latency_ms=0&slow_ms=0'
