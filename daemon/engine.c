@@ -49,8 +49,6 @@ struct Engine {
         bool listing_lost;          /* a failure could not even be noted: no name is judged */
         bool pass_again;            /* a pass was requested meanwhile */
         bool stopping;
-        bool auth_failed;
-        char *auth_message;
         bool state_error;
         int64_t frozen_until_mono_ms;   /* ModelArts.6326: no create before this */
         int64_t state_paused_until_mono_ms; /* intents could not be written: creates wait */
@@ -222,13 +220,21 @@ static void fb_api(FieldBuf *b, const ApiResult *ar, char http_buf[static LOG_IN
         fb_add(b, "REQUEST_ID", ar->request_id);
 }
 
-/* 401/403: the API client already stopped sending; say so once, with what failed. */
+/* Sending is paused after an authentication failure. The API client owns that state
+ * (it refuses to send, since five bad signatures in a row lock the AK); the engine asks
+ * it rather than keeping a copy that could disagree. */
+static bool auth_paused(const Engine *e) {
+        return api_client_auth_failed(e->api, NULL);
+}
+
+/* The "reported" map's key for engine-wide conditions: no manifest name is empty. */
+#define REPORT_KEY_ENGINE ""
+
+/* 401/403: the API client already stopped sending; say so once per failure (several
+ * requests in flight may each bring one), with what failed, and arm the retry. */
 static void note_auth_failure(Engine *e, const ApiResult *ar, const LogField *fields) {
-        if (e->auth_failed)
+        if (!report_once(e, REPORT_KEY_ENGINE, "auth"))
                 return;
-        e->auth_failed = true;
-        free(e->auth_message);
-        e->auth_message = xstrdup(ar->message);
         log_fields(LOG_ERR, MESSAGE_AUTH_FAILED, fields, "Authentication failed: %s; sending paused",
                    strempty(ar->message));
         /* Whatever call found out (a create, a poll, a listing), the daemon tries again
@@ -634,7 +640,7 @@ static void pause_for_state_error(Engine *e) {
 /* Write the intents for every create in one durable transaction, then send them all:
  * an intent is on disk before its POST leaves. */
 static void send_creates(Engine *e, const Action *const *creates, size_t n) {
-        if (n == 0 || e->stopping || e->auth_failed)
+        if (n == 0 || e->stopping || auth_paused(e))
                 return;
         int64_t frozen_ms = e->frozen_until_mono_ms - now_monotonic_ms();
         if (frozen_ms > 0) {
@@ -1109,7 +1115,7 @@ static void listings_done(Engine *e, size_t n_workspaces) {
                 pass_finish(e, "cancelled (stopping)");
                 return;
         }
-        if (e->auth_failed) {
+        if (auth_paused(e)) {
                 /* Nothing can be sent: plan when the credentials work again (the auth
                  * retry timer, armed when the failure was noted, or a reload). */
                 listings_clear(e);
@@ -1228,7 +1234,7 @@ static void pass_start(Engine *e) {
                 e->pass_again = true;
                 return;
         }
-        if (e->auth_failed) {
+        if (auth_paused(e)) {
                 /* Credentials were refused: nothing is sent until the auth retry timer
                  * (daemon) or a reload. Five bad signatures in a row lock the AK. */
                 engine_maybe_settled(e);
@@ -1284,7 +1290,7 @@ static int on_pass_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) usec;
         Engine *e = userdata;
         e->pass_timer_at_mono_ms = 0;
-        if (e->auth_failed && e->options.daemon) {
+        if (auth_paused(e) && e->options.daemon) {
                 /* The daemon tries again, one request, every auth_retry_ms: a
                  * passing 401 (clock skew, a token expiring) must not stop it for good,
                  * and one signature per interval cannot lock the AK. */
@@ -1363,7 +1369,6 @@ Engine *engine_free(Engine *e) {
         sd_event_source_disable_unref(e->pass_timer);
         spec_list_clear(&e->desired);
         listings_clear(e);
-        free(e->auth_message);
         sd_event_unref(e->event);
         free(e);
         return NULL;
@@ -1443,15 +1448,13 @@ static void engine_maybe_settled(Engine *e) {
 }
 
 bool engine_auth_failed(const Engine *e, const char **ret_message) {
-        if (ret_message)
-                *ret_message = e->auth_message;
-        return e->auth_failed;
+        return api_client_auth_failed(e->api, ret_message);
 }
 
 const char *engine_pause_reason(const Engine *e, int64_t *ret_retry_mono_ms) {
         const char *reason = NULL;
         int64_t retry = 0;
-        if (e->auth_failed) {
+        if (auth_paused(e)) {
                 reason = "authentication failed";
                 retry = e->pass_timer_at_mono_ms;
         } else if (e->frozen_until_mono_ms > now_monotonic_ms()) {
@@ -1467,9 +1470,7 @@ const char *engine_pause_reason(const Engine *e, int64_t *ret_retry_mono_ms) {
 }
 
 void engine_reset_auth(Engine *e) {
-        e->auth_failed = false;
-        free(e->auth_message);
-        e->auth_message = NULL;
+        report_forget(e, REPORT_KEY_ENGINE);
         api_client_reset_auth(e->api);
 }
 

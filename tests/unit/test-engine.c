@@ -5,7 +5,7 @@
  * a server, and an interleaving (a create finishing while a listing is out) is written
  * down instead of hoped for. engine.c and log.c live in daemon/, outside the library, so
  * they are compiled into this suite. */
-/* LDFLAGS: -Wl,--wrap=api_create,--wrap=api_list,--wrap=api_get,--wrap=api_client_cancel_queued,--wrap=api_client_reset_auth,--wrap=store_commit */
+/* LDFLAGS: -Wl,--wrap=api_create,--wrap=api_list,--wrap=api_get,--wrap=api_client_cancel_queued,--wrap=api_client_reset_auth,--wrap=api_client_auth_failed,--wrap=store_commit */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -75,10 +75,29 @@ void __wrap_api_client_cancel_queued(ApiClient *c) {
         cancel_queued_calls++;
 }
 
+/* The client's "authentication failed, send nothing" state, which the engine reads
+ * instead of keeping its own: set by a scripted 401/403, cleared by a reset. */
+static const char *auth_failed_message;
+
 void __wrap_api_client_reset_auth(ApiClient *c);
 void __wrap_api_client_reset_auth(ApiClient *c) {
         (void) c;
         reset_auth_calls++;
+        auth_failed_message = NULL;
+}
+
+bool __wrap_api_client_auth_failed(const ApiClient *c, const char **ret_message);
+bool __wrap_api_client_auth_failed(const ApiClient *c, const char **ret_message) {
+        (void) c;
+        if (ret_message)
+                *ret_message = auth_failed_message;
+        return auth_failed_message != NULL;
+}
+
+/* What the real client does before it calls back with an answer. */
+static void client_saw(const ApiResult *r) {
+        if (r->class == API_CLASS_AUTH && !auth_failed_message)
+                auth_failed_message = r->message ? r->message : "authentication failed";
 }
 
 /* The state database, failing on demand: the next N commits fail with -EIO. */
@@ -156,12 +175,14 @@ static void fail_list(const char *ws, ApiClass class, long http, const char *cod
         Call *c = &calls[open_call(API_CALL_LIST, ws)];
         c->answered = true;
         ApiResult r = result(API_CALL_LIST, class, http, code);
+        client_saw(&r);
         c->list_cb(NULL, &r, NULL, c->userdata);
 }
 
 static void answer_instance(ApiCall call, const char *what, const ApiResult *r, const RemoteInstance *inst) {
         Call *c = &calls[open_call(call, what)];
         c->answered = true;
+        client_saw(r);
         c->instance_cb(NULL, r, r->class == API_CLASS_OK ? inst : NULL, c->userdata);
 }
 
@@ -203,6 +224,7 @@ static Fixture *fixture_new(bool daemon, bool follow) {
                 free(calls[i].what);
         n_calls = 0;
         cancel_queued_calls = reset_auth_calls = 0;
+        auth_failed_message = NULL;
 
         Fixture *f = calloc(1, sizeof(*f));
         assert_non_null(f);
@@ -218,7 +240,29 @@ static Fixture *fixture_new(bool daemon, bool follow) {
         return f;
 }
 
+/* What api_client_cancel_all does at shutdown: every open call's callback runs with
+ * -ECANCELED, so the engine frees what it passed as userdata. */
+static void cancel_open_calls(void) {
+        for (size_t i = 0; i < n_calls; i++) {
+                Call *c = &calls[i];
+                if (c->answered)
+                        continue;
+                c->answered = true;
+                ApiResult r = result(c->call, API_CLASS_TRANSIENT, 0, NULL);
+                r.error = -ECANCELED;
+                r.sent = false;
+                r.message = "request cancelled";
+                if (c->list_cb)
+                        c->list_cb(NULL, &r, NULL, c->userdata);
+                else
+                        c->instance_cb(NULL, &r, NULL, c->userdata);
+        }
+}
+
+/* Shut down as the daemon does: stop the engine, cancel the calls still open, free. */
 static void fixture_free(Fixture *f) {
+        engine_stop(f->engine);
+        cancel_open_calls();
         engine_free(f->engine);
         spec_list_clear(&f->specs);
         store_free(f->store);
