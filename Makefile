@@ -103,11 +103,12 @@ bench: all
 	@BUILD=$(BUILD) bash tests/bench/run.sh
 
 # Fuzzing, not part of `make test` (minutes by design): libFuzzer targets built with
-# clang into build/fuzz (tests/fuzz/fuzz.mk), FUZZ_SECONDS per target; FUZZ_TARGETS
-# picks some of: manifest config api sign.
+# clang into build/fuzz (tests/fuzz/fuzz.mk), FUZZ_SECONDS per target, or an exec budget
+# with FUZZ_RUNS=N (each target runs N executions; FUZZ_SECONDS is then ignored);
+# FUZZ_TARGETS picks some of: manifest config api sign.
 FUZZ_SECONDS ?= 60
 fuzz: | $(DEPS_STAMP)
-	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	@FUZZ_RUNS=$(FUZZ_RUNS) bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # The system test, not part of `make test` (a minute or two; root): `make install` into a
 # Debian 12 rootfs (debootstrap, cached in build/system/) booted by systemd-nspawn, where

@@ -12,7 +12,10 @@
 # build/fuzz/artifacts/TARGET/; to keep one for its owner, copy it to
 # tests/fuzz/crashes/TARGET/ (this script replays those on every run, so a fix shows).
 #
-# Environment: FUZZ_KEEP_GOING=1 keeps fuzzing past a crash (libFuzzer -fork=1
+# Environment: FUZZ_RUNS=N gives each target an exec budget instead of a time: it runs
+# until N executions (libFuzzer -runs=N; SECONDS is then ignored), so two runs are
+# compared by the same amount of work, not by how busy the machine was.
+# FUZZ_KEEP_GOING=1 keeps fuzzing past a crash (libFuzzer -fork=1
 # -ignore_crashes=1: every crashing input gets an artifact; its "cov" counts are not
 # comparable with the default mode's); FUZZ_JOBS for make (-j2).
 # Exit status: 0 when no target crashed in this run, 1 otherwise, 2 when it cannot build.
@@ -24,6 +27,8 @@ cd "$SRC"
 DUR=${1:-60}
 [ $# -gt 0 ] && shift
 [[ $DUR =~ ^[0-9]+$ ]] || { echo "usage: tests/fuzz/run.sh [SECONDS] [TARGET...]" >&2; exit 2; }
+RUNS=${FUZZ_RUNS:-}
+[[ -z $RUNS || $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "FUZZ_RUNS: a positive number of executions" >&2; exit 2; }
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(manifest config api sign)
 FB=build/fuzz
@@ -98,14 +103,21 @@ for t in "${TARGETS[@]}"; do
         bin=$FB/fuzz-$t corpus=$FB/corpus/$t art=$FB/artifacts/$t/ log=$FB/$t.log
         mkdir -p "$corpus" "$art"
         extra_seeds "$t" "$FB/seeds-$t"
-        opts=(-max_total_time="$DUR" -print_final_stats=1 -artifact_prefix="$art" -dict="$(dict_of "$t")"
+        if [ -n "$RUNS" ]; then
+                budget=(-runs="$RUNS")
+        else
+                budget=(-max_total_time="$DUR")
+        fi
+        opts=("${budget[@]}" -print_final_stats=1 -artifact_prefix="$art" -dict="$(dict_of "$t")"
                 -max_len="$(max_len_of "$t")" -timeout=10 -rss_limit_mb=2048)
         [ "${FUZZ_KEEP_GOING:-0}" = 1 ] && opts+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
-        say "$t: ${DUR}s ($bin, log $log)"
+        say "$t: $([ -n "$RUNS" ] && echo "$RUNS executions" || echo "${DUR}s") ($bin, log $log)"
         stamp=$FB/$t.stamp
         touch "$stamp"
         rc=0
+        started=$SECONDS
         "$bin" "${opts[@]}" "$corpus" "tests/fuzz/seeds/$t" "$FB/seeds-$t" >"$log" 2>&1 || rc=$?
+        took=$((SECONDS - started))
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
         eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n1)
         # The last status line: "#N  DONE/pulse/NEW ... cov: C ft: F corp: K/..."
@@ -113,7 +125,7 @@ for t in "${TARGETS[@]}"; do
         # Fork mode prints no final stats: its last "#EXECS: cov: ..." line has the count.
         if [ -z "$execs" ]; then
                 execs=$(sed -n 's/^#\([0-9]*\): cov: .*/\1/p' "$log" | tail -n1)
-                [ -z "$execs" ] || eps=$((execs / (DUR > 0 ? DUR : 1)))
+                [ -z "$execs" ] || eps=$((execs / (took > 0 ? took : 1)))
         fi
         # Every input kept this run (fork mode writes them from its children, whose output
         # the log does not carry): new files in the artifact directory.
@@ -133,7 +145,7 @@ for t in "${TARGETS[@]}"; do
                 done
                 say "$t: inputs in $art (replay one: $bin FILE)"
         fi
-        ROWS+=("$(printf '%-9s %6ss %12s %9s  %-34s %s' "$t" "$DUR" "${execs:-?}" "${eps:-?}" "${cov:-?}" "$result")")
+        ROWS+=("$(printf '%-9s %6ss %12s %9s  %-34s %s' "$t" "$took" "${execs:-?}" "${eps:-?}" "${cov:-?}" "$result")")
 done
 
 echo
