@@ -1108,10 +1108,15 @@ static void prune_state(Engine *e, const Plan *plan) {
         for (size_t i = 0; i < n; i++)
                 if (items[i].pruned)
                         report_forget(e, items[i].name);
+        char records_buf[LOG_INT_BUFSIZE], intents_buf[LOG_INT_BUFSIZE];
         if (c.instances > 0 || c.intents > 0)
-                log_info("Pruned the state database: %zu record%s of notebooks gone from the manifests "
-                         "and from the cloud, %zu resolved create intent%s",
-                         c.instances, c.instances == 1 ? "" : "s", c.intents, c.intents == 1 ? "" : "s");
+                log_fields(LOG_INFO, NULL,
+                           LOG_FIELDS({ "PRUNED_RECORDS", log_int(records_buf, c.instances) },
+                                      { "PRUNED_INTENTS", log_int(intents_buf, c.intents) },
+                                      { "STATE_FILE", store_path(e->store) }),
+                           "Pruned the state database: %zu record%s of notebooks gone from the manifests "
+                           "and from the cloud, %zu resolved create intent%s",
+                           c.instances, c.instances == 1 ? "" : "s", c.intents, c.intents == 1 ? "" : "s");
 }
 
 /* Plan against what every workspace's listing showed, and act. */
