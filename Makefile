@@ -44,7 +44,7 @@ UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all deps test unit golden integration run bench install clean lint fuzz
+.PHONY: all deps test unit golden integration run bench soak install clean lint fuzz
 all: $(BUILD)/notebookd $(BUILD)/modelarts-emulator
 
 # Every build needs the libraries; the stamp makes the check run once per tree.
@@ -101,6 +101,13 @@ run: all
 
 bench: all
 	@BUILD=$(BUILD) bash tests/bench/run.sh
+
+# The soak: 100 cycles of 1,000 manifests added then removed against one daemon; prints
+# the state database's size and the daemon's RSS at start, after cycle 10 and at the
+# end, and fails if either grew (a few minutes; the suite runs 10 cycles as t-soak).
+NB_SOAK_CYCLES ?= 100
+soak: all
+	@NB_SOAK_CYCLES=$(NB_SOAK_CYCLES) BUILD=$(BUILD) bash tests/soak/soak.sh
 
 # Fuzzing, not part of `make test` (minutes by design): libFuzzer targets built with
 # clang into build/fuzz (tests/fuzz/fuzz.mk), FUZZ_SECONDS per target, or an exec budget

@@ -1072,6 +1072,59 @@ static void listing_failed(Engine *e, char *workspace_id) {
         t[e->n_unlisted++] = workspace_id;
 }
 
+/* What store_prune may do with a name this pass judged (store.h), or -1: leave it. */
+static int prune_verdict(const Engine *e, const Action *a) {
+        /* In flight, or changed under this listing: the next pass judges it. */
+        if (hashmap_contains(e->ops, a->name) || hashmap_contains(e->touched, a->name) || !a->record)
+                return -1;
+        if (a->kind != ACTION_GONE)
+                return a->record->undesired_since_ms != 0 ? STORE_PRUNE_DESIRED : -1;
+        if (!a->listed)
+                return STORE_PRUNE_KEEP;
+        if (!a->record->instance_id)
+                return STORE_PRUNE_GONE;
+        if (a->remote)
+                return instance_status_class(a->remote->status) == STATUS_CLASS_GONE ? STORE_PRUNE_GONE
+                                                                                      : STORE_PRUNE_KEEP;
+        /* Not in any listing. An older record without a workspace may live in one no
+         * listing covered: it might still bill, so it stays. */
+        return a->record->workspace_id ? STORE_PRUNE_GONE : STORE_PRUNE_KEEP;
+}
+
+/* A full pass (every workspace listed) ends by pruning the state database, so its size
+ * follows the tree and the retention, not the history. */
+static void prune_state(Engine *e, const Plan *plan) {
+        _cleanup_free_ StorePruneItem *items = calloc(plan->n ?: 1, sizeof(*items));
+        if (!items) {
+                log_warning("Out of memory: the state database is pruned after a later pass");
+                return;
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < plan->n; i++) {
+                int v = prune_verdict(e, &plan->actions[i]);
+                if (v >= 0)
+                        items[n++] = (StorePruneItem) { .name = plan->actions[i].name, .verdict = v };
+        }
+        StorePruneCounts c = {};
+        int r = store_prune(e->store, items, n, now_realtime_ms(), e->options.state_retention_ms, &c);
+        if (r < 0) {
+                note_state_error(e, r, "prune", NULL);
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (items[i].pruned)
+                        report_forget(e, items[i].name);
+        char records_buf[LOG_INT_BUFSIZE], intents_buf[LOG_INT_BUFSIZE];
+        if (c.instances > 0 || c.intents > 0)
+                log_fields(LOG_INFO, NULL,
+                           LOG_FIELDS({ "PRUNED_RECORDS", log_int(records_buf, c.instances) },
+                                      { "PRUNED_INTENTS", log_int(intents_buf, c.intents) },
+                                      { "STATE_FILE", store_path(e->store) }),
+                           "Pruned the state database: %zu record%s of notebooks gone from the manifests "
+                           "and from the cloud, %zu resolved create intent%s",
+                           c.instances, c.instances == 1 ? "" : "s", c.intents, c.intents == 1 ? "" : "s");
+}
+
 /* Plan against what every workspace's listing showed, and act. */
 static void pass_plan(Engine *e) {
         _cleanup_(plan_freep) Plan *plan = NULL;
@@ -1098,8 +1151,11 @@ static void pass_plan(Engine *e) {
         if (r < 0) {
                 log_error_errno(r, "Planning failed: %m");
                 schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
-        } else
+        } else {
                 act_on_plan(e, plan, intents, n_intents);
+                if (e->n_unlisted == 0 && !e->listing_lost)
+                        prune_state(e, plan);
+        }
         plan = plan_free(plan);
         instance_records_free(records, n_records);
         create_intents_free(intents, n_intents);
@@ -1342,6 +1398,8 @@ int engine_new(sd_event *event, Store *store, ApiClient *api, const EngineOption
         e->options = *o;
         if (e->options.auth_retry_ms <= 0)
                 e->options.auth_retry_ms = CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS;
+        if (e->options.state_retention_ms <= 0)
+                e->options.state_retention_ms = CONFIG_DEFAULT_STATE_RETENTION_MS;
         if (hashmap_new(&e->ops) < 0 || hashmap_new(&e->reported) < 0 || hashmap_new(&e->touched) < 0) {
                 engine_free(e);
                 return -ENOMEM;

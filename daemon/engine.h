@@ -30,6 +30,8 @@ typedef struct EngineOptions {
         bool daemon;            /* run: keep retrying forever; once: settle when idle */
         int64_t auth_retry_ms;  /* run: after an authentication failure, one more try this
                                  * much later (0 = CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS) */
+        int64_t state_retention_ms; /* store_prune's retention after a full pass
+                                     * (0 = CONFIG_DEFAULT_STATE_RETENTION_MS) */
 } EngineOptions;
 
 /* Where each desired name stands after the latest pass, for STATUS= and `once`. */

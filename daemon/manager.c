@@ -188,7 +188,8 @@ static int manager_open_backend(Manager *m, const Config *config, Backend *ret_b
         if (r < 0)
                 return r;
         Engine *e;
-        EngineOptions eo = { .follow = true, .daemon = true, .auth_retry_ms = config->auth_retry_interval_ms };
+        EngineOptions eo = { .follow = true, .daemon = true, .auth_retry_ms = config->auth_retry_interval_ms,
+                          .state_retention_ms = config->state_retention_ms };
         r = engine_new(m->event, b.store, b.api, &eo, &e);
         if (r < 0) {
                 backend_close(&b);

@@ -134,6 +134,7 @@ bool backend_equivalent(const Backend *a, const Config *config_a, const Backend 
                config_a->connect_timeout_ms == config_b->connect_timeout_ms &&
                config_a->request_timeout_ms == config_b->request_timeout_ms &&
                config_a->auth_retry_interval_ms == config_b->auth_retry_interval_ms &&
+               config_a->state_retention_ms == config_b->state_retention_ms &&
                streq_ptr(config_a->ca_file, config_b->ca_file) &&
                streq_ptr(config_a->iam_endpoint, config_b->iam_endpoint) &&
                streq_ptr(config_a->state_dir, config_b->state_dir);

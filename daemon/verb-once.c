@@ -155,7 +155,8 @@ int verb_once(Cli *cli) {
                 return startup_exit_code(r);
 
         OnceState s = { .event = event, .api = b.api };
-        EngineOptions eo = { .follow = cli->wait, .daemon = false };
+        EngineOptions eo = { .follow = cli->wait, .daemon = false,
+                             .state_retention_ms = cli->config.state_retention_ms };
         int exit_code = EXIT_USAGE;
         r = engine_new(event, b.store, b.api, &eo, &s.engine);
         if (r >= 0)

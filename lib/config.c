@@ -47,6 +47,8 @@ static const ConfigKey config_keys[] = {
           CONFIG_MIN_TIMEOUT_MS, CONFIG_MAX_TIMEOUT_MS },
         { "auth_retry_interval", VALUE_DURATION, offsetof(Config, auth_retry_interval_ms),
           CONFIG_MIN_AUTH_RETRY_INTERVAL_MS, CONFIG_MAX_AUTH_RETRY_INTERVAL_MS },
+        { "state_retention", VALUE_DURATION, offsetof(Config, state_retention_ms),
+          CONFIG_MIN_STATE_RETENTION_MS, CONFIG_MAX_STATE_RETENTION_MS },
         STR(ca_file, VALUE_PATH),
         STR(ak_file, VALUE_PATH),
         STR(sk_file, VALUE_PATH),
@@ -80,6 +82,7 @@ int config_init(Config *c) {
                 .request_timeout_ms = CONFIG_DEFAULT_REQUEST_TIMEOUT_MS,
                 .connect_timeout_ms = CONFIG_DEFAULT_CONNECT_TIMEOUT_MS,
                 .auth_retry_interval_ms = CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS,
+                .state_retention_ms = CONFIG_DEFAULT_STATE_RETENTION_MS,
         };
         /* systemd sets $STATE_DIRECTORY from StateDirectory=; with several directories
          * it is a colon-separated list, and ours is the first. */

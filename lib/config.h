@@ -20,6 +20,8 @@
 /* Five bad signatures in a row lock an AK for 5 minutes: one try every 6 minutes
  * can never lock it. */
 #define CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS (6 * 60 * 1000)
+/* Long enough to answer "what happened to that notebook last month" from `status`. */
+#define CONFIG_DEFAULT_STATE_RETENTION_MS (30 * 24 * 3600 * 1000LL)
 
 /* An owned list of strings from the config file. */
 typedef struct ConfigList {
@@ -40,6 +42,7 @@ typedef struct Config {
         int64_t request_timeout_ms;
         int64_t connect_timeout_ms;
         int64_t auth_retry_interval_ms;  /* run: after an authentication failure, try again */
+        int64_t state_retention_ms;      /* prune resolved intents and gone records this old */
         char *ca_file;           /* extra CA bundle; TLS verification is always on */
 
         /* local enforcement: fnmatch(3) patterns a manifest's profile_id / flavor must

@@ -69,8 +69,8 @@ static Entry *find_slot(const Hashmap *m, const char *key, bool for_insert) {
         return for_insert ? first_free : NULL;
 }
 
-static int grow(Hashmap *m) {
-        size_t cap = m->cap ? m->cap * 2 : 16;
+/* Rebuild into cap slots (a power of two, over the live keys), dropping tombstones. */
+static int rehash(Hashmap *m, size_t cap) {
         Entry *old = m->entries;
         size_t old_cap = m->cap;
         m->entries = calloc(cap, sizeof(Entry));
@@ -97,9 +97,13 @@ int hashmap_put(Hashmap *m, const char *key, void *value) {
                 e->value = value;
                 return 0;
         }
-        /* keep the load (tombstones included) under 3/4 so probes stay short */
+        /* Keep the load (tombstones included) under 3/4 so probes stay short. When
+         * tombstones are most of it, a churn of names (added, then removed) made them:
+         * rebuild at the same size, or the table would double on every round of churn
+         * while holding no more keys. Live keys over half the limit: grow. */
         if ((m->used + 1) * 4 > m->cap * 3) {
-                int r = grow(m);
+                size_t cap = m->cap == 0 ? 16 : (m->n + 1) * 8 > m->cap * 3 ? m->cap * 2 : m->cap;
+                int r = rehash(m, cap);
                 if (r < 0)
                         return r;
         }
@@ -138,6 +142,10 @@ void *hashmap_remove(Hashmap *m, const char *key) {
 
 size_t hashmap_size(const Hashmap *m) {
         return m->n;
+}
+
+size_t hashmap_capacity(const Hashmap *m) {
+        return m->cap;
 }
 
 bool hashmap_iterate(const Hashmap *m, size_t *state, const char **ret_key, void **ret_value) {

@@ -19,6 +19,8 @@ bool hashmap_contains(const Hashmap *m, const char *key);
 /* Returns the value removed, or NULL. */
 void *hashmap_remove(Hashmap *m, const char *key);
 size_t hashmap_size(const Hashmap *m);
+/* Slots allocated (for tests: a churn of puts and removes must not grow it). */
+size_t hashmap_capacity(const Hashmap *m);
 /* Iterate: *state starts at 0; returns false at the end. Do not modify the map while
  * iterating. */
 bool hashmap_iterate(const Hashmap *m, size_t *state, const char **ret_key, void **ret_value);

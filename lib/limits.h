@@ -33,6 +33,11 @@
 #define CONFIG_MIN_AUTH_RETRY_INTERVAL_MS (10 * 1000)
 #define CONFIG_MAX_AUTH_RETRY_INTERVAL_MS (24 * 3600 * 1000LL)
 #define CONFIG_MAX_TIMEOUT_MS (3600 * 1000)
+/* state_retention: how long the state database keeps resolved create intents, and the
+ * records of names gone from the manifests whose instances are gone too. 1 s lets a
+ * test see pruning; ten years is "keep everything" without overflowing a timestamp. */
+#define CONFIG_MIN_STATE_RETENTION_MS 1000
+#define CONFIG_MAX_STATE_RETENTION_MS (3650 * 24 * 3600 * 1000LL)
 /* profiles: / flavors: patterns. An operator's allow-list is a handful of globs; 256 of
  * 256 bytes each bound what every manifest value is matched against. */
 #define CONFIG_MAX_PATTERNS 256

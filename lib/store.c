@@ -50,6 +50,12 @@ const char *const store_migrations[] = {
          * so a recorded instance's workspace must be listed to see it. NULL for records
          * written before: their manifest's workspace is used. */
         "ALTER TABLE instances ADD COLUMN workspace_id TEXT;",
+        /* 3 -> 4: pruning (store_prune). undesired_since_ms: when a full pass first
+         * found the name gone from the tree; NULL while it is desired. The partial index
+         * lets the retention sweep of resolved intents skip the open ones and the young. */
+        "ALTER TABLE instances ADD COLUMN undesired_since_ms INTEGER;"
+        "CREATE INDEX create_intents_resolved ON create_intents(resolved_at_ms) "
+        "WHERE resolved_at_ms IS NOT NULL;",
 };
 const size_t store_n_migrations = ELEMENTSOF(store_migrations);
 
@@ -65,20 +71,26 @@ typedef enum StatementId {
         STMT_RESOLVE_INTENT,
         STMT_INTENT_EXISTS,
         STMT_LIST_OPEN_INTENTS,
+        STMT_MARK_UNDESIRED,
+        STMT_CLEAR_UNDESIRED,
+        STMT_PRUNE_INSTANCE,
+        STMT_PRUNE_INTENTS,
         _STMT_MAX,
 } StatementId;
 
+/* What store_put_instance writes; undesired_since_ms belongs to store_prune alone. */
 #define INSTANCE_COLUMNS                                                              \
         "name, instance_id, spec_hash, status, result, http_status, error_code, "    \
         "error_msg, request_id, result_at_ms, attempts, next_attempt_at_ms, "        \
         "created_at_ms, updated_at_ms, workspace_id"
+#define INSTANCE_SELECT INSTANCE_COLUMNS ", undesired_since_ms"
 
 static const char *const statement_sql[_STMT_MAX] = {
         [STMT_BEGIN] = "BEGIN IMMEDIATE",
         [STMT_COMMIT] = "COMMIT",
         [STMT_ROLLBACK] = "ROLLBACK",
-        [STMT_GET_INSTANCE] = "SELECT " INSTANCE_COLUMNS " FROM instances WHERE name = ?1",
-        [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_COLUMNS " FROM instances ORDER BY name",
+        [STMT_GET_INSTANCE] = "SELECT " INSTANCE_SELECT " FROM instances WHERE name = ?1",
+        [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_SELECT " FROM instances ORDER BY name",
         [STMT_PUT_INSTANCE] =
                 "INSERT INTO instances (" INSTANCE_COLUMNS ") "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
@@ -99,6 +111,12 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_INTENT_EXISTS] = "SELECT 1 FROM create_intents WHERE id = ?1",
         [STMT_LIST_OPEN_INTENTS] = "SELECT id, name, spec_hash, created_at_ms, resolved_at_ms, outcome "
                                    "FROM create_intents WHERE resolved_at_ms IS NULL ORDER BY id",
+        [STMT_MARK_UNDESIRED] = "UPDATE instances SET undesired_since_ms = ?2 "
+                                "WHERE name = ?1 AND undesired_since_ms IS NULL",
+        [STMT_CLEAR_UNDESIRED] = "UPDATE instances SET undesired_since_ms = NULL "
+                                 "WHERE name = ?1 AND undesired_since_ms IS NOT NULL",
+        [STMT_PRUNE_INSTANCE] = "DELETE FROM instances WHERE name = ?1 AND undesired_since_ms <= ?2",
+        [STMT_PRUNE_INTENTS] = "DELETE FROM create_intents WHERE resolved_at_ms <= ?1",
 };
 
 struct Store {
@@ -106,20 +124,38 @@ struct Store {
         char *path;
         StoreMode mode;
         bool durable_txn;   /* the open transaction commits with synchronous=FULL */
-        bool no_workspace;  /* a reader on a version-2 file: instances has no workspace_id */
+        int64_t read_version; /* a reader on an older file (STORE_READ_COMPAT_MIN..): its
+                               * statements leave out the columns added since; 0 = current */
         sqlite3_stmt *stmts[_STMT_MAX];
 };
 
 /* A reader may meet a file the daemon has not migrated yet (status right after an
- * upgrade). Version 2 lacks only instances.workspace_id: read it as NULL ("unknown"). */
-#define INSTANCE_COLUMNS_V2                                                           \
+ * upgrade). Each version since STORE_READ_COMPAT_MIN only added columns: read the ones
+ * it lacks as NULL (workspace_id "unknown", undesired_since_ms "desired"). */
+#define STORE_READ_COMPAT_MIN 2
+#define INSTANCE_SELECT_V2                                                            \
         "name, instance_id, spec_hash, status, result, http_status, error_code, "    \
         "error_msg, request_id, result_at_ms, attempts, next_attempt_at_ms, "        \
-        "created_at_ms, updated_at_ms, NULL"
+        "created_at_ms, updated_at_ms, NULL, NULL"
+#define INSTANCE_SELECT_V3 INSTANCE_COLUMNS ", NULL"
 static const char *const statement_sql_v2[_STMT_MAX] = {
-        [STMT_GET_INSTANCE] = "SELECT " INSTANCE_COLUMNS_V2 " FROM instances WHERE name = ?1",
-        [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_COLUMNS_V2 " FROM instances ORDER BY name",
+        [STMT_GET_INSTANCE] = "SELECT " INSTANCE_SELECT_V2 " FROM instances WHERE name = ?1",
+        [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_SELECT_V2 " FROM instances ORDER BY name",
 };
+static const char *const statement_sql_v3[_STMT_MAX] = {
+        [STMT_GET_INSTANCE] = "SELECT " INSTANCE_SELECT_V3 " FROM instances WHERE name = ?1",
+        [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_SELECT_V3 " FROM instances ORDER BY name",
+};
+
+/* The SQL for statement id on this file: an older file's reader gets its own version. */
+static const char *statement_sql_for(const Store *s, StatementId id) {
+        const char *sql = NULL;
+        if (s->read_version == 2)
+                sql = statement_sql_v2[id];
+        else if (s->read_version == 3)
+                sql = statement_sql_v3[id];
+        return sql ?: statement_sql[id];
+}
 
 /* SQLite result codes to the negative errno the rest of notebookd speaks. */
 static int sqlite_to_errno(sqlite3 *db, int rc) {
@@ -193,7 +229,7 @@ static int mkdir_parents_0700(const char *dir) {
 
 static int stmt(Store *s, StatementId id, sqlite3_stmt **ret) {
         if (!s->stmts[id]) {
-                const char *sql = s->no_workspace && statement_sql_v2[id] ? statement_sql_v2[id] : statement_sql[id];
+                const char *sql = statement_sql_for(s, id);
                 int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
                                             &s->stmts[id], NULL);
                 if (rc != SQLITE_OK)
@@ -374,8 +410,8 @@ static int open_db(Store *s, char **ret_error) {
                                   s->path);
                         return -EBADMSG;
                 }
-                if (version == 2 && store_n_migrations == 3) {
-                        s->no_workspace = true;
+                if (version >= STORE_READ_COMPAT_MIN && version < (int64_t) store_n_migrations) {
+                        s->read_version = version;
                         return 0;
                 }
                 if (version < (int64_t) store_n_migrations) {
@@ -572,6 +608,7 @@ static int read_instance_row(sqlite3_stmt *st, InstanceRecord *ret) {
                 .next_attempt_at_ms = sqlite3_column_int64(st, 11),
                 .created_at_ms = sqlite3_column_int64(st, 12),
                 .updated_at_ms = sqlite3_column_int64(st, 13),
+                .undesired_since_ms = sqlite3_column_int64(st, 15),
         };
         if (column_strdup(st, 0, &r.name) < 0 || column_strdup(st, 1, &r.instance_id) < 0 ||
             column_strdup(st, 2, &r.spec_hash) < 0 || column_strdup(st, 3, &r.status) < 0 ||
@@ -778,4 +815,82 @@ int store_list_open_intents(Store *s, CreateIntent **ret, size_t *ret_n) {
         *ret = items;
         *ret_n = n;
         return 0;
+}
+
+/* ---- pruning ---- */
+
+/* The read-compat statements above know versions 2 and 3; a new version adds its own
+ * (and a reader test) before this number moves. */
+_Static_assert(ELEMENTSOF(store_migrations) == 4, "add read-compat statements for the previous version");
+
+static int bind_name_step(Store *s, StatementId id, const char *name, bool has_ms, int64_t ms) {
+        sqlite3_stmt *st;
+        int r = stmt(s, id, &st);
+        if (r < 0)
+                return r;
+        bind_text(st, 1, name);
+        if (has_ms)
+                sqlite3_bind_int64(st, 2, ms);
+        return step_done(s, st);
+}
+
+static int prune_one(Store *s, StorePruneItem *it, int64_t now_ms, int64_t cutoff_ms) {
+        int r;
+        it->pruned = false;
+        switch (it->verdict) {
+        case STORE_PRUNE_DESIRED:
+                return bind_name_step(s, STMT_CLEAR_UNDESIRED, it->name, false, 0);
+        case STORE_PRUNE_KEEP:
+                return bind_name_step(s, STMT_MARK_UNDESIRED, it->name, true, now_ms);
+        case STORE_PRUNE_GONE:
+                r = bind_name_step(s, STMT_MARK_UNDESIRED, it->name, true, now_ms);
+                if (r < 0)
+                        return r;
+                r = bind_name_step(s, STMT_PRUNE_INSTANCE, it->name, true, cutoff_ms);
+                if (r < 0)
+                        return r;
+                it->pruned = sqlite3_changes(s->db) > 0;
+                return 0;
+        default:
+                return -EINVAL;
+        }
+}
+
+int store_prune(Store *s, StorePruneItem *items, size_t n, int64_t now_ms, int64_t retention_ms,
+                StorePruneCounts *ret) {
+        if (retention_ms < 0 || (n > 0 && !items))
+                return -EINVAL;
+        /* A mark this old or older has outlived the retention; a mark stamped by this
+         * very call (now_ms) never has, whatever the retention. */
+        int64_t cutoff_ms = now_ms - MAX(retention_ms, (int64_t) 1);
+        StorePruneCounts c = {};
+        int r = store_begin(s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (!items[i].name) {
+                        r = -EINVAL;
+                        goto fail;
+                }
+                if ((r = prune_one(s, &items[i], now_ms, cutoff_ms)) < 0)
+                        goto fail;
+                c.instances += items[i].pruned;
+        }
+        sqlite3_stmt *st;
+        if ((r = stmt(s, STMT_PRUNE_INTENTS, &st)) < 0)
+                goto fail;
+        sqlite3_bind_int64(st, 1, cutoff_ms);
+        if ((r = step_done(s, st)) < 0)
+                goto fail;
+        c.intents = (size_t) sqlite3_changes(s->db);
+        if ((r = store_commit(s)) < 0)
+                goto fail;
+        if (ret)
+                *ret = c;
+        return 0;
+fail:
+        (void) store_rollback(s);
+        for (size_t i = 0; i < n; i++)
+                items[i].pruned = false;
+        return r;
 }

@@ -74,6 +74,8 @@ typedef struct InstanceRecord {
         int64_t created_at_ms;    /* first recorded; kept by store_put_instance upserts */
         int64_t updated_at_ms;    /* last written */
         char *workspace_id;       /* where the instance lives; NULL = unknown (older records) */
+        int64_t undesired_since_ms; /* when a full pass first found the name gone from the
+                                       manifests; 0 = desired. Written by store_prune only */
 } InstanceRecord;
 
 typedef struct CreateIntent {
@@ -131,6 +133,39 @@ int store_add_intent(Store *s, const char *name, const char *spec_hash, int64_t 
 int store_resolve_intent(Store *s, int64_t id, const char *outcome, int64_t now_ms);
 /* Unresolved intents, oldest (smallest id) first. Release with create_intents_free. */
 int store_list_open_intents(Store *s, CreateIntent **ret, size_t *ret_n);
+
+/* Pruning: the store keeps what it needs and no more. At the end of a full pass (every
+ * workspace listed) the engine gives a verdict per name that needs one:
+ *   DESIRED  the name is in the manifests: never pruned; a mark it carried is cleared;
+ *   KEEP     not desired, but its instance still exists (still billing: `status` must
+ *            keep showing it), or cannot be judged: marked "not desired since now"
+ *            if it was not, never deleted;
+ *   GONE     not desired, and no instance is left (none recorded, or the listing of
+ *            its workspace shows no live instance with the recorded id): marked the
+ *            same way, and deleted once the mark is older than retention_ms.
+ * Names not given are left alone. Resolved create intents older than retention_ms are
+ * deleted too; open ones never are. All in one transaction: on failure nothing
+ * changed (every item's pruned is false). A mark stamped by this call is never
+ * deleted by it, whatever the retention. */
+typedef enum StorePruneVerdict {
+        STORE_PRUNE_DESIRED,
+        STORE_PRUNE_KEEP,
+        STORE_PRUNE_GONE,
+} StorePruneVerdict;
+
+typedef struct StorePruneItem {
+        const char *name;
+        StorePruneVerdict verdict;
+        bool pruned;              /* out: the record was deleted */
+} StorePruneItem;
+
+typedef struct StorePruneCounts {
+        size_t instances;         /* records deleted */
+        size_t intents;           /* resolved intents deleted */
+} StorePruneCounts;
+
+int store_prune(Store *s, StorePruneItem *items, size_t n, int64_t now_ms, int64_t retention_ms,
+                StorePruneCounts *ret);
 
 void instance_record_done(InstanceRecord *r);
 InstanceRecord *instance_records_free(InstanceRecord *r, size_t n);

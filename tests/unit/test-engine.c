@@ -671,6 +671,85 @@ static void test_stop(void **state) {
         fixture_free(f);
 }
 
+static bool has_rec(Fixture *f, const char *name) {
+        InstanceRecord r = {};
+        int x = store_get_instance(f->store, name, &r);
+        instance_record_done(&r);
+        assert_true(x == 0 || x == -ENOENT);
+        return x == 0;
+}
+
+/* A record as an earlier run left it, marked "not desired since" an hour ago. */
+static void put_old(Fixture *f, const char *name, const char *id, const char *ws, int64_t mark_ms) {
+        InstanceRecord r = { .name = MUT(name), .instance_id = MUT(id), .workspace_id = MUT(ws),
+                             .status = MUT(id ? "RUNNING" : NULL), .result = MUT(RECORD_RESULT_ACCEPTED) };
+        assert_int_equal(store_put_instance(f->store, &r), 0);
+        StorePruneItem it = { .name = name, .verdict = STORE_PRUNE_KEEP };
+        assert_int_equal(store_prune(f->store, &it, 1, mark_ms, 1000, NULL), 0);
+}
+
+/* A full pass prunes: records of names gone from the tree whose instance is gone too,
+ * once the retention has passed; never a desired name's, nor one whose instance lives
+ * (or may: a record without a workspace that no listing showed). A pass that could
+ * not list every workspace prunes nothing. */
+static void test_prune_after_full_pass(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        f->engine->options.state_retention_ms = 60 * 1000;
+        int64_t hour_ago = now_realtime_ms() - 3600 * 1000;
+        NotebookSpec *kept = add_spec(f, "kept", NULL);
+        set_desired(f);
+        char hash[SPEC_HASH_HEX_LEN + 1];
+        spec_hash(kept, hash);
+        put_old(f, "kept", "id-k", "0", hour_ago);         /* back in the tree */
+        put_old(f, "live", "id-l", "0", hour_ago);         /* its instance runs */
+        put_old(f, "deleted", "id-d", "0", hour_ago);      /* its instance is gone */
+        put_old(f, "dead", "id-x", "0", hour_ago);         /* listed DELETED */
+        put_old(f, "noid", NULL, NULL, hour_ago);          /* never had one */
+        put_old(f, "nows", "id-n", NULL, hour_ago);        /* lives we know not where */
+        put_old(f, "inb", "id-b", "ws-b", hour_ago);       /* in ws-b, gone */
+        put_old(f, "young", NULL, NULL, now_realtime_ms()); /* left the tree just now */
+        int64_t old_intent, young_intent;
+        assert_int_equal(store_add_intent(f->store, "kept", hash, hour_ago, &old_intent), 0);
+        assert_int_equal(store_resolve_intent(f->store, old_intent, "accepted", hour_ago), 0);
+        assert_int_equal(store_add_intent(f->store, "kept", hash, hour_ago, &young_intent), 0);
+        assert_int_equal(store_resolve_intent(f->store, young_intent, "accepted", now_realtime_ms()), 0);
+        RemoteInstance listed0[] = {
+                instance("id-k", "kept", "RUNNING", "0"),
+                instance("id-l", "live", "RUNNING", "0"),
+                instance("id-x", "dead", "DELETED", "0"),
+        };
+
+        /* ws-b fails: nothing is pruned, not even in the listed workspace */
+        engine_request_pass(f->engine);
+        answer_list("0", listed0, ELEMENTSOF(listed0));
+        fail_list("ws-b", API_CLASS_TRANSIENT, 503, NULL);
+        assert_true(has_rec(f, "deleted") && has_rec(f, "noid") && has_rec(f, "inb") && has_rec(f, "dead"));
+        assert_int_equal(store_resolve_intent(f->store, old_intent, "x", 1), -EALREADY);
+        assert_true(hashmap_contains(f->engine->reported, "deleted"));
+
+        engine_request_pass(f->engine);
+        answer_list("0", listed0, ELEMENTSOF(listed0));
+        answer_list("ws-b", NULL, 0);
+        assert_false(has_rec(f, "deleted"));
+        assert_false(has_rec(f, "dead"));
+        assert_false(has_rec(f, "noid"));
+        assert_false(has_rec(f, "inb"));
+        assert_true(has_rec(f, "live"));
+        assert_true(has_rec(f, "nows"));
+        assert_true(has_rec(f, "young"));
+        _cleanup_(instance_record_done) InstanceRecord k = get_rec(f, "kept");
+        assert_int_equal(k.undesired_since_ms, 0);
+        _cleanup_(instance_record_done) InstanceRecord l = get_rec(f, "live");
+        assert_int_equal(l.undesired_since_ms, hour_ago);
+        assert_int_equal(store_resolve_intent(f->store, old_intent, "x", 1), -ENOENT);
+        assert_int_equal(store_resolve_intent(f->store, young_intent, "x", 1), -EALREADY);
+        /* what was reported about a pruned name is forgotten with it */
+        assert_false(hashmap_contains(f->engine->reported, "deleted"));
+        assert_true(hashmap_contains(f->engine->reported, "live"));
+        fixture_free(f);
+}
+
 int main(void) {
         log_setup(LOG_TARGET_CONSOLE, LOG_WARNING);
         const struct CMUnitTest tests[] = {
@@ -691,6 +770,7 @@ int main(void) {
                 cmocka_unit_test(test_throttled_listing_waits),
                 cmocka_unit_test(test_state_write_failure_pauses),
                 cmocka_unit_test(test_stop),
+                cmocka_unit_test(test_prune_after_full_pass),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
         for (size_t i = 0; i < n_calls; i++)

@@ -566,6 +566,210 @@ static void test_reader_after_writer_closed(void **state) {
         instance_record_done(&out);
 }
 
+/* A file as schema version v left it (migrations 0..v-1), with one row. */
+static void write_version(const Fixture *f, size_t v, const char *row_sql) {
+        assert_int_equal(mkdir(f->state, 0700), 0);
+        for (size_t k = 0; k < v; k++)
+                raw_exec(f->db, store_migrations[k]);
+        _cleanup_free_ char *sql = xasprintf("%s PRAGMA user_version = %zu;", row_sql, v);
+        raw_exec(f->db, sql);
+}
+
+/* `status` right after an upgrade reads a file the daemon has not migrated yet: each
+ * version it knows reads, the columns it lacks as unset, and the file is untouched. */
+static void test_read_only_previous_versions(void **state) {
+        Fixture *f = *state;
+        static const struct {
+                size_t version;
+                const char *row;
+                const char *workspace;
+        } cases[] = {
+                { 2, "INSERT INTO instances (name, instance_id, updated_at_ms) VALUES ('old', 'id-1', 7);", NULL },
+                { 3, "INSERT INTO instances (name, instance_id, updated_at_ms, workspace_id) "
+                     "VALUES ('old', 'id-1', 7, 'ws-a');", "ws-a" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                teardown(state);
+                setup(state);
+                f = *state;
+                write_version(f, cases[i].version, cases[i].row);
+                _cleanup_(store_freep) Store *ro = NULL;
+                _cleanup_free_ char *err = NULL;
+                assert_int_equal(store_open(f->state, STORE_READ_ONLY, &ro, &err), 0);
+                InstanceRecord r = {};
+                assert_int_equal(store_get_instance(ro, "old", &r), 0);
+                assert_string_equal(r.instance_id, "id-1");
+                assert_int_equal(r.updated_at_ms, 7);
+                assert_int_equal(r.undesired_since_ms, 0);
+                if (cases[i].workspace)
+                        assert_string_equal(r.workspace_id, cases[i].workspace);
+                else
+                        assert_null(r.workspace_id);
+                instance_record_done(&r);
+                InstanceRecord *list = NULL;
+                size_t n = 0;
+                assert_int_equal(store_list_instances(ro, &list, &n), 0);
+                assert_int_equal(n, 1);
+                instance_records_free(list, n);
+                _cleanup_free_ char *v = raw_text(f->db, "PRAGMA user_version");
+                _cleanup_free_ char *want = xasprintf("%zu", cases[i].version);
+                assert_string_equal(v, want);
+        }
+        *state = f;
+}
+
+/* The writer migrates a version-3 file: rows kept, nothing marked. */
+static void test_migrate_from_three(void **state) {
+        Fixture *f = *state;
+        write_version(f, 3, "INSERT INTO instances (name, instance_id, workspace_id) VALUES ('old', 'id-1', 'ws-a');");
+        _cleanup_(store_freep) Store *s = NULL;
+        assert_int_equal(store_open(f->state, STORE_READ_WRITE, &s, NULL), 0);
+        assert_int_equal(store_schema_version(s), (int) store_n_migrations);
+        InstanceRecord r = {};
+        assert_int_equal(store_get_instance(s, "old", &r), 0);
+        assert_string_equal(r.workspace_id, "ws-a");
+        assert_int_equal(r.undesired_since_ms, 0);
+        instance_record_done(&r);
+}
+
+static int64_t mark_of(Store *s, const char *name) {
+        InstanceRecord r = {};
+        assert_int_equal(store_get_instance(s, name, &r), 0);
+        int64_t v = r.undesired_since_ms;
+        instance_record_done(&r);
+        return v;
+}
+
+static bool recorded(Store *s, const char *name) {
+        InstanceRecord r = {};
+        int x = store_get_instance(s, name, &r);
+        assert_true(x == 0 || x == -ENOENT);
+        instance_record_done(&r);
+        return x == 0;
+}
+
+static void test_prune_records(void **state) {
+        Fixture *f = *state;
+        _cleanup_(store_freep) Store *s = NULL;
+        assert_int_equal(store_open(f->state, STORE_READ_WRITE, &s, NULL), 0);
+        char *names[] = { "desired", "gone", "live", "untold" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                InstanceRecord r = sample(names[i]);
+                assert_int_equal(store_put_instance(s, &r), 0);
+        }
+        StorePruneItem items[] = {
+                { .name = "desired", .verdict = STORE_PRUNE_DESIRED }, { .name = "gone", .verdict = STORE_PRUNE_GONE }, { .name = "live", .verdict = STORE_PRUNE_KEEP },
+        };
+        StorePruneCounts c = { 99, 99 };
+
+        /* First seen undesired: marked, not deleted, even with a retention of 0. */
+        assert_int_equal(store_prune(s, items, ELEMENTSOF(items), 1000, 0, &c), 0);
+        assert_int_equal(c.instances, 0);
+        assert_int_equal(c.intents, 0);
+        assert_false(items[1].pruned);
+        assert_int_equal(mark_of(s, "desired"), 0);
+        assert_int_equal(mark_of(s, "gone"), 1000);
+        assert_int_equal(mark_of(s, "live"), 1000);
+        assert_int_equal(mark_of(s, "untold"), 0);
+
+        /* Within the retention: kept; the mark keeps its first value. */
+        assert_int_equal(store_prune(s, items, ELEMENTSOF(items), 1099, 100, &c), 0);
+        assert_int_equal(c.instances, 0);
+        assert_true(recorded(s, "gone"));
+        assert_int_equal(mark_of(s, "gone"), 1000);
+
+        /* An upsert (a listing's status) leaves the mark alone. */
+        InstanceRecord up = sample((char *) "gone");
+        up.status = (char *) "DELETED";
+        assert_int_equal(store_put_instance(s, &up), 0);
+        assert_int_equal(mark_of(s, "gone"), 1000);
+
+        /* Past it: the gone one goes; the live one never does; the desired and the
+         * name not given stay. */
+        assert_int_equal(store_prune(s, items, ELEMENTSOF(items), 1100, 100, &c), 0);
+        assert_int_equal(c.instances, 1);
+        assert_true(items[1].pruned);
+        assert_false(items[0].pruned || items[2].pruned);
+        assert_false(recorded(s, "gone"));
+        assert_true(recorded(s, "desired") && recorded(s, "live") && recorded(s, "untold"));
+        assert_int_equal(store_prune(s, items, ELEMENTSOF(items), 1000000, 100, &c), 0);
+        assert_true(recorded(s, "live"));
+        assert_false(items[1].pruned);   /* nothing left to delete */
+
+        /* A name back in the tree loses its mark: leaving again starts the clock anew. */
+        StorePruneItem back[] = { { .name = "live", .verdict = STORE_PRUNE_DESIRED } };
+        assert_int_equal(store_prune(s, back, 1, 2000000, 100, &c), 0);
+        assert_int_equal(mark_of(s, "live"), 0);
+        back[0].verdict = STORE_PRUNE_GONE;
+        assert_int_equal(store_prune(s, back, 1, 3000000, 100, &c), 0);
+        assert_false(back[0].pruned);
+        assert_int_equal(mark_of(s, "live"), 3000000);
+        assert_int_equal(store_prune(s, back, 1, 3000100, 100, &c), 0);
+        assert_true(back[0].pruned);
+        assert_false(recorded(s, "live"));
+
+        /* Readers see the mark. */
+        _cleanup_(store_freep) Store *ro = NULL;
+        assert_int_equal(store_open(f->state, STORE_READ_ONLY, &ro, NULL), 0);
+        StorePruneItem mark[] = { { .name = "untold", .verdict = STORE_PRUNE_KEEP } };
+        assert_int_equal(store_prune(s, mark, 1, 4000000, 100, &c), 0);
+        assert_int_equal(mark_of(ro, "untold"), 4000000);
+}
+
+static void test_prune_intents(void **state) {
+        Fixture *f = *state;
+        _cleanup_(store_freep) Store *s = NULL;
+        assert_int_equal(store_open(f->state, STORE_READ_WRITE, &s, NULL), 0);
+        int64_t old = 0, young = 0, open = 0;
+        assert_int_equal(store_add_intent(s, "a", "h", 1, &old), 0);
+        assert_int_equal(store_add_intent(s, "b", "h", 2, &young), 0);
+        assert_int_equal(store_add_intent(s, "c", "h", 3, &open), 0);
+        assert_int_equal(store_resolve_intent(s, old, "accepted", 100), 0);
+        assert_int_equal(store_resolve_intent(s, young, "accepted", 500), 0);
+
+        StorePruneCounts c = {};
+        assert_int_equal(store_prune(s, NULL, 0, 700, 300, &c), 0);
+        assert_int_equal(c.intents, 1);
+        assert_int_equal(c.instances, 0);
+        assert_int_equal(store_resolve_intent(s, old, "x", 800), -ENOENT);
+        assert_int_equal(store_resolve_intent(s, young, "x", 800), -EALREADY);
+
+        /* An open intent is never pruned, however old. */
+        assert_int_equal(store_prune(s, NULL, 0, INT64_MAX / 2, 300, &c), 0);
+        assert_int_equal(c.intents, 1);
+        CreateIntent *list = NULL;
+        size_t n = 0;
+        assert_int_equal(store_list_open_intents(s, &list, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(list[0].id, open);
+        create_intents_free(list, n);
+
+        /* Ids are never reused after pruning (AUTOINCREMENT). */
+        int64_t next = 0;
+        assert_int_equal(store_add_intent(s, "d", "h", 4, &next), 0);
+        assert_true(next > open);
+}
+
+/* One transaction: a failure half-way leaves everything as it was. */
+static void test_prune_all_or_nothing(void **state) {
+        Fixture *f = *state;
+        _cleanup_(store_freep) Store *s = NULL;
+        assert_int_equal(store_open(f->state, STORE_READ_WRITE, &s, NULL), 0);
+        InstanceRecord r = sample((char *) "a");
+        assert_int_equal(store_put_instance(s, &r), 0);
+        int64_t id = 0;
+        assert_int_equal(store_add_intent(s, "a", "h", 1, &id), 0);
+        assert_int_equal(store_resolve_intent(s, id, "accepted", 1), 0);
+        StorePruneItem items[] = { { .name = "a", .verdict = STORE_PRUNE_GONE }, { .name = NULL, .verdict = STORE_PRUNE_GONE } };
+        assert_int_equal(store_prune(s, items, 2, 1000, 10, NULL), -EINVAL);
+        assert_int_equal(mark_of(s, "a"), 0);
+        assert_false(items[0].pruned);
+        /* and the store is usable after */
+        assert_int_equal(store_prune(s, items, 1, 1000, 10, NULL), 0);
+        assert_int_equal(mark_of(s, "a"), 1000);
+        assert_int_equal(store_resolve_intent(s, id, "x", 2), -ENOENT);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -586,6 +790,11 @@ int main(void) {
                 T(test_read_only_older_schema),
                 T(test_reader_while_writer_writes),
                 T(test_reader_after_writer_closed),
+                T(test_read_only_previous_versions),
+                T(test_migrate_from_three),
+                T(test_prune_records),
+                T(test_prune_intents),
+                T(test_prune_all_or_nothing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
