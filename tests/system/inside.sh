@@ -286,18 +286,20 @@ printf 'name: %s\nprofile_id: Python3\ndescription: Added while the service runs
 mv /etc/notebookd/.late.yaml.tmp "$MAN/late.yaml" # moved in, as a checkout would
 check "a manifest moved in while running is created (NOTEBOOK=$late)" \
         await -u 1 60 "$m_late" '' _SYSTEMD_UNIT="$UNIT" MESSAGE_ID="$MSG_CREATE_ACCEPTED" NOTEBOOK=$late
-printf 'name: broken-one\nprofile_id: Python3\nflavor: modelarts.vm.cpu.3u\nspec:\n  storage:\n    type: evs\n' >"$MAN/broken.yaml"
+# Broken where a client can know it: volume_size out of range, at line 8, column 20 (a
+# flavor no one knows is the cloud's to refuse, so it would be sent).
+printf 'name: broken-one\nprofile_id: Python3\nflavor: modelarts.vm.cpu.2u\nspec:\n  storage:\n    type: evs\n    location:\n      volume_size: 9999\n' >"$MAN/broken.yaml"
 check "an invalid manifest written while running is logged" \
         await -u 1 60 "$m_late" '' _SYSTEMD_UNIT="$UNIT" MESSAGE_ID="$MSG_MANIFEST_INVALID" CONFIG_FILE="$MAN/broken.yaml"
 a_invalid_entry() {
         local e
         e=$(entries "$m_late" MESSAGE_ID="$MSG_MANIFEST_INVALID" CONFIG_FILE="$MAN/broken.yaml" | tail -n 1)
         [ -n "$e" ] || { echo "no entry"; return 1; }
-        jq -e '.CONFIG_LINE == "3" and .CONFIG_COLUMN == "9" and (.PRIORITY | tonumber) <= 4' <<<"$e" >/dev/null ||
+        jq -e '.CONFIG_LINE == "8" and .CONFIG_COLUMN == "20" and (.PRIORITY | tonumber) <= 4' <<<"$e" >/dev/null ||
                 { echo "entry: $(jq -c '{CONFIG_FILE, CONFIG_LINE, CONFIG_COLUMN, PRIORITY, MESSAGE}' <<<"$e")"; return 1; }
         assert_stats '.creates.by_name["broken-one"] == null'
 }
-check "... with its position (CONFIG_LINE=3 CONFIG_COLUMN=9), and never sent" a_invalid_entry
+check "... with its position (CONFIG_LINE=8 CONFIG_COLUMN=20), and never sent" a_invalid_entry
 check "STATUS= kept current: 5 desired, 1 invalid manifest" \
         await_notification -u "$MAINPID" "$m_late" 'STATUS=5 desired, .*1 invalid manifest'
 
