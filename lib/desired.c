@@ -1,6 +1,7 @@
 #include "desired.h"
 
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -423,7 +424,31 @@ static int resolve(DesiredSet *s) {
 
 /* ---- rescan ---- */
 
+/* What a file counts against MANIFEST_MAX_TOTAL_SIZE: the bytes a reading holds. One
+ * over the per-file limit is refused unread, so it holds nothing. */
+static uint64_t file_budget_size(const ScanFile *f) {
+        return f->size > 0 && f->size <= MANIFEST_MAX_FILE_SIZE ? (uint64_t) f->size : 0;
+}
+
+/* One error for the files past the total: on the first of them, counting the rest. */
+static int total_size_diag(Diags *d, const DesiredSet *s, const ScanFile *first, size_t n_more) {
+        _cleanup_free_ char *display = scan_display_path(s->roots[first->root].display, first->path);
+        if (!display)
+                return -ENOMEM;
+        if (n_more == 0)
+                return diag_error(d, display, 0, 0,
+                                  "manifests total more than %d bytes (limit per scan); this file is not read",
+                                  MANIFEST_MAX_TOTAL_SIZE);
+        return diag_error(d, display, 0, 0,
+                          "manifests total more than %d bytes (limit per scan); this file and the %zu after it are not read",
+                          MANIFEST_MAX_TOTAL_SIZE, n_more);
+}
+
 int desired_set_rescan(DesiredSet *s) {
+        return desired_set_rescan_cancellable(s, NULL);
+}
+
+int desired_set_rescan_cancellable(DesiredSet *s, const atomic_bool *cancel) {
         _cleanup_scan_result_ ScanResult sr = SCAN_RESULT_INIT;
         _cleanup_diags_ Diags scan_diags = DIAGS_INIT;
         int r;
@@ -438,9 +463,22 @@ int desired_set_rescan(DesiredSet *s) {
         if (!entries)
                 return -ENOMEM;
         size_t n = 0;
+        uint64_t total = 0;
         r = 0;
         for (size_t i = 0; i < sr.n_files; i++) {
                 ScanFile *f = &sr.files[i];
+                /* Between files, not within one: a file costs at most a fraction of a
+                 * second, and the set stays whole. */
+                if (cancel && atomic_load(cancel)) {
+                        r = -ECANCELED;
+                        break;
+                }
+                /* In walk order, so the same tree always keeps the same files. */
+                total += file_budget_size(f);
+                if (total > MANIFEST_MAX_TOTAL_SIZE) {
+                        r = total_size_diag(&scan_diags, s, f, sr.n_files - i - 1);
+                        break;
+                }
                 Entry *old = find_entry(s, f->root, f->path, NULL);
                 if (old && !old->reused && !s->reparse && same_identity(&old->id, f)) {
                         old->reused = true;
@@ -546,6 +584,20 @@ int desired_set_update_file(DesiredSet *s, const char *relpath) {
                                       "more than %d manifest files; only the first %d are read",
                                       MANIFEST_MAX_FILES, MANIFEST_MAX_FILES) < 0)
                                 return -ENOMEM;
+                }
+        }
+
+        if (r > 0) {
+                uint64_t total = file_budget_size(&f);
+                for (size_t i = 0; i < s->n_entries; i++)
+                        if (s->entries[i] != old)
+                                total += file_budget_size(&s->entries[i]->id);
+                if (total > MANIFEST_MAX_TOTAL_SIZE) {
+                        r = diag_error(&found, display, 0, 0,
+                                       "manifests total more than %d bytes (limit per scan); this file is not read",
+                                       MANIFEST_MAX_TOTAL_SIZE);
+                        if (r < 0)
+                                return r;
                 }
         }
 
