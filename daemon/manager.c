@@ -1,9 +1,14 @@
 #include "manager.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -26,6 +31,26 @@
 /* SIGTERM: in-flight requests get this long to finish and be recorded; systemd's
  * default TimeoutStopSec (90 s) is far above it. */
 #define MANAGER_STOP_GRACE_MS (10 * 1000)
+/* New manifest diagnostics logged per scan: a broken tree says what is wrong in the
+ * first thousand; ten thousand journal writes would hold the loop for a second. */
+#define MANAGER_MAX_LOGGED_DIAGS 1000
+
+/* The manifests are read and parsed on a thread of its own: a tree at the limits
+ * takes seconds, and the loop must go on sending WATCHDOG=1 and answering signals.
+ * While a scan is out, the thread owns m->desired; the loop touches it only after the
+ * join (on_scan_done). Nothing on the thread logs (daemon/log.c is single-threaded):
+ * its findings are diagnostics in the set, logged by the loop. */
+typedef struct Scan {
+        pthread_t thread;
+        bool running;
+        const char *why;            /* string literals only */
+        const char *again;          /* a change came in meanwhile: one more scan after this */
+        int result;                 /* desired_set_rescan_cancellable()'s, read after the join */
+        int64_t started_ms;
+        int efd;                    /* the thread's "done" */
+        sd_event_source *done_source;
+        atomic_bool cancel;         /* stopping: give up between files */
+} Scan;
 
 struct Manager {
         Cli *cli;
@@ -42,6 +67,10 @@ struct Manager {
         unsigned watch_errors;     /* watch_n_errors() already reported */
         int state_lock_fd;         /* one writer per state directory */
         bool stopping;
+        bool ready;                /* READY=1 sent: the first scan is in */
+        bool reload_pending;       /* SIGHUP during a scan: reload once it is in */
+        Scan scan;
+        uint64_t loop_max_usec;    /* the longest loop iteration (prepare + dispatch) */
 };
 
 static void manager_update_status(Manager *m) {
@@ -88,6 +117,7 @@ static void log_new_diagnostics(Manager *m) {
                 return;
         }
         Diags fresh = DIAGS_INIT;
+        size_t n_unlogged = 0;
         for (size_t i = 0; i < d->n; i++) {
                 const Diag *g = &d->items[i];
                 _cleanup_free_ char *key = xasprintf("%s:%u:%u:%d:%s", g->file, g->line, g->column,
@@ -95,10 +125,18 @@ static void log_new_diagnostics(Manager *m) {
                 if (!key)
                         continue;
                 (void) hashmap_put(now, key, NULL);
-                if (!m->logged_diags || !hashmap_contains(m->logged_diags, key))
+                if (m->logged_diags && hashmap_contains(m->logged_diags, key))
+                        continue;
+                if (fresh.n >= MANAGER_MAX_LOGGED_DIAGS)
+                        n_unlogged++;
+                else
                         (void) diags_add(&fresh, g->severity, g->file, g->line, g->column, "%s", g->message);
         }
         log_diagnostics(&fresh, MESSAGE_MANIFEST_INVALID);
+        if (n_unlogged > 0)
+                log_fields(LOG_ERR, MESSAGE_MANIFEST_INVALID, LOG_FIELDS({ "MANIFESTS_DIR", m->config.manifests }),
+                           "%zu more manifest problems under %s not logged; `notebookd check` lists them all",
+                           n_unlogged, m->config.manifests);
         diags_clear(&fresh);
         hashmap_free(m->logged_diags);
         m->logged_diags = now;
@@ -115,10 +153,9 @@ static void report_watch_errors(Manager *m) {
         m->watch_errors = n;
 }
 
-/* Re-read the tree (only changed files are parsed again) and hand the result over;
- * the caller starts the pass. */
-static int manager_load_desired(Manager *m, const char *why) {
-        int r = desired_set_rescan(m->desired);
+/* A scan is in (r: its result): hand the set over to the engine. The caller starts
+ * the pass. */
+static int manager_apply_desired(Manager *m, int r, const char *why) {
         if (r < 0)
                 /* the engine keeps its own copy of the previous set */
                 return log_fields_errno(LOG_ERR, r, MESSAGE_MANIFEST_INVALID,
@@ -135,16 +172,100 @@ static int manager_load_desired(Manager *m, const char *why) {
         r = engine_set_desired(m->engine, specs, n);
         if (r < 0)
                 return log_error_errno(r, "Cannot update the desired set: %m");
-        log_debug("Manifests rescanned (%s): %zu files, %zu valid, %zu invalid", why, st.n_files, st.n_valid,
-                  st.n_invalid);
+        log_debug("Manifests rescanned (%s): %zu files, %zu valid, %zu invalid, in %lld ms", why, st.n_files,
+                  st.n_valid, st.n_invalid, (long long) (now_monotonic_ms() - m->scan.started_ms));
         report_watch_errors(m);
         return 0;
 }
 
+static void *scan_thread(void *userdata) {
+        Manager *m = userdata;
+        m->scan.result = desired_set_rescan_cancellable(m->desired, &m->scan.cancel);
+        /* Cannot fail short of a bad fd: the counter is far from overflowing. */
+        uint64_t one = 1;
+        (void) !write(m->scan.efd, &one, sizeof one);
+        return NULL;
+}
+
+static void manager_started(Manager *m);
+static void manager_reload(Manager *m);
+
+/* Re-read the tree (only changed files are parsed again) on the scan thread; when it
+ * is in, the engine gets it and a pass starts. One already out: one more after it. */
 static void manager_rescan(Manager *m, const char *why) {
-        if (manager_load_desired(m, why) >= 0)
+        if (m->stopping)
+                return;
+        if (m->scan.running) {
+                m->scan.again = why;
+                return;
+        }
+        m->scan.why = why;
+        m->scan.started_ms = now_monotonic_ms();
+        /* The thread takes no signal: they are the loop's (signalfd). */
+        sigset_t all, old;
+        sigfillset(&all);
+        (void) pthread_sigmask(SIG_SETMASK, &all, &old);
+        int r = -pthread_create(&m->scan.thread, NULL, scan_thread, m);
+        (void) pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r >= 0) {
+                m->scan.running = true;
+                return;
+        }
+        /* No thread (EAGAIN under TasksMax=): scan here rather than not at all. */
+        log_warning_errno(r, "Cannot start the manifest scan thread: %m; scanning on the main loop");
+        r = manager_apply_desired(m, desired_set_rescan(m->desired), why);
+        bool first = !m->ready;
+        if (first)
+                manager_started(m);
+        if (r >= 0 || first)
                 engine_request_pass(m->engine);
         manager_update_status(m);
+}
+
+static int on_scan_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) s;
+        (void) revents;
+        Manager *m = userdata;
+        uint64_t v;
+        (void) !read(fd, &v, sizeof v);
+        if (!m->scan.running)
+                return 0;
+        /* it has written its last word: the join is immediate */
+        int r = pthread_join(m->scan.thread, NULL);
+        if (r != 0)
+                log_warning_errno(r, "Cannot join the manifest scan thread: %m");
+        m->scan.running = false;
+        if (m->stopping)
+                return 0;
+        r = manager_apply_desired(m, m->scan.result, m->scan.why);
+        /* the first pass goes out even when the tree could not be read: it still
+         * follows what the state database records */
+        bool first = !m->ready;
+        if (first)
+                manager_started(m);
+        if (r >= 0 || first)
+                engine_request_pass(m->engine);
+        manager_update_status(m);
+        if (m->reload_pending) {
+                /* it rescans anyway, with the new config */
+                m->reload_pending = false;
+                m->scan.again = NULL;
+                manager_reload(m);
+        } else if (m->scan.again) {
+                const char *why = m->scan.again;
+                m->scan.again = NULL;
+                manager_rescan(m, why);
+        }
+        return 0;
+}
+
+/* Stop the scan thread (shutdown): it gives up at the next file. */
+static void scan_join(Manager *m) {
+        if (!m->scan.running)
+                return;
+        atomic_store(&m->scan.cancel, true);
+        (void) pthread_join(m->scan.thread, NULL);
+        m->scan.running = false;
 }
 
 static void on_manifests_changed(Watch *w, bool root_changed, void *userdata) {
@@ -212,6 +333,12 @@ static void manager_close_backend(Manager *m) {
 }
 
 static void manager_reload(Manager *m) {
+        if (m->scan.running) {
+                /* The set is the scan thread's until it is in; reload right after. */
+                log_debug("Reload requested during a manifest scan; it follows the scan");
+                m->reload_pending = true;
+                return;
+        }
         (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration and manifests");
         log_fields(LOG_NOTICE, MESSAGE_RELOAD, NULL, "Reloading: configuration, credentials and manifests");
 
@@ -301,6 +428,7 @@ static void manager_stop(Manager *m, int signo) {
                 return;
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping: finishing requests in flight");
         m->stopping = true;
+        atomic_store(&m->scan.cancel, true);
         m->watch = watch_free(m->watch);
         m->resync_timer = sd_event_source_disable_unref(m->resync_timer);
         /* first stop: what was only queued is dropped, what is left is on the wire */
@@ -337,6 +465,7 @@ int manager_new(Cli *cli, Manager **ret) {
                 return -ENOMEM;
         m->cli = cli;
         m->state_lock_fd = -1;
+        m->scan.efd = -1;
         /* main's config becomes ours: reload replaces it */
         m->config = cli->config;
         cli->config = (Config) {};
@@ -352,6 +481,10 @@ int manager_new(Cli *cli, Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        scan_join(m);
+        sd_event_source_disable_unref(m->scan.done_source);
+        if (m->scan.efd >= 0)
+                close(m->scan.efd);
         m->watch = watch_free(m->watch);
         sd_event_source_disable_unref(m->resync_timer);
         sd_event_source_disable_unref(m->stop_timer);
@@ -409,21 +542,74 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return r;
 
-        /* The full scan is part of starting up; READY=1 then goes out before the first
-         * pass, so systemd (and the tests) see us up before any request is sent. */
-        (void) manager_load_desired(m, "startup");
+        m->scan.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (m->scan.efd < 0)
+                return log_error_errno(errno, "Cannot create an eventfd: %m");
+        r = sd_event_add_io(m->event, &m->scan.done_source, m->scan.efd, EPOLLIN, on_scan_done, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch the scan thread: %m");
+
+        /* The full scan is part of starting up, but on the scan thread, with the loop
+         * (watchdog, signals) running: READY=1 goes out when it is in (manager_started()),
+         * before the first pass, so systemd (and the tests) see us up before any request
+         * is sent. */
+        (void) sd_notify(false, "STATUS=Starting: reading the manifests");
+        manager_rescan(m, "startup");
+        return 0;
+}
+
+/* The first scan is in, and its pass requested. */
+static void manager_started(Manager *m) {
+        m->ready = true;
         (void) sd_notify(false, "READY=1\nSTATUS=Started, first pass");
         log_fields(LOG_NOTICE, MESSAGE_STARTED,
                    LOG_FIELDS({ "MANIFESTS_DIR", m->config.manifests }, { "ENDPOINT", m->backend.endpoint }),
                    "notebookd " NOTEBOOKD_VERSION " started: watching %s, endpoint %s", m->config.manifests,
                    m->backend.endpoint);
-        engine_request_pass(m->engine);
-        manager_update_status(m);
-        return 0;
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* sd_event_loop(), timing each iteration's own work (prepare, then dispatch: not the
+ * wait) so that the longest one can be reported: a long one is what delays WATCHDOG=1
+ * and signals. Two clock reads per iteration. */
+static int run_loop(Manager *m) {
+        sd_event *e = m->event;
+        for (;;) {
+                int state = sd_event_get_state(e);
+                if (state < 0)
+                        return state;
+                if (state == SD_EVENT_FINISHED)
+                        break;
+                uint64_t t0 = now_usec();
+                int r = sd_event_prepare(e);
+                uint64_t busy = now_usec() - t0;
+                if (r == 0)
+                        r = sd_event_wait(e, UINT64_MAX);
+                if (r > 0) {
+                        uint64_t t1 = now_usec();
+                        r = sd_event_dispatch(e);
+                        busy += now_usec() - t1;
+                }
+                if (busy > m->loop_max_usec)
+                        m->loop_max_usec = busy;
+                if (r < 0)
+                        return r;
+        }
+        int code = 0;
+        int r = sd_event_get_exit_code(e, &code);
+        return r < 0 ? r : code;
 }
 
 int manager_loop(Manager *m) {
-        int r = sd_event_loop(m->event);
+        int r = run_loop(m);
+        char usec[LOG_INT_BUFSIZE];
+        log_fields(LOG_DEBUG, NULL, LOG_FIELDS({ "LOOP_MAX_USEC", log_int(usec, (long long) m->loop_max_usec) }),
+                   "Longest event loop iteration: %llu ms", (unsigned long long) (m->loop_max_usec / 1000));
         if (r < 0) {
                 log_error_errno(r, "Event loop failed: %m");
                 return EXIT_USAGE;
