@@ -118,20 +118,27 @@ static void log_new_diagnostics(Manager *m) {
         }
         Diags fresh = DIAGS_INIT;
         size_t n_unlogged = 0;
-        for (size_t i = 0; i < d->n; i++) {
-                const Diag *g = &d->items[i];
-                _cleanup_free_ char *key = xasprintf("%s:%u:%u:%d:%s", g->file, g->line, g->column,
-                                                     (int) g->severity, g->message);
-                if (!key)
-                        continue;
-                (void) hashmap_put(now, key, NULL);
-                if (m->logged_diags && hashmap_contains(m->logged_diags, key))
-                        continue;
-                if (fresh.n >= MANAGER_MAX_LOGGED_DIAGS)
-                        n_unlogged++;
-                else
-                        (void) diags_add(&fresh, g->severity, g->file, g->line, g->column, "%s", g->message);
-        }
+        /* Whole-file problems (too large, unreadable, past the per-scan total) first:
+         * when not all can be logged, those say the most. */
+        for (int whole_file = 1; whole_file >= 0; whole_file--)
+                for (size_t i = 0; i < d->n; i++) {
+                        const Diag *g = &d->items[i];
+                        if ((g->line == 0) != whole_file)
+                                continue;
+                        _cleanup_free_ char *key = xasprintf("%s:%u:%u:%d:%s", g->file, g->line, g->column,
+                                                             (int) g->severity, g->message);
+                        if (!key)
+                                continue;
+                        (void) hashmap_put(now, key, NULL);
+                        if (m->logged_diags && hashmap_contains(m->logged_diags, key))
+                                continue;
+                        if (fresh.n >= MANAGER_MAX_LOGGED_DIAGS)
+                                n_unlogged++;
+                        else
+                                (void) diags_add(&fresh, g->severity, g->file, g->line, g->column, "%s",
+                                                 g->message);
+                }
+        diags_sort(&fresh);
         log_diagnostics(&fresh, MESSAGE_MANIFEST_INVALID);
         if (n_unlogged > 0)
                 log_fields(LOG_ERR, MESSAGE_MANIFEST_INVALID, LOG_FIELDS({ "MANIFESTS_DIR", m->config.manifests }),
@@ -201,6 +208,7 @@ static void manager_rescan(Manager *m, const char *why) {
         }
         m->scan.why = why;
         m->scan.started_ms = now_monotonic_ms();
+        log_debug("Scanning the manifests (%s)", why);
         /* The thread takes no signal: they are the loop's (signalfd). */
         sigset_t all, old;
         sigfillset(&all);
