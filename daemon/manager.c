@@ -34,6 +34,8 @@
 /* New manifest diagnostics logged per scan: a broken tree says what is wrong in the
  * first thousand; ten thousand journal writes would hold the loop for a second. */
 #define MANAGER_MAX_LOGGED_DIAGS 1000
+/* ... and they are written this many per loop iteration (a journal write is ~20-50 us). */
+#define MANAGER_LOG_SLICE 100
 
 /* The manifests are read and parsed on a thread of its own: a tree at the limits
  * takes seconds, and the loop must go on sending WATCHDOG=1 and answering signals.
@@ -71,6 +73,9 @@ struct Manager {
         bool reload_pending;       /* SIGHUP during a scan: reload once it is in */
         Scan scan;
         uint64_t loop_max_usec;    /* the longest loop iteration (prepare + dispatch) */
+        Diags log_queue;           /* new manifest diagnostics still to be logged ... */
+        size_t log_next;
+        sd_event_source *log_source; /* ... MANAGER_LOG_SLICE per loop iteration */
 };
 
 static void manager_update_status(Manager *m) {
@@ -107,6 +112,36 @@ static void on_engine_settled(Engine *e, void *userdata) {
                 sd_event_exit(m->event, 0);
 }
 
+static int on_log_slice(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        size_t k = MIN(m->log_queue.n - m->log_next, (size_t) MANAGER_LOG_SLICE);
+        Diags slice = { .items = m->log_queue.items + m->log_next, .n = k };
+        log_diagnostics(&slice, MESSAGE_MANIFEST_INVALID);
+        m->log_next += k;
+        if (m->log_next >= m->log_queue.n) {
+                diags_clear(&m->log_queue);
+                m->log_next = 0;
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        }
+        return 0;
+}
+
+/* Queue diagnostics to be logged a slice per loop iteration; logged at once when
+ * that cannot be set up. */
+static void log_queued(Manager *m, Diags *d) {
+        if (d->n == 0)
+                return;
+        int r = 0;
+        if (!m->log_source)
+                r = sd_event_add_defer(m->event, &m->log_source, on_log_slice, m);
+        if (r >= 0)
+                r = diags_move(&m->log_queue, d);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->log_source, SD_EVENT_ON);
+        if (r < 0)
+                log_diagnostics(d, MESSAGE_MANIFEST_INVALID);
+}
+
 /* Log the manifest diagnostics not logged before: a bad file is reported when it
  * becomes bad, not again on every rescan. */
 static void log_new_diagnostics(Manager *m) {
@@ -139,7 +174,7 @@ static void log_new_diagnostics(Manager *m) {
                                                  g->message);
                 }
         diags_sort(&fresh);
-        log_diagnostics(&fresh, MESSAGE_MANIFEST_INVALID);
+        log_queued(m, &fresh);
         if (n_unlogged > 0)
                 log_fields(LOG_ERR, MESSAGE_MANIFEST_INVALID, LOG_FIELDS({ "MANIFESTS_DIR", m->config.manifests }),
                            "%zu more manifest problems under %s not logged; `notebookd check` lists them all",
@@ -170,6 +205,7 @@ static int manager_apply_desired(Manager *m, int r, const char *why) {
                                                    { "MANIFESTS_DIR", m->config.manifests }),
                                         "Cannot read the manifests directory %s: %m; keeping the previous desired set",
                                         m->config.manifests);
+        int64_t apply_ms = now_monotonic_ms();
         log_new_diagnostics(m);
         DesiredStats st;
         desired_set_stats(m->desired, &st);
@@ -179,8 +215,10 @@ static int manager_apply_desired(Manager *m, int r, const char *why) {
         r = engine_set_desired(m->engine, specs, n);
         if (r < 0)
                 return log_error_errno(r, "Cannot update the desired set: %m");
-        log_debug("Manifests rescanned (%s): %zu files, %zu valid, %zu invalid, in %lld ms", why, st.n_files,
-                  st.n_valid, st.n_invalid, (long long) (now_monotonic_ms() - m->scan.started_ms));
+        int64_t now = now_monotonic_ms();
+        log_debug("Manifests rescanned (%s): %zu files, %zu valid, %zu invalid, in %lld ms (%lld ms of it on the loop)",
+                  why, st.n_files, st.n_valid, st.n_invalid, (long long) (now - m->scan.started_ms),
+                  (long long) (now - apply_ms));
         report_watch_errors(m);
         return 0;
 }
@@ -491,6 +529,8 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         scan_join(m);
         sd_event_source_disable_unref(m->scan.done_source);
+        sd_event_source_disable_unref(m->log_source);
+        diags_clear(&m->log_queue);
         if (m->scan.efd >= 0)
                 close(m->scan.efd);
         m->watch = watch_free(m->watch);

@@ -11,7 +11,7 @@
 #     WATCHDOG_USEC the daemon was given, which is when systemd would kill it;
 #   - the longest loop iteration the daemon measured (LOOP_MAX_USEC, logged at exit) is
 #     under half of it;
-#   - peak RSS (VmHWM) stays under units/notebookd.service's MemoryMax=;
+#   - peak RSS (VmHWM) stays under units/notebookd.service's MemoryMax= (not under ASan);
 #   - the good manifests before the 64 MiB-per-scan cut converge, and so does one added
 #     while the scan runs (a queued rescan), and the one after the cut is not sent; the cut is one diagnostic naming its first
 #     file, and each hostile kind gets its own limit's diagnostic;
@@ -121,6 +121,8 @@ for name in late-01 hostile-first-doc hostile-good-01 hostile-good-02 hostile-go
 done
 
 # ---- the diagnostics: one per limit, the cut named once ----
+# logged a slice per loop iteration, in file order: the cut (h-0NN) comes after h-000..4
+nb_wait_for_journal 'manifests total more than' 1 MESSAGE_ID="$MESSAGE_MANIFEST_INVALID" _PID="$DAEMON_PID" >/dev/null
 djournal MESSAGE_ID="$MESSAGE_MANIFEST_INVALID" | jq -r '.MESSAGE' >"$T/diags.txt"
 cut_file=$(grep -c 'manifests total more than 67108864 bytes (limit per scan); this file and the [0-9]* after it are not read' "$T/diags.txt" || true)
 nb_assert_eq 1 "$cut_file" "diagnostics for the 64 MiB cut ($(grep -m3 'total more' "$T/diags.txt"))"
@@ -160,7 +162,13 @@ nb_step "figures: longest loop iteration $((loop_max_usec / 1000)) ms, peak RSS 
         "longest WATCHDOG=1 gap $((max_gap_usec / 1000)) ms ($n_pings pings, WATCHDOG_USEC=$WATCHDOG_USEC), MemoryMax=${mem_max}M"
 [ "$loop_max_usec" -lt $((WATCHDOG_USEC / 2)) ] ||
         nb_fail "a loop iteration took $loop_max_usec us, more than half of WATCHDOG_USEC=$WATCHDOG_USEC"
-[ "$hwm_kib" -lt $((mem_max * 1024)) ] || nb_fail "peak RSS $hwm_kib KiB reached MemoryMax=${mem_max}M"
+# MemoryMax= sizes the production build: under ASan the quarantine alone (256 MiB by
+# default) and the shadow memory are on top, so there the figure is only reported.
+if ldd "$NOTEBOOKD" | grep -q libasan; then
+        nb_step "ASan build: peak RSS not compared with MemoryMax="
+else
+        [ "$hwm_kib" -lt $((mem_max * 1024)) ] || nb_fail "peak RSS $hwm_kib KiB reached MemoryMax=${mem_max}M"
+fi
 
 # the file past the cut was never sent
 stats=$(nb_emulator_stats)
