@@ -626,7 +626,7 @@ static uint64_t clock_usec(clockid_t id) {
 
 /* sd_event_loop(), timing each iteration's own work (prepare, then dispatch: not the
  * wait) so that the longest one can be reported: a long one is what delays WATCHDOG=1
- * and signals. Two clock reads per iteration. */
+ * and signals. Four clock reads per iteration (one a system call). */
 static int run_loop(Manager *m) {
         sd_event *e = m->event;
         for (;;) {
