@@ -444,6 +444,27 @@ static int total_size_diag(Diags *d, const DesiredSet *s, const ScanFile *first,
                           MANIFEST_MAX_TOTAL_SIZE, n_more);
 }
 
+/* Past MANIFEST_MAX_DIAGNOSTICS in the scan so far, a file just read keeps its first
+ * diagnostic and one saying how many more it has (when that cannot be allocated, only the
+ * first). Returns how many it keeps. */
+static size_t entry_cap_diags(Entry *e, size_t n_before) {
+        Diags *d = &e->diags;
+        if (n_before + d->n <= MANIFEST_MAX_DIAGNOSTICS || d->n <= 2)
+                return d->n;
+        size_t more = d->n - 1;
+        for (size_t i = 1; i < d->n; i++) {
+                free(d->items[i].file);
+                free(d->items[i].message);
+        }
+        d->n = 1;
+        d->n_errors = d->items[0].severity == DIAG_ERROR;
+        d->n_warnings = !d->n_errors;
+        (void) diags_add(d, DIAG_ERROR, e->display, 0, 0,
+                         "%zu more problems in this file not shown (limit %d per scan); `notebookd check` on this file alone shows them",
+                         more, MANIFEST_MAX_DIAGNOSTICS);
+        return d->n;
+}
+
 int desired_set_rescan(DesiredSet *s) {
         return desired_set_rescan_cancellable(s, NULL);
 }
@@ -462,7 +483,7 @@ int desired_set_rescan_cancellable(DesiredSet *s, const atomic_bool *cancel) {
         Entry **entries = calloc(sr.n_files ? sr.n_files : 1, sizeof(Entry *));
         if (!entries)
                 return -ENOMEM;
-        size_t n = 0;
+        size_t n = 0, n_diags = scan_diags.n;
         uint64_t total = 0;
         r = 0;
         for (size_t i = 0; i < sr.n_files; i++) {
@@ -482,12 +503,16 @@ int desired_set_rescan_cancellable(DesiredSet *s, const atomic_bool *cancel) {
                 Entry *old = find_entry(s, f->root, f->path, NULL);
                 if (old && !old->reused && !s->reparse && same_identity(&old->id, f)) {
                         old->reused = true;
+                        n_diags += old->diags.n;
                         entries[n++] = old;
                         continue;
                 }
                 r = entry_read(s, sr.roots, f, &entries[n]);
                 if (r < 0)
                         break;
+                /* As each is read, so that they never pile up; in walk order, the files
+                 * kept as they were counted as they are. */
+                n_diags += entry_cap_diags(entries[n], n_diags);
                 n++;
         }
         if (r < 0) {
@@ -509,6 +534,7 @@ int desired_set_rescan_cancellable(DesiredSet *s, const atomic_bool *cancel) {
         free(s->entries);
         s->entries = entries;
         s->n_entries = n;
+
 
         scan_roots_free(s->scan_roots, s->n_scan_roots);
         s->scan_roots = TAKE_PTR(sr.roots);

@@ -24,6 +24,10 @@
  * broken file's first errors say what is wrong; 200,000 of them (one duplicate key per
  * line) would flood the journal and hold memory. */
 #define MANIFEST_MAX_ERRORS_PER_FILE 100
+/* Diagnostics one scan keeps in full: past them, in walk order, a file keeps its first one
+ * and a count. 10,000 files of 100 errors each (a 5 MiB tree) would otherwise hold a
+ * million of them, ~200 MiB, and as many journal keys. */
+#define MANIFEST_MAX_DIAGNOSTICS 10000
 /* Files under the manifests tree: bounds a scan of a wrong directory (say, /). */
 #define MANIFEST_MAX_FILES 10000
 /* Directory depth under the manifests root: bounds recursion. */

@@ -736,6 +736,35 @@ static void test_total_size(void **state) {
         assert_stats(s, fit, fit, fit, 0);
 }
 
+/* MANIFEST_MAX_DIAGNOSTICS: past it, a file read keeps its first diagnostic and a count. */
+static void test_diagnostics_cap(void **state) {
+        Tmp *t = *state;
+        /* 101 each: 100 duplicate keys, then "too many errors" */
+        char text[8 + 120 * 5 + 1] = "name: x\n";
+        for (size_t i = 0; i < 120; i++)
+                memcpy(text + 8 + i * 5, "a: 1\n", 6);  /* the last NUL ends it */
+        size_t per_file = MANIFEST_MAX_ERRORS_PER_FILE + 1, fit = MANIFEST_MAX_DIAGNOSTICS / per_file;
+        char rel[32];
+        for (size_t i = 0; i < fit + 2; i++) {
+                snprintf(rel, sizeof rel, "f-%03zu.yaml", i);
+                put(t->root, rel, text);
+        }
+        _cleanup_(desired_set_freep) DesiredSet *s = NULL;
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
+        assert_int_equal(desired_set_rescan(s), 0);
+        const Diags *d = desired_set_diags(s);
+        assert_int_equal(d->n, fit * per_file + 2 * 2);
+        /* the last file: its count (line 0 sorts first), then its first error */
+        const Diag *last = &d->items[d->n - 2];
+        snprintf(rel, sizeof rel, "m/f-%03zu.yaml", fit + 1);
+        assert_string_equal(last->file, rel);
+        assert_int_equal(last->line, 0);
+        assert_string_equal(last->message, "100 more problems in this file not shown (limit 10000 per scan); "
+                                           "`notebookd check` on this file alone shows them");
+        assert_int_equal(d->items[d->n - 1].line, 3);
+        assert_stats(s, fit + 2, fit + 2, 0, fit + 2);
+}
+
 /* The daemon's scan thread stops a rescan between files: -ECANCELED, the set as it was. */
 static void test_cancel(void **state) {
         Tmp *t = *state;
@@ -841,6 +870,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_policy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_total_size, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_diagnostics_cap, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
