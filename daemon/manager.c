@@ -37,6 +37,21 @@
 /* ... and they are written this many per loop iteration (a journal write is ~20-50 us). */
 #define MANAGER_LOG_SLICE 100
 
+/* What a scan found that the journal has not had yet: computed on the scan thread
+ * (tens of thousands of keys would hold the loop), logged by the loop. */
+typedef struct NewDiags {
+        bool computed;
+        Diags fresh;               /* at most MANAGER_MAX_LOGGED_DIAGS */
+        size_t n_unlogged;         /* new ones past that */
+        Hashmap *now;              /* every key of this scan (NULL: out of memory) */
+} NewDiags;
+
+static void new_diags_done(NewDiags *nd) {
+        diags_clear(&nd->fresh);
+        hashmap_free(nd->now);
+        *nd = (NewDiags) {};
+}
+
 /* The manifests are read and parsed on a thread of its own: a tree at the limits
  * takes seconds, and the loop must go on sending WATCHDOG=1 and answering signals.
  * While a scan is out, the thread owns m->desired; the loop touches it only after the
@@ -52,6 +67,7 @@ typedef struct Scan {
         int efd;                    /* the thread's "done" */
         sd_event_source *done_source;
         atomic_bool cancel;         /* stopping: give up between files */
+        NewDiags new_diags;         /* the thread's, read after the join */
 } Scan;
 
 struct Manager {
@@ -143,17 +159,12 @@ static void log_queued(Manager *m, Diags *d) {
                 log_diagnostics(d, MESSAGE_MANIFEST_INVALID);
 }
 
-/* Log the manifest diagnostics not logged before: a bad file is reported when it
- * becomes bad, not again on every rescan. */
-static void log_new_diagnostics(Manager *m) {
-        const Diags *d = desired_set_diags(m->desired);
-        Hashmap *now = NULL;
-        if (hashmap_new(&now) < 0) {
-                log_diagnostics(d, MESSAGE_MANIFEST_INVALID);
-                return;
-        }
-        Diags fresh = DIAGS_INIT;
-        size_t n_unlogged = 0;
+/* Touches nothing but its arguments: safe on the scan thread while the loop leaves
+ * m->desired and m->logged_diags alone. */
+static void new_diags_compute(const Diags *d, const Hashmap *logged, NewDiags *ret) {
+        NewDiags nd = { .computed = true };
+        if (hashmap_new(&nd.now) < 0)
+                nd.now = NULL;
         /* Whole-file problems (too large, unreadable, past the per-scan total) first:
          * when not all can be logged, those say the most. */
         for (int whole_file = 1; whole_file >= 0; whole_file--)
@@ -165,24 +176,37 @@ static void log_new_diagnostics(Manager *m) {
                                                              (int) g->severity, g->message);
                         if (!key)
                                 continue;
-                        (void) hashmap_put(now, key, NULL);
-                        if (m->logged_diags && hashmap_contains(m->logged_diags, key))
+                        if (nd.now)
+                                (void) hashmap_put(nd.now, key, NULL);
+                        if (logged && hashmap_contains(logged, key))
                                 continue;
-                        if (fresh.n >= MANAGER_MAX_LOGGED_DIAGS)
-                                n_unlogged++;
+                        if (nd.fresh.n >= MANAGER_MAX_LOGGED_DIAGS)
+                                nd.n_unlogged++;
                         else
-                                (void) diags_add(&fresh, g->severity, g->file, g->line, g->column, "%s",
+                                (void) diags_add(&nd.fresh, g->severity, g->file, g->line, g->column, "%s",
                                                  g->message);
                 }
-        diags_sort(&fresh);
-        log_queued(m, &fresh);
-        if (n_unlogged > 0)
+        diags_sort(&nd.fresh);
+        *ret = nd;
+}
+
+/* Log the manifest diagnostics not logged before: a bad file is reported when it
+ * becomes bad, not again on every rescan. nd: as the scan thread computed it, or
+ * not computed (then it is done here). */
+static void log_new_diagnostics(Manager *m, NewDiags *nd) {
+        if (!nd->computed)
+                new_diags_compute(desired_set_diags(m->desired), m->logged_diags, nd);
+        log_queued(m, &nd->fresh);
+        if (nd->n_unlogged > 0)
                 log_fields(LOG_ERR, MESSAGE_MANIFEST_INVALID, LOG_FIELDS({ "MANIFESTS_DIR", m->config.manifests }),
                            "%zu more manifest problems under %s not logged; `notebookd check` lists them all",
-                           n_unlogged, m->config.manifests);
-        diags_clear(&fresh);
-        hashmap_free(m->logged_diags);
-        m->logged_diags = now;
+                           nd->n_unlogged, m->config.manifests);
+        /* without a new key set (out of memory) the old one stays: some repeats, no loss */
+        if (nd->now) {
+                hashmap_free(m->logged_diags);
+                m->logged_diags = TAKE_PTR(nd->now);
+        }
+        new_diags_done(nd);
 }
 
 /* Directories the watcher could not watch are noticed only by the periodic resync:
@@ -198,7 +222,7 @@ static void report_watch_errors(Manager *m) {
 
 /* A scan is in (r: its result): hand the set over to the engine. The caller starts
  * the pass. */
-static int manager_apply_desired(Manager *m, int r, const char *why) {
+static int manager_apply_desired(Manager *m, int r, const char *why, NewDiags *nd) {
         if (r < 0)
                 /* the engine keeps its own copy of the previous set */
                 return log_fields_errno(LOG_ERR, r, MESSAGE_MANIFEST_INVALID,
@@ -207,7 +231,7 @@ static int manager_apply_desired(Manager *m, int r, const char *why) {
                                         "Cannot read the manifests directory %s: %m; keeping the previous desired set",
                                         m->config.manifests);
         int64_t apply_ms = now_monotonic_ms();
-        log_new_diagnostics(m);
+        log_new_diagnostics(m, nd);
         DesiredStats st;
         desired_set_stats(m->desired, &st);
         m->n_invalid = st.n_invalid;
@@ -227,6 +251,8 @@ static int manager_apply_desired(Manager *m, int r, const char *why) {
 static void *scan_thread(void *userdata) {
         Manager *m = userdata;
         m->scan.result = desired_set_rescan_cancellable(m->desired, &m->scan.cancel);
+        if (m->scan.result >= 0)
+                new_diags_compute(desired_set_diags(m->desired), m->logged_diags, &m->scan.new_diags);
         /* Cannot fail short of a bad fd: the counter is far from overflowing. */
         uint64_t one = 1;
         (void) !write(m->scan.efd, &one, sizeof one);
@@ -260,7 +286,9 @@ static void manager_rescan(Manager *m, const char *why) {
         }
         /* No thread (EAGAIN under TasksMax=): scan here rather than not at all. */
         log_warning_errno(r, "Cannot start the manifest scan thread: %m; scanning on the main loop");
-        r = manager_apply_desired(m, desired_set_rescan(m->desired), why);
+        NewDiags nd = {};
+        r = manager_apply_desired(m, desired_set_rescan(m->desired), why, &nd);
+        new_diags_done(&nd);
         bool first = !m->ready;
         if (first)
                 manager_started(m);
@@ -282,9 +310,12 @@ static int on_scan_done(sd_event_source *s, int fd, uint32_t revents, void *user
         if (r != 0)
                 log_warning_errno(r, "Cannot join the manifest scan thread: %m");
         m->scan.running = false;
-        if (m->stopping)
+        if (m->stopping) {
+                new_diags_done(&m->scan.new_diags);
                 return 0;
-        r = manager_apply_desired(m, m->scan.result, m->scan.why);
+        }
+        r = manager_apply_desired(m, m->scan.result, m->scan.why, &m->scan.new_diags);
+        new_diags_done(&m->scan.new_diags);  /* when the scan failed, it may hold nothing */
         /* the first pass goes out even when the tree could not be read: it still
          * follows what the state database records */
         bool first = !m->ready;
@@ -313,6 +344,7 @@ static void scan_join(Manager *m) {
         atomic_store(&m->scan.cancel, true);
         (void) pthread_join(m->scan.thread, NULL);
         m->scan.running = false;
+        new_diags_done(&m->scan.new_diags);
 }
 
 static void on_manifests_changed(Watch *w, bool root_changed, void *userdata) {
