@@ -198,7 +198,8 @@ static void log_new_diagnostics(Manager *m, NewDiags *nd) {
                 new_diags_compute(desired_set_diags(m->desired), m->logged_diags, nd);
         log_queued(m, &nd->fresh);
         if (nd->n_unlogged > 0)
-                log_fields(LOG_ERR, MESSAGE_MANIFEST_INVALID, LOG_FIELDS({ "MANIFESTS_DIR", m->config.manifests }),
+                log_fields(LOG_ERR, MESSAGE_MANIFEST_INVALID,
+                           LOG_FIELDS({ "CONFIG_FILE", m->config.manifests }, { "MANIFESTS_DIR", m->config.manifests }),
                            "%zu more manifest problems under %s not logged; `notebookd check` lists them all",
                            nd->n_unlogged, m->config.manifests);
         /* without a new key set (out of memory) the old one stays: some repeats, no loss */
