@@ -1,9 +1,14 @@
 #include "manager.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -26,6 +31,44 @@
 /* SIGTERM: in-flight requests get this long to finish and be recorded; systemd's
  * default TimeoutStopSec (90 s) is far above it. */
 #define MANAGER_STOP_GRACE_MS (10 * 1000)
+/* New manifest diagnostics logged per scan: a broken tree says what is wrong in the
+ * first thousand; ten thousand journal writes would hold the loop for a second. */
+#define MANAGER_MAX_LOGGED_DIAGS 1000
+/* ... and they are written this many per loop iteration (a journal write is ~20-50 us). */
+#define MANAGER_LOG_SLICE 100
+
+/* What a scan found that the journal has not had yet: computed on the scan thread
+ * (tens of thousands of keys would hold the loop), logged by the loop. */
+typedef struct NewDiags {
+        bool computed;
+        Diags fresh;               /* at most MANAGER_MAX_LOGGED_DIAGS */
+        size_t n_unlogged;         /* new ones past that */
+        Hashmap *now;              /* every key of this scan (NULL: out of memory) */
+} NewDiags;
+
+static void new_diags_done(NewDiags *nd) {
+        diags_clear(&nd->fresh);
+        hashmap_free(nd->now);
+        *nd = (NewDiags) {};
+}
+
+/* The manifests are read and parsed on a thread of its own: a tree at the limits
+ * takes seconds, and the loop must go on sending WATCHDOG=1 and answering signals.
+ * While a scan is out, the thread owns m->desired; the loop touches it only after the
+ * join (on_scan_done). Nothing on the thread logs (daemon/log.c is single-threaded):
+ * its findings are diagnostics in the set, logged by the loop. */
+typedef struct Scan {
+        pthread_t thread;
+        bool running;
+        const char *why;            /* string literals only */
+        const char *again;          /* a change came in meanwhile: one more scan after this */
+        int result;                 /* desired_set_rescan_cancellable()'s, read after the join */
+        int64_t started_ms;
+        int efd;                    /* the thread's "done" */
+        sd_event_source *done_source;
+        atomic_bool cancel;         /* stopping: give up between files */
+        NewDiags new_diags;         /* the thread's, read after the join */
+} Scan;
 
 struct Manager {
         Cli *cli;
@@ -42,6 +85,14 @@ struct Manager {
         unsigned watch_errors;     /* watch_n_errors() already reported */
         int state_lock_fd;         /* one writer per state directory */
         bool stopping;
+        bool ready;                /* READY=1 sent: the first scan is in */
+        bool reload_pending;       /* SIGHUP during a scan: reload once it is in */
+        Scan scan;
+        uint64_t loop_max_usec;    /* the longest loop iteration (prepare + dispatch) */
+        uint64_t loop_max_cpu_usec; /* ... and the CPU time it took: less when preempted */
+        Diags log_queue;           /* new manifest diagnostics still to be logged ... */
+        size_t log_next;
+        sd_event_source *log_source; /* ... MANAGER_LOG_SLICE per loop iteration */
 };
 
 static void manager_update_status(Manager *m) {
@@ -78,30 +129,85 @@ static void on_engine_settled(Engine *e, void *userdata) {
                 sd_event_exit(m->event, 0);
 }
 
-/* Log the manifest diagnostics not logged before: a bad file is reported when it
- * becomes bad, not again on every rescan. */
-static void log_new_diagnostics(Manager *m) {
-        const Diags *d = desired_set_diags(m->desired);
-        Hashmap *now = NULL;
-        if (hashmap_new(&now) < 0) {
-                log_diagnostics(d, MESSAGE_MANIFEST_INVALID);
+static int on_log_slice(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        size_t k = MIN(m->log_queue.n - m->log_next, (size_t) MANAGER_LOG_SLICE);
+        Diags slice = { .items = m->log_queue.items + m->log_next, .n = k };
+        log_diagnostics(&slice, MESSAGE_MANIFEST_INVALID);
+        m->log_next += k;
+        if (m->log_next >= m->log_queue.n) {
+                diags_clear(&m->log_queue);
+                m->log_next = 0;
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        }
+        return 0;
+}
+
+/* Queue diagnostics to be logged a slice per loop iteration; logged at once when
+ * that cannot be set up. */
+static void log_queued(Manager *m, Diags *d) {
+        if (d->n == 0)
                 return;
+        int r = 0;
+        if (!m->log_source)
+                r = sd_event_add_defer(m->event, &m->log_source, on_log_slice, m);
+        if (r >= 0)
+                r = diags_move(&m->log_queue, d);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->log_source, SD_EVENT_ON);
+        if (r < 0)
+                log_diagnostics(d, MESSAGE_MANIFEST_INVALID);
+}
+
+/* Touches nothing but its arguments: safe on the scan thread while the loop leaves
+ * m->desired and m->logged_diags alone. */
+static void new_diags_compute(const Diags *d, const Hashmap *logged, NewDiags *ret) {
+        NewDiags nd = { .computed = true };
+        if (hashmap_new(&nd.now) < 0)
+                nd.now = NULL;
+        /* Whole-file problems (too large, unreadable, past the per-scan total) first:
+         * when not all can be logged, those say the most. */
+        for (int whole_file = 1; whole_file >= 0; whole_file--)
+                for (size_t i = 0; i < d->n; i++) {
+                        const Diag *g = &d->items[i];
+                        if ((g->line == 0) != whole_file)
+                                continue;
+                        _cleanup_free_ char *key = xasprintf("%s:%u:%u:%d:%s", g->file, g->line, g->column,
+                                                             (int) g->severity, g->message);
+                        if (!key)
+                                continue;
+                        if (nd.now)
+                                (void) hashmap_put(nd.now, key, NULL);
+                        if (logged && hashmap_contains(logged, key))
+                                continue;
+                        if (nd.fresh.n >= MANAGER_MAX_LOGGED_DIAGS)
+                                nd.n_unlogged++;
+                        else
+                                (void) diags_add(&nd.fresh, g->severity, g->file, g->line, g->column, "%s",
+                                                 g->message);
+                }
+        diags_sort(&nd.fresh);
+        *ret = nd;
+}
+
+/* Log the manifest diagnostics not logged before: a bad file is reported when it
+ * becomes bad, not again on every rescan. nd: as the scan thread computed it, or
+ * not computed (then it is done here). */
+static void log_new_diagnostics(Manager *m, NewDiags *nd) {
+        if (!nd->computed)
+                new_diags_compute(desired_set_diags(m->desired), m->logged_diags, nd);
+        log_queued(m, &nd->fresh);
+        if (nd->n_unlogged > 0)
+                log_fields(LOG_ERR, MESSAGE_MANIFEST_INVALID,
+                           LOG_FIELDS({ "CONFIG_FILE", m->config.manifests }, { "MANIFESTS_DIR", m->config.manifests }),
+                           "%zu more manifest problems under %s not logged; `notebookd check` lists them all",
+                           nd->n_unlogged, m->config.manifests);
+        /* without a new key set (out of memory) the old one stays: some repeats, no loss */
+        if (nd->now) {
+                hashmap_free(m->logged_diags);
+                m->logged_diags = TAKE_PTR(nd->now);
         }
-        Diags fresh = DIAGS_INIT;
-        for (size_t i = 0; i < d->n; i++) {
-                const Diag *g = &d->items[i];
-                _cleanup_free_ char *key = xasprintf("%s:%u:%u:%d:%s", g->file, g->line, g->column,
-                                                     (int) g->severity, g->message);
-                if (!key)
-                        continue;
-                (void) hashmap_put(now, key, NULL);
-                if (!m->logged_diags || !hashmap_contains(m->logged_diags, key))
-                        (void) diags_add(&fresh, g->severity, g->file, g->line, g->column, "%s", g->message);
-        }
-        log_diagnostics(&fresh, MESSAGE_MANIFEST_INVALID);
-        diags_clear(&fresh);
-        hashmap_free(m->logged_diags);
-        m->logged_diags = now;
+        new_diags_done(nd);
 }
 
 /* Directories the watcher could not watch are noticed only by the periodic resync:
@@ -115,10 +221,9 @@ static void report_watch_errors(Manager *m) {
         m->watch_errors = n;
 }
 
-/* Re-read the tree (only changed files are parsed again) and hand the result over;
- * the caller starts the pass. */
-static int manager_load_desired(Manager *m, const char *why) {
-        int r = desired_set_rescan(m->desired);
+/* A scan is in (r: its result): hand the set over to the engine. The caller starts
+ * the pass. */
+static int manager_apply_desired(Manager *m, int r, const char *why, NewDiags *nd) {
         if (r < 0)
                 /* the engine keeps its own copy of the previous set */
                 return log_fields_errno(LOG_ERR, r, MESSAGE_MANIFEST_INVALID,
@@ -126,7 +231,8 @@ static int manager_load_desired(Manager *m, const char *why) {
                                                    { "MANIFESTS_DIR", m->config.manifests }),
                                         "Cannot read the manifests directory %s: %m; keeping the previous desired set",
                                         m->config.manifests);
-        log_new_diagnostics(m);
+        int64_t apply_ms = now_monotonic_ms();
+        log_new_diagnostics(m, nd);
         DesiredStats st;
         desired_set_stats(m->desired, &st);
         m->n_invalid = st.n_invalid;
@@ -135,16 +241,111 @@ static int manager_load_desired(Manager *m, const char *why) {
         r = engine_set_desired(m->engine, specs, n);
         if (r < 0)
                 return log_error_errno(r, "Cannot update the desired set: %m");
-        log_debug("Manifests rescanned (%s): %zu files, %zu valid, %zu invalid", why, st.n_files, st.n_valid,
-                  st.n_invalid);
+        int64_t now = now_monotonic_ms();
+        log_debug("Manifests rescanned (%s): %zu files, %zu valid, %zu invalid, in %lld ms (%lld ms of it on the loop)",
+                  why, st.n_files, st.n_valid, st.n_invalid, (long long) (now - m->scan.started_ms),
+                  (long long) (now - apply_ms));
         report_watch_errors(m);
         return 0;
 }
 
+static void *scan_thread(void *userdata) {
+        Manager *m = userdata;
+        m->scan.result = desired_set_rescan_cancellable(m->desired, &m->scan.cancel);
+        if (m->scan.result >= 0)
+                new_diags_compute(desired_set_diags(m->desired), m->logged_diags, &m->scan.new_diags);
+        /* Cannot fail short of a bad fd: the counter is far from overflowing. */
+        uint64_t one = 1;
+        (void) !write(m->scan.efd, &one, sizeof one);
+        return NULL;
+}
+
+static void manager_started(Manager *m);
+static void manager_reload(Manager *m);
+
+/* Re-read the tree (only changed files are parsed again) on the scan thread; when it
+ * is in, the engine gets it and a pass starts. One already out: one more after it. */
 static void manager_rescan(Manager *m, const char *why) {
-        if (manager_load_desired(m, why) >= 0)
+        if (m->stopping)
+                return;
+        if (m->scan.running) {
+                m->scan.again = why;
+                return;
+        }
+        m->scan.why = why;
+        m->scan.started_ms = now_monotonic_ms();
+        log_debug("Scanning the manifests (%s)", why);
+        /* The thread takes no signal: they are the loop's (signalfd). */
+        sigset_t all, old;
+        sigfillset(&all);
+        (void) pthread_sigmask(SIG_SETMASK, &all, &old);
+        int r = -pthread_create(&m->scan.thread, NULL, scan_thread, m);
+        (void) pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r >= 0) {
+                m->scan.running = true;
+                return;
+        }
+        /* No thread (EAGAIN under TasksMax=): scan here rather than not at all. */
+        log_warning_errno(r, "Cannot start the manifest scan thread: %m; scanning on the main loop");
+        NewDiags nd = {};
+        r = manager_apply_desired(m, desired_set_rescan(m->desired), why, &nd);
+        new_diags_done(&nd);
+        bool first = !m->ready;
+        if (first)
+                manager_started(m);
+        if (r >= 0 || first)
                 engine_request_pass(m->engine);
         manager_update_status(m);
+}
+
+static int on_scan_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) s;
+        (void) revents;
+        Manager *m = userdata;
+        uint64_t v;
+        (void) !read(fd, &v, sizeof v);
+        if (!m->scan.running)
+                return 0;
+        /* it has written its last word: the join is immediate */
+        int r = pthread_join(m->scan.thread, NULL);
+        if (r != 0)
+                log_warning_errno(r, "Cannot join the manifest scan thread: %m");
+        m->scan.running = false;
+        if (m->stopping) {
+                new_diags_done(&m->scan.new_diags);
+                return 0;
+        }
+        r = manager_apply_desired(m, m->scan.result, m->scan.why, &m->scan.new_diags);
+        new_diags_done(&m->scan.new_diags);  /* when the scan failed, it may hold nothing */
+        /* the first pass goes out even when the tree could not be read: it still
+         * follows what the state database records */
+        bool first = !m->ready;
+        if (first)
+                manager_started(m);
+        if (r >= 0 || first)
+                engine_request_pass(m->engine);
+        manager_update_status(m);
+        if (m->reload_pending) {
+                /* it rescans anyway, with the new config */
+                m->reload_pending = false;
+                m->scan.again = NULL;
+                manager_reload(m);
+        } else if (m->scan.again) {
+                const char *why = m->scan.again;
+                m->scan.again = NULL;
+                manager_rescan(m, why);
+        }
+        return 0;
+}
+
+/* Stop the scan thread (shutdown): it gives up at the next file. */
+static void scan_join(Manager *m) {
+        if (!m->scan.running)
+                return;
+        atomic_store(&m->scan.cancel, true);
+        (void) pthread_join(m->scan.thread, NULL);
+        m->scan.running = false;
+        new_diags_done(&m->scan.new_diags);
 }
 
 static void on_manifests_changed(Watch *w, bool root_changed, void *userdata) {
@@ -213,6 +414,12 @@ static void manager_close_backend(Manager *m) {
 }
 
 static void manager_reload(Manager *m) {
+        if (m->scan.running) {
+                /* The set is the scan thread's until it is in; reload right after. */
+                log_debug("Reload requested during a manifest scan; it follows the scan");
+                m->reload_pending = true;
+                return;
+        }
         (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration and manifests");
         log_fields(LOG_NOTICE, MESSAGE_RELOAD, NULL, "Reloading: configuration, credentials and manifests");
 
@@ -302,6 +509,7 @@ static void manager_stop(Manager *m, int signo) {
                 return;
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping: finishing requests in flight");
         m->stopping = true;
+        atomic_store(&m->scan.cancel, true);
         m->watch = watch_free(m->watch);
         m->resync_timer = sd_event_source_disable_unref(m->resync_timer);
         /* first stop: what was only queued is dropped, what is left is on the wire */
@@ -338,6 +546,7 @@ int manager_new(Cli *cli, Manager **ret) {
                 return -ENOMEM;
         m->cli = cli;
         m->state_lock_fd = -1;
+        m->scan.efd = -1;
         /* main's config becomes ours: reload replaces it */
         m->config = cli->config;
         cli->config = (Config) {};
@@ -353,6 +562,12 @@ int manager_new(Cli *cli, Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        scan_join(m);
+        sd_event_source_disable_unref(m->scan.done_source);
+        sd_event_source_disable_unref(m->log_source);
+        diags_clear(&m->log_queue);
+        if (m->scan.efd >= 0)
+                close(m->scan.efd);
         m->watch = watch_free(m->watch);
         sd_event_source_disable_unref(m->resync_timer);
         sd_event_source_disable_unref(m->stop_timer);
@@ -410,21 +625,81 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return r;
 
-        /* The full scan is part of starting up; READY=1 then goes out before the first
-         * pass, so systemd (and the tests) see us up before any request is sent. */
-        (void) manager_load_desired(m, "startup");
+        m->scan.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (m->scan.efd < 0)
+                return log_error_errno(errno, "Cannot create an eventfd: %m");
+        r = sd_event_add_io(m->event, &m->scan.done_source, m->scan.efd, EPOLLIN, on_scan_done, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch the scan thread: %m");
+
+        /* The full scan is part of starting up, but on the scan thread, with the loop
+         * (watchdog, signals) running: READY=1 goes out when it is in (manager_started()),
+         * before the first pass, so systemd (and the tests) see us up before any request
+         * is sent. */
+        (void) sd_notify(false, "STATUS=Starting: reading the manifests");
+        manager_rescan(m, "startup");
+        return 0;
+}
+
+/* The first scan is in, and its pass requested. */
+static void manager_started(Manager *m) {
+        m->ready = true;
         (void) sd_notify(false, "READY=1\nSTATUS=Started, first pass");
         log_fields(LOG_NOTICE, MESSAGE_STARTED,
                    LOG_FIELDS({ "MANIFESTS_DIR", m->config.manifests }, { "ENDPOINT", m->backend.endpoint }),
                    "notebookd " NOTEBOOKD_VERSION " started: watching %s, endpoint %s", m->config.manifests,
                    m->backend.endpoint);
-        engine_request_pass(m->engine);
-        manager_update_status(m);
-        return 0;
+}
+
+static uint64_t clock_usec(clockid_t id) {
+        struct timespec ts;
+        clock_gettime(id, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+#define now_usec() clock_usec(CLOCK_MONOTONIC)
+
+/* sd_event_loop(), timing each iteration's own work (prepare, then dispatch: not the
+ * wait) so that the longest one can be reported: a long one is what delays WATCHDOG=1
+ * and signals. Four clock reads per iteration (one a system call). */
+static int run_loop(Manager *m) {
+        sd_event *e = m->event;
+        for (;;) {
+                int state = sd_event_get_state(e);
+                if (state < 0)
+                        return state;
+                if (state == SD_EVENT_FINISHED)
+                        break;
+                uint64_t t0 = now_usec(), c0 = clock_usec(CLOCK_THREAD_CPUTIME_ID);
+                int r = sd_event_prepare(e);
+                uint64_t busy = now_usec() - t0;
+                if (r == 0)
+                        r = sd_event_wait(e, UINT64_MAX);
+                /* the thread's CPU time includes the wait's few system calls, not its sleep */
+                if (r > 0) {
+                        uint64_t t1 = now_usec();
+                        r = sd_event_dispatch(e);
+                        busy += now_usec() - t1;
+                }
+                if (busy > m->loop_max_usec) {
+                        m->loop_max_usec = busy;
+                        m->loop_max_cpu_usec = clock_usec(CLOCK_THREAD_CPUTIME_ID) - c0;
+                }
+                if (r < 0)
+                        return r;
+        }
+        int code = 0;
+        int r = sd_event_get_exit_code(e, &code);
+        return r < 0 ? r : code;
 }
 
 int manager_loop(Manager *m) {
-        int r = sd_event_loop(m->event);
+        int r = run_loop(m);
+        char usec[LOG_INT_BUFSIZE], cpu[LOG_INT_BUFSIZE];
+        log_fields(LOG_DEBUG, NULL,
+                   LOG_FIELDS({ "LOOP_MAX_USEC", log_int(usec, (long long) m->loop_max_usec) },
+                              { "LOOP_MAX_CPU_USEC", log_int(cpu, (long long) m->loop_max_cpu_usec) }),
+                   "Longest event loop iteration: %llu ms (%llu ms of CPU)",
+                   (unsigned long long) (m->loop_max_usec / 1000), (unsigned long long) (m->loop_max_cpu_usec / 1000));
         if (r < 0) {
                 log_error_errno(r, "Event loop failed: %m");
                 return EXIT_USAGE;

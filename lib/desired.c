@@ -1,6 +1,7 @@
 #include "desired.h"
 
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -423,7 +424,52 @@ static int resolve(DesiredSet *s) {
 
 /* ---- rescan ---- */
 
+/* What a file counts against MANIFEST_MAX_TOTAL_SIZE: the bytes a reading holds. One
+ * over the per-file limit is refused unread, so it holds nothing. */
+static uint64_t file_budget_size(const ScanFile *f) {
+        return f->size > 0 && f->size <= MANIFEST_MAX_FILE_SIZE ? (uint64_t) f->size : 0;
+}
+
+/* One error for the files past the total: on the first of them, counting the rest. */
+static int total_size_diag(Diags *d, const DesiredSet *s, const ScanFile *first, size_t n_more) {
+        _cleanup_free_ char *display = scan_display_path(s->roots[first->root].display, first->path);
+        if (!display)
+                return -ENOMEM;
+        if (n_more == 0)
+                return diag_error(d, display, 0, 0,
+                                  "manifests total more than %d bytes (limit per scan); this file is not read",
+                                  MANIFEST_MAX_TOTAL_SIZE);
+        return diag_error(d, display, 0, 0,
+                          "manifests total more than %d bytes (limit per scan); this file and the %zu after it are not read",
+                          MANIFEST_MAX_TOTAL_SIZE, n_more);
+}
+
+/* Past MANIFEST_MAX_DIAGNOSTICS in the scan so far, a file just read keeps its first
+ * diagnostic and one saying how many more it has (when that cannot be allocated, only the
+ * first). Returns how many it keeps. */
+static size_t entry_cap_diags(Entry *e, size_t n_before) {
+        Diags *d = &e->diags;
+        if (n_before + d->n <= MANIFEST_MAX_DIAGNOSTICS || d->n <= 2)
+                return d->n;
+        size_t more = d->n - 1;
+        for (size_t i = 1; i < d->n; i++) {
+                free(d->items[i].file);
+                free(d->items[i].message);
+        }
+        d->n = 1;
+        d->n_errors = d->items[0].severity == DIAG_ERROR;
+        d->n_warnings = !d->n_errors;
+        (void) diags_add(d, DIAG_ERROR, e->display, 0, 0,
+                         "%zu more problems in this file not shown (limit %d per scan); `notebookd check` on this file alone shows them",
+                         more, MANIFEST_MAX_DIAGNOSTICS);
+        return d->n;
+}
+
 int desired_set_rescan(DesiredSet *s) {
+        return desired_set_rescan_cancellable(s, NULL);
+}
+
+int desired_set_rescan_cancellable(DesiredSet *s, const atomic_bool *cancel) {
         _cleanup_scan_result_ ScanResult sr = SCAN_RESULT_INIT;
         _cleanup_diags_ Diags scan_diags = DIAGS_INIT;
         int r;
@@ -437,19 +483,36 @@ int desired_set_rescan(DesiredSet *s) {
         Entry **entries = calloc(sr.n_files ? sr.n_files : 1, sizeof(Entry *));
         if (!entries)
                 return -ENOMEM;
-        size_t n = 0;
+        size_t n = 0, n_diags = scan_diags.n;
+        uint64_t total = 0;
         r = 0;
         for (size_t i = 0; i < sr.n_files; i++) {
                 ScanFile *f = &sr.files[i];
+                /* Between files, not within one: a file costs at most a fraction of a
+                 * second, and the set stays whole. */
+                if (cancel && atomic_load(cancel)) {
+                        r = -ECANCELED;
+                        break;
+                }
+                /* In walk order, so the same tree always keeps the same files. */
+                total += file_budget_size(f);
+                if (total > MANIFEST_MAX_TOTAL_SIZE) {
+                        r = total_size_diag(&scan_diags, s, f, sr.n_files - i - 1);
+                        break;
+                }
                 Entry *old = find_entry(s, f->root, f->path, NULL);
                 if (old && !old->reused && !s->reparse && same_identity(&old->id, f)) {
                         old->reused = true;
+                        n_diags += old->diags.n;
                         entries[n++] = old;
                         continue;
                 }
                 r = entry_read(s, sr.roots, f, &entries[n]);
                 if (r < 0)
                         break;
+                /* As each is read, so that they never pile up; in walk order, the files
+                 * kept as they were counted as they are. */
+                n_diags += entry_cap_diags(entries[n], n_diags);
                 n++;
         }
         if (r < 0) {
@@ -471,6 +534,7 @@ int desired_set_rescan(DesiredSet *s) {
         free(s->entries);
         s->entries = entries;
         s->n_entries = n;
+
 
         scan_roots_free(s->scan_roots, s->n_scan_roots);
         s->scan_roots = TAKE_PTR(sr.roots);
@@ -546,6 +610,20 @@ int desired_set_update_file(DesiredSet *s, const char *relpath) {
                                       "more than %d manifest files; only the first %d are read",
                                       MANIFEST_MAX_FILES, MANIFEST_MAX_FILES) < 0)
                                 return -ENOMEM;
+                }
+        }
+
+        if (r > 0) {
+                uint64_t total = file_budget_size(&f);
+                for (size_t i = 0; i < s->n_entries; i++)
+                        if (s->entries[i] != old)
+                                total += file_budget_size(&s->entries[i]->id);
+                if (total > MANIFEST_MAX_TOTAL_SIZE) {
+                        r = diag_error(&found, display, 0, 0,
+                                       "manifests total more than %d bytes (limit per scan); this file is not read",
+                                       MANIFEST_MAX_TOTAL_SIZE);
+                        if (r < 0)
+                                return r;
                 }
         }
 

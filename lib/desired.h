@@ -3,6 +3,7 @@
  * places are an error on both and neither is desired until one is removed. */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -28,11 +29,17 @@ int desired_set_add_root(DesiredSet *s, const char *root, const char *display_ro
 int desired_set_set_policy(DesiredSet *s, const ManifestPolicy *policy);
 
 /* Scan the whole tree again: files gone are dropped, new and changed ones parsed
- * (unchanged files, by size+mtime+ctime+inode, are kept as they are). The roots are
+ * (unchanged files, by size+mtime+ctime+inode, are kept as they are). Files are taken
+ * in walk order until they total MANIFEST_MAX_TOTAL_SIZE bytes: the one that crosses it
+ * and all after it are left out, with one diagnostic on the first. The roots are
  * resolved again (a git-sync symlink swap is followed). Returns 0; a negative errno
  * when a root itself cannot be read (missing, EACCES, neither directory nor file), the
  * set then left exactly as it was; or -ENOMEM (likewise). */
 int desired_set_rescan(DesiredSet *s);
+/* The same, run on a thread of its own (the daemon's): gives up between two files once
+ * *cancel is set (by another thread), returning -ECANCELED with the set left exactly as
+ * it was. Touches nothing outside s; s must not be used by anyone else meanwhile. */
+int desired_set_rescan_cancellable(DesiredSet *s, const atomic_bool *cancel);
 /* Re-read one file (path relative to the first root, as of the last rescan; before any
  * rescan this is a rescan); a file that no longer exists, or is no longer a manifest, is
  * dropped. The file is parsed again even when it looks unchanged: the caller saw it

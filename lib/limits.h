@@ -8,6 +8,26 @@
 #define MANIFEST_MAX_FILE_SIZE (1024 * 1024)
 /* Documents ("---" separated) in one file: bounds work per file. */
 #define MANIFEST_MAX_DOCUMENTS 256
+/* All the manifest files one scan reads, together (files over MANIFEST_MAX_FILE_SIZE
+ * count nothing: they are refused unread). A real tree is a few MiB at most (10,000
+ * manifests of a few hundred bytes); 64 MiB bounds what a scan reads, and so its time
+ * and memory, whatever the tree. Past it, files are left out in walk order. */
+#define MANIFEST_MAX_TOTAL_SIZE (64 * 1024 * 1024)
+/* YAML nodes (scalars, lists, mappings; keys included) in one document: a manifest has
+ * about 30, the largest valid one (MANIFEST_MAX_ANNOTATIONS annotations) under 200.
+ * Bounds the tree one document makes (~150 bytes a node), whatever the bytes: 64 KiB of
+ * "[1,1,1,...]" would be 32,000 nodes. Comments cost nothing and do not count. */
+#define MANIFEST_MAX_DOCUMENT_NODES 4096
+/* Entries in spec.annotations: a free-form map the API forwards; a real one has a few. */
+#define MANIFEST_MAX_ANNOTATIONS 64
+/* Errors reported for one file: past this many the rest of the file is not checked. A
+ * broken file's first errors say what is wrong; 200,000 of them (one duplicate key per
+ * line) would flood the journal and hold memory. */
+#define MANIFEST_MAX_ERRORS_PER_FILE 100
+/* Diagnostics one scan keeps in full: past them, in walk order, a file keeps its first one
+ * and a count. 10,000 files of 100 errors each (a 5 MiB tree) would otherwise hold a
+ * million of them, ~200 MiB, and as many journal keys. */
+#define MANIFEST_MAX_DIAGNOSTICS 10000
 /* Files under the manifests tree: bounds a scan of a wrong directory (say, /). */
 #define MANIFEST_MAX_FILES 10000
 /* Directory depth under the manifests root: bounds recursion. */

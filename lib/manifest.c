@@ -46,20 +46,34 @@
 #define API_VERSION "notebookd/v1"
 #define KIND "Notebook"
 
+/* MANIFEST_MAX_ERRORS_PER_FILE reached by validation: where the first error left unsaid was. */
+typedef struct ErrorCap {
+        bool hit;
+        unsigned line, column;
+} ErrorCap;
+
 typedef struct Validator {
         const char *file;
         const ManifestPolicy *policy;   /* NULL: none */
         Diags *diags;
         size_t n_errors;
         int oom;                 /* -ENOMEM once a diagnostic could not be recorded */
+        ErrorCap *cap;           /* NULL: no limit */
 } Validator;
 
 static void vdiag(Validator *v, DiagSeverity sev, unsigned line, unsigned column, const char *fmt, va_list ap)
         _printf_(5, 0);
 static void vdiag(Validator *v, DiagSeverity sev, unsigned line, unsigned column, const char *fmt, va_list ap) {
-        _cleanup_free_ char *msg = xvasprintf(fmt, ap);
         if (sev == DIAG_ERROR)
                 v->n_errors++;
+        /* Counted (the document is still invalid), not said: one document can have a
+         * thousand unknown keys. */
+        if (v->cap && v->diags->n_errors >= MANIFEST_MAX_ERRORS_PER_FILE) {
+                if (!v->cap->hit)
+                        *v->cap = (ErrorCap) { .hit = true, .line = line, .column = column };
+                return;
+        }
+        _cleanup_free_ char *msg = xvasprintf(fmt, ap);
         if (!msg || diags_add(v->diags, sev, v->file, line, column, "%s", msg) < 0)
                 v->oom = -ENOMEM;
 }
@@ -464,6 +478,10 @@ static void check_annotations(Validator *v, const YamlNode *n, NotebookSpec *spe
         spec->has_annotations = true;
         if (n->n_pairs == 0)
                 return;
+        if (n->n_pairs > MANIFEST_MAX_ANNOTATIONS) {
+                error_node(v, n, "too many annotations: %zu (limit %d)", n->n_pairs, MANIFEST_MAX_ANNOTATIONS);
+                return;
+        }
         spec->annotations = calloc(n->n_pairs, sizeof(Annotation));
         if (!spec->annotations) {
                 v->oom = -ENOMEM;
@@ -618,45 +636,71 @@ static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec
         return 0;
 }
 
+typedef struct ParseContext {
+        const char *file;
+        const ManifestPolicy *policy;
+        Diags *diags;
+        SpecList *specs;
+        ManifestResult result;
+        size_t doc_errors;
+        ErrorCap cap;
+} ParseContext;
+
+/* Each document as the loader finishes it (its tree is freed right after). */
+static int on_document(const YamlDocument *doc, void *userdata) {
+        ParseContext *c = userdata;
+        int r;
+        c->doc_errors += doc->n_errors;
+        c->result.n_documents++;
+        /* Past the error limit the rest is not checked (the loader stops at its next
+         * event, and says so), so not accepted either. */
+        if (c->diags->n_errors >= MANIFEST_MAX_ERRORS_PER_FILE) {
+                c->result.n_invalid++;
+                return 0;
+        }
+        Validator v = { .file = c->file, .policy = c->policy, .diags = c->diags, .cap = &c->cap };
+        _cleanup_(spec_freep) NotebookSpec *spec = NULL;
+        /* A document cut short by the loader is not validated: its tree is gone.
+         * One with only a duplicate key is whole, so report its other problems too. */
+        if (doc->complete && doc->root) {
+                r = validate_document(&v, doc, &spec);
+                if (r < 0)
+                        return r;
+        }
+        if (doc->n_errors > 0 || v.n_errors > 0 || !spec) {
+                c->result.n_invalid++;
+                return 0;
+        }
+        r = spec_list_append(c->specs, spec);
+        if (r < 0)
+                return r;
+        TAKE_PTR(spec);
+        return 0;
+}
+
 int manifest_parse_buffer(const char *display_path, const char *buf, size_t len, const ManifestPolicy *policy,
                           Diags *diags, SpecList *specs, ManifestResult *ret_result) {
         _cleanup_(yaml_stream_freep) YamlStream *s = NULL;
         _cleanup_diags_ Diags local = DIAGS_INIT;
-        ManifestResult result = {};
+        ParseContext c = { .file = display_path, .policy = policy, .diags = &local, .specs = specs };
 
-        int r = yaml_tree_load(display_path, buf, len, &local, &s);
+        int r = yaml_tree_load_each(display_path, buf, len, &local, on_document, &c, &s);
         if (r < 0)
                 return r;
-
-        size_t doc_errors = 0;
-        for (size_t i = 0; i < s->n_documents; i++) {
-                const YamlDocument *doc = &s->documents[i];
-                doc_errors += doc->n_errors;
-                result.n_documents++;
-                Validator v = { .file = display_path, .policy = policy, .diags = &local };
-                _cleanup_(spec_freep) NotebookSpec *spec = NULL;
-                /* A document cut short by the loader is not validated: its tree is gone.
-                 * One with only a duplicate key is whole, so report its other problems too. */
-                if (doc->complete && doc->root) {
-                        r = validate_document(&v, doc, &spec);
-                        if (r < 0)
-                                return r;
-                }
-                if (doc->n_errors > 0 || v.n_errors > 0 || !spec) {
-                        result.n_invalid++;
-                        continue;
-                }
-                r = spec_list_append(specs, spec);
+        /* The loader says so when anything follows; after the last document, say it here. */
+        if (c.cap.hit && !s->too_many_errors) {
+                r = diag_error(&local, display_path, c.cap.line, c.cap.column,
+                               "too many errors (limit %d); the rest of the file is not checked",
+                               MANIFEST_MAX_ERRORS_PER_FILE);
                 if (r < 0)
                         return r;
-                TAKE_PTR(spec);
         }
         /* A problem outside any document (bad bytes, a syntax error before the first
          * document, too many documents) counts as one more invalid document, so that a
          * refused file never reads as "0 documents, all fine". */
-        if (s->n_errors > doc_errors) {
-                result.n_documents++;
-                result.n_invalid++;
+        if (s->n_errors > c.doc_errors) {
+                c.result.n_documents++;
+                c.result.n_invalid++;
         }
 
         diags_sort(&local);
@@ -664,7 +708,7 @@ int manifest_parse_buffer(const char *display_path, const char *buf, size_t len,
         if (r < 0)
                 return r;
         if (ret_result)
-                *ret_result = result;
+                *ret_result = c.result;
         return 0;
 }
 

@@ -352,8 +352,12 @@ typedef struct Loader {
         bool in_document;
         bool skipping;        /* the rest of this document is ignored after a fatal error */
         size_t n_started;     /* documents started, empty ones included */
+        size_t doc_nodes;     /* nodes read in this document (scalars and collections) */
+        size_t diags_base;    /* diags->n_errors before this file: its own are the rest */
         Frame stack[YAML_MAX_DEPTH];
         size_t depth;
+        yaml_document_cb on_document;
+        void *userdata;
 } Loader;
 
 static bool same_scalar(const YamlNode *a, const YamlNode *b) {
@@ -429,9 +433,14 @@ static int push_document(Loader *l) {
         if (!d)
                 return -ENOMEM;
         s->documents = d;
-        s->documents[s->n_documents++] = l->doc;
+        YamlDocument *doc = &s->documents[s->n_documents++];
+        *doc = l->doc;
         l->doc = (YamlDocument) {};
-        return 0;
+        if (!l->on_document)
+                return 0;
+        int r = l->on_document(doc, l->userdata);
+        doc->root = yaml_node_free(doc->root);
+        return r;
 }
 
 static int end_document(Loader *l) {
@@ -711,6 +720,7 @@ static int on_document_start(Loader *l, const yaml_event_t *e) {
         const yaml_mark_t *mark = &e->start_mark;
         l->n_started++;
         l->in_document = true;
+        l->doc_nodes = 0;
         l->skipping = false;
         l->doc = (YamlDocument) {
                 .line = (unsigned) mark->line + 1,
@@ -778,6 +788,30 @@ static int load_events(Loader *l) {
                         return r;
                 }
                 yaml_event_type_t type = e.type;
+                /* Counting the callback's errors too (validation): one limit per file. */
+                if (type != YAML_STREAM_END_EVENT &&
+                    l->diags->n_errors - l->diags_base >= MANIFEST_MAX_ERRORS_PER_FILE) {
+                        /* a stream-level error: the document being read is dropped */
+                        l->in_document = false;
+                        r = errorf(l, (unsigned) e.start_mark.line + 1, (unsigned) e.start_mark.column + 1,
+                                   "too many errors (limit %d); the rest of the file is not checked",
+                                   MANIFEST_MAX_ERRORS_PER_FILE);
+                        l->stream->too_many_errors = true;
+                        yaml_event_delete(&e);
+                        return r < 0 ? r : 0;
+                }
+                if (l->in_document && !l->skipping &&
+                    (type == YAML_SCALAR_EVENT || type == YAML_SEQUENCE_START_EVENT ||
+                     type == YAML_MAPPING_START_EVENT) &&
+                    ++l->doc_nodes > MANIFEST_MAX_DOCUMENT_NODES) {
+                        /* Said where the document starts: that is what the reader looks for. */
+                        r = fatalf(l, l->doc.line, l->doc.column, "document too large: more than %d YAML nodes (limit)",
+                                   MANIFEST_MAX_DOCUMENT_NODES);
+                        yaml_event_delete(&e);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 if (type == YAML_DOCUMENT_START_EVENT)
                         r = on_document_start(l, &e);
                 else if (type == YAML_DOCUMENT_END_EVENT)
@@ -806,10 +840,16 @@ static int load_events(Loader *l) {
 }
 
 int yaml_tree_load(const char *file, const char *buf, size_t len, Diags *diags, YamlStream **ret) {
+        return yaml_tree_load_each(file, buf, len, diags, NULL, NULL, ret);
+}
+
+int yaml_tree_load_each(const char *file, const char *buf, size_t len, Diags *diags, yaml_document_cb cb,
+                        void *userdata, YamlStream **ret) {
         _cleanup_(yaml_stream_freep) YamlStream *s = calloc(1, sizeof(YamlStream));
         if (!s)
                 return -ENOMEM;
-        Loader l = { .file = file, .buf = buf, .len = len, .diags = diags, .stream = s };
+        Loader l = { .file = file, .buf = buf, .len = len, .diags = diags, .stream = s,
+                     .on_document = cb, .userdata = userdata, .diags_base = diags->n_errors };
 
         unsigned line, column;
         size_t offset;

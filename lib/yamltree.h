@@ -9,7 +9,8 @@
  * Refused, each with a positioned diagnostic: libyaml syntax errors, invalid UTF-8 and
  * NUL bytes (checked before parsing), anchors and aliases (alias bombs), duplicate keys,
  * non-scalar keys, nesting deeper than YAML_MAX_DEPTH, more than MANIFEST_MAX_DOCUMENTS
- * documents, scalars over YAML_MAX_SCALAR_LENGTH bytes, more than
+ * documents, a document of more than
+ * MANIFEST_MAX_DOCUMENT_NODES nodes, scalars over YAML_MAX_SCALAR_LENGTH bytes, more than
  * YAML_MAX_COLLECTION_ITEMS entries in one collection, tags other than the core ones.
  *
  * Scalar typing follows the YAML 1.2 core schema, for plain (unquoted) scalars only:
@@ -25,7 +26,9 @@
  * Documents: a document whose whole content is empty (e.g. a trailing "---") is skipped
  * silently, as kubectl does. A document with a problem is still returned, marked, so
  * callers can count it; documents completed before a syntax error are returned too, but
- * a syntax error ends the stream (libyaml cannot resynchronise). */
+ * a syntax error ends the stream (libyaml cannot resynchronise), and so does reaching
+ * MANIFEST_MAX_ERRORS_PER_FILE errors in diags from this file (the callback's count too:
+ * one more error says so, and the document being read is dropped). */
 #pragma once
 
 #include <stdbool.h>
@@ -80,12 +83,21 @@ typedef struct YamlStream {
         YamlDocument *documents;
         size_t n_documents;
         size_t n_errors;        /* all loader errors, including stream-level ones */
+        bool too_many_errors;   /* MANIFEST_MAX_ERRORS_PER_FILE reached: loading stopped there */
 } YamlStream;
 
 /* Load the len bytes at buf (need not be NUL-terminated). Problems become diagnostics
  * in *diags under the name file. Returns 0 and *ret (even when the input was refused:
  * then it has fewer documents and n_errors > 0), or -ENOMEM. */
 int yaml_tree_load(const char *file, const char *buf, size_t len, Diags *diags, YamlStream **ret);
+/* The same, handing each document to cb as soon as it is read (complete or cut short),
+ * then freeing its tree: the stream returned keeps every document's position and
+ * counts, but no root. Memory is then one document's tree, not the whole file's
+ * (256 documents of 64 KiB of "[1,1,...]" make ~70 MB of nodes). A negative return
+ * from cb ends the load with it. */
+typedef int (*yaml_document_cb)(const YamlDocument *doc, void *userdata);
+int yaml_tree_load_each(const char *file, const char *buf, size_t len, Diags *diags, yaml_document_cb cb,
+                        void *userdata, YamlStream **ret);
 
 YamlStream *yaml_stream_free(YamlStream *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(YamlStream *, yaml_stream_free);

@@ -665,6 +665,132 @@ static void test_many_files_linear(void **state) {
 
 /* The host config's profiles:/flavors: reach every file's validation; the set keeps its
  * own copy of them; a changed policy re-parses every file, an equal one none. */
+/* A manifest padded with comments to about 1 MiB (under the per-file limit). */
+static void put_padded(const char *base, const char *rel, const char *name) {
+        size_t pad = MANIFEST_MAX_FILE_SIZE - 8192;
+        _cleanup_free_ char *doc = xasprintf(DOC("%s"), name);
+        assert_non_null(doc);
+        size_t n = strlen(doc);
+        _cleanup_free_ char *text = malloc(n + pad + 1);
+        assert_non_null(text);
+        memcpy(text, doc, n);
+        for (size_t i = 0; i < pad; i++)
+                text[n + i] = i % 64 == 63 ? '\n' : '#';
+        text[n + pad] = '\0';
+        put(base, rel, text);
+}
+
+/* MANIFEST_MAX_TOTAL_SIZE: files are read in walk order until the total crosses it;
+ * that file and the ones after it are left out, with one diagnostic on the first. */
+static void test_total_size(void **state) {
+        Tmp *t = *state;
+        size_t per_file = MANIFEST_MAX_FILE_SIZE - 8192 + strlen(DOC("f-00"));
+        size_t fit = MANIFEST_MAX_TOTAL_SIZE / per_file;
+        assert_true(fit < 100);
+        char rel[32], name[32];
+        for (size_t i = 0; i <= fit + 1; i++) {
+                snprintf(rel, sizeof rel, "f-%02zu.yaml", i);
+                snprintf(name, sizeof name, "f-%02zu", i);
+                put_padded(t->root, rel, name);
+        }
+        _cleanup_(desired_set_freep) DesiredSet *s = NULL;
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
+        assert_int_equal(desired_set_rescan(s), 0);
+        assert_stats(s, fit, fit, fit, 0);
+        assert_int_equal(n_parses, fit);
+        const Diags *d = desired_set_diags(s);
+        assert_int_equal(d->n, 1);
+        char file[32];
+        snprintf(file, sizeof file, "m/f-%02zu.yaml", fit);
+        assert_string_equal(d->items[0].file, file);
+        assert_int_equal(d->items[0].line, 0);
+        assert_string_equal(d->items[0].message,
+                            "manifests total more than 67108864 bytes (limit per scan); this file and the 1 after it are not read");
+
+        /* one file gone: the first one past the cut is read, by a rescan ... */
+        rm_at(t->root, "f-00.yaml");
+        assert_int_equal(desired_set_rescan(s), 0);
+        assert_stats(s, fit, fit, fit, 0);
+        snprintf(name, sizeof name, "f-%02zu", fit);
+        assert_non_null(spec_named(s, name));
+        d = desired_set_diags(s);
+        assert_int_equal(d->n, 1);
+        assert_string_equal(d->items[0].message,
+                            "manifests total more than 67108864 bytes (limit per scan); this file is not read");
+
+        /* ... and by a one-file update, which keeps to the same total */
+        snprintf(rel, sizeof rel, "f-%02zu.yaml", fit + 1);
+        assert_int_equal(desired_set_update_file(s, rel), 0);
+        d = desired_set_diags(s);
+        assert_int_equal(d->n, 1);
+        assert_string_equal(d->items[0].message,
+                            "manifests total more than 67108864 bytes (limit per scan); this file is not read");
+        snprintf(rel, sizeof rel, "f-%02d.yaml", 1);
+        rm_at(t->root, rel);
+        assert_int_equal(desired_set_update_file(s, rel), 0);
+        snprintf(rel, sizeof rel, "f-%02zu.yaml", fit + 1);
+        assert_int_equal(desired_set_update_file(s, rel), 0);
+        snprintf(name, sizeof name, "f-%02zu", fit + 1);
+        assert_non_null(spec_named(s, name));
+        assert_int_equal(desired_set_diags(s)->n, 0);
+        assert_stats(s, fit, fit, fit, 0);
+}
+
+/* MANIFEST_MAX_DIAGNOSTICS: past it, a file read keeps its first diagnostic and a count. */
+static void test_diagnostics_cap(void **state) {
+        Tmp *t = *state;
+        /* 101 each: 100 duplicate keys, then "too many errors" */
+        char text[8 + 120 * 5 + 1] = "name: x\n";
+        for (size_t i = 0; i < 120; i++)
+                memcpy(text + 8 + i * 5, "a: 1\n", 6);  /* the last NUL ends it */
+        size_t per_file = MANIFEST_MAX_ERRORS_PER_FILE + 1, fit = MANIFEST_MAX_DIAGNOSTICS / per_file;
+        char rel[32];
+        for (size_t i = 0; i < fit + 2; i++) {
+                snprintf(rel, sizeof rel, "f-%03zu.yaml", i);
+                put(t->root, rel, text);
+        }
+        _cleanup_(desired_set_freep) DesiredSet *s = NULL;
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
+        assert_int_equal(desired_set_rescan(s), 0);
+        const Diags *d = desired_set_diags(s);
+        assert_int_equal(d->n, fit * per_file + 2 * 2);
+        /* the last file: its count (line 0 sorts first), then its first error */
+        const Diag *last = &d->items[d->n - 2];
+        snprintf(rel, sizeof rel, "m/f-%03zu.yaml", fit + 1);
+        assert_string_equal(last->file, rel);
+        assert_int_equal(last->line, 0);
+        assert_string_equal(last->message, "100 more problems in this file not shown (limit 10000 per scan); "
+                                           "`notebookd check` on this file alone shows them");
+        assert_int_equal(d->items[d->n - 1].line, 3);
+        assert_stats(s, fit + 2, fit + 2, 0, fit + 2);
+}
+
+/* The daemon's scan thread stops a rescan between files: -ECANCELED, the set as it was. */
+static void test_cancel(void **state) {
+        Tmp *t = *state;
+        put(t->root, "a.yaml", DOC("a"));
+        _cleanup_(desired_set_freep) DesiredSet *s = NULL;
+        assert_int_equal(desired_set_new(t->root, "m", NULL, &s), 0);
+        atomic_bool cancel = false;
+        assert_int_equal(desired_set_rescan_cancellable(s, &cancel), 0);
+        static const char *const names[] = { "a" };
+        assert_names(s, names, 1);
+
+        put(t->root, "b.yaml", DOC("b"));
+        put(t->root, "a.yaml", DOC("a2"));
+        atomic_store(&cancel, true);
+        n_parses = 0;
+        assert_int_equal(desired_set_rescan_cancellable(s, &cancel), -ECANCELED);
+        assert_int_equal(n_parses, 0);
+        assert_names(s, names, 1);
+        assert_stats(s, 1, 1, 1, 0);
+
+        atomic_store(&cancel, false);
+        assert_int_equal(desired_set_rescan_cancellable(s, &cancel), 0);
+        static const char *const names2[] = { "a2", "b" };
+        assert_names(s, names2, 2);
+}
+
 static void test_policy(void **state) {
         Tmp *t = *state;
         put(t->root, "cpu.yaml", DOC("cpu"));
@@ -742,6 +868,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_symlinks_inside_read_without_openat2, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_files_linear, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_policy, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_total_size, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_diagnostics_cap, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
