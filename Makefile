@@ -68,8 +68,14 @@ $(BUILD)/modelarts-emulator: $(EMU_OBJS) $(BUILD)/libnotebookd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 
 # Test tools for tests/integration: notify-recorder stands in for systemd's
-# NOTIFY_SOCKET; log-probe writes one entry through daemon/log.c.
-all: $(BUILD)/notify-recorder $(BUILD)/log-probe
+# NOTIFY_SOCKET; log-probe writes one entry through daemon/log.c; real-timers.so keeps
+# libfaketime off the daemon's monotonic timers (t-fault-clock.sh); both never sanitized:
+# they are preloaded into a process whose sanitizer runtime must come first.
+# read-only-dir.so fails writes under a directory with EROFS (t-fault-statedir.sh).
+all: $(BUILD)/notify-recorder $(BUILD)/log-probe $(BUILD)/real-timers.so $(BUILD)/read-only-dir.so
+$(BUILD)/real-timers.so $(BUILD)/read-only-dir.so: $(BUILD)/%.so: tests/tools/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -fPIC -shared -D_GNU_SOURCE -o $@ $<
 $(BUILD)/notify-recorder: tests/tools/notify-recorder.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<

@@ -47,6 +47,8 @@ struct Engine {
         bool listing_throttled;     /* one of them was a 429: log with MESSAGE_THROTTLED */
         int64_t listing_retry_ms;   /* the longest wait a failed listing asked for */
         bool listing_lost;          /* a failure could not even be noted: no name is judged */
+        char *listing_error;        /* this pass: why the last failed listing failed */
+        char *list_paused;          /* no listing succeeded: STATUS='s reason, until one does */
         bool pass_again;            /* a pass was requested meanwhile */
         bool stopping;
         bool state_error;
@@ -1058,6 +1060,7 @@ static void listings_clear(Engine *e) {
         e->listing_throttled = false;
         e->listing_retry_ms = 0;
         e->listing_lost = false;
+        e->listing_error = mfree(e->listing_error);
 }
 
 /* This pass's listing of workspace_id failed (the string is taken). */
@@ -1191,12 +1194,18 @@ static void listings_done(Engine *e, size_t n_workspaces) {
                 /* the scheduled pass is the retry: an extra request must not skip its backoff */
                 e->pass_again = false;
                 if (e->listing_lost || e->n_unlisted >= n_workspaces) {
+                        /* Nothing can be planned, so nothing is sent: STATUS= says so, and
+                         * why (an unreachable API, a 5xx, a 429), until a listing works. */
+                        free(e->list_paused);
+                        e->list_paused = xasprintf("listing failed (%s)",
+                                                   e->listing_error ? e->listing_error : "see the journal");
                         listings_clear(e);
                         pass_finish(e, "postponed (listing failed)");
                         return;
                 }
         } else
                 e->list_failures = 0;
+        e->list_paused = mfree(e->list_paused);
         pass_plan(e);
         listings_clear(e);
 }
@@ -1243,6 +1252,8 @@ static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
                                 log_fields(LOG_WARNING, NULL, fb.f, "Listing workspace %s failed: %s",
                                            lr->workspace_id, r < 0 ? strerror(-r) : strempty(ar->message));
                         e->listing_throttled |= ar->class == API_CLASS_THROTTLED;
+                        free(e->listing_error);
+                        e->listing_error = xstrdup(r < 0 ? strerror(-r) : strempty(ar->message));
                         e->listing_retry_ms = MAX(e->listing_retry_ms, ar->retry_after_ms);
                 }
                 listing_failed(e, TAKE_PTR(lr->workspace_id));
@@ -1427,6 +1438,7 @@ Engine *engine_free(Engine *e) {
         sd_event_source_disable_unref(e->pass_timer);
         spec_list_clear(&e->desired);
         listings_clear(e);
+        free(e->list_paused);
         sd_event_unref(e->event);
         free(e);
         return NULL;
@@ -1521,6 +1533,9 @@ const char *engine_pause_reason(const Engine *e, int64_t *ret_retry_mono_ms) {
         } else if (e->state_paused_until_mono_ms > now_monotonic_ms()) {
                 reason = "the state database cannot be written";
                 retry = e->state_paused_until_mono_ms;
+        } else if (e->list_paused) {
+                reason = e->list_paused;
+                retry = e->pass_timer_at_mono_ms;
         }
         if (ret_retry_mono_ms)
                 *ret_retry_mono_ms = retry;

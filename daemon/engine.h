@@ -70,8 +70,10 @@ bool engine_settled(const Engine *e);
 
 bool engine_auth_failed(const Engine *e, const char **ret_message);
 /* Why sending (or creating) is paused, or NULL when it is not: "authentication failed",
- * "account frozen (ModelArts.6326)", "the state database cannot be written". *ret_retry_mono_ms (optional): the next try,
- * monotonic ms, 0 when none is scheduled. */
+ * "account frozen (ModelArts.6326)", "the state database cannot be written", or "listing
+ * failed (WHY)" when no listing of the last pass worked (borrowed: valid until the engine
+ * next runs). *ret_retry_mono_ms (optional): the next try, monotonic ms, 0 when none is
+ * scheduled. */
 const char *engine_pause_reason(const Engine *e, int64_t *ret_retry_mono_ms);
 /* After a reload with new credentials: allow sending again. */
 void engine_reset_auth(Engine *e);

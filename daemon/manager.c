@@ -103,12 +103,18 @@ static void manager_update_status(Manager *m) {
         /* A pause comes first: it is what an operator reading `systemctl status` must act on. */
         int64_t retry_ms = 0;
         const char *paused = engine_pause_reason(m->engine, &retry_ms);
-        _cleanup_free_ char *pause = NULL;
+        _cleanup_free_ char *pause = NULL, *clock = NULL;
+        int64_t offset_ms;
+        /* A refused signature with the server's clock far from ours: the clock is what
+         * to fix, not the credentials, and `systemctl status` should say so. */
+        if (paused && engine_auth_failed(m->engine, NULL) && api_client_clock_skewed(m->backend.api, &offset_ms))
+                clock = xasprintf(" (the local clock is %llds %s the API's)", llabs(offset_ms / 1000),
+                                  offset_ms > 0 ? "ahead of" : "behind");
         if (paused && retry_ms > 0)
-                pause = xasprintf("Paused: %s, next try in %llds; ", paused,
+                pause = xasprintf("Paused: %s%s, next try in %llds; ", paused, strempty(clock),
                                   (long long) MAX((retry_ms - now_monotonic_ms() + 999) / 1000, 0));
         else if (paused)
-                pause = xasprintf("Paused: %s, waiting for a reload; ", paused);
+                pause = xasprintf("Paused: %s%s, waiting for a reload; ", paused, strempty(clock));
         _cleanup_free_ char *s = xasprintf(
                 "STATUS=%s%zu desired, %zu running, %zu creating, %zu failed, %zu rejected, %zu retrying, %zu invalid manifest%s",
                 strempty(pause), c.desired, c.running, c.pending, c.failed, c.rejected, c.retrying, m->n_invalid,

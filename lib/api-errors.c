@@ -1,5 +1,6 @@
 /* Error classification (modelarts-api.md "Errors"): what the engine does next depends
  * only on this. Pure: no I/O, so the whole table is unit-tested. */
+#include <curl/curl.h>
 #include <errno.h>
 #include <string.h>
 
@@ -168,4 +169,19 @@ int64_t api_throttle_backoff_ms(unsigned streak, uint32_t random_value) {
         for (unsigned i = 1; i < streak && d < API_THROTTLE_MAX_MS; i++)
                 d *= 2;
         return MIN(d, (int64_t) API_THROTTLE_MAX_MS);
+}
+
+int api_clock_offset_ms(const char *date, int64_t local_realtime_ms, int64_t *ret_offset_ms) {
+        if (!date)
+                return -EINVAL;
+        /* curl_getdate: every HTTP-date form (IMF-fixdate, RFC 850, asctime), pure */
+        time_t t = curl_getdate(date, NULL);
+        if (t == (time_t) -1 || t < 0)
+                return -EINVAL;
+        *ret_offset_ms = local_realtime_ms - (int64_t) t * 1000;
+        return 0;
+}
+
+bool api_clock_offset_too_large(int64_t offset_ms) {
+        return offset_ms > API_CLOCK_SKEW_REPORT_MS || offset_ms < -API_CLOCK_SKEW_REPORT_MS;
 }

@@ -94,6 +94,8 @@ struct ApiClient {
         bool auth_verified;          /* the server has accepted our credentials once */
         bool auth_failed;
         char *auth_message;
+        bool clock_skewed;           /* the last Date header: see api_client_clock_skewed() */
+        int64_t clock_offset_ms;
 
         /* IAM password flow */
         char *iam_token;             /* secret */
@@ -590,6 +592,15 @@ static char *describe_failure(const ApiClient *c, const ApiOp *op, ApiClass clas
                         return xasprintf("%s: project ID %s does not match the %s credentials (%s): fix "
                                          "project_id or the credentials; sending nothing until then",
                                          call, c->project_id, kind_string(c), strempty(api));
+                if (c->clock_skewed && c->credentials && c->credentials->kind == CREDENTIALS_AKSK)
+                        /* The signature carries our clock (X-Sdk-Date): the keys may be fine. */
+                        return xasprintf("%s: the local clock is %lld s %s the API's (its Date: %s), more than "
+                                         "the 15 minutes the gateway allows a signature, and the AK/SK "
+                                         "signature was refused (%s): set the clock right (NTP); sending "
+                                         "nothing until then",
+                                         call, llabs(c->clock_offset_ms / 1000),
+                                         c->clock_offset_ms > 0 ? "ahead of" : "behind", strempty(resp->date),
+                                         strempty(api));
                 return xasprintf("%s: the %s credentials were rejected (%s)%s%s: fix them; sending "
                                  "nothing until then (5 bad signatures lock an AK)",
                                  call, kind_string(c), strempty(api), where ? "; using " : "", strempty(where));
@@ -700,6 +711,14 @@ static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata
 
         (void) h;
         ops_remove(&c->wire, op);
+
+        /* Every answer's Date says where the server's clock is: an AK/SK signature more
+         * than 15 minutes off it is refused, and that failure must be named as the clock's. */
+        int64_t offset_ms;
+        if (resp->status > 0 && api_clock_offset_ms(resp->date, now_realtime_ms(), &offset_ms) >= 0) {
+                c->clock_offset_ms = offset_ms;
+                c->clock_skewed = api_clock_offset_too_large(offset_ms);
+        }
 
         bool success_status = resp->status >= 200 && resp->status < 300;
         /* The documented create and get answers may carry error_code: a 2xx whose body is
@@ -1087,6 +1106,14 @@ bool api_client_auth_failed(const ApiClient *c, const char **ret_message) {
                 return false;
         if (ret_message)
                 *ret_message = c->auth_message;
+        return true;
+}
+
+bool api_client_clock_skewed(const ApiClient *c, int64_t *ret_offset_ms) {
+        if (!c || !c->clock_skewed)
+                return false;
+        if (ret_offset_ms)
+                *ret_offset_ms = c->clock_offset_ms;
         return true;
 }
 

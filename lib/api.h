@@ -128,6 +128,11 @@ unsigned api_client_pending(const ApiClient *c);
 /* An AUTH failure happened: the client sends nothing until reset. *ret_message (optional)
  * is the message of that failure (borrowed, valid until reset/free). */
 bool api_client_auth_failed(const ApiClient *c, const char **ret_message);
+/* The last answer's Date header put the local clock further off the server's than the
+ * gateway allows (api_clock_offset_too_large): true, and *ret_offset_ms (optional) is the
+ * offset (positive: the local clock is ahead). False when it was close, or no answer
+ * carried a Date yet. */
+bool api_client_clock_skewed(const ApiClient *c, int64_t *ret_offset_ms);
 /* Credentials were fixed (reload): send again. */
 void api_client_reset_auth(ApiClient *c);
 /* While throttled: the monotonic time (ms, util.h now_monotonic_ms) before which nothing
@@ -156,6 +161,15 @@ int64_t api_error_min_retry_ms(const char *error_code);
 /* The client-wide hold after the streak-th 429 in a row (1-based), without Retry-After:
  * a uniform draw in [2 s, 5 s] doubled per further 429, capped at API_THROTTLE_MAX_MS. */
 int64_t api_throttle_backoff_ms(unsigned streak, uint32_t random_value);
+
+/* How far the local clock is from a server's, from its Date header (RFC 9110 HTTP-date,
+ * one-second resolution): *ret_offset_ms = local_realtime_ms - the server's time, so
+ * positive means the local clock is ahead. -EINVAL when date is NULL or not a date. */
+int api_clock_offset_ms(const char *date, int64_t local_realtime_ms, int64_t *ret_offset_ms);
+
+/* The offset is past API_CLOCK_SKEW_REPORT_MS either way: enough to explain a refused
+ * signature (the gateway allows 15 minutes). */
+bool api_clock_offset_too_large(int64_t offset_ms);
 
 /* Parsed error body: every string owned (free with api_error_done). */
 typedef struct ApiError {

@@ -55,6 +55,7 @@ struct HttpTransfer {
         char *retry_after;
         char *subject_token;        /* secret: wiped on free */
         char *content_type;
+        char *date;
 };
 
 typedef struct HttpSocket HttpSocket;
@@ -227,6 +228,7 @@ static HttpTransfer *transfer_free(HttpTransfer *t) {
         free(t->retry_after);
         free_secret(t->subject_token);
         free(t->content_type);
+        free(t->date);
         free(t);
         return NULL;
 }
@@ -242,6 +244,7 @@ static void transfer_reset_headers(HttpTransfer *t) {
         free_secret(t->subject_token);
         t->subject_token = NULL;
         t->content_type = mfree_str(t->content_type);
+        t->date = mfree_str(t->date);
 }
 
 static size_t on_header(char *buf, size_t size, size_t n, void *userdata) {
@@ -276,6 +279,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *userdata) {
                 slot = &t->subject_token;
         else if (name_len == 12 && strncasecmp(buf, "Content-Type", 12) == 0)
                 slot = &t->content_type;
+        else if (name_len == 4 && strncasecmp(buf, "Date", 4) == 0)
+                slot = &t->date;
         if (!slot)
                 return len;
 
@@ -371,6 +376,7 @@ static void complete(HttpClient *c, HttpTransfer *t, int error, const char *mess
                 .retry_after = t->retry_after,
                 .subject_token = t->subject_token,
                 .content_type = t->content_type,
+                .date = t->date,
                 .body = t->resp ? t->resp : "",
                 .body_len = t->resp_len,
         };

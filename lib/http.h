@@ -55,6 +55,7 @@ typedef struct HttpResponse {
         const char *retry_after;      /* raw Retry-After, NULL when absent */
         const char *subject_token;    /* X-Subject-Token (a secret: never log), or NULL */
         const char *content_type;     /* Content-Type, NULL when absent */
+        const char *date;             /* raw Date (the server's clock), NULL when absent */
         const char *body;             /* NUL-terminated for convenience; body_len excludes it */
         size_t body_len;
 } HttpResponse;

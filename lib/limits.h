@@ -98,6 +98,12 @@
  * "being restored, wait several minutes". A sooner retry would only get the same answer. */
 #define API_RETRY_6355_MS (60 * 1000)
 #define API_RETRY_6333_MS (5 * 60 * 1000)
+/* The API gateway refuses a signature whose X-Sdk-Date is more than 15 minutes off its
+ * own clock. An authentication failure while the server's Date header is this far from
+ * ours is named as a clock problem: the credentials are then not the thing to fix. The
+ * margin below 15 minutes covers Date's one-second resolution and the request's transit. */
+#define API_CLOCK_SKEW_LIMIT_MS (15 * 60 * 1000)
+#define API_CLOCK_SKEW_REPORT_MS (API_CLOCK_SKEW_LIMIT_MS - 60 * 1000)
 /* Renew an IAM token this long before its expires_at (tokens live 24 h). */
 #define API_TOKEN_RENEW_BEFORE_MS (60 * 60 * 1000)
 /* After a failed token request, wait this long before asking IAM again (calls meanwhile

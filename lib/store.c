@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "limits.h"
 #include "util.h"
@@ -127,6 +128,10 @@ struct Store {
         int64_t read_version; /* a reader on an older file (STORE_READ_COMPAT_MIN..): its
                                * statements leave out the columns added since; 0 = current */
         sqlite3_stmt *stmts[_STMT_MAX];
+        /* Why the last statement failed, taken when it failed: what runs after a failure
+         * (the PRAGMA that ends a durable transaction, a rollback) resets SQLite's own
+         * message to "not an error", and the log must say "read-only" or "full". */
+        char last_error[256];
 };
 
 /* A reader may meet a file the daemon has not migrated yet (status right after an
@@ -176,6 +181,11 @@ static int sqlite_to_errno(sqlite3 *db, int rc) {
                 return -EACCES;
         case SQLITE_FULL:
                 return -ENOSPC;
+        case SQLITE_IOERR: {
+                /* EROFS, ENOSPC, EIO ...: the system's own word is the useful one */
+                int e = db ? sqlite3_system_errno(db) : 0;
+                return e > 0 ? -e : -EIO;
+        }
         case SQLITE_CORRUPT:
         case SQLITE_NOTADB:
                 return -EBADMSG;
@@ -227,13 +237,36 @@ static int mkdir_parents_0700(const char *dir) {
         return 0;
 }
 
+/* Keep why the statement just run failed (see last_error): SQLite's message, and for a
+ * failed write what the file system says of itself. SQLite reports a write refused by a
+ * file system the kernel remounted read-only (errors=remount-ro) only as "disk I/O
+ * error", and its errno is not reliably kept; the operator needs "read-only". */
+static void note_failure(Store *s) {
+        int ext = sqlite3_extended_errcode(s->db), rc = ext & 0xff;
+        const char *fs = NULL;
+        struct statvfs sv;
+        if ((rc == SQLITE_IOERR || rc == SQLITE_FULL || rc == SQLITE_READONLY || rc == SQLITE_CANTOPEN) &&
+            s->path && statvfs(s->path, &sv) == 0) {
+                if (sv.f_flag & ST_RDONLY)
+                        fs = "the file system is read-only";
+                else if (sv.f_bavail == 0)
+                        fs = "the file system is full";
+        }
+        (void) snprintf(s->last_error, sizeof s->last_error, "%s%s%s%s", sqlite3_errmsg(s->db), fs ? " (" : "",
+                        fs ? fs : "", fs ? ")" : "");
+}
+
 static int stmt(Store *s, StatementId id, sqlite3_stmt **ret) {
+        s->last_error[0] = '\0';
         if (!s->stmts[id]) {
                 const char *sql = statement_sql_for(s, id);
                 int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
                                             &s->stmts[id], NULL);
-                if (rc != SQLITE_OK)
-                        return sqlite_to_errno(s->db, rc);
+                if (rc != SQLITE_OK) {
+                        note_failure(s);
+                        int r = sqlite_to_errno(s->db, rc);
+                        return r < 0 ? r : -EIO;
+                }
         } else {
                 sqlite3_reset(s->stmts[id]);
                 sqlite3_clear_bindings(s->stmts[id]);
@@ -246,6 +279,8 @@ static int stmt(Store *s, StatementId id, sqlite3_stmt **ret) {
 static int step_done(Store *s, sqlite3_stmt *st) {
         int rc = sqlite3_step(st);
         int r = rc == SQLITE_DONE ? 0 : sqlite_to_errno(s->db, rc);
+        if (rc != SQLITE_DONE)
+                note_failure(s);
         if (r == 0 && rc != SQLITE_DONE)
                 r = -EIO;
         sqlite3_reset(st);
@@ -506,7 +541,7 @@ int store_schema_version(Store *s) {
 }
 
 const char *store_error_message(Store *s) {
-        return sqlite3_errmsg(s->db);
+        return s->last_error[0] ? s->last_error : sqlite3_errmsg(s->db);
 }
 
 /* ---- transactions ---- */
@@ -532,6 +567,7 @@ static void end_durable(Store *s) {
 }
 
 int store_begin_durable(Store *s) {
+        s->last_error[0] = '\0';
         int rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_to_errno(s->db, rc);

@@ -25,12 +25,14 @@ curl:cmd:curl
 openssl:cmd:openssl
 nginx:cmd:/usr/sbin/nginx
 man-db:cmd:man
+faketime:cmd:faketime
 "
 # The tests' other tools are in every Debian system, minbase included: bash,
 # coreutils, diffutils, grep, sed, mawk, perl-base, util-linux (unshare, setpriv,
 # flock), mount, bsdutils (logger). man-db: t-unit renders the page and
 # `systemd-analyze verify` checks the unit's Documentation=man:notebookd(8) with it.
 # openssl: t-emulator signs a request by hand.
+# faketime (and its dependency libfaketime): t-fault-clock.sh skews the daemon's clock.
 missing=""
 for entry in $NEEDS; do
     pkg=${entry%%:*}

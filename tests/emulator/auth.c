@@ -93,9 +93,14 @@ static int check_aksk(const Settings *s, AuthState *st, Stats *stats, const Auth
         if (!s->ak || !s->sk)
                 return fail(stats, req, VIOLATION_UNKNOWN_AK, err, "APIG.0301",
                             "Incorrect IAM authentication information: AK/SK authentication is not enabled");
-        if (!streq(a.access, s->ak))
+        if (!streq(a.access, s->ak)) {
+                /* the cloud's words for an AK that does not exist (never made, or deleted
+                 * by a rotation) */
+                _cleanup_free_ char *msg = xasprintf("Incorrect IAM authentication information: Get secretKey "
+                                                     "failed,ak:%s,err:ak not exist", a.access);
                 return fail(stats, req, VIOLATION_UNKNOWN_AK, err, "APIG.0301",
-                            "Incorrect IAM authentication information: unknown access key");
+                            msg ? msg : "Incorrect IAM authentication information: Get secretKey failed");
+        }
 
         if (st->locked_until) {
                 if (now_mono < st->locked_until)
@@ -111,9 +116,21 @@ static int check_aksk(const Settings *s, AuthState *st, Stats *stats, const Auth
         if (!date || parse_sdk_date(date, &t) < 0)
                 return fail(stats, req, VIOLATION_BAD_SDK_DATE, err, "APIG.0301",
                             "Incorrect IAM authentication information: X-Sdk-Date missing or not YYYYMMDDTHHMMSSZ");
-        if (t < now_real_s - MAX_SKEW_S || t > now_real_s + MAX_SKEW_S)
+        if (t < now_real_s - MAX_SKEW_S || t > now_real_s + MAX_SKEW_S) {
+                /* The gateway's answer to a stale or future X-Sdk-Date, as the cloud words it
+                 * (huaweicloud-sdk-java-v3 issue 44: "calc aksk signature fail:signature
+                 * expired, signature time:20211217T064303Z,server time:20211217T065804Z"). */
+                char server[SIGN_DATE_LEN + 1] = "";
+                time_t now_t = (time_t) now_real_s;
+                struct tm tm;
+                if (gmtime_r(&now_t, &tm))
+                        (void) strftime(server, sizeof server, "%Y%m%dT%H%M%SZ", &tm);
+                _cleanup_free_ char *msg = xasprintf("Incorrect IAM authentication information: calc aksk signature "
+                                                     "fail:signature expired, signature time:%s,server time:%s",
+                                                     date, server);
                 return fail(stats, req, VIOLATION_CLOCK_SKEW, err, "APIG.0301",
-                            "Incorrect IAM authentication information: X-Sdk-Date more than 15 minutes off");
+                            msg ? msg : "Incorrect IAM authentication information: signature expired");
+        }
 
         const char *sec = emu_auth_header(req, "X-Security-Token");
         if (s->security_token || sec) {

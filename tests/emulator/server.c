@@ -622,13 +622,20 @@ static void control_seed(Ctx *c, Reply *rep) {
         Emulator *e = c->e;
         const char *raw = raw_query_of(c->r);
         _cleanup_free_ char *name = NULL, *ws = NULL, *owner = NULL, *status = NULL, *flavor = NULL,
-                            *profile = NULL;
+                            *profile = NULL, *id = NULL;
         if (query_get(raw, "name", &name) < 0 || query_get(raw, "workspace_id", &ws) < 0 ||
             query_get(raw, "owner", &owner) < 0 || query_get(raw, "status", &status) < 0 ||
-            query_get(raw, "flavor", &flavor) < 0 || query_get(raw, "profile_id", &profile) < 0)
+            query_get(raw, "flavor", &flavor) < 0 || query_get(raw, "profile_id", &profile) < 0 ||
+            query_get(raw, "id", &id) < 0)
                 return control_error(rep, 400, "malformed query");
         if (!name || !emu_name_ok(name))
                 return control_error(rep, 400, "name= required: 1 to 64 of A-Z a-z 0-9 - _");
+        /* id=: an instance restored as it was (a test restarting the emulator keeps the
+         * cloud's state): the UUID shape the API uses, unique */
+        if (id && (strlen(id) != 36 || strspn(id, "0123456789abcdef-") != 36))
+                return control_error(rep, 400, "id= must be a lower-case UUID (36 characters)");
+        if (id && emu_store_find_id(e->store, id))
+                return control_error(rep, 409, "an instance has id %s", id);
         if (owner && !one_of(owner, "self", "other"))
                 return control_error(rep, 400, "owner= must be self or other");
         const char *st = emu_status_intern(status ? status : "RUNNING");
@@ -642,6 +649,8 @@ static void control_seed(Ctx *c, Reply *rep) {
         Instance *inst = instance_alloc(e);
         if (!inst)
                 return control_error(rep, 500, "out of memory");
+        if (id)
+                memcpy(inst->id, id, sizeof(inst->id));   /* 36 characters and the NUL, checked above */
         inst->name = TAKE_PTR(name);
         inst->description = strdup("");
         inst->profile_id = profile ? TAKE_PTR(profile) : strdup("Python3");
@@ -663,6 +672,27 @@ static void control_seed(Ctx *c, Reply *rep) {
         }
         rep->http = 200;
         rep->json = j;
+}
+
+/* The key pair rotated in IAM: the new AK/SK is the only one accepted from now on, and
+ * the old AK is unknown (as a deleted access key is), with the failure count and lock
+ * of the old key gone with it. */
+static void control_credentials(Ctx *c, Reply *rep) {
+        Settings *s = &c->e->settings;
+        const char *raw = raw_query_of(c->r);
+        _cleanup_secret_ char *ak = NULL, *sk = NULL;
+        if (query_get(raw, "ak", &ak) < 0 || query_get(raw, "sk", &sk) < 0)
+                return control_error(rep, 400, "malformed query");
+        if (!ak || !*ak || !sk || !*sk)
+                return control_error(rep, 400, "ak= and sk= required, not empty");
+        free_secret(s->ak);
+        free_secret(s->sk);
+        s->ak = TAKE_PTR(ak);
+        s->sk = TAKE_PTR(sk);
+        c->e->auth = (AuthState) {};
+        rep->json = cJSON_CreateObject();
+        cJSON_AddBoolToObject(rep->json, "rotated", true);
+        rep->http = 200;
 }
 
 static void handle_control(Ctx *c, Reply *rep) {
@@ -704,6 +734,8 @@ static void handle_control(Ctx *c, Reply *rep) {
                 control_status(c, rep);
         } else if (post && streq(what, "seed")) {
                 control_seed(c, rep);
+        } else if (post && streq(what, "credentials")) {
+                control_credentials(c, rep);
         } else if (get && streq(what, "health")) {
                 rep->json = cJSON_CreateObject();
                 cJSON_AddBoolToObject(rep->json, "ok", true);

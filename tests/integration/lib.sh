@@ -416,3 +416,21 @@ nb_wait_journal_names() { # N ERE MATCHES...
         exec {fd}<&-
         [ "$k" -ge "$n" ] || nb_fail "only $k of $n notebooks with a journal entry matching /$re/ among $* within ${NB_TIMEOUT}s"
 }
+
+# ---- request budgets (the fault tests) ----
+
+# API requests the emulator has answered or dropped (create, list, get, delete, action;
+# not /_emulator/*), from its stats.
+nb_api_requests() {
+        nb_emulator_stats | jq '[.by_route | (.create, .list, .get, .delete, .action) // 0] | add'
+}
+
+# Report requests sent against the minimum the work needs ("requests X, minimum Y,
+# ratio R") and fail when more than BOUND were sent: the bound is what a retry storm
+# breaks, not a performance target.
+nb_request_budget() { # ACTUAL MINIMUM BOUND [WHAT]
+        local actual=$1 min=$2 bound=$3 what=${4:-API requests}
+        nb_step "$what: requests $actual, minimum $min, ratio $(awk -v a="$actual" -v m="$min" 'BEGIN { printf "%.2f", a / m }')"
+        [ "$actual" -ge "$min" ] || nb_fail "$what: $actual requests, fewer than the minimum $min: the count is wrong"
+        [ "$actual" -le "$bound" ] || nb_fail "$what: $actual requests, more than the bound $bound (minimum $min)"
+}

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <cjson/cJSON.h>
@@ -1113,6 +1114,61 @@ static void test_auth_failure_stops_sending(void **state) {
         fixture_free(f);
 }
 
+/* A refused signature while the server's Date is far from our clock is named as the
+ * clock's fault (the gateway allows 15 minutes), with the offset; a near Date leaves the
+ * usual "credentials rejected". */
+static void test_clock_skew_named(void **state) {
+        (void) state;
+        int64_t off;
+        /* 2019-11-15T03:36:55Z = 1573789015 */
+        assert_int_equal(api_clock_offset_ms("Fri, 15 Nov 2019 03:36:55 GMT", 1573789015000LL + 1800000, &off), 0);
+        assert_int_equal(off, 1800000);
+        assert_true(api_clock_offset_too_large(off));
+        assert_int_equal(api_clock_offset_ms("Friday, 15-Nov-19 03:36:55 GMT", 1573789015000LL - 1800000, &off), 0);
+        assert_int_equal(off, -1800000);
+        assert_true(api_clock_offset_too_large(off));
+        assert_int_equal(api_clock_offset_ms("Fri, 15 Nov 2019 03:36:55 GMT", 1573789015000LL + 120000, &off), 0);
+        assert_false(api_clock_offset_too_large(off));
+        assert_false(api_clock_offset_too_large(API_CLOCK_SKEW_REPORT_MS));
+        assert_true(api_clock_offset_too_large(-API_CLOCK_SKEW_REPORT_MS - 1));
+        assert_int_equal(api_clock_offset_ms(NULL, 0, &off), -EINVAL);
+        assert_int_equal(api_clock_offset_ms("not a date", 0, &off), -EINVAL);
+
+        /* end to end: a 401 whose Date is an hour before our clock */
+        time_t now = time(NULL) - 3600;
+        struct tm tm;
+        char hdr[128];
+        assert_non_null(gmtime_r(&now, &tm));
+        assert_true(strftime(hdr, sizeof hdr, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm) > 0);
+        Fixture *f;
+        Got g = { 0 };
+        fixed_case(C_AKSK, API_CALL_LIST, 401, hdr,
+                   "{\"error_code\":\"APIG.0301\",\"error_msg\":\"Incorrect IAM authentication information: "
+                   "calc aksk signature fail:signature expired\",\"request_id\":\"r-9\"}",
+                   API_CLASS_AUTH, &g, &f);
+        assert_non_null(strstr(g.message, "the local clock is "));
+        assert_non_null(strstr(g.message, " s ahead of the API's"));
+        assert_non_null(strstr(g.message, "set the clock right"));
+        assert_true(api_client_clock_skewed(f->api, &off));
+        assert_true(off > 3500000 && off < 3700000);
+        got_done(&g);
+        fixture_free(f);
+
+        /* the same refusal with a Date in step: the credentials are blamed */
+        now = time(NULL);
+        assert_non_null(gmtime_r(&now, &tm));
+        assert_true(strftime(hdr, sizeof hdr, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm) > 0);
+        g = (Got) { 0 };
+        fixed_case(C_AKSK, API_CALL_LIST, 401, hdr,
+                   "{\"error_code\":\"APIG.0301\",\"error_msg\":\"verify aksk signature fail\"}", API_CLASS_AUTH,
+                   &g, &f);
+        assert_null(strstr(g.message, "clock"));
+        assert_non_null(strstr(g.message, "credentials were rejected"));
+        assert_false(api_client_clock_skewed(f->api, NULL));
+        got_done(&g);
+        fixture_free(f);
+}
+
 static void test_unknown_outcome(void **state) {
         (void) state;
         Fixture *f = fixture_new(C_AKSK, 0);
@@ -1314,6 +1370,7 @@ int main(void) {
                 cmocka_unit_test(test_throttle_holds_everything),
                 cmocka_unit_test(test_throttle_backoff_grows),
                 cmocka_unit_test(test_auth_failure_stops_sending),
+                cmocka_unit_test(test_clock_skew_named),
                 cmocka_unit_test(test_unknown_outcome),
                 cmocka_unit_test(test_cancel_all),
                 cmocka_unit_test(test_concurrency),

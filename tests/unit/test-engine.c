@@ -656,6 +656,40 @@ static void test_state_write_failure_pauses(void **state) {
         fixture_free(f);
 }
 
+/* No listing works (the API unreachable, a 5xx): nothing can be planned, and STATUS=
+ * says so, why, and when the next try is, until a listing works again. A listing that
+ * fails while another workspace's works is no pause. */
+static void test_failed_listing_pauses(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        fail_list("0", API_CLASS_TRANSIENT, 0, NULL);
+        int64_t retry = 0;
+        const char *why = engine_pause_reason(f->engine, &retry);
+        assert_non_null(why);
+        assert_string_equal(why, "listing failed (scripted failure)");
+        assert_true(retry > now_monotonic_ms());
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 0);
+        /* the retry pass lists again; this time it works */
+        run_until_call(f, API_CALL_LIST);
+        answer_list("0", NULL, 0);
+        assert_null(engine_pause_reason(f->engine, NULL));
+        assert_int_equal(count_calls(API_CALL_CREATE, "nb-1"), 1);
+        fixture_free(f);
+
+        f = fixture_new(true, false);
+        add_spec(f, "in-a", "ws-a");
+        add_spec(f, "in-zero", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine);
+        answer_list("0", NULL, 0);
+        fail_list("ws-a", API_CLASS_TRANSIENT, 500, "ModelArts.0010");
+        assert_null(engine_pause_reason(f->engine, NULL));
+        fixture_free(f);
+}
+
 /* Stopping sends nothing new and cancels what is queued. */
 static void test_stop(void **state) {
         (void) state;
@@ -769,6 +803,7 @@ int main(void) {
                 cmocka_unit_test(test_listing_older_than_create_does_not_judge),
                 cmocka_unit_test(test_throttled_listing_waits),
                 cmocka_unit_test(test_state_write_failure_pauses),
+                cmocka_unit_test(test_failed_listing_pauses),
                 cmocka_unit_test(test_stop),
                 cmocka_unit_test(test_prune_after_full_pass),
         };
