@@ -1,5 +1,5 @@
-/* Error classification (modelarts-api.md "Errors"): what the engine does next depends
- * only on this. Pure: no I/O, so the whole table is unit-tested. */
+/* Error classification (the ModelArts and API gateway error codes): what the engine
+ * does next depends only on this. Pure: no I/O, so the whole table is unit-tested. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <string.h>
@@ -145,7 +145,7 @@ ApiClass api_classify(ApiCall call, int transport_error, bool sent, long http_st
                 goto done;
         }
 
-        /* The contract's 400 table (6316..6336, 6358...), unknown 4xx, a 404 on the
+        /* The documented 400 codes (6316..6336, 6358...), unknown 4xx, a 404 on the
          * collection (wrong endpoint), redirects (never followed): nothing a retry fixes. */
         class = API_CLASS_PERMANENT;
         error = http_status == 404 ? -ENOENT : (http_status >= 300 && http_status < 400) ? -EREMOTE : -EINVAL;

@@ -1,5 +1,5 @@
-/* Response parsing for the ModelArts DevEnviron v1 API (modelarts-api.md "Instance",
- * "Errors"). Defensive by rule: a body comes from the network, so every field may be
+/* Response parsing for the ModelArts DevEnviron v1 API (instances, listings, error
+ * bodies). Defensive by rule: a body comes from the network, so every field may be
  * missing or of another type; unknown fields are ignored (newer deployments add some);
  * nothing here trusts a shape it has not checked. A second API generation gets its own
  * parse functions next to these. */

@@ -1,4 +1,4 @@
-/* The ModelArts DevEnviron API (modelarts-api.md) on top of lib/http.h: request
+/* The ModelArts DevEnviron v1 API on top of lib/http.h: request
  * building (cJSON), authentication (AK/SK signing, X-Auth-Token, IAM password flow),
  * defensive response parsing into RemoteInstance, and error classification the
  * engine switches on.

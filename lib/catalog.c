@@ -5,7 +5,7 @@
 #include "macro.h"
 #include "util.h"
 
-/* Every profile_id of the contract's three lists: the 2019 SDK page, the 2020 API
+/* Every profile_id of Huawei's three lists: the 2019 SDK page, the 2020 API
  * reference and the 2023-24 "DevEnviron (old version)" page. Spelling exactly as Huawei
  * writes it (spaces, parentheses, no space before "(python3)" in the Ascend one). */
 const CatalogEntry catalog_profiles[] = {

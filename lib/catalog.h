@@ -1,4 +1,4 @@
-/* The profiles and flavors notebookd knows by name (modelarts-api.md "Known values").
+/* The profiles and flavors notebookd knows by name (those Huawei's ModelArts pages list).
  * They are information, not a closed list: the cloud decides what exists, by region and
  * release, and a value not listed here is sent as written. The table serves two
  * purposes only:

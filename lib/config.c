@@ -518,7 +518,7 @@ char *config_effective_endpoint(const Config *c) {
                 return strdup(c->endpoint);
         if (!c->region)
                 return NULL;
-        /* ap-southeast-1 (Hong Kong) lives under the .cn domain (modelarts-api.md) */
+        /* ap-southeast-1 (Hong Kong) is under .cn, the other regions under .com */
         return xasprintf("https://modelarts.%s.myhuaweicloud.%s", c->region,
                          streq(c->region, "ap-southeast-1") ? "cn" : "com");
 }

@@ -11,7 +11,7 @@
 typedef struct RemoteInstance {
         char *id;
         char *name;
-        char *status;          /* CREATING, RUNNING, CREATE_FAILED, ... (modelarts-api.md) */
+        char *status;          /* CREATING, RUNNING, CREATE_FAILED, ... */
         char *description;
         char *flavor;
         char *profile_id;      /* profile.id */
@@ -37,7 +37,7 @@ void remote_instance_list_clear(RemoteInstanceList *l);
 const RemoteInstance *remote_instance_list_find_name(const RemoteInstanceList *l, const char *name);
 const RemoteInstance *remote_instance_list_find_id(const RemoteInstanceList *l, const char *id);
 
-/* Status classes (modelarts-api.md "Status values"). */
+/* Status classes: the API's statuses, grouped by what the engine does with them. */
 typedef enum InstanceStatusClass {
         STATUS_CLASS_PENDING,   /* CREATE_QUEUING, CREATING, START_QUEUING, READY_TO_START,
                                    STARTING, RESTARTING, RESIZING, STOPPING */

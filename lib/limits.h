@@ -63,7 +63,7 @@
 #define CONFIG_MAX_PATTERNS 256
 #define CONFIG_MAX_PATTERN_LENGTH 256
 
-/* ---- the create call's rules (from the ModelArts API contract, modelarts-api.md) ---- */
+/* ---- the create call's rules (from the ModelArts DevEnviron API reference) ---- */
 #define NAME_MAX_LENGTH 64
 #define DESCRIPTION_MAX_CHARS 512
 /* profile_id and flavor are open sets; the longest known name is 32 characters. */

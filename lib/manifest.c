@@ -1,6 +1,7 @@
 /* Manifest validation: one YAML document -> one NotebookSpec, every rule of the create
- * call (modelarts-api.md) that a client can know checked here, so that nothing the cloud
- * would certainly refuse is sent (which profiles and flavors exist is the cloud's to say).
+ * call (the ModelArts DevEnviron API) that a client can know checked here, so that
+ * nothing the cloud would certainly refuse is sent (which profiles and flavors exist is
+ * the cloud's to say).
  *
  * Decisions where the contract is silent:
  * - Strings are strings: `name: 123` or `description: true` is a type error (with a hint
@@ -8,7 +9,7 @@
  *   workspace.id: workspace ids are often written bare (`id: 0`), so an integer-looking
  *   plain scalar is taken as the string it is written as.
  * - volume_size is an integer: `"5"` (quoted) and `five` are type errors.
- * - OBS paths, after the seed document's example "obs-bucket/test/": BUCKET/DIR.../ with
+ * - OBS paths, after Huawei's own example "obs-bucket/test/": BUCKET/DIR.../ with
  *   an optional leading "/" (the form other ModelArts APIs use), sent as written. The
  *   bucket name follows OBS's rules (3-63 of a-z 0-9 - ., starting and ending with a
  *   letter or digit); the path must name a directory inside the bucket (the cloud refuses

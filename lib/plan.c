@@ -251,7 +251,7 @@ static void plan_desired(Action *a, const Indexes *ix, bool listing, int64_t now
                 a->reason = REASON_MISSING_REMOTELY;
         } else if (rec->spec_hash && !streq(rec->spec_hash, a->spec_hash) && rec->next_attempt_at_ms > now_ms) {
                 /* In backoff, but the manifest changed: the user fixed something; the
-                 * backoff was for the old request (issue 4: a change resets it). */
+                 * backoff was for the old request, so a change resets it. */
                 a->kind = ACTION_CREATE;
                 a->reason = REASON_SPEC_CHANGED;
         } else if (rec->next_attempt_at_ms > now_ms) {

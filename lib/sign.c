@@ -1,5 +1,5 @@
-/* SDK-HMAC-SHA256 request signing and verification (the ModelArts API contract,
- * modelarts-api.md, Authentication).
+/* SDK-HMAC-SHA256 request signing and verification (Huawei Cloud's API signing guide,
+ * AK/SK authentication).
  *
  * Everything here works on (pointer, length) byte strings rather than C strings where the
  * input is percent-decoded: a query may legitimately decode to a NUL byte ("%00"), and the

@@ -1,4 +1,4 @@
-/* Huawei Cloud API signing, "SDK-HMAC-SHA256" (modelarts-api.md, Authentication),
+/* Huawei Cloud API signing, "SDK-HMAC-SHA256" (Huawei Cloud's API signing guide),
  * pinned by the published test vectors. Pure: no I/O, no clock (the caller passes the
  * X-Sdk-Date), so the emulator can verify with the same code the client signs with.
  *

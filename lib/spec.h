@@ -1,5 +1,5 @@
 /* NotebookSpec: one validated manifest document, i.e. one desired instance.
- * Fields mirror the ModelArts create body (modelarts-api.md) one to one; defaults are
+ * Fields mirror the ModelArts create body one to one; defaults are
  * filled in by validation, so a spec is always complete and safe to send. */
 #pragma once
 

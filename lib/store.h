@@ -22,7 +22,8 @@
  * `plan`) at the same time: WAL readers never block the writer nor wait for it; a
  * writer that meets another writer waits up to STORE_BUSY_TIMEOUT_MS.
  *
- * The store is an interface (design.md "Scale path"): nothing outside store.c knows
+ * The store is an interface, so that another backend (PostgreSQL, for several hosts)
+ * can replace SQLite without touching plan or api: nothing outside store.c knows
  * it is SQLite. Not thread-safe; one Store per thread (notebookd has one thread). */
 #pragma once
 
