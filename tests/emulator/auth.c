@@ -118,7 +118,7 @@ static int check_aksk(const Settings *s, AuthState *st, Stats *stats, const Auth
                             "Incorrect IAM authentication information: X-Sdk-Date missing or not YYYYMMDDTHHMMSSZ");
         if (t < now_real_s - MAX_SKEW_S || t > now_real_s + MAX_SKEW_S) {
                 /* The gateway's answer to a stale or future X-Sdk-Date, as the cloud words it
-                 * (huaweicloud-sdk-java-v3 issue 44: "calc aksk signature fail:signature
+                 * (reported by a user of Huawei's Java SDK: "calc aksk signature fail:signature
                  * expired, signature time:20211217T064303Z,server time:20211217T065804Z"). */
                 char server[SIGN_DATE_LEN + 1] = "";
                 time_t now_t = (time_t) now_real_s;

@@ -2,8 +2,8 @@
  * Ascend). A real region decides these on its own and they change by release, so they
  * are flags (--profiles, --flavors) and a test can run a region with today's catalog or
  * a narrower one. Without the flags, the default table below is the catalog: every value
- * the contract's "Known values" section lists (the 2019 SDK page, the 2020 API reference
- * and the 2023-24 "Historical APIs" page).
+ * Huawei's pages list (the 2019 SDK page, the 2020 API reference and the 2023-24
+ * "Historical APIs" page).
  *
  * A list is "NAME=KIND,NAME=KIND,..."; names may hold spaces, parentheses, '&' and '.',
  * but no ',' (the separator); the kind is after the last '='. Lookups walk the string

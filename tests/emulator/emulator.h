@@ -1,6 +1,5 @@
 /* modelarts-emulator: a local, in-memory implementation of the ModelArts DevEnviron
- * (v1) API contract (modelarts-api.md in the project's shared docs), for tests, the
- * demo and benchmarks.
+ * (v1) API as Huawei documents it, for tests, the demo and benchmarks.
  *
  * Written from the contract on its own: nothing here calls lib/'s manifest, spec or
  * validator code, so a bug in the client's rules is caught by these rules and the other

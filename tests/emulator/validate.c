@@ -1,4 +1,4 @@
-/* The create call's rules, written from modelarts-api.md (and the seed SDK page) on
+/* The create call's rules, written from Huawei's API reference and SDK page on
  * their own, never from lib/'s validator: the two are meant to disagree loudly when
  * either is wrong. The first failing rule wins; the order is documented in README.md:
  *   1. shape: body an object; each field present when required (6335, or 6316 for

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# notebookd against an emulator set up like today's ModelArts (issue 7):
+# notebookd against an emulator set up like today's ModelArts:
 #   A. today's profiles, a bare-metal and an Ascend flavor and a pool converge;
 #   B. an instance made outside notebookd in workspace ws-a is adopted, not created
 #      (listings with total_count as a string);

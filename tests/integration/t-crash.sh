@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Crash safety (issue 8 section 7): `notebookd run` SIGKILLed at random moments, over
+# Crash safety: `notebookd run` SIGKILLed at random moments, over
 # and over, while it converges 2,000 manifests against an emulator that keeps its state
 # across the restarts, drops 5% of the successful creates' answers (the instance exists,
 # the client never learns it) and holds every request a little (--latency-ms before it is

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The daemon after an authentication failure (issue 8, "no stalls"): it pauses sending,
+# The daemon after an authentication failure never stalls: it pauses sending,
 # STATUS= says so and when the next try is, it tries again by itself every
 # auth_retry_interval (one request, so a wrong key is never locked), and a reload with
 # fixed credentials ends the pause at once. Counted at the emulator: between the

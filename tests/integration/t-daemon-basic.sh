@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# `notebookd run` against the emulator, with a real journald and a recorded NOTIFY_SOCKET
-# (issue 4 "Tests"):
+# `notebookd run` against the emulator, with a real journald and a recorded NOTIFY_SOCKET:
 #   1. READY=1 comes before any create: the recorder's receipt time of READY=1 (an upper
 #      bound of when it was sent) is before the journal's timestamp of every CREATE_SENT;
 #      the STARTED entry (logged right after READY=1) precedes every CREATE_SENT in the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `notebookd run`'s periodic resync (issue 4 "Tests"), with resync_interval 10s (the
+# `notebookd run`'s periodic resync, with resync_interval 10s (the
 # minimum): the manifests do not change, only the remote side does.
 #   1. an instance deleted behind the daemon's back (the emulator's /_emulator/delete):
 #      INSTANCE_MISSING with NOTEBOOK= and the old INSTANCE_ID=, then it is created

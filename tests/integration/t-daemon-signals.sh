@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `notebookd run` and its signals (issue 4 "Tests"):
+# `notebookd run` and its signals:
 #   1. SIGHUP: RELOADING=1 then READY=1 in the notify log, a RELOAD entry, and the new
 #      config in force (it names another manifests tree: that one is reconciled and
 #      watched);

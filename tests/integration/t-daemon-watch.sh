@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `notebookd run` noticing changes to the manifests tree without a restart (issue 4
-# "Tests"). The manifests path is a symlink to a revision directory, the layout git-sync
+# `notebookd run` noticing changes to the manifests tree without a restart.
+# The manifests path is a symlink to a revision directory, the layout git-sync
 # uses ($T/git/current -> rev1), and one daemon lives through all of it:
 #   1. a new file is reconciled (the latency from write to CREATE_SENT is printed, not
 #      asserted: "within a second" is the debounce design, 200 ms / at most 1 s);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The emulator against the ModelArts API contract (modelarts-api.md in the project's
-# shared docs), driven with curl and jq:
+# The emulator against the ModelArts DevEnviron API as Huawei documents it, driven
+# with curl and jq:
 # create / list paging / get / delete / start-stop, ModelArts.6301, the create rules,
 # de_type, project checks, stats, the control plane, AK/SK signatures (signed here by an
 # independent bash+openssl signer, itself checked against the published vector), tokens,
@@ -70,7 +70,7 @@ stop_emu() { # exit 0 on SIGTERM, with nothing from the sanitizers
         nb_assert_file_no_match "$log" 'Sanitizer|runtime error' "emulator log"
 }
 
-# ---- an independent SDK-HMAC-SHA256 signer (modelarts-api.md, Authentication) ----
+# ---- an independent SDK-HMAC-SHA256 signer (Huawei Cloud's API signing guide) ----
 sha256() { sha256sum | cut -d' ' -f1; }
 # sign METHOD HOST PATH CANONICAL_QUERY BODY DATE AK SK [X_PROJECT_ID]: prints Authorization
 sign() {
@@ -380,7 +380,7 @@ expect 500 ModelArts.0010 "faults limited to list: list faulted"
 stop_emu
 
 # =====================================================================================
-# Today's cloud: what the "The emulator follows the real cloud" asks for.
+# Today's cloud: the emulator follows the real cloud's habits, checked here.
 emu --project-id $P --create-delay-ms 0 --action-delay-ms 0
 
 nb_step "error bodies: error_message by default, error_msg with --error-field msg; gateway: error_msg"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fault: the local clock skewed past the gateway's 15 minutes (issue 8, section 7).
+# Fault: the local clock skewed past the gateway's 15 minutes.
 # The daemon runs under libfaketime reading its offset from a file it re-reads on every
 # call, so the skew comes and goes while it runs (the monotonic clock, its timers, stays
 # true). With the clock 30 minutes ahead the emulator refuses every signature as the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fault: the credentials rotated (issue 8, section 7). The key pair is replaced in IAM
+# Fault: the credentials rotated. The key pair is replaced in IAM
 # (the emulator's POST /_emulator/credentials: the old AK no longer exists, and the
 # gateway says so as the cloud does, 401 APIG.0301 "Get secretKey failed ... ak not
 # exist"). The daemon, still signing with the old files, finds out at its next listing:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fault: the state directory read-only, then full (issue 8, section 7), both while the
+# Fault: the state directory read-only, then full, both while the
 # daemon runs with its database open (the case that matters: at start-up it refuses to
 # run at all). The state directory lives on a small tmpfs of its own.
 #   read-only: every write there fails with EROFS (tests/tools/read-only-dir.so: Linux

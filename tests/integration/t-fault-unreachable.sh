@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fault: the API unreachable for 30 s, then back on the same port (issue 8, section 7).
+# Fault: the API unreachable for 30 s, then back on the same port.
 # Three manifests converge; the emulator stops (connections refused) and three more
 # manifests arrive. The daemon keeps running, says the listing fails and why (journal),
 # and STATUS= says it is waiting and when it tries next; its listings back off, so the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `notebookd once` with bad credentials or the wrong project (issue 3 "Tests": "wrong
-# AK/SK and wrong project give exit 2 and a clear message and stop quickly"):
+# `notebookd once` with bad credentials or the wrong project: exit 2, a clear message,
+# and it stops quickly:
 #   - wrong SK: exit 2 (not 3: it gave up at once instead of retrying to the deadline),
 #     stderr names the credential kind, the secret appears nowhere, and the emulator saw
 #     fewer requests than the gateway's lock threshold (5 bad signatures lock the AK);

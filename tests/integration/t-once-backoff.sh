@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Waits the cloud asks for (issue 7), measured where they matter, at the emulator:
+# Waits the cloud asks for, measured where they matter, at the emulator:
 #   A. "resources initialising, wait a minute" (ModelArts.6355): the create is retried
 #      and succeeds, and the retry comes no sooner than a minute after the refusal;
 #   B. a run of 429s without Retry-After (the common case): each wait is at least twice

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `notebookd once --timeout` when every create fails transiently (issue 3: exit 3 "when
-# transient failures remained at the deadline"): the emulator answers every create
+# `notebookd once --timeout` when every create fails transiently (exit 3 means that
+# transient failures remained at the deadline): the emulator answers every create
 # 500 ModelArts.0010 (the listing works, so the creates are really attempted). once
 # --timeout 3 ends with exit 3, `status --json` shows each name retrying with the last
 # answer, no instance exists, and the retries backed off instead of hammering. Then the

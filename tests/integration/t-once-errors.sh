@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `notebookd once` and permanent errors (issue 3 "Tests"): every permanent class the
+# `notebookd once` and permanent errors: every permanent class the
 # emulator can produce is recorded with the API's code and message, one bad manifest
 # never stops the good ones, a rejected create is not resent while its manifest is
 # unchanged, and is sent again once the manifest is edited. An invalid manifest in the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `notebookd once` when the instance already exists remotely (issue 3 "Tests"):
+# `notebookd once` when the instance already exists remotely:
 #   A. created behind notebookd's back before the run: the listing shows it, once adopts
 #      it, sends no create for it (the emulator's per-name create count stays at the
 #      test's own 1), records the existing instance id, exit 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `notebookd once` converges under injected faults with zero duplicates (issue 3 "Done
-# when": 20% 5xx, 10% 429, 5% connections dropped after the instance was created):
+# `notebookd once` converges under injected faults with zero duplicates (20% 5xx,
+# 10% 429, 5% connections dropped after the instance was created):
 #   1. 36 generated manifests, the fault mix on every API route: once --wait exits 0,
 #      every name has exactly one live instance, no create ever met 6301, the records
 #      match the emulator's instances;

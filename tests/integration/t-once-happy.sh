@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `notebookd once` against the emulator, the happy path (issue 3 "Tests"): the example
+# `notebookd once` against the emulator, the happy path: the example
 # manifests in manifests/ plus a fixture tree covering every variant (obs, evs with the
 # default size, GPU with annotations, multi-document files, envelope keys, a nested
 # directory). Asserted on the emulator's own counters, not on exit codes alone:
@@ -58,7 +58,7 @@ created_names() {
 M=$T/manifests
 mkdir -p "$M/examples" "$M/fixtures"
 n_examples=$(find "$NB_SRCDIR/manifests/" -type f \( -name '*.yaml' -o -name '*.yml' \) | wc -l)
-[ "$n_examples" -gt 0 ] || nb_fail "manifests/ holds no example manifest (issue 2: a few real examples covering obs, evs and annotations)"
+[ "$n_examples" -gt 0 ] || nb_fail "manifests/ holds no example manifest (the repository must ship a few real examples covering obs, evs and annotations)"
 cp -R "$NB_SRCDIR/manifests/." "$M/examples/"
 cp -R "$FIXTURES/." "$M/fixtures/"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `notebookd once` honours Retry-After (issue 3 "Tests": "429 honoured, no request
-# before Retry-After"), for a throttled listing and for a throttled create, and the run
+# `notebookd once` honours Retry-After (a 429 is honoured: no request before its
+# Retry-After), for a throttled listing and for a throttled create, and the run
 # still converges (exit 0, one instance per name).
 #
 # How "no request before Retry-After" is measured without wall-clock flakiness: the

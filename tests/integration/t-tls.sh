@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# TLS against a real server on loopback (issue 8, section 7): Debian's nginx terminates
+# TLS against a real server on loopback: Debian's nginx terminates
 # TLS in front of the emulator, with certificates from a throwaway CA made here by
 # openssl. `notebookd once` shows that:
 #   1. verification is on: the private CA's certificate, without `ca_file:`, is refused

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The soak (issue 8, "Bounded state"): one `notebookd run` lives through
+# The soak, proving the state stays bounded: one `notebookd run` lives through
 # NB_SOAK_CYCLES cycles (100 for `make soak`, 10 in the suite as t-soak) of
 #   add NB_SOAK_N manifests (fresh names each cycle) -> all created and RUNNING,
 #   remove them all -> the pass that no longer desires them,

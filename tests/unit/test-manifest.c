@@ -96,7 +96,7 @@ static void invalid1(const char *text, unsigned line, unsigned column, const cha
 #define EVS_HEAD "name: nb-1\nprofile_id: Python3\nflavor: modelarts.vm.cpu.2u\n"
 #define EVS_SPEC "spec:\n  storage:\n    type: evs\n"
 
-static const char *OBS_EXAMPLE = /* the seed document's example, as YAML */
+static const char *OBS_EXAMPLE = /* the example on Huawei's SDK page, as YAML */
         "name: notebook-instance\n"
         "profile_id: Python2\n"
         "description: create a notebook instance\n"
@@ -405,7 +405,7 @@ static void test_profile_and_flavor_kinds(void **state) {
                 }
         assert_true(clashes > 0);
 
-        /* the classes the brief names */
+        /* each kind (CPU, GPU, Ascend, any) across the three generations of names */
         static const struct {
                 const char *name;
                 CatalogKind kind;

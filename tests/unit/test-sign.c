@@ -1,4 +1,5 @@
-/* SDK-HMAC-SHA256: pinned by the two published vectors in modelarts-api.md; if those
+/* SDK-HMAC-SHA256: pinned by two published vectors (Huawei's signing guide, and one
+ * computed with Huawei Cloud's official Node.js SDK signer); if those
  * fail, the signer is wrong, not the vectors. Then the encoding corners and the verifier. */
 #include <errno.h>
 #include <setjmp.h>
