@@ -710,7 +710,8 @@ static void test_create_signed(void **state) {
 
         assert_string_equal(f->last_method, "POST");
         assert_string_equal(f->last_target, "/v1/" PROJECT "/demanager/instances");
-        /* the body: exactly spec_to_create_body, unformatted (the contract's second vector) */
+        /* the body: exactly spec_to_create_body, unformatted (the body of the second
+         * published signing vector, from Huawei's Node.js SDK signer) */
         assert_string_equal(f->last_body,
                             "{\"name\":\"notebook-demo_01\",\"profile_id\":\"Python3\",\"description\":\"created by "
                             "daemon\",\"flavor\":\"modelarts.vm.cpu.2u\",\"spec\":{\"storage\":{\"type\":\"evs\","
