@@ -269,6 +269,19 @@ static void *scan_thread(void *userdata) {
 static void manager_started(Manager *m);
 static void manager_reload(Manager *m);
 
+/* A scan's result is in force (R: what applying it returned): the first one makes the
+ * daemon ready, and the first pass goes out even when the tree could not be read, since
+ * it still follows what the state database records; later ones plan when they changed
+ * something. */
+static void manager_scan_applied(Manager *m, int r) {
+        bool first = !m->ready;
+        if (first)
+                manager_started(m);
+        if (r >= 0 || first)
+                engine_request_pass(m->engine);
+        manager_update_status(m);
+}
+
 /* Re-read the tree (only changed files are parsed again) on the scan thread; when it
  * is in, the engine gets it and a pass starts. One already out: one more after it. */
 static void manager_rescan(Manager *m, const char *why) {
@@ -296,12 +309,7 @@ static void manager_rescan(Manager *m, const char *why) {
         NewDiags nd = {};
         r = manager_apply_desired(m, desired_set_rescan(m->desired), why, &nd);
         new_diags_done(&nd);
-        bool first = !m->ready;
-        if (first)
-                manager_started(m);
-        if (r >= 0 || first)
-                engine_request_pass(m->engine);
-        manager_update_status(m);
+        manager_scan_applied(m, r);
 }
 
 static int on_scan_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -323,14 +331,7 @@ static int on_scan_done(sd_event_source *s, int fd, uint32_t revents, void *user
         }
         r = manager_apply_desired(m, m->scan.result, m->scan.why, &m->scan.new_diags);
         new_diags_done(&m->scan.new_diags);  /* when the scan failed, it may hold nothing */
-        /* the first pass goes out even when the tree could not be read: it still
-         * follows what the state database records */
-        bool first = !m->ready;
-        if (first)
-                manager_started(m);
-        if (r >= 0 || first)
-                engine_request_pass(m->engine);
-        manager_update_status(m);
+        manager_scan_applied(m, r);
         if (m->reload_pending) {
                 /* it rescans anyway, with the new config */
                 m->reload_pending = false;

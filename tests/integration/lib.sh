@@ -197,6 +197,15 @@ nb__reap() { # PID GRACE
         wait "$killer" || true
 }
 
+# The credential files a test's config names (ak_file/sk_file) or CREDENTIALS_DIRECTORY
+# points at: $T/creds/ak and $T/creds/sk, private as the daemon requires.
+nb_write_creds() { # AK SK
+        mkdir -p -m 0700 "$T/creds"
+        printf '%s' "$1" >"$T/creds/ak"
+        printf '%s' "$2" >"$T/creds/sk"
+        chmod 0600 "$T/creds/ak" "$T/creds/sk"
+}
+
 # Start a background process tracked for clean-up, with stdout and stderr in
 # $T/NAME.log. Sets NB_PID.
 nb_spawn() { # NAME COMMAND ARGS...

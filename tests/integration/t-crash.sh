@@ -34,10 +34,7 @@ nb_start_emulator --ak "$AK" --sk "$SK" --token "$TOKEN" --project-id "$PROJECT"
 M=$T/manifests
 S=$T/state
 mkdir -p "$M" "$S"
-mkdir -m 0700 "$T/creds"
-printf '%s' "$AK" >"$T/creds/ak"
-printf '%s' "$SK" >"$T/creds/sk"
-chmod 0600 "$T/creds/ak" "$T/creds/sk"
+nb_write_creds "$AK" "$SK"
 cat >"$T/config.yaml" <<EOF
 endpoint: $NB_EMULATOR_URL
 project_id: $PROJECT

@@ -18,10 +18,7 @@ nb_start_notify
 nb_start_emulator --ak "$AK" --sk "$SK" --project-id "$PROJECT" --create-delay-ms 0
 mkdir -p "$M"
 nb_write_manifest "$M/a.yaml" pause-a
-mkdir -m 0700 "$T/creds"
-printf '%s' "$AK" >"$T/creds/ak"
-printf '%s' "not-the-secret-key-0123456789abcdefghij" >"$T/creds/sk"
-chmod 0600 "$T/creds/ak" "$T/creds/sk"
+nb_write_creds "$AK" "not-the-secret-key-0123456789abcdefghij"
 cat >"$T/config.yaml" <<EOF
 endpoint: $NB_EMULATOR_URL
 project_id: $PROJECT

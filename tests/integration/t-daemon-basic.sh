@@ -51,10 +51,7 @@ jq -r '.instances_valid[].name' "$T/check.json" | sort >"$T/expected"
 n=$(wc -l <"$T/expected")
 [ "$n" -ge 3 ] || nb_fail "expected at least 3 example notebooks, check found $n"
 
-mkdir -m 0700 "$T/creds"
-printf '%s' "$AK" >"$T/creds/ak"
-printf '%s' "$SK" >"$T/creds/sk"
-chmod 0600 "$T/creds/ak" "$T/creds/sk"
+nb_write_creds "$AK" "$SK"
 cat >"$T/config.yaml" <<EOF
 endpoint: $NB_EMULATOR_URL
 project_id: $PROJECT

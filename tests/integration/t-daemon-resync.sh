@@ -43,10 +43,7 @@ mkdir -p "$M"
 for name in r-keep r-deleted r-failing; do
         nb_write_manifest "$M/$name.yaml" "$name"
 done
-mkdir -m 0700 "$T/creds"
-printf '%s' "$AK" >"$T/creds/ak"
-printf '%s' "$SK" >"$T/creds/sk"
-chmod 0600 "$T/creds/ak" "$T/creds/sk"
+nb_write_creds "$AK" "$SK"
 cat >"$T/config.yaml" <<EOF
 endpoint: $NB_EMULATOR_URL
 project_id: $PROJECT

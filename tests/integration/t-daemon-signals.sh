@@ -113,10 +113,7 @@ assert_reload_notified() { # K WHAT
         nb_step "$2: RELOADING=1 at line $rel of the notify log, READY=1 at line $rdy"
 }
 
-mkdir -m 0700 "$T/creds"
-printf '%s' "$AK" >"$T/creds/ak"
-printf '%s' "$SK" >"$T/creds/sk"
-chmod 0600 "$T/creds/ak" "$T/creds/sk"
+nb_write_creds "$AK" "$SK"
 mkdir -p "$M"
 nb_write_manifest "$M/s-one.yaml" s-one
 write_config >"$T/config.yaml"

@@ -66,10 +66,7 @@ nb_write_manifest "$G/rev1/w-one.yaml" w-one
 nb_write_manifest "$G/rev1/w-two.yaml" w-two
 ln -s rev1 "$MP"
 
-mkdir -m 0700 "$T/creds"
-printf '%s' "$AK" >"$T/creds/ak"
-printf '%s' "$SK" >"$T/creds/sk"
-chmod 0600 "$T/creds/ak" "$T/creds/sk"
+nb_write_creds "$AK" "$SK"
 cat >"$T/config.yaml" <<EOF
 endpoint: $NB_EMULATOR_URL
 project_id: $PROJECT

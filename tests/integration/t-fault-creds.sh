@@ -23,13 +23,7 @@ nb_start_notify
 nb_start_emulator --ak "$AK" --sk "$SK" --project-id "$PROJECT" --create-delay-ms 0
 mkdir -p "$M"
 nb_write_manifest "$M/a.yaml" creds-a
-mkdir -m 0700 "$T/creds"
-write_creds() { # AK SK
-        printf '%s' "$1" >"$T/creds/ak"
-        printf '%s' "$2" >"$T/creds/sk"
-        chmod 0600 "$T/creds/ak" "$T/creds/sk"
-}
-write_creds "$AK" "$SK"
+nb_write_creds "$AK" "$SK"
 cat >"$T/config.yaml" <<EOF
 endpoint: $NB_EMULATOR_URL
 project_id: $PROJECT
@@ -62,7 +56,7 @@ nb_assert_eq 1 "$(jq '.creates.requests' "$T/stats-paused.json")" "creates sent 
 nb_assert_eq 1 "$(jq '.protocol_violations.unknown_ak' "$T/stats-paused.json")" "requests signed with the old key"
 
 nb_step "the new key pair on disk and SIGHUP: converges at once, not after auth_retry_interval"
-write_creds "$AK2" "$SK2"
+nb_write_creds "$AK2" "$SK2"
 kill -HUP "$daemon"
 nb_wait_for_journal . 1 MESSAGE_ID=22d9a72b4890455691dcdcd84bf08b8c NOTEBOOK=creds-b _PID="$daemon" >/dev/null
 nb_wait_for_line "$NB_NOTIFY_LOG" 'STATUS=2 desired, 2 running' "$NB_TIMEOUT" 1 "$daemon" >/dev/null

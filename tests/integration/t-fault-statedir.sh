@@ -31,10 +31,7 @@ mount -t tmpfs -o size=2m,mode=0755 nb-state "$FS"
 nb_at_exit "umount -l '$FS' 2>/dev/null"
 mkdir -p "$S"
 for i in 1 2; do nb_write_manifest "$M/ok-$i.yaml" state-ok-$i; done
-mkdir -m 0700 "$T/creds"
-printf '%s' "$AK" >"$T/creds/ak"
-printf '%s' "$SK" >"$T/creds/sk"
-chmod 0600 "$T/creds/ak" "$T/creds/sk"
+nb_write_creds "$AK" "$SK"
 cat >"$T/config.yaml" <<EOF
 endpoint: $NB_EMULATOR_URL
 project_id: $PROJECT

@@ -27,10 +27,7 @@ nb_start_journald
 nb_start_notify
 mkdir -p "$M"
 for i in 1 2 3; do nb_write_manifest "$M/old-$i.yaml" reach-old-$i; done
-mkdir -m 0700 "$T/creds"
-printf '%s' "$AK" >"$T/creds/ak"
-printf '%s' "$SK" >"$T/creds/sk"
-chmod 0600 "$T/creds/ak" "$T/creds/sk"
+nb_write_creds "$AK" "$SK"
 cat >"$T/config.yaml" <<EOF
 endpoint: $NB_EMULATOR_URL
 project_id: $PROJECT

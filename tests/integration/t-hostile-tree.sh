@@ -40,9 +40,7 @@ S=$T/state
 djournal() { nb_journal_json _PID="$DAEMON_PID" "$@"; }
 
 mkdir -p "$M"
-mkdir -m 0700 "$T/creds"
-printf '%s' "$AK" >"$T/creds/ak"
-printf '%s' "$SK" >"$T/creds/sk"
+nb_write_creds "$AK" "$SK"
 cat >"$T/config.yaml" <<EOF
 endpoint: $NB_EMULATOR_URL
 project_id: $PROJECT
