@@ -119,12 +119,15 @@ nb__in_main() { [ "$BASHPID" = "$$" ]; }
 
 # Run COMMAND ARGS... without the test's EXIT trap: the first thing a background helper
 # does. Use as ( nb__bg CMD ... ) & or <(nb__bg CMD ...): the subshell execs COMMAND,
-# so $! is COMMAND's PID. The INT and TERM handlers stay until the exec (which resets
-# them): they only exit, with 130 or 143, as the signal's default would, while resetting
-# them would discard a signal already pending, and the helper would live on.
-# A signal before the reset runs the EXIT trap too; nb__cleanup ignores it there.
+# so $! is COMMAND's PID. A SIGTERM that comes while the TERM handler is still set runs
+# it at the end of the command it lands in (exit 143, and the EXIT trap, which
+# nb__cleanup ignores in a subshell). One that came after the last such check and
+# before the exec would be noted by bash and lost by the exec, and the helper would
+# live on (seen under load in CI): so the handler is dropped first, and from then on
+# the signal's default ends the subshell, with the same 143.
 nb__bg() { # COMMAND ARGS...
         trap - EXIT
+        trap - TERM
         exec "$@"
 }
 

@@ -40,12 +40,14 @@ nb_stop "$pid"
 nb_assert_eq 3 "$NB_STATUS" "exit status of the short-lived process"
 
 nb_step "nb_spawn/nb_stop report how a process ended"
-nb_spawn sleeper sleep 1000
+# Each signal only once the child has exec'd: between the fork and the exec, a SIGTERM
+# is caught by the copy of the test's trap and lost at the exec, and a background job of
+# a script ignores SIGINT until env(1) resets it. The child says when it is past both
+# (after env has run), so the test waits for that line.
+nb_spawn sleeper sh -c 'echo ready; exec sleep 1000'
+nb_wait_for_line "$T/sleeper.log" '^ready$' >/dev/null
 nb_stop "$NB_PID"
 nb_assert_eq 143 "$NB_STATUS" "exit status after SIGTERM"
-# SIGINT only once the process has its default back: a background job of a script
-# ignores SIGINT until env(1) resets it, and a signal sent before that is lost. The
-# child says so itself (after env has run), so the test waits for that line.
 nb_spawn sleeper2 sh -c 'echo ready; exec sleep 1000'
 nb_wait_for_line "$T/sleeper2.log" '^ready$' >/dev/null
 nb_stop "$NB_PID" INT
