@@ -82,7 +82,10 @@ static void test_scalar_kinds(void **state) {
                  "q: 1e3\n"
                  "r: 10m\n"
                  "s: ''\n"
-                 "t: 1.2.3\n");
+                 "t: 1.2.3\n"
+                 /* unsigned .nan once read the byte before the scalar (ASan saw it) */
+                 "u: .nan\n"
+                 "v: -.nan\n");
         assert_int_equal(l.d.n, 0);
         const YamlNode *m = root(&l, 0);
         assert_int_equal(m->kind, YAML_KIND_MAPPING);
@@ -101,6 +104,7 @@ static void test_scalar_kinds(void **state) {
                 { "o", YAML_KIND_STRING, true },  { "p", YAML_KIND_FLOAT, false },
                 { "q", YAML_KIND_FLOAT, false },  { "r", YAML_KIND_STRING, false },
                 { "s", YAML_KIND_STRING, true },  { "t", YAML_KIND_STRING, false },
+                { "u", YAML_KIND_FLOAT, false },  { "v", YAML_KIND_STRING, false },
         };
         assert_int_equal(m->n_pairs, ELEMENTSOF(want));
         for (size_t i = 0; i < ELEMENTSOF(want); i++) {
