@@ -266,6 +266,72 @@ static void counts_move(Engine *e, size_t *to) {
         (*to)++;
 }
 
+/* A poll that finds the instance deleted (6309, or a DELETED status) hands the name
+ * back to the planner at once: it will be created again. */
+static void poll_found_gone(Op *op) {
+        Engine *e = op->engine;
+        log_fields(LOG_WARNING, MESSAGE_INSTANCE_MISSING,
+                   LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id }),
+                   "Notebook %s (instance %s) disappeared while being followed; the next pass decides",
+                   op->name, op->instance_id);
+        op_detach(op);
+        engine_request_pass(e);
+        engine_maybe_settled(e);
+}
+
+/* A poll that got no instance: authentication pauses everything, a policy denial ends
+ * the following (asking again gets the same answer; the next pass's listing still shows
+ * where the instance stands), anything else is asked again later. */
+static void poll_failed(Op *op, const ApiResult *ar) {
+        Engine *e = op->engine;
+        char http_buf[LOG_INT_BUFSIZE];
+        FieldBuf fb = {};
+        fb_add(&fb, "NOTEBOOK", op->name);
+        if (ar->class == API_CLASS_AUTH) {
+                fb_api(&fb, ar, http_buf);
+                note_auth_failure(e, ar, fb.f);
+                op_finish(op);
+        } else if (ar->class == API_CLASS_FORBIDDEN) {
+                fb_add(&fb, "INSTANCE_ID", op->instance_id);
+                fb_api(&fb, ar, http_buf);
+                if (report_once(e, op->name, "forbidden:get"))
+                        log_fields(LOG_WARNING, MESSAGE_FORBIDDEN, fb.f,
+                                   "Cannot follow notebook %s: %s; passes still list it", op->name,
+                                   strempty(ar->message));
+                op_finish(op);
+        } else {
+                log_debug("Polling %s failed (%s), retrying", op->name, strempty(ar->message));
+                op_poll_schedule(op);
+        }
+}
+
+/* The instance's status differs from the last one seen: record it and say so. */
+static void poll_status_changed(Op *op, const RemoteInstance *inst, InstanceStatusClass cls) {
+        Engine *e = op->engine;
+        _cleanup_(instance_record_done) InstanceRecord rec = {};
+        if (record_load(e, op->name, &rec) >= 0) {
+                (void) strdup_replace(&rec.status, inst->status);
+                if (!rec.instance_id)
+                        (void) strdup_replace(&rec.instance_id, inst->id);
+                record_save(e, &rec);
+        }
+        char dur[LOG_INT_BUFSIZE];
+        log_fields(cls == STATUS_CLASS_FAILED ? LOG_ERR : LOG_INFO,
+                   cls == STATUS_CLASS_FAILED ? MESSAGE_INSTANCE_FAILED : MESSAGE_STATUS_CHANGED,
+                   LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id },
+                              { "STATUS", inst->status }, { "PREVIOUS_STATUS", op->last_status },
+                              { "FAILED_REASON", inst->failed_reason },
+                              { "DURATION_MS", log_int(dur, now_monotonic_ms() - op->started_mono_ms) }),
+                   "Notebook %s is now %s%s%s", op->name, strempty(inst->status),
+                   inst->failed_reason ? ": " : "", strempty(inst->failed_reason));
+        (void) strdup_replace(&op->last_status, inst->status);
+        if (cls == STATUS_CLASS_FAILED) {
+                char key[96];
+                snprintf(key, sizeof key, "failed:%s", strempty(inst->status));
+                report_once(e, op->name, key);
+        }
+}
+
 static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstance *inst, void *userdata) {
         (void) c;
         Op *op = userdata;
@@ -276,74 +342,18 @@ static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
                 op_finish(op);
                 return;
         }
-        /* A poll that finds the instance deleted (6309, or a DELETED status) hands the
-         * name back to the planner at once: it will be created again. */
         if (ar->class == API_CLASS_NOT_FOUND ||
             (ar->class == API_CLASS_OK && inst && instance_status_class(inst->status) == STATUS_CLASS_GONE)) {
-                log_fields(LOG_WARNING, MESSAGE_INSTANCE_MISSING,
-                           LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id }),
-                           "Notebook %s (instance %s) disappeared while being followed; the next pass decides",
-                           op->name, op->instance_id);
-                op_detach(op);
-                engine_request_pass(e);
-                engine_maybe_settled(e);
+                poll_found_gone(op);
                 return;
         }
         if (ar->class != API_CLASS_OK || !inst) {
-                if (ar->class == API_CLASS_AUTH) {
-                        char http_buf[LOG_INT_BUFSIZE];
-                        FieldBuf fb = {};
-                        fb_add(&fb, "NOTEBOOK", op->name);
-                        fb_api(&fb, ar, http_buf);
-                        note_auth_failure(e, ar, fb.f);
-                        op_finish(op);
-                        return;
-                }
-                if (ar->class == API_CLASS_FORBIDDEN) {
-                        /* Asking again gets the same answer; the next pass's listing still
-                         * shows where the instance stands. */
-                        char http_buf[LOG_INT_BUFSIZE];
-                        FieldBuf fb = {};
-                        fb_add(&fb, "NOTEBOOK", op->name);
-                        fb_add(&fb, "INSTANCE_ID", op->instance_id);
-                        fb_api(&fb, ar, http_buf);
-                        if (report_once(e, op->name, "forbidden:get"))
-                                log_fields(LOG_WARNING, MESSAGE_FORBIDDEN, fb.f,
-                                           "Cannot follow notebook %s: %s; passes still list it",
-                                           op->name, strempty(ar->message));
-                        op_finish(op);
-                        return;
-                }
-                log_debug("Polling %s failed (%s), retrying", op->name, strempty(ar->message));
-                op_poll_schedule(op);
+                poll_failed(op, ar);
                 return;
         }
-
         InstanceStatusClass cls = instance_status_class(inst->status);
-        if (!streq_ptr(inst->status, op->last_status)) {
-                _cleanup_(instance_record_done) InstanceRecord rec = {};
-                if (record_load(e, op->name, &rec) >= 0) {
-                        (void) strdup_replace(&rec.status, inst->status);
-                        if (!rec.instance_id)
-                                (void) strdup_replace(&rec.instance_id, inst->id);
-                        record_save(e, &rec);
-                }
-                char dur[LOG_INT_BUFSIZE];
-                log_fields(cls == STATUS_CLASS_FAILED ? LOG_ERR : LOG_INFO,
-                           cls == STATUS_CLASS_FAILED ? MESSAGE_INSTANCE_FAILED : MESSAGE_STATUS_CHANGED,
-                           LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id },
-                                      { "STATUS", inst->status }, { "PREVIOUS_STATUS", op->last_status },
-                                      { "FAILED_REASON", inst->failed_reason },
-                                      { "DURATION_MS", log_int(dur, now_monotonic_ms() - op->started_mono_ms) }),
-                           "Notebook %s is now %s%s%s", op->name, strempty(inst->status),
-                           inst->failed_reason ? ": " : "", strempty(inst->failed_reason));
-                (void) strdup_replace(&op->last_status, inst->status);
-                if (cls == STATUS_CLASS_FAILED) {
-                        char key[96];
-                        snprintf(key, sizeof key, "failed:%s", strempty(inst->status));
-                        report_once(e, op->name, key);
-                }
-        }
+        if (!streq_ptr(inst->status, op->last_status))
+                poll_status_changed(op, inst, cls);
         if (cls == STATUS_CLASS_PENDING || cls == STATUS_CLASS_UNKNOWN) {
                 op_poll_schedule(op);
                 return;
@@ -641,31 +651,23 @@ static void pause_for_state_error(Engine *e) {
 
 /* Write the intents for every create in one durable transaction, then send them all:
  * an intent is on disk before its POST leaves. */
-static void send_creates(Engine *e, const Action *const *creates, size_t n) {
-        if (n == 0 || e->stopping || auth_paused(e))
-                return;
-        int64_t frozen_ms = e->frozen_until_mono_ms - now_monotonic_ms();
-        if (frozen_ms > 0) {
-                /* The account is frozen: these wait with the one that found out. */
-                schedule_pass_at(e, frozen_ms);
-                return;
+/* Forget ops whose intents were never made durable (nothing was sent for them). */
+static void drop_unsent_ops(Engine *e, Op **ops, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                hashmap_remove(e->ops, ops[i]->name);
+                op_free(ops[i]);
         }
+}
+
+/* One op and one create intent per name, in one transaction: ops[] and specs[] get the
+ * names that may be sent. Returns how many, or a negative errno when none may be (the
+ * transaction failed: without a durable intent nothing is sent). */
+static int record_create_intents(Engine *e, const Action *const *creates, size_t n, Op **ops,
+                                 const NotebookSpec **specs) {
         int r = store_begin_durable(e->store);
         if (r < 0) {
                 note_state_error(e, r, "begin a transaction", NULL);
-                pause_for_state_error(e);
-                return;
-        }
-        Op **ops = calloc(n, sizeof(Op *));
-        const NotebookSpec **specs = calloc(n, sizeof(NotebookSpec *));
-        if (!ops || !specs) {
-                free(ops);
-                free(specs);
-                (void) store_rollback(e->store);
-                log_error("Out of memory preparing %zu creates; the next pass in %d s tries again", n,
-                          ENGINE_LIST_RETRY_MAX_MS / 1000);
-                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
-                return;
+                return r;
         }
         size_t k = 0;
         int64_t now = now_realtime_ms();
@@ -695,23 +697,21 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
         }
         r = store_commit(e->store);
         if (r < 0) {
-                /* Without a durable intent nothing may be sent. */
                 note_state_error(e, r, "commit the create intents", NULL);
                 (void) store_rollback(e->store);
-                for (size_t i = 0; i < k; i++) {
-                        hashmap_remove(e->ops, ops[i]->name);
-                        op_free(ops[i]);
-                }
-                free(ops);
-                free(specs);
-                pause_for_state_error(e);
-                return;
+                drop_unsent_ops(e, ops, k);
+                return r;
         }
         e->state_paused_until_mono_ms = 0;   /* intents are being written again */
-        for (size_t i = 0; i < k; i++) {
+        return (int) k;
+}
+
+/* Send each create whose intent is durable; CREATE_SENT as it is handed to the client. */
+static void send_recorded_creates(Engine *e, Op **ops, const NotebookSpec **specs, size_t n) {
+        for (size_t i = 0; i < n; i++) {
                 Op *op = ops[i];
                 const NotebookSpec *spec = specs[i];
-                r = api_create(e->api, spec, on_create_result, op);
+                int r = api_create(e->api, spec, on_create_result, op);
                 if (r < 0) {
                         log_warning_errno(r, "Cannot send the create of %s: %m", op->name);
                         resolve_intent(e, op->intent_id, "not-sent", op->name);
@@ -726,6 +726,32 @@ static void send_creates(Engine *e, const Action *const *creates, size_t n) {
                                       { "FLAVOR", spec->flavor }, { "PROFILE_ID", spec->profile_id }),
                            "Creating notebook %s (%s, %s)", op->name, spec->profile_id, spec->flavor);
         }
+}
+
+static void send_creates(Engine *e, const Action *const *creates, size_t n) {
+        if (n == 0 || e->stopping || auth_paused(e))
+                return;
+        int64_t frozen_ms = e->frozen_until_mono_ms - now_monotonic_ms();
+        if (frozen_ms > 0) {
+                /* The account is frozen: these wait with the one that found out. */
+                schedule_pass_at(e, frozen_ms);
+                return;
+        }
+        Op **ops = calloc(n, sizeof(Op *));
+        const NotebookSpec **specs = calloc(n, sizeof(NotebookSpec *));
+        if (!ops || !specs) {
+                free(ops);
+                free(specs);
+                log_error("Out of memory preparing %zu creates; the next pass in %d s tries again", n,
+                          ENGINE_LIST_RETRY_MAX_MS / 1000);
+                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+                return;
+        }
+        int k = record_create_intents(e, creates, n, ops, specs);
+        if (k < 0)
+                pause_for_state_error(e);
+        else
+                send_recorded_creates(e, ops, specs, (size_t) k);
         free(ops);
         free(specs);
 }
