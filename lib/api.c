@@ -701,6 +701,40 @@ static void iam_token_failed(ApiClient *c, const ApiResult *result) {
         }
 }
 
+/* Every answer's Date says where the server's clock is: an AK/SK signature more than 15
+ * minutes off it is refused, and that failure must be named as the clock's. */
+static void note_server_clock(ApiClient *c, const HttpResponse *resp) {
+        int64_t offset_ms;
+        if (resp->status > 0 && api_clock_offset_ms(resp->date, now_realtime_ms(), &offset_ms) >= 0) {
+                c->clock_offset_ms = offset_ms;
+                c->clock_skewed = api_clock_offset_too_large(offset_ms);
+        }
+}
+
+/* The answer's class, its error body parsed into *e (credentials scrubbed) and the
+ * errno of a transport failure in *error. */
+static ApiClass classify_answer(ApiClient *c, const ApiOp *op, const HttpResponse *resp, ApiError *e, int *error) {
+        bool success_status = resp->status >= 200 && resp->status < 300;
+        /* The documented create and get answers may carry error_code: a 2xx whose body is
+         * an error and not the call's answer is that error, not "unexpected JSON". */
+        bool error_in_2xx = success_status && !resp->error && op->call != API_CALL_IAM_TOKEN &&
+                            api_body_is_error(op->call, resp->body, resp->body_len);
+        if ((resp->status > 0 && !success_status) || error_in_2xx) {
+                api_parse_error(resp->body, resp->body_len, e);
+                scrub(c, e->error_code);
+                scrub(c, e->error_msg);
+                scrub(c, e->request_id);
+        }
+        /* Such an error is classified by its code as the 400s are (unknown codes: permanent). */
+        ApiClass class = api_classify(op->call, resp->error, resp->sent, error_in_2xx ? 400 : resp->status,
+                                      e->error_code, error);
+        /* Any answer past authentication proves the credentials (429 may come before it). */
+        if (!op->internal && resp->status >= 200 && resp->status < 500 && resp->status != 401 && resp->status != 403 &&
+            resp->status != 429)
+                c->auth_verified = true;
+        return class;
+}
+
 static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata) {
         ApiOp *op = userdata;
         ApiClient *c = op->client;
@@ -711,33 +745,8 @@ static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata
 
         (void) h;
         ops_remove(&c->wire, op);
-
-        /* Every answer's Date says where the server's clock is: an AK/SK signature more
-         * than 15 minutes off it is refused, and that failure must be named as the clock's. */
-        int64_t offset_ms;
-        if (resp->status > 0 && api_clock_offset_ms(resp->date, now_realtime_ms(), &offset_ms) >= 0) {
-                c->clock_offset_ms = offset_ms;
-                c->clock_skewed = api_clock_offset_too_large(offset_ms);
-        }
-
-        bool success_status = resp->status >= 200 && resp->status < 300;
-        /* The documented create and get answers may carry error_code: a 2xx whose body is
-         * an error and not the call's answer is that error, not "unexpected JSON". */
-        bool error_in_2xx = success_status && !resp->error && op->call != API_CALL_IAM_TOKEN &&
-                            api_body_is_error(op->call, resp->body, resp->body_len);
-        if ((resp->status > 0 && !success_status) || error_in_2xx) {
-                api_parse_error(resp->body, resp->body_len, &e);
-                scrub(c, e.error_code);
-                scrub(c, e.error_msg);
-                scrub(c, e.request_id);
-        }
-        /* Such an error is classified by its code as the 400s are (unknown codes: permanent). */
-        ApiClass class = api_classify(op->call, resp->error, resp->sent, error_in_2xx ? 400 : resp->status,
-                                      e.error_code, &error);
-        /* Any answer past authentication proves the credentials (429 may come before it). */
-        if (!op->internal && resp->status >= 200 && resp->status < 500 && resp->status != 401 && resp->status != 403 &&
-            resp->status != 429)
-                c->auth_verified = true;
+        note_server_clock(c, resp);
+        ApiClass class = classify_answer(c, op, resp, &e, &error);
 
         if (class == API_CLASS_OK) {
                 if (op->call == API_CALL_CREATE || op->call == API_CALL_GET)
