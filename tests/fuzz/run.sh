@@ -87,7 +87,7 @@ for t in "${TARGETS[@]}"; do
                 [ -f "$f" ] || continue
                 case $f in *.txt | *.md) continue ;; esac
                 if "$bin" -runs=1 "$f" >"$FB/replay.log" 2>&1; then
-                        say "kept reproducer $f: no longer fails (fixed? then delete it)"
+                        say "kept reproducer $f: no longer fails (fixed? then move it into tests/fuzz/seeds/$t: tests/fuzz/crashes/README.md)"
                 else
                         say "kept reproducer $f: STILL FAILS: $(grep -m1 -E 'ERROR:|runtime error|SUMMARY' "$FB/replay.log" || echo '?')"
                         [ "${FUZZ_KEEP_GOING:-0}" = 1 ] ||
