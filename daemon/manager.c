@@ -13,6 +13,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "credwatch.h"
 #include "desired.h"
 #include "diag-log.h"
 #include "engine.h"
@@ -28,6 +29,9 @@
  * a never-ending trickle is still rescanned at least this often. */
 #define MANAGER_DEBOUNCE_MS 200
 #define MANAGER_DEBOUNCE_MAX_MS 1000
+/* New credential files are two or three writes (AK, SK, their modes): reload once they
+ * have been quiet this long, so the first try does not pair a new AK with an old SK. */
+#define MANAGER_CREDENTIALS_DEBOUNCE_MS 500
 /* SIGTERM: in-flight requests get this long to finish and be recorded; systemd's
  * default TimeoutStopSec (90 s) is far above it. */
 #define MANAGER_STOP_GRACE_MS (10 * 1000)
@@ -78,6 +82,7 @@ struct Manager {
         Engine *engine;
         DesiredSet *desired;
         Watch *watch;
+        CredWatch *credwatch;      /* the config's *_file credentials */
         sd_event_source *resync_timer;
         sd_event_source *stop_timer;
         Hashmap *logged_diags;     /* diagnostics already in the journal: "key" -> NULL */
@@ -420,6 +425,30 @@ static void manager_close_backend(Manager *m) {
         backend_close(&m->backend);
 }
 
+/* Sending is paused because the API refused the credentials, and the operator has
+ * written new ones: no need to wait for SIGHUP or auth_retry_interval. Outside a pause
+ * a change waits for a reload, as every other file does. */
+static void on_credentials_changed(CredWatch *w, void *userdata) {
+        (void) w;
+        Manager *m = userdata;
+        if (m->stopping || !m->engine || !engine_auth_failed(m->engine, NULL))
+                return;
+        log_info("Credential files changed while sending is paused for authentication; reloading");
+        manager_reload(m);
+}
+
+/* Watch the credential files the configuration in force names (a reload may name others). */
+static void manager_watch_credentials(Manager *m) {
+        const Config *c = &m->config;
+        const char *const paths[] = { c->ak_file, c->sk_file, c->security_token_file, c->token_file,
+                                      c->password_file };
+        m->credwatch = credwatch_free(m->credwatch);
+        int r = credwatch_new(m->event, paths, ELEMENTSOF(paths), MANAGER_CREDENTIALS_DEBOUNCE_MS,
+                              on_credentials_changed, m, &m->credwatch);
+        if (r < 0)
+                log_warning_errno(r, "Cannot watch the credential files: %m; after changing them, reload");
+}
+
 static void manager_reload(Manager *m) {
         if (m->scan.running) {
                 /* The set is the scan thread's until it is in; reload right after. */
@@ -482,6 +511,7 @@ static void manager_reload(Manager *m) {
         }
         config_done(&m->config);
         m->config = config;
+        manager_watch_credentials(m);
         if (new_desired) {
                 desired_set_free(m->desired);
                 m->desired = new_desired;
@@ -518,6 +548,7 @@ static void manager_stop(Manager *m, int signo) {
         m->stopping = true;
         atomic_store(&m->scan.cancel, true);
         m->watch = watch_free(m->watch);
+        m->credwatch = credwatch_free(m->credwatch);
         m->resync_timer = sd_event_source_disable_unref(m->resync_timer);
         /* first stop: what was only queued is dropped, what is left is on the wire */
         if (m->engine)
@@ -576,6 +607,7 @@ Manager *manager_free(Manager *m) {
         if (m->scan.efd >= 0)
                 close(m->scan.efd);
         m->watch = watch_free(m->watch);
+        credwatch_free(m->credwatch);
         sd_event_source_disable_unref(m->resync_timer);
         sd_event_source_disable_unref(m->stop_timer);
         m->engine = engine_free(m->engine);
@@ -628,6 +660,7 @@ int manager_startup(Manager *m) {
                       on_manifests_changed, m, &m->watch);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch %s: %m", m->config.manifests);
+        manager_watch_credentials(m);
         r = arm_resync(m);
         if (r < 0)
                 return r;

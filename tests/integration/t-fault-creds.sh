@@ -6,7 +6,8 @@
 # it keeps running, pauses sending, and says so (journal, STATUS=). The new key pair is
 # written to the credential files and SIGHUP sent: it converges at once, long before
 # auth_retry_interval (10 minutes here, longer than the test may take). The requests the
-# emulator saw are held against the minimum.
+# emulator saw are held against the minimum. Then the key pair is rotated once more and
+# only written to the files, with no SIGHUP: the daemon notices the files itself.
 . "$(dirname "$0")/lib.sh"
 nb_setup "$@"
 
@@ -14,6 +15,8 @@ AK=FAULTCREDSOLDAK00001
 SK=faultCredsOldSecretKey0123456789abcdefgh
 AK2=FAULTCREDSNEWAK00002
 SK2=faultCredsNewSecretKey0123456789abcdefgh
+AK3=FAULTCREDSNEWAK00003
+SK3=faultCredsThirdSecretKey123456789abcdefg
 PROJECT=1d2e3f405162738495a6b7c8d9e0f1a2
 M=$T/manifests
 S=$T/state
@@ -70,6 +73,20 @@ nb_assert_eq false "$(jq '.auth.ak_locked' "$T/stats-end.json")" "AK locked"
 # old key refused. No slack: the daemon sends exactly one request per interval while
 # paused, and the interval is longer than the test.
 nb_request_budget "$(nb_api_requests)" 5 5
+
+nb_step "rotated again, the new pair written and no SIGHUP: the pause ends without it"
+curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/credentials?ak=$AK3&sk=$SK3" >/dev/null
+nb_write_manifest "$M/c.yaml" creds-c
+nb_wait_for_line "$NB_NOTIFY_LOG" 'STATUS=Paused: authentication failed' "$NB_TIMEOUT" 2 "$daemon" >/dev/null
+nb_write_creds "$AK3" "$SK3"
+# auth_retry_interval is 10 minutes: converging within NB_TIMEOUT is the files' doing
+nb_wait_for_journal 'Credential files changed while sending is paused' 1 _PID="$daemon" >/dev/null
+nb_wait_for_journal . 1 MESSAGE_ID=22d9a72b4890455691dcdcd84bf08b8c NOTEBOOK=creds-c _PID="$daemon" >/dev/null
+nb_wait_for_line "$NB_NOTIFY_LOG" 'STATUS=3 desired, 3 running' "$NB_TIMEOUT" 1 "$daemon" >/dev/null
+nb_emulator_stats >"$T/stats-files.json"
+nb_assert_eq 3 "$(jq '.creates.created' "$T/stats-files.json")" "instances created"
+nb_assert_eq 0 "$(jq '.creates.duplicates' "$T/stats-files.json")" "duplicate creates"
+nb_assert_eq 2 "$(jq '.protocol_violations.unknown_ak' "$T/stats-files.json")" "requests signed with a retired key"
 nb_stop "$daemon"
 nb_assert_eq 0 "$NB_STATUS" "exit status after SIGTERM"
 nb_step "ok"
