@@ -1,6 +1,7 @@
 /* The daemon's manager: owns the sd-event loop and everything hung on it. The
  * manifests watcher feeds the desired set, the resync timer and retries feed passes,
- * signals reload and stop, sd_notify tells systemd where we are.
+ * signals reload and stop, a credential file rewritten while sending is paused for
+ * authentication reloads too, sd_notify tells systemd where we are.
  *
  * Lifecycle (notebookd run): manager_new() -> manager_startup() (config, credentials,
  * state, the first scan started on the scan thread) -> manager_loop() (the first scan

@@ -209,6 +209,17 @@ nb_write_creds() { # AK SK
         chmod 0600 "$T/creds/ak" "$T/creds/sk"
 }
 
+# The daemon's config for a test, in $T/config.yaml: the emulator's endpoint, PROJECT,
+# MANIFESTS and STATE, then each further argument as a line of its own ("key: value").
+nb_write_config() { # PROJECT MANIFESTS STATE [LINE...]
+        {
+                printf 'endpoint: %s\nproject_id: %s\nmanifests: %s\nstate_dir: %s\n' \
+                        "$NB_EMULATOR_URL" "$1" "$2" "$3"
+                shift 3
+                [ $# -eq 0 ] || printf '%s\n' "$@"
+        } >"$T/config.yaml"
+}
+
 # Start a background process tracked for clean-up, with stdout and stderr in
 # $T/NAME.log. Sets NB_PID.
 nb_spawn() { # NAME COMMAND ARGS...

@@ -35,12 +35,7 @@ M=$T/manifests
 S=$T/state
 mkdir -p "$M" "$S"
 nb_write_creds "$AK" "$SK"
-cat >"$T/config.yaml" <<EOF
-endpoint: $NB_EMULATOR_URL
-project_id: $PROJECT
-manifests: $M
-state_dir: $S
-EOF
+nb_write_config "$PROJECT" "$M" "$S"
 
 # One process writes them all (2,000 processes would take longer than the test).
 awk -v n="$N" -v d="$M" 'BEGIN {

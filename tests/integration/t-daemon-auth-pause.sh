@@ -19,15 +19,7 @@ nb_start_emulator --ak "$AK" --sk "$SK" --project-id "$PROJECT" --create-delay-m
 mkdir -p "$M"
 nb_write_manifest "$M/a.yaml" pause-a
 nb_write_creds "$AK" "not-the-secret-key-0123456789abcdefghij"
-cat >"$T/config.yaml" <<EOF
-endpoint: $NB_EMULATOR_URL
-project_id: $PROJECT
-manifests: $M
-state_dir: $S
-ak_file: $T/creds/ak
-sk_file: $T/creds/sk
-auth_retry_interval: 10s
-EOF
+nb_write_config "$PROJECT" "$M" "$S" "ak_file: $T/creds/ak" "sk_file: $T/creds/sk" "auth_retry_interval: 10s"
 
 signed_requests() { # API requests that reached authentication, good or bad
         nb_emulator_stats | jq '(.protocol_violations.bad_signature // 0) + ([.by_route_status.list // {} | to_entries[] | select(.key != "401") | .value] | add // 0)'

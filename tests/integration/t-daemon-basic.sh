@@ -52,13 +52,7 @@ n=$(wc -l <"$T/expected")
 [ "$n" -ge 3 ] || nb_fail "expected at least 3 example notebooks, check found $n"
 
 nb_write_creds "$AK" "$SK"
-cat >"$T/config.yaml" <<EOF
-endpoint: $NB_EMULATOR_URL
-project_id: $PROJECT
-manifests: $M
-state_dir: $S
-resync_interval: 10m
-EOF
+nb_write_config "$PROJECT" "$M" "$S" "resync_interval: 10m"
 
 # ---- 1. READY=1 before any create ----
 nb_step "start: READY=1 before any create ($n notebooks, emulator latency ${LATENCY_MS} ms, faults: $FAULTS)"

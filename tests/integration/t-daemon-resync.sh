@@ -44,13 +44,7 @@ for name in r-keep r-deleted r-failing; do
         nb_write_manifest "$M/$name.yaml" "$name"
 done
 nb_write_creds "$AK" "$SK"
-cat >"$T/config.yaml" <<EOF
-endpoint: $NB_EMULATOR_URL
-project_id: $PROJECT
-manifests: $M
-state_dir: $S
-resync_interval: 10s
-EOF
+nb_write_config "$PROJECT" "$M" "$S" "resync_interval: 10s"
 
 nb_spawn daemon env -u HUAWEICLOUD_SDK_AK -u HUAWEICLOUD_SDK_SK -u HUAWEICLOUD_SDK_SECURITY_TOKEN \
         -u HUAWEICLOUD_SDK_PROJECT_ID CREDENTIALS_DIRECTORY="$T/creds" \

@@ -67,13 +67,7 @@ nb_write_manifest "$G/rev1/w-two.yaml" w-two
 ln -s rev1 "$MP"
 
 nb_write_creds "$AK" "$SK"
-cat >"$T/config.yaml" <<EOF
-endpoint: $NB_EMULATOR_URL
-project_id: $PROJECT
-manifests: $MP
-state_dir: $S
-resync_interval: 10m
-EOF
+nb_write_config "$PROJECT" "$MP" "$S" "resync_interval: 10m"
 
 nb_spawn daemon env -u HUAWEICLOUD_SDK_AK -u HUAWEICLOUD_SDK_SK -u HUAWEICLOUD_SDK_SECURITY_TOKEN \
         -u HUAWEICLOUD_SDK_PROJECT_ID CREDENTIALS_DIRECTORY="$T/creds" \

@@ -28,15 +28,7 @@ nb_start_emulator --ak "$AK" --sk "$SK" --project-id "$PROJECT" --create-delay-m
 mkdir -p "$M"
 nb_write_manifest "$M/a.yaml" clock-a
 nb_write_creds "$AK" "$SK"
-cat >"$T/config.yaml" <<EOF
-endpoint: $NB_EMULATOR_URL
-project_id: $PROJECT
-manifests: $M
-state_dir: $S
-ak_file: $T/creds/ak
-sk_file: $T/creds/sk
-auth_retry_interval: ${RETRY_S}s
-EOF
+nb_write_config "$PROJECT" "$M" "$S" "ak_file: $T/creds/ak" "sk_file: $T/creds/sk" "auth_retry_interval: ${RETRY_S}s"
 
 # libfaketime's offset, re-read at every clock call (FAKETIME_NO_CACHE)
 skew() { printf '%s\n' "$1" >"$T/faketime.new" && mv "$T/faketime.new" "$T/faketime"; }

@@ -27,15 +27,7 @@ nb_start_emulator --ak "$AK" --sk "$SK" --project-id "$PROJECT" --create-delay-m
 mkdir -p "$M"
 nb_write_manifest "$M/a.yaml" creds-a
 nb_write_creds "$AK" "$SK"
-cat >"$T/config.yaml" <<EOF
-endpoint: $NB_EMULATOR_URL
-project_id: $PROJECT
-manifests: $M
-state_dir: $S
-ak_file: $T/creds/ak
-sk_file: $T/creds/sk
-auth_retry_interval: 10m
-EOF
+nb_write_config "$PROJECT" "$M" "$S" "ak_file: $T/creds/ak" "sk_file: $T/creds/sk" "auth_retry_interval: 10m"
 
 nb_spawn daemon env -u HUAWEICLOUD_SDK_AK -u HUAWEICLOUD_SDK_SK -u CREDENTIALS_DIRECTORY \
         "$NOTEBOOKD" -c "$T/config.yaml" --log-target=journal run

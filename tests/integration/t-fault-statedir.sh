@@ -32,14 +32,7 @@ nb_at_exit "umount -l '$FS' 2>/dev/null"
 mkdir -p "$S"
 for i in 1 2; do nb_write_manifest "$M/ok-$i.yaml" state-ok-$i; done
 nb_write_creds "$AK" "$SK"
-cat >"$T/config.yaml" <<EOF
-endpoint: $NB_EMULATOR_URL
-project_id: $PROJECT
-manifests: $M
-state_dir: $S
-ak_file: $T/creds/ak
-sk_file: $T/creds/sk
-EOF
+nb_write_config "$PROJECT" "$M" "$S" "ak_file: $T/creds/ak" "sk_file: $T/creds/sk"
 
 nb_spawn daemon env -u HUAWEICLOUD_SDK_AK -u HUAWEICLOUD_SDK_SK -u CREDENTIALS_DIRECTORY \
         LD_PRELOAD="$BUILD/read-only-dir.so" NB_READONLY_DIR="$S" NB_READONLY_FLAG="$T/read-only" \

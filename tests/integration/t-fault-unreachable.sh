@@ -28,14 +28,7 @@ nb_start_notify
 mkdir -p "$M"
 for i in 1 2 3; do nb_write_manifest "$M/old-$i.yaml" reach-old-$i; done
 nb_write_creds "$AK" "$SK"
-cat >"$T/config.yaml" <<EOF
-endpoint: $NB_EMULATOR_URL
-project_id: $PROJECT
-manifests: $M
-state_dir: $S
-ak_file: $T/creds/ak
-sk_file: $T/creds/sk
-EOF
+nb_write_config "$PROJECT" "$M" "$S" "ak_file: $T/creds/ak" "sk_file: $T/creds/sk"
 
 nb_spawn daemon env -u HUAWEICLOUD_SDK_AK -u HUAWEICLOUD_SDK_SK -u CREDENTIALS_DIRECTORY \
         "$NOTEBOOKD" -c "$T/config.yaml" --log-target=journal run

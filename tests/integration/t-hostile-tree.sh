@@ -41,13 +41,7 @@ djournal() { nb_journal_json _PID="$DAEMON_PID" "$@"; }
 
 mkdir -p "$M"
 nb_write_creds "$AK" "$SK"
-cat >"$T/config.yaml" <<EOF
-endpoint: $NB_EMULATOR_URL
-project_id: $PROJECT
-manifests: $M
-state_dir: $S
-resync_interval: 10m
-EOF
+nb_write_config "$PROJECT" "$M" "$S" "resync_interval: 10m"
 nb_write_manifest "$M/before-01.yaml" before-01
 
 # ---- the hostile tree, written outside the manifests directory ----
