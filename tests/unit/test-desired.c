@@ -6,12 +6,10 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 
 #include <cmocka.h>
 
@@ -19,6 +17,8 @@
 #include "limits.h"
 #include "manifest.h"
 #include "util.h"
+
+#include "openat2-switch.h"
 
 /* Every parse goes through here: the tests count them, and a test can change the tree
  * between the walk and the read (once: the hook is cleared before it runs). */
@@ -43,28 +43,6 @@ int __wrap_manifest_parse_file(int dirfd, const char *path, const char *display_
         return __real_manifest_parse_file(dirfd, path, display_path, policy, diags, specs, ret_result);
 }
 
-/* openat2() made to look missing (an old kernel, a seccomp filter that does not know
- * it): the reader's fallback then does the work. Counted either way. */
-static bool no_openat2;
-static unsigned n_openat2;
-long __real_syscall(long number, ...);
-long __wrap_syscall(long number, ...);
-long __wrap_syscall(long number, ...) {
-        va_list ap;
-        long a[6];
-        va_start(ap, number);
-        for (size_t i = 0; i < ELEMENTSOF(a); i++)
-                a[i] = va_arg(ap, long);
-        va_end(ap);
-        if (number == SYS_openat2) {
-                n_openat2++;
-                if (no_openat2) {
-                        errno = ENOSYS;
-                        return -1;
-                }
-        }
-        return __real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
-}
 
 typedef struct Tmp {
         char *dir;
@@ -85,7 +63,7 @@ static int setup(void **state) {
         assert_int_equal(mkdir(t->root, 0755), 0);
         n_parses = 0;
         before_read = NULL;
-        no_openat2 = false;
+        openat2_errno = 0;
         n_openat2 = 0;
         *state = t;
         return 0;
@@ -543,7 +521,7 @@ static void assert_outside_unread(const DesiredSet *s) {
  * symlink in between (the file, a directory on the way, a checked symlink retargeted)
  * the read never leaves the tree, and says which file it could not read. */
 static void read_after_swap(Tmp *t, bool fallback) {
-        no_openat2 = fallback;
+        openat2_errno = fallback ? ENOSYS : 0;
         put(t->dir, "outside/a.yaml", DOC("stolen"));
         put(t->dir, "outside/b.yaml", DOC("stolen"));
         put(t->dir, "outside/x.yaml", DOC("stolen"));
@@ -612,7 +590,7 @@ static void test_read_after_swap_without_openat2(void **state) {
 /* Symlinks inside the tree still work (the read goes to the checked target), with and
  * without openat2(). */
 static void symlinks_inside(Tmp *t, bool fallback) {
-        no_openat2 = fallback;
+        openat2_errno = fallback ? ENOSYS : 0;
         put(t->root, "real/a.yaml", DOC("a"));
         put(t->root, ".hidden/b.yaml", DOC("b"));
         char *l1 = xasprintf("%s/linked", t->root), *l2 = xasprintf("%s/real/b.yaml", t->root);

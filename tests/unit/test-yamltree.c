@@ -4,14 +4,12 @@
 /* LDFLAGS: -Wl,--wrap=syscall */
 #include <fcntl.h>
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -19,6 +17,8 @@
 #include "limits.h"
 #include "util.h"
 #include "yamltree.h"
+
+#include "openat2-switch.h"
 
 typedef struct Loaded {
         YamlStream *s;
@@ -733,28 +733,6 @@ static void test_read_file(void **state) {
         assert_int_equal(yaml_read_file(AT_FDCWD, "/dev/zero", 1000, &buf, &len), -EINVAL);
 }
 
-/* openat2() made to look missing, as on Linux < 5.6 or under a seccomp filter that does
- * not know it (ENOSYS, or EPERM); counted either way. */
-static int openat2_errno;
-static unsigned n_openat2;
-long __real_syscall(long number, ...);
-long __wrap_syscall(long number, ...);
-long __wrap_syscall(long number, ...) {
-        va_list ap;
-        long a[6];
-        va_start(ap, number);
-        for (size_t i = 0; i < ELEMENTSOF(a); i++)
-                a[i] = va_arg(ap, long);
-        va_end(ap);
-        if (number == SYS_openat2) {
-                n_openat2++;
-                if (openat2_errno) {
-                        errno = openat2_errno;
-                        return -1;
-                }
-        }
-        return __real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
-}
 
 /* With a directory fd: beneath it, no symlink followed anywhere (the manifests tree). */
 static void read_beneath(int openat2_error) {
