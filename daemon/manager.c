@@ -437,12 +437,16 @@ static void on_credentials_changed(CredWatch *w, void *userdata) {
         manager_reload(m);
 }
 
-/* Watch the credential files the configuration in force names (a reload may name others). */
+/* Watch the credential files the configuration in force names (a reload may name others),
+ * when they are what the credentials were loaded from: $CREDENTIALS_DIRECTORY wins over
+ * them, and systemd fills it only at start. */
 static void manager_watch_credentials(Manager *m) {
         const Config *c = &m->config;
         const char *const paths[] = { c->ak_file, c->sk_file, c->security_token_file, c->token_file,
                                       c->password_file };
         m->credwatch = credwatch_free(m->credwatch);
+        if (!m->backend.credentials || !m->backend.credentials->from_config_files)
+                return;
         int r = credwatch_new(m->event, paths, ELEMENTSOF(paths), MANAGER_CREDENTIALS_DEBOUNCE_MS,
                               on_credentials_changed, m, &m->credwatch);
         if (r < 0)

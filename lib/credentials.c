@@ -568,6 +568,8 @@ int credentials_load(const Config *config, Credentials **ret, char **ret_error) 
                         r = from_config_files(config, &f, &error);
                         if (r >= 0)
                                 r = settle(&f, config, &cr, &error);
+                        if (r >= 0)
+                                cr->from_config_files = true;
                 } else if (r >= 0) {
                         r = from_environment(&f, &error);
                         if (r >= 0 && found_any(&f))

@@ -55,6 +55,7 @@ typedef struct Credentials {
          * "credentials directory /run/credentials/notebookd.service (sk)", "environment
          * (HUAWEICLOUD_SDK_SK)". NULL when the value is NULL. source names the tier. */
         char *source;
+        bool from_config_files;  /* tier 2 won: rewriting those files changes them */
         char *ak_source;
         char *sk_source;
         char *security_token_source;

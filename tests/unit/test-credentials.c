@@ -281,6 +281,7 @@ static void test_precedence(void **state) {
         Credentials *cr = load_ok(&f->config);
         assert_string_equal(cr->ak, DIR_AK);
         assert_string_equal(cr->sk, DIR_SK);
+        assert_false(cr->from_config_files);   /* the daemon does not watch them then */
         cr = credentials_free(cr);
         assert_null(cr);
 
@@ -289,6 +290,7 @@ static void test_precedence(void **state) {
         cr = load_ok(&f->config);
         assert_string_equal(cr->ak, FILE_AK);
         assert_string_equal(cr->sk, FILE_SK);
+        assert_true(cr->from_config_files);
         cr = credentials_free(cr);
 
         /* a directory holding none of ours does not stop the search */
@@ -303,6 +305,7 @@ static void test_precedence(void **state) {
         cr = load_ok(NULL);
         assert_string_equal(cr->ak, ENV_AK);
         assert_string_equal(cr->sk, ENV_SK);
+        assert_false(cr->from_config_files);
         cr = credentials_free(cr);
 }
 
