@@ -535,7 +535,6 @@ int desired_set_rescan_cancellable(DesiredSet *s, const atomic_bool *cancel) {
         s->entries = entries;
         s->n_entries = n;
 
-
         scan_roots_free(s->scan_roots, s->n_scan_roots);
         s->scan_roots = TAKE_PTR(sr.roots);
         s->n_scan_roots = sr.n_roots;
