@@ -38,6 +38,7 @@ struct Engine {
         Hashmap *ops;               /* name -> Op* */
         Hashmap *reported;          /* name -> char* "what was last reported" (owned) */
         Hashmap *touched;           /* names whose record changed while a listing was out */
+        Hashmap *standing;          /* desired name -> STANDING_PTR(EngineStanding) */
 
         bool pass_listing;          /* a pass waits for its listings */
         unsigned listings_out;      /* one per workspace, in flight together */
@@ -59,7 +60,7 @@ struct Engine {
         sd_event_source *pass_timer;  /* a scheduled (retry) pass */
         int64_t pass_timer_at_mono_ms;
 
-        EngineCounts counts;
+        EngineCounts counts;        /* the tally of standing, moved with it */
         engine_settled_cb settled_cb;
         void *settled_userdata;
         engine_settled_cb progress_cb;
@@ -76,6 +77,38 @@ static void op_poll_schedule(Op *op);
 static void schedule_pass_at(Engine *e, int64_t delay_ms);
 
 /* ---------------------------------------------------------------- helpers */
+
+/* Standings live in a hashmap of pointers, which must not be NULL ("absent"). */
+#define STANDING_PTR(s) ((void *) ((uintptr_t) (s) + 1))
+#define PTR_STANDING(p) ((EngineStanding) ((uintptr_t) (p) - 1))
+
+static size_t *tally_slot(EngineCounts *c, EngineStanding s) {
+        switch (s) {
+        case STANDING_PENDING:
+                return &c->pending;
+        case STANDING_RUNNING:
+                return &c->running;
+        case STANDING_FAILED:
+                return &c->failed;
+        case STANDING_REJECTED:
+                return &c->rejected;
+        case STANDING_RETRYING:
+                return &c->retrying;
+        default:
+                return &c->waiting;
+        }
+}
+
+/* A desired name moves to another bucket: STATUS= and `once` see it at once, not at
+ * the next pass. A name no longer desired is in no bucket and stays out. */
+static void standing_set(Engine *e, const char *name, EngineStanding s) {
+        void *old = hashmap_get(e->standing, name);
+        if (!old)
+                return;
+        (*tally_slot(&e->counts, PTR_STANDING(old)))--;
+        (void) hashmap_put(e->standing, name, STANDING_PTR(s));   /* a replacement: cannot fail */
+        (*tally_slot(&e->counts, s))++;
+}
 
 static int64_t jittered_backoff_ms(int64_t attempt, int64_t base, int64_t cap) {
         int64_t d = base;
@@ -259,13 +292,6 @@ static void note_account_frozen(Engine *e, const ApiResult *ar, const LogField *
 
 /* ---------------------------------------------------------------- polling */
 
-/* A name leaves "pending" for another bucket between passes (STATUS= stays current). */
-static void counts_move(Engine *e, size_t *to) {
-        if (e->counts.pending > 0)
-                e->counts.pending--;
-        (*to)++;
-}
-
 /* A poll that finds the instance deleted (6309, or a DELETED status) hands the name
  * back to the planner at once: it will be created again. */
 static void poll_found_gone(Op *op) {
@@ -274,6 +300,7 @@ static void poll_found_gone(Op *op) {
                    LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id }),
                    "Notebook %s (instance %s) disappeared while being followed; the next pass decides",
                    op->name, op->instance_id);
+        standing_set(e, op->name, STANDING_WAITING);
         op_detach(op);
         engine_request_pass(e);
         engine_maybe_settled(e);
@@ -358,7 +385,7 @@ static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
                 op_poll_schedule(op);
                 return;
         }
-        counts_move(e, cls == STATUS_CLASS_FAILED ? &e->counts.failed : &e->counts.running);
+        standing_set(e, op->name, cls == STATUS_CLASS_FAILED ? STANDING_FAILED : STANDING_RUNNING);
         op_finish(op);
 }
 
@@ -468,7 +495,7 @@ static CreateNext create_accepted(CreateAnswer *x) {
         report_forget(e, op->name);
         bool running = instance_status_class(x->rec.status) == STATUS_CLASS_RUNNING;
         if (running)
-                counts_move(e, &e->counts.running);
+                standing_set(e, op->name, STANDING_RUNNING);
         _cleanup_free_ char *name = strdup(op->name);
         op_detach(op);
         /* the poll is registered before "settled" is checked, or `once` would end first */
@@ -492,6 +519,7 @@ static CreateNext create_exists(CreateAnswer *x) {
         fb_add(&x->fb, "WORKSPACE_ID", op->workspace_id);
         log_fields(LOG_INFO, NULL, x->fb.f, "Notebook %s already exists (ModelArts.6301); listing workspace %s to adopt it",
                    op->name, strempty(op->workspace_id));
+        standing_set(x->engine, op->name, STANDING_WAITING);   /* no instance known yet: the listing decides */
         op_detach(op);
         engine_request_pass(x->engine);
         return CREATE_HANDLED;
@@ -522,7 +550,7 @@ static CreateNext create_rejected(CreateAnswer *x) {
         char key[SPEC_HASH_HEX_LEN + 16];
         snprintf(key, sizeof key, "rejected:%s", op->spec_hash);
         report_once(e, op->name, key);
-        counts_move(e, &e->counts.rejected);
+        standing_set(e, op->name, STANDING_REJECTED);
         return CREATE_DONE;
 }
 
@@ -531,6 +559,7 @@ static CreateNext create_auth_refused(CreateAnswer *x) {
         record_set_result(&x->rec, RECORD_RESULT_AUTH_FAILED, x->ar);
         record_save(x->engine, &x->rec);
         resolve_intent(x->engine, x->op->intent_id, "auth-failed", x->op->name);
+        standing_set(x->engine, x->op->name, STANDING_WAITING);   /* nothing was made */
         note_auth_failure(x->engine, x->ar, x->fb.f);
         return CREATE_DONE;
 }
@@ -611,6 +640,7 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 /* Cut short (deadline, stop) before it left: nothing happened remotely, and
                  * the record keeps the last real answer. */
                 resolve_intent(e, op->intent_id, "not-sent", op->name);
+                standing_set(e, op->name, STANDING_WAITING);
                 op_finish(op);
                 return;
         }
@@ -634,7 +664,7 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 op_finish(op);
                 break;
         case CREATE_RETRY:
-                counts_move(e, &e->counts.retrying);
+                standing_set(e, op->name, STANDING_RETRYING);
                 op_detach(op);
                 schedule_pass_at(e, x.retry_ms);
                 engine_maybe_settled(e);
@@ -721,6 +751,7 @@ static void send_recorded_creates(Engine *e, Op **ops, const NotebookSpec **spec
                         continue;
                 }
                 op->in_request = true;
+                standing_set(e, op->name, STANDING_PENDING);
                 log_fields(LOG_INFO, MESSAGE_CREATE_SENT,
                            LOG_FIELDS({ "NOTEBOOK", op->name }, { "CONFIG_FILE", spec->file },
                                       { "FLAVOR", spec->flavor }, { "PROFILE_ID", spec->profile_id }),
@@ -793,44 +824,66 @@ typedef struct PassActions {
         int64_t next_retry_ms;          /* earliest backoff end (wall clock), 0 = none */
 } PassActions;
 
-/* Where a name stands, for PASS_FINISHED, STATUS= and `once`: one bucket per name. */
-static void tally_action(EngineCounts *c, const Action *a) {
+/* Where the plan puts a desired name. A create is WAITING until it is on the wire. */
+static EngineStanding standing_of_action(const Action *a) {
         InstanceStatusClass remote = a->remote ? instance_status_class(a->remote->status) : STATUS_CLASS_UNKNOWN;
         switch (a->kind) {
         case ACTION_OK:
-                c->running++;
-                break;
+                return STANDING_RUNNING;
         case ACTION_FAILED:
-                c->failed++;
-                break;
+                return STANDING_FAILED;
         case ACTION_BLOCKED:
-                c->rejected++;
-                break;
+                return STANDING_REJECTED;
         case ACTION_RETRY_LATER:
-                c->retrying++;
-                break;
-        case ACTION_GONE:
-                c->gone++;
-                break;
+                return STANDING_RETRYING;
+        case ACTION_PENDING:
+                return STANDING_PENDING;
         case ACTION_DRIFT:
-                c->drift++;
-                if (a->status_class == STATUS_CLASS_RUNNING || a->status_class == STATUS_CLASS_STOPPED)
-                        c->running++;
-                else
-                        c->pending++;
-                break;
+                return a->status_class == STATUS_CLASS_RUNNING || a->status_class == STATUS_CLASS_STOPPED
+                               ? STANDING_RUNNING
+                               : STANDING_PENDING;
         case ACTION_ADOPT:
-                if (remote == STATUS_CLASS_RUNNING || remote == STATUS_CLASS_STOPPED)
-                        c->running++;
-                else if (remote == STATUS_CLASS_FAILED)
-                        c->failed++;
-                else
-                        c->pending++;
-                break;
-        default:   /* CREATE, WAIT, PENDING */
-                c->pending++;
-                break;
+                return remote == STATUS_CLASS_RUNNING || remote == STATUS_CLASS_STOPPED ? STANDING_RUNNING
+                       : remote == STATUS_CLASS_FAILED                                 ? STANDING_FAILED
+                                                                                       : STANDING_PENDING;
+        default:   /* CREATE, WAIT */
+                return STANDING_WAITING;
         }
+}
+
+/* Work in flight for the name, or finished after this pass's listing was taken: the
+ * listing cannot judge it (and its standing is the one that work set). */
+static bool name_busy(const Engine *e, const char *name) {
+        return hashmap_contains(e->ops, name) || hashmap_contains(e->touched, name);
+}
+
+/* Every desired name's standing as the plan sees it, and the tally. On ENOMEM the
+ * previous standings stay (they are still moved by answers), only less fresh. */
+static void standings_from_plan(Engine *e, const Plan *plan) {
+        Hashmap *m = NULL;
+        EngineCounts c = {};
+        int r = hashmap_new(&m);
+        for (size_t i = 0; r >= 0 && i < plan->n; i++) {
+                const Action *a = &plan->actions[i];
+                if (a->kind == ACTION_GONE)
+                        c.gone++;
+                if (a->kind == ACTION_DRIFT)
+                        c.drift++;
+                if (!a->spec)
+                        continue;
+                void *busy = name_busy(e, a->name) ? hashmap_get(e->standing, a->name) : NULL;
+                EngineStanding st = busy ? PTR_STANDING(busy) : standing_of_action(a);
+                r = hashmap_put(m, a->name, STANDING_PTR(st));
+                (*tally_slot(&c, st))++;
+        }
+        if (r < 0) {
+                hashmap_free(m);
+                log_warning("Out of memory: notebook counts are refreshed by a later pass");
+                return;
+        }
+        hashmap_free(e->standing);
+        e->standing = m;
+        e->counts = c;
 }
 
 /* Keep the recorded status (and workspace) current: the poller logs the transitions it
@@ -1022,15 +1075,12 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                 .creates = calloc(plan->n ? plan->n : 1, sizeof(Action *)),
                 .now_ms = now_realtime_ms(),
         };
-        EngineCounts counts = { .desired = e->desired.n };
+        standings_from_plan(e, plan);
 
         for (size_t i = 0; i < plan->n; i++) {
                 const Action *a = &plan->actions[i];
-                tally_action(&counts, a);
-                /* Work in flight, or just finished after this listing was taken: the
-                 * listing cannot judge it. An outcome that needs another decision
-                 * schedules its own pass. */
-                if (hashmap_contains(e->ops, a->name) || hashmap_contains(e->touched, a->name))
+                /* An outcome that needs another decision schedules its own pass. */
+                if (name_busy(e, a->name))
                         continue;
                 record_sync_remote(e, a);
                 _cleanup_free_ char *why = action_describe(a, p.now_ms);
@@ -1040,26 +1090,27 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
 
         send_creates(e, p.creates, p.n_creates);
         free(p.creates);
-        e->counts = counts;
         if (p.next_retry_ms > 0)
                 schedule_pass_at(e, p.next_retry_ms - p.now_ms);
 }
 
 static void pass_finish(Engine *e, const char *outcome) {
         char desired[LOG_INT_BUFSIZE], running[LOG_INT_BUFSIZE], pending[LOG_INT_BUFSIZE],
-                failed[LOG_INT_BUFSIZE], rejected[LOG_INT_BUFSIZE], retrying[LOG_INT_BUFSIZE],
-                drift[LOG_INT_BUFSIZE], gone[LOG_INT_BUFSIZE];
+                waiting[LOG_INT_BUFSIZE], failed[LOG_INT_BUFSIZE], rejected[LOG_INT_BUFSIZE],
+                retrying[LOG_INT_BUFSIZE], drift[LOG_INT_BUFSIZE], gone[LOG_INT_BUFSIZE];
         log_fields(LOG_INFO, MESSAGE_PASS_FINISHED,
-                   LOG_FIELDS({ "DESIRED", log_int(desired, e->counts.desired) },
+                   LOG_FIELDS({ "DESIRED", log_int(desired, e->desired.n) },
                               { "RUNNING", log_int(running, e->counts.running) },
                               { "PENDING", log_int(pending, e->counts.pending) },
+                              { "WAITING", log_int(waiting, e->counts.waiting) },
                               { "FAILED", log_int(failed, e->counts.failed) },
                               { "REJECTED", log_int(rejected, e->counts.rejected) },
                               { "RETRYING", log_int(retrying, e->counts.retrying) },
                               { "DRIFT", log_int(drift, e->counts.drift) },
                               { "GONE", log_int(gone, e->counts.gone) }),
-                   "Pass %s: %zu desired, %zu running, %zu pending, %zu failed, %zu rejected, %zu retrying, %zu drifted, %zu gone",
-                   outcome, e->counts.desired, e->counts.running, e->counts.pending, e->counts.failed,
+                   "Pass %s: %zu desired, %zu running, %zu pending, %zu waiting, %zu failed, %zu rejected, %zu retrying, "
+                   "%zu drifted, %zu gone",
+                   outcome, e->desired.n, e->counts.running, e->counts.pending, e->counts.waiting, e->counts.failed,
                    e->counts.rejected, e->counts.retrying, e->counts.drift, e->counts.gone);
         e->pass_listing = false;
         /* names touched during this listing are judged by the next one */
@@ -1104,7 +1155,7 @@ static void listing_failed(Engine *e, char *workspace_id) {
 /* What store_prune may do with a name this pass judged (store.h), or -1: leave it. */
 static int prune_verdict(const Engine *e, const Action *a) {
         /* In flight, or changed under this listing: the next pass judges it. */
-        if (hashmap_contains(e->ops, a->name) || hashmap_contains(e->touched, a->name) || !a->record)
+        if (name_busy(e, a->name) || !a->record)
                 return -1;
         if (a->kind != ACTION_GONE)
                 return a->record->undesired_since_ms != 0 ? STORE_PRUNE_DESIRED : -1;
@@ -1437,7 +1488,8 @@ int engine_new(sd_event *event, Store *store, ApiClient *api, const EngineOption
                 e->options.auth_retry_ms = CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS;
         if (e->options.state_retention_ms <= 0)
                 e->options.state_retention_ms = CONFIG_DEFAULT_STATE_RETENTION_MS;
-        if (hashmap_new(&e->ops) < 0 || hashmap_new(&e->reported) < 0 || hashmap_new(&e->touched) < 0) {
+        if (hashmap_new(&e->ops) < 0 || hashmap_new(&e->reported) < 0 || hashmap_new(&e->touched) < 0 ||
+            hashmap_new(&e->standing) < 0) {
                 engine_free(e);
                 return -ENOMEM;
         }
@@ -1461,6 +1513,7 @@ Engine *engine_free(Engine *e) {
         hashmap_free(e->ops);
         hashmap_free(e->reported);
         hashmap_free(e->touched);
+        hashmap_free(e->standing);
         sd_event_source_disable_unref(e->pass_timer);
         spec_list_clear(&e->desired);
         listings_clear(e);
@@ -1472,18 +1525,30 @@ Engine *engine_free(Engine *e) {
 
 int engine_set_desired(Engine *e, const NotebookSpec *const *specs, size_t n) {
         SpecList l = {};
-        for (size_t i = 0; i < n; i++) {
-                NotebookSpec *c;
-                int r = spec_dup(specs[i], &c);
-                if (r >= 0 && (r = spec_list_append(&l, c)) < 0)
-                        spec_free(c);
-                if (r < 0) {
-                        spec_list_clear(&l);
-                        return r;
-                }
+        _cleanup_(hashmap_freep) Hashmap *standing = NULL;
+        EngineCounts c = { .drift = e->counts.drift, .gone = e->counts.gone };
+        int r = hashmap_new(&standing);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                /* a name keeps its standing; a new one waits for its first pass */
+                void *old = hashmap_get(e->standing, specs[i]->name);
+                EngineStanding st = old ? PTR_STANDING(old) : STANDING_WAITING;
+                NotebookSpec *copy;
+                r = spec_dup(specs[i], &copy);
+                if (r >= 0 && (r = spec_list_append(&l, copy)) < 0)
+                        spec_free(copy);
+                if (r >= 0)
+                        r = hashmap_put(standing, specs[i]->name, STANDING_PTR(st));
+                (*tally_slot(&c, st))++;
+        }
+        if (r < 0) {
+                spec_list_clear(&l);
+                return r;
         }
         spec_list_clear(&e->desired);
         e->desired = l;
+        hashmap_free(e->standing);
+        e->standing = TAKE_PTR(standing);
+        e->counts = c;
         return 0;
 }
 
@@ -1580,4 +1645,13 @@ bool engine_state_error(const Engine *e) {
 void engine_get_counts(const Engine *e, EngineCounts *ret) {
         *ret = e->counts;
         ret->desired = e->desired.n;
+}
+
+EngineStanding engine_standing(const Engine *e, const char *name) {
+        void *p = hashmap_get(e->standing, name);
+        return p ? PTR_STANDING(p) : STANDING_WAITING;
+}
+
+bool engine_account_frozen(const Engine *e) {
+        return e->frozen_until_mono_ms > now_monotonic_ms();
 }

@@ -34,16 +34,31 @@ typedef struct EngineOptions {
                                      * (0 = CONFIG_DEFAULT_STATE_RETENTION_MS) */
 } EngineOptions;
 
-/* Where each desired name stands after the latest pass, for STATUS= and `once`. */
+/* Where one desired name stands: exactly one of these per name, set when a pass plans
+ * it and moved as answers arrive. It is the one tally: EngineCounts counts it (for
+ * PASS_FINISHED and STATUS=), and `once` reports it per name and exits by it. */
+typedef enum EngineStanding {
+        STANDING_WAITING,       /* no instance, and no create on the wire: not planned yet,
+                                 * its workspace not listed, or sending paused */
+        STANDING_PENDING,       /* the create is on the wire, or the instance is on its way */
+        STANDING_RUNNING,       /* RUNNING (or STOPPED: it exists, starting it is not ours) */
+        STANDING_FAILED,        /* the instance is in a failed status */
+        STANDING_REJECTED,      /* the create was refused for this spec: wait for a change */
+        STANDING_RETRYING,      /* a transient failure; a retry is scheduled */
+        _STANDING_MAX,
+} EngineStanding;
+
+/* The tally of the standings, and the latest pass's drift and gone counts. */
 typedef struct EngineCounts {
         size_t desired;
-        size_t running;         /* RUNNING (or STOPPED: exists, not ours to start) */
-        size_t pending;         /* being created, or on its way to RUNNING */
-        size_t failed;          /* instance in a failed status */
-        size_t rejected;        /* create refused permanently by the API */
-        size_t retrying;        /* transient failure, retry scheduled */
-        size_t drift;
-        size_t gone;            /* recorded, no longer desired */
+        size_t running;         /* STANDING_RUNNING */
+        size_t pending;         /* STANDING_PENDING ("creating" in STATUS=) */
+        size_t waiting;         /* STANDING_WAITING */
+        size_t failed;          /* STANDING_FAILED */
+        size_t rejected;        /* STANDING_REJECTED */
+        size_t retrying;        /* STANDING_RETRYING */
+        size_t drift;           /* exists, differs from its manifest (also counted above) */
+        size_t gone;            /* recorded, no longer desired (not counted above) */
 } EngineCounts;
 
 /* once: called when nothing is in flight and no retry is due before the deadline. */
@@ -80,3 +95,8 @@ void engine_reset_auth(Engine *e);
 /* A store write failed at least once (logged): `once` exits 2. */
 bool engine_state_error(const Engine *e);
 void engine_get_counts(const Engine *e, EngineCounts *ret);
+/* The standing of a desired name (engine_set_desired's names; any other is WAITING). */
+EngineStanding engine_standing(const Engine *e, const char *name);
+/* ModelArts.6326 holds every create back now: a rerun cannot help until the account is
+ * topped up. */
+bool engine_account_frozen(const Engine *e);

@@ -7,11 +7,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "macro.h"
+
 typedef struct Hashmap Hashmap;
 
 int hashmap_new(Hashmap **ret);
 /* Frees the map and its key copies, not the values. */
 Hashmap *hashmap_free(Hashmap *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Hashmap *, hashmap_free);
 /* Insert or replace. -ENOMEM. */
 int hashmap_put(Hashmap *m, const char *key, void *value);
 void *hashmap_get(const Hashmap *m, const char *key);

@@ -456,6 +456,13 @@ static void test_frozen_pauses_creates(void **state) {
         engine_request_pass(f->engine);
         answer_list("0", NULL, 0);
         assert_int_equal(count_calls(API_CALL_CREATE, NULL), 1);
+        /* ... and counted as waiting, not as being created */
+        assert_true(engine_account_frozen(f->engine));
+        assert_int_equal(engine_standing(f->engine, "nb-2"), STANDING_WAITING);
+        EngineCounts c;
+        engine_get_counts(f->engine, &c);
+        assert_int_equal(c.waiting, 1);
+        assert_int_equal(c.pending, 0);
         fixture_free(f);
 }
 
@@ -649,9 +656,11 @@ static void test_state_write_failure_pauses(void **state) {
         int64_t retry = 0;
         assert_string_equal(engine_pause_reason(f->engine, &retry), "the state database cannot be written");
         assert_true(retry > now_monotonic_ms());
+        assert_int_equal(engine_standing(f->engine, "nb-1"), STANDING_WAITING);
         engine_request_pass(f->engine);
         answer_list("0", NULL, 0);
         assert_int_equal(count_calls(API_CALL_CREATE, "nb-1"), 1);
+        assert_int_equal(engine_standing(f->engine, "nb-1"), STANDING_PENDING);
         assert_null(engine_pause_reason(f->engine, NULL));
         fixture_free(f);
 }
@@ -687,6 +696,76 @@ static void test_failed_listing_pauses(void **state) {
         answer_list("0", NULL, 0);
         fail_list("ws-a", API_CLASS_TRANSIENT, 500, "ModelArts.0010");
         assert_null(engine_pause_reason(f->engine, NULL));
+        fixture_free(f);
+}
+
+static void assert_tally(Fixture *f, size_t waiting, size_t pending, size_t running, size_t rejected,
+                         size_t retrying, size_t failed) {
+        EngineCounts c;
+        engine_get_counts(f->engine, &c);
+        assert_int_equal(c.waiting, waiting);
+        assert_int_equal(c.pending, pending);
+        assert_int_equal(c.running, running);
+        assert_int_equal(c.rejected, rejected);
+        assert_int_equal(c.retrying, retrying);
+        assert_int_equal(c.failed, failed);
+        assert_int_equal(c.desired, waiting + pending + running + rejected + retrying + failed);
+}
+
+/* One standing per desired name, moved as answers arrive, not only by the next pass:
+ * the tally STATUS=, PASS_FINISHED and `once` all read. */
+static void test_standings_move_with_answers(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(false, true);
+        add_spec(f, "ok", NULL);
+        add_spec(f, "later", NULL);
+        add_spec(f, "refused", NULL);
+        add_spec(f, "exists", NULL);
+        add_spec(f, "follow", NULL);
+        add_spec(f, "broken", NULL);
+        set_desired(f);
+        assert_tally(f, 6, 0, 0, 0, 0, 0);   /* nothing planned yet */
+        engine_request_pass(f->engine);
+        assert_tally(f, 6, 0, 0, 0, 0, 0);   /* listing out */
+        answer_list("0", NULL, 0);
+        assert_tally(f, 0, 6, 0, 0, 0, 0);   /* every create on the wire */
+        create_ok("ok", "id-1", "RUNNING");
+        create_fails("later", API_CLASS_TRANSIENT, 400, "ModelArts.6355", API_RETRY_6355_MS);
+        create_fails("refused", API_CLASS_PERMANENT, 400, "ModelArts.6323", 0);
+        create_ok("follow", "id-5", "CREATING");
+        create_ok("broken", "id-6", "CREATING");
+        assert_tally(f, 0, 3, 1, 1, 1, 0);
+        assert_int_equal(engine_standing(f->engine, "ok"), STANDING_RUNNING);
+        assert_int_equal(engine_standing(f->engine, "later"), STANDING_RETRYING);
+        assert_int_equal(engine_standing(f->engine, "refused"), STANDING_REJECTED);
+        /* 6301: no instance known until the listing that follows shows one */
+        create_fails("exists", API_CLASS_ALREADY_EXISTS, 400, "ModelArts.6301", 0);
+        assert_int_equal(engine_standing(f->engine, "exists"), STANDING_WAITING);
+        RemoteInstance listed[] = {
+                instance("id-1", "ok", "RUNNING", "0"),
+                instance("id-4", "exists", "STARTING", "0"),
+                instance("id-5", "follow", "CREATING", "0"),
+                instance("id-6", "broken", "CREATING", "0"),
+        };
+        answer_list("0", listed, ELEMENTSOF(listed));
+        /* adopted on its way; the followed ones keep the standing their polls give */
+        assert_int_equal(engine_standing(f->engine, "exists"), STANDING_PENDING);
+        assert_tally(f, 0, 3, 1, 1, 1, 0);
+        ApiResult got = result(API_CALL_GET, API_CLASS_OK, 200, NULL);
+        RemoteInstance up = instance("id-5", "follow", "RUNNING", "0"), down = instance("id-6", "broken", "CREATE_FAILED", "0");
+        run_until_call(f, API_CALL_GET);
+        while (count_open(API_CALL_GET) < 3)
+                assert_true(sd_event_run(f->event, 30ULL * 1000000ULL) >= 0);
+        answer_instance(API_CALL_GET, "id-5", &got, &up);
+        answer_instance(API_CALL_GET, "id-6", &got, &down);
+        assert_tally(f, 0, 1, 2, 1, 1, 1);
+        assert_int_equal(engine_standing(f->engine, "broken"), STANDING_FAILED);
+        /* a name leaves the desired set: out of the tally; a new one waits */
+        spec_list_clear(&f->specs);
+        add_spec(f, "ok", NULL);
+        add_spec(f, "new", NULL);
+        set_desired(f);
+        assert_tally(f, 1, 0, 1, 0, 0, 0);
         fixture_free(f);
 }
 
@@ -804,6 +883,7 @@ int main(void) {
                 cmocka_unit_test(test_throttled_listing_waits),
                 cmocka_unit_test(test_state_write_failure_pauses),
                 cmocka_unit_test(test_failed_listing_pauses),
+                cmocka_unit_test(test_standings_move_with_answers),
                 cmocka_unit_test(test_stop),
                 cmocka_unit_test(test_prune_after_full_pass),
         };
