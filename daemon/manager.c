@@ -121,9 +121,10 @@ static void manager_update_status(Manager *m) {
         else if (paused)
                 pause = xasprintf("Paused: %s%s, waiting for a reload; ", paused, strempty(clock));
         _cleanup_free_ char *s = xasprintf(
-                "STATUS=%s%zu desired, %zu running, %zu creating, %zu failed, %zu rejected, %zu retrying, %zu invalid manifest%s",
-                strempty(pause), c.desired, c.running, c.pending, c.failed, c.rejected, c.retrying, m->n_invalid,
-                m->n_invalid == 1 ? "" : "s");
+                "STATUS=%s%zu desired, %zu running, %zu creating, %zu waiting, %zu failed, %zu rejected, %zu retrying, "
+                "%zu invalid manifest%s",
+                strempty(pause), c.desired, c.running, c.pending, c.waiting, c.failed, c.rejected, c.retrying,
+                m->n_invalid, m->n_invalid == 1 ? "" : "s");
         if (s)
                 (void) sd_notify(false, s);
 }

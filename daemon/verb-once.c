@@ -57,53 +57,40 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
         return 0;
 }
 
-typedef struct Tally {
-        size_t ok, pending, rejected, failed, retrying;
-} Tally;
+/* The word for a name: its standing in the engine (the one tally), told apart by
+ * what the record says where that helps the operator. */
+static const char *verdict_of(EngineStanding st, const InstanceRecord *rec, bool wait, bool frozen) {
+        bool adopted = streq_ptr(rec->result, RECORD_RESULT_ADOPTED);
+        switch (st) {
+        case STANDING_RUNNING:
+                return adopted ? "adopted" : "ok";
+        case STANDING_PENDING:
+                /* without --wait an accepted create is the job done */
+                if (wait || !rec->instance_id)
+                        return "not running yet";
+                return adopted ? "adopted" : "ok";
+        case STANDING_FAILED:
+                return "failed";
+        case STANDING_REJECTED:
+                /* 6301 for a name no listing of ours shows: a human must act */
+                return streq_ptr(rec->result, RECORD_RESULT_CONFLICT) || streq_ptr(rec->result, RECORD_RESULT_EXISTS)
+                               ? "conflict"
+                               : "rejected";
+        case STANDING_RETRYING:
+                return frozen ? "frozen" : "retrying";
+        default:
+                return frozen ? "frozen" : "not created";
+        }
+}
 
-/* One line per desired instance, from what the store now says. */
-static void report(Store *store, const NotebookSpec *const *specs, size_t n, bool wait, Tally *t) {
+/* One line per desired instance: the engine's verdict, and what the store recorded. */
+static void report(const Engine *e, Store *store, const NotebookSpec *const *specs, size_t n, bool wait) {
+        bool frozen = engine_account_frozen(e);
         for (size_t i = 0; i < n; i++) {
                 _cleanup_(instance_record_done) InstanceRecord rec = {};
                 _cleanup_free_ char *name = quote_for_log(specs[i]->name);
-                int r = store_get_instance(store, specs[i]->name, &rec);
-                const char *verdict;
-                if (r < 0 && r != -ENOENT) {
-                        verdict = "unknown (cannot read the state database)";
-                        t->retrying++;
-                } else if (r < 0 || (!rec.instance_id && !rec.result)) {
-                        verdict = "not created (no answer before the deadline)";
-                        t->retrying++;
-                } else if (rec.instance_id) {
-                        InstanceStatusClass c = instance_status_class(rec.status);
-                        if (c == STATUS_CLASS_FAILED) {
-                                verdict = "failed";
-                                t->failed++;
-                        } else if (c == STATUS_CLASS_RUNNING || c == STATUS_CLASS_STOPPED || !wait) {
-                                verdict = streq_ptr(rec.result, "adopted") ? "adopted" : "ok";
-                                if (c == STATUS_CLASS_RUNNING || c == STATUS_CLASS_STOPPED)
-                                        t->ok++;
-                                else
-                                        t->pending++;
-                        } else {
-                                verdict = "not running yet";
-                                t->retrying++;
-                        }
-                } else if (streq_ptr(rec.result, RECORD_RESULT_REJECTED)) {
-                        verdict = "rejected";
-                        t->rejected++;
-                } else if (streq_ptr(rec.result, RECORD_RESULT_CONFLICT) || streq_ptr(rec.result, RECORD_RESULT_EXISTS)) {
-                        /* 6301 for a name no listing of ours shows: a human must act */
-                        verdict = "conflict";
-                        t->rejected++;
-                } else if (streq_ptr(rec.error_code, "ModelArts.6326")) {
-                        /* retried by the daemon, but nothing a rerun of once changes */
-                        verdict = "frozen";
-                        t->rejected++;
-                } else {
-                        verdict = "retrying";
-                        t->retrying++;
-                }
+                (void) store_get_instance(store, specs[i]->name, &rec);   /* details only */
+                const char *verdict = verdict_of(engine_standing(e, specs[i]->name), &rec, wait, frozen);
                 /* what the server sent reaches the terminal escaped, like status shows it */
                 _cleanup_free_ char *id = rec.instance_id ? terminal_safe(rec.instance_id) : NULL,
                                     *st = rec.status ? terminal_safe(rec.status) : NULL,
@@ -113,6 +100,18 @@ static void report(Store *store, const NotebookSpec *const *specs, size_t n, boo
                 printf("%-10s %s%s%s%s%s%s%s\n", verdict, name, id ? " " : "", strempty(id), st ? " " : "",
                        strempty(st), err ? ": " : "", strempty(err));
         }
+}
+
+/* The exit status from the tally, most urgent first (2 was decided before). A frozen
+ * account holds every create back, and only a human (topping it up) changes that. */
+static int exit_code_of(const EngineCounts *c, bool wait, bool frozen, bool invalid, bool interrupted) {
+        if (frozen && (c->waiting > 0 || c->retrying > 0))
+                return EXIT_INVALID;
+        if (c->waiting > 0 || c->retrying > 0 || (wait && c->pending > 0))
+                return EXIT_TRANSIENT;
+        if (c->rejected > 0 || c->failed > 0 || invalid)
+                return EXIT_INVALID;
+        return interrupted ? EXIT_TRANSIENT : EXIT_OK;
 }
 
 int verb_once(Cli *cli) {
@@ -203,17 +202,15 @@ int verb_once(Cli *cli) {
                 goto finish;
         }
 
-        Tally t = {};
-        report(b.store, specs, n_specs, cli->wait, &t);
-        printf("%zu desired: %zu ok, %zu pending, %zu rejected, %zu failed, %zu not done; %zu invalid manifest document%s\n",
-               n_specs, t.ok, t.pending, t.rejected, t.failed, t.retrying, stats.n_invalid,
+        EngineCounts c;
+        engine_get_counts(s.engine, &c);
+        report(s.engine, b.store, specs, n_specs, cli->wait);
+        printf("%zu desired: %zu running, %zu creating, %zu waiting, %zu failed, %zu rejected, %zu retrying; "
+               "%zu invalid manifest document%s\n",
+               c.desired, c.running, c.pending, c.waiting, c.failed, c.rejected, c.retrying, stats.n_invalid,
                stats.n_invalid == 1 ? "" : "s");
-        if (t.retrying > 0)
-                exit_code = EXIT_TRANSIENT;
-        else if (t.rejected > 0 || t.failed > 0 || stats.n_invalid > 0 || desired_set_diags(desired)->n_errors > 0)
-                exit_code = EXIT_INVALID;
-        else
-                exit_code = s.interrupted ? EXIT_TRANSIENT : EXIT_OK;
+        exit_code = exit_code_of(&c, cli->wait, engine_account_frozen(s.engine),
+                                 stats.n_invalid > 0 || desired_set_diags(desired)->n_errors > 0, s.interrupted);
 
 finish:
         s.engine = engine_free(s.engine);

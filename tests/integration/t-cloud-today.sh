@@ -9,7 +9,8 @@
 #   E. a create denied by an IAM policy (403 ModelArts.0112) is refused alone: every
 #      other create goes through, and once exits 1, not 2;
 #   F. a frozen account (ModelArts.6326) is reported plainly, once says "frozen", and the
-#      daemon's STATUS= says creates are paused.
+#      daemon's STATUS= says creates are paused and counts a manifest added meanwhile as
+#      waiting, not sent.
 . "$(dirname "$0")/lib.sh"
 nb_setup "$@"
 
@@ -194,6 +195,8 @@ nb_once "$M" "$T/state-f" --timeout 60 >"$T/once-f.log" 2>&1 || rc=$?
 nb_assert_eq 1 "$rc" "once on a frozen account: exit status"
 nb_assert_file_match "$T/once-f.log" '^frozen +"frozen-1"' "once's report"
 nb_assert_file_match "$T/once-f.log" 'account is frozen' "the plain message"
+nb_assert_file_match "$T/once-f.log" '^1 desired: 0 running, 0 creating, 0 waiting, 0 failed, 0 rejected, 1 retrying;' \
+        "once's tally (the engine's)"
 
 nb_start_journald
 nb_start_notify
@@ -208,6 +211,12 @@ nb_wait_for_journal '"MESSAGE_ID":"77fbcd41b2ce4e4d930b5111cabd623e"' 1
 # said once per freeze, not once per name
 nb_journal_json MESSAGE_ID=77fbcd41b2ce4e4d930b5111cabd623e >"$T/frozen.json"
 nb_assert_eq 1 "$(wc -l <"$T/frozen.json")" "account-frozen entries"
+# a manifest added during the freeze is not sent: it waits, and STATUS= counts it so
+manifest "$M/frozen-3.yaml" frozen-3
+nb_wait_for_line "$NB_NOTIFY_LOG" 'STATUS=Paused: account frozen .*; 3 desired, 0 running, 0 creating, 1 waiting, 0 failed, 0 rejected, 2 retrying' \
+        "$NB_TIMEOUT" 1 "$daemon" >/dev/null
+nb_emulator_stats >"$T/stats-f.json"
+nb_assert_eq 0 "$(creates_for "$T/stats-f.json" frozen-3)" "creates sent for a manifest added during the freeze"
 nb_stop "$daemon"
 
 nb_step "ok"

@@ -129,7 +129,7 @@ done
 # STATUS= kept current: more than the start-up one, and the final one counts them all.
 n_status=$(grep -c "STATUS=" "$NB_NOTIFY_LOG" || true)
 [ "$n_status" -ge 2 ] || nb_fail "only $n_status STATUS= notifications"
-nb_assert_file_match "$NB_NOTIFY_LOG" "STATUS=$n desired, $n running, 0 creating, 0 failed, 0 rejected, 0 retrying, 0 invalid manifests" \
+nb_assert_file_match "$NB_NOTIFY_LOG" "STATUS=$n desired, $n running, 0 creating, 0 waiting, 0 failed, 0 rejected, 0 retrying, 0 invalid manifests" \
         "final STATUS="
 
 # Exactly one instance per name, none refused as a duplicate, no protocol violation.

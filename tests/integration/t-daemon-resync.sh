@@ -108,7 +108,7 @@ nb_assert_eq 1 "$(jq '.creates.by_name["r-failing"].requests' "$T/stats2.json")"
 nb_assert_eq 4 "$(jq '.creates.requests' "$T/stats2.json")" "create requests in total"
 nb_assert_eq 0 "$(jq '.protocol_violations.total' "$T/stats2.json")" \
         "protocol violations ($(jq -c '.recent_violations' "$T/stats2.json"))"
-nb_wait_for_line "$NB_NOTIFY_LOG" 'STATUS=3 desired, 2 running, 0 creating, 1 failed' "$NB_TIMEOUT" 1 "$DAEMON_PID" >/dev/null
+nb_wait_for_line "$NB_NOTIFY_LOG" 'STATUS=3 desired, 2 running, 0 creating, 0 waiting, 1 failed' "$NB_TIMEOUT" 1 "$DAEMON_PID" >/dev/null
 
 nb_stop "$DAEMON_PID" TERM
 nb_assert_eq 0 "$NB_STATUS" "exit status after SIGTERM"

@@ -153,7 +153,7 @@ nb_assert_eq 20 "$(jq -r .CONFIG_COLUMN <<<"$e")" CONFIG_COLUMN
 nb_assert_eq 3 "$(jq -r .PRIORITY <<<"$e")" "PRIORITY (an error)"
 nb_assert_match 'bad\.yaml:8:20: .*volume_size 9999' "$(jq -r .MESSAGE <<<"$e")" MESSAGE
 wait_created w-good >/dev/null
-nb_wait_for_line "$NB_NOTIFY_LOG" "STATUS=$((total + 1)) desired, $((total + 1)) running, 0 creating, 0 failed, 0 rejected, 0 retrying, 1 invalid manifest" \
+nb_wait_for_line "$NB_NOTIFY_LOG" "STATUS=$((total + 1)) desired, $((total + 1)) running, 0 creating, 0 waiting, 0 failed, 0 rejected, 0 retrying, 1 invalid manifest" \
         "$NB_TIMEOUT" 1 "$DAEMON_PID" >/dev/null
 # Another change rescans the tree: the bad file, unchanged, is not reported again.
 nb_write_manifest "$MP/w-last.yaml" w-last

@@ -90,7 +90,7 @@ stage 1
 for ((c = 1; c <= CYCLES; c++)); do
         mark=$(lines "$NB_NOTIFY_LOG")
         mv "$T/stage/c$c" "$M/c$c"
-        wait_after "$NB_NOTIFY_LOG" "$mark" "STATUS=$N desired, $N running, 0 creating, 0 failed, 0 rejected, 0 retrying, 0 invalid"
+        wait_after "$NB_NOTIFY_LOG" "$mark" "STATUS=$N desired, $N running, 0 creating, 0 waiting, 0 failed, 0 rejected, 0 retrying, 0 invalid"
         if [ "$c" -lt "$CYCLES" ]; then
                 stage $((c + 1)) # while nothing else happens
         fi
