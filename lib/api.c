@@ -60,6 +60,13 @@ struct ApiOp {
         RemoteInstanceList list;
         int64_t offset;
         char *workspace_id;
+        /* A listing whose first page gave total_count fetches the other pages at once, each
+         * an op of its own pointing at the listing (page_of), which waits in
+         * ApiClient.gathering until pages_out reaches 0. A page's failure answers the
+         * listing at once (answered); its other pages are dropped or run out. */
+        ApiOp *page_of;
+        unsigned pages_out;
+        bool answered;
 
         uint64_t http_id;
         ApiOp *prev, *next;
@@ -85,6 +92,7 @@ struct ApiClient {
         unsigned concurrency;
 
         OpList waiting, wire;
+        OpList gathering;            /* listings waiting for their pages */
         unsigned n_user;             /* user operations accepted and unanswered */
         uint64_t next_seq;
         bool cancelling;
@@ -227,7 +235,13 @@ static const char *kind_string(const ApiClient *c) {
         return c->credentials ? credentials_kind_to_string(c->credentials) : "no";
 }
 
+static void page_finished(ApiClient *c, ApiOp *page, const ApiResult *r);
+
 static void deliver(ApiClient *c, ApiOp *op, const ApiResult *r, const RemoteInstance *instance) {
+        if (op->page_of) {
+                page_finished(c, op, r);
+                return;
+        }
         if (op->internal)
                 return;
         c->n_user--;
@@ -617,14 +631,76 @@ static char *describe_failure(const ApiClient *c, const ApiOp *op, ApiClass clas
         return xasprintf("%s: %s", call, strempty(api));
 }
 
-/* A list page arrived: gather it. Returns 1 when the next page was queued (the op
- * lives on), 0 when the listing is complete, or a negative errno. */
+/* The pages after the first, all queued at once (the client's concurrency bounds how
+ * many are on the wire), next in line before other work, in offset order. The listing
+ * waits in c->gathering. Returns 1, or a negative errno (nothing queued). */
+static int list_fan_out(ApiClient *c, ApiOp *op, int64_t total) {
+        int64_t end = MIN(total, (int64_t) API_LIST_MAX_INSTANCES);
+        ApiOp *first = NULL, *last = NULL;
+        unsigned n = 0;
+        int r = 0;
+        for (int64_t off = op->offset; r >= 0 && off < end; off += API_LIST_PAGE_SIZE) {
+                ApiOp *page = op_new(API_CALL_LIST, op->method, xstrdup(op->path));
+                r = page ? 0 : -ENOMEM;
+                for (size_t i = 0; r >= 0 && i < op->n_params; i++)
+                        r = op_add_param(page, op->keys[i], op->values[i]);
+                char off_s[32];
+                snprintf(off_s, sizeof(off_s), "%" PRId64, off);
+                if (r >= 0)
+                        r = op_set_param(page, "offset", off_s);
+                if (r < 0) {
+                        op_free(page);
+                        break;
+                }
+                page->page_of = op;
+                page->client = c;
+                page->prev = last;
+                if (last)
+                        last->next = page;
+                else
+                        first = page;
+                last = page;
+                n++;
+        }
+        if (r < 0) {
+                while (first) {
+                        ApiOp *next = first->next;
+                        op_free(first);
+                        first = next;
+                }
+                return r;
+        }
+        /* splice first..last in front of the waiting ops, seq in order */
+        for (ApiOp *p = first; p; p = p->next)
+                p->seq = c->next_seq++;
+        if (first) {
+                last->next = c->waiting.head;
+                if (c->waiting.head)
+                        c->waiting.head->prev = last;
+                else
+                        c->waiting.tail = last;
+                c->waiting.head = first;
+                c->waiting.n += n;
+        }
+        op->pages_out = n;
+        ops_append(&c->gathering, op);
+        return 1;
+}
+
+/* A list page arrived: gather it. Returns 1 when more pages were queued (the op lives
+ * on), 0 when the listing (or, for one of its parallel pages, this page) is complete,
+ * or a negative errno. */
 static int list_page_done(ApiClient *c, ApiOp *op, const HttpResponse *resp) {
+        ApiOp *listing = op->page_of ? op->page_of : op;
         int64_t total = -1;
-        size_t items = 0, before = op->list.n;
-        int r = api_parse_list_page(resp->body, resp->body_len, &op->list, &total, &items);
+        size_t items = 0, before = listing->list.n;
+        int r = api_parse_list_page(resp->body, resp->body_len, &listing->list, &total, &items);
         if (r < 0)
                 return r;
+        if (op->page_of)   /* complete when its last page is; a full page of nothing new:
+                            * the server ignores offset, as below */
+                return items >= API_LIST_PAGE_SIZE && listing->list.n == before ? -E2BIG : 0;
+        bool first = op->offset == 0;
         op->offset += (int64_t) items;
         /* A server that ignores offset (a full page of nothing new) or never ends would
          * keep the pass listing forever: that is an error. */
@@ -634,6 +710,10 @@ static int list_page_done(ApiClient *c, ApiOp *op, const HttpResponse *resp) {
          * at the end, and total_count bounds a server that never is. */
         if (items < API_LIST_PAGE_SIZE || (total >= 0 && op->offset >= total))
                 return 0;
+        /* The first page says how many there are: ask for the rest together, one round
+         * trip instead of one per page. A server that does not say pages one by one. */
+        if (first && total > 0)
+                return list_fan_out(c, op, total);
         char off[32];
         snprintf(off, sizeof(off), "%" PRId64, op->offset);
         r = op_set_param(op, "offset", off);
@@ -642,6 +722,37 @@ static int list_page_done(ApiClient *c, ApiOp *op, const HttpResponse *resp) {
         /* Next page first: a listing in progress finishes before new work. */
         ops_prepend(&c->waiting, op);
         return 1;
+}
+
+/* One of a listing's parallel pages is done (its items are in the listing already). The
+ * first failure answers the listing (a listing with a hole in it must not judge
+ * anything) and drops its pages not yet sent; the last page to finish answers it when
+ * none failed, and frees it. */
+static void page_finished(ApiClient *c, ApiOp *page, const ApiResult *r) {
+        ApiOp *listing = page->page_of;
+        page->page_of = NULL;
+        listing->pages_out--;
+        if (r->class != API_CLASS_OK && !listing->answered) {
+                listing->answered = true;
+                deliver(c, listing, r, NULL);
+                for (ApiOp *w = c->waiting.head, *next; w; w = next) {
+                        next = w->next;
+                        if (w->page_of == listing) {
+                                ops_remove(&c->waiting, w);
+                                op_free(w);
+                                listing->pages_out--;
+                        }
+                }
+        }
+        if (listing->pages_out > 0)
+                return;
+        ops_remove(&c->gathering, listing);
+        if (!listing->answered) {
+                ApiResult ok = { .call = API_CALL_LIST, .class = API_CLASS_OK, .http_status = r->http_status,
+                                 .request_id = r->request_id, .sent = true };
+                deliver(c, listing, &ok, NULL);
+        }
+        op_free(listing);
 }
 
 /* The IAM answer: keep the token (secret) and its expiry. */
@@ -979,6 +1090,7 @@ ApiClient *api_client_free(ApiClient *c) {
         c->http = http_client_free(c->http);
         free_list(&c->waiting);
         free_list(&c->wire);
+        free_list(&c->gathering);
         sd_event_source_disable_unref(c->defer);
         sd_event_source_disable_unref(c->release);
         sd_event_unref(c->event);

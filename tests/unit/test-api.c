@@ -315,6 +315,12 @@ typedef struct Fixture {
         const char *fixed_body;
         unsigned n_instances;
         bool omit_total;
+        /* list pages past the first are held, not answered, until the test answers them */
+        bool hold_pages;
+        LsConn *held_pages[16];
+        int64_t held_offsets[16];
+        unsigned n_held_pages;
+        int list_page_status;   /* nonzero: pages past the first answer this, an error */
 
         /* what the server saw */
         unsigned api_requests, iam_requests, bad_signatures, unsigned_project, noncanonical_queries;
@@ -387,6 +393,26 @@ static void check_signature(Fixture *f, const LsRequest *req, const char *path, 
         free(canon);
 }
 
+/* A page of the fixture's n_instances: ids id-00000..., names nb-00000..., oldest first. */
+static void list_reply(Fixture *f, LsConn *conn, int64_t offset, int64_t limit) {
+        cJSON *o = cJSON_CreateObject();
+        if (!f->omit_total)
+                cJSON_AddNumberToObject(o, "total_count", f->n_instances);
+        cJSON *arr = cJSON_AddArrayToObject(o, "instances");
+        for (int64_t i = offset; i < (int64_t) f->n_instances && (limit == 0 || i < offset + limit); i++) {
+                char id[32], name[32];
+                snprintf(id, sizeof(id), "id-%05" PRId64, i);
+                snprintf(name, sizeof(name), "nb-%05" PRId64, i);
+                char *j = instance_json(id, name);
+                cJSON_AddItemToArray(arr, cJSON_Parse(j));
+                free(j);
+        }
+        char *body = cJSON_PrintUnformatted(o);
+        ls_reply_str(conn, 200, "X-Request-Id: list-req\r\n", body);
+        free(body);
+        cJSON_Delete(o);
+}
+
 static void handler(LsServer *s, LsConn *conn, const LsRequest *req, void *userdata) {
         Fixture *f = userdata;
         (void) s;
@@ -440,22 +466,16 @@ static void handler(LsServer *s, LsConn *conn, const LsRequest *req, void *userd
                         ls_reply_str(conn, 400, NULL, "{\"error_code\":\"ModelArts.6335\",\"error_msg\":\"de_type\"}");
                         return;
                 }
-                cJSON *o = cJSON_CreateObject();
-                if (!f->omit_total)
-                        cJSON_AddNumberToObject(o, "total_count", f->n_instances);
-                cJSON *arr = cJSON_AddArrayToObject(o, "instances");
-                for (int64_t i = offset; i < (int64_t) f->n_instances && (limit == 0 || i < offset + limit); i++) {
-                        char id[32], name[32];
-                        snprintf(id, sizeof(id), "id-%05" PRId64, i);
-                        snprintf(name, sizeof(name), "nb-%05" PRId64, i);
-                        char *j = instance_json(id, name);
-                        cJSON_AddItemToArray(arr, cJSON_Parse(j));
-                        free(j);
+                if (offset > 0 && f->list_page_status) {
+                        ls_reply_str(conn, f->list_page_status, NULL, "{\"error_code\":\"APIG.0308\",\"error_msg\":\"slow down\"}");
+                        return;
                 }
-                char *body = cJSON_PrintUnformatted(o);
-                ls_reply_str(conn, 200, "X-Request-Id: list-req\r\n", body);
-                free(body);
-                cJSON_Delete(o);
+                if (offset > 0 && f->hold_pages && f->n_held_pages < ELEMENTSOF(f->held_pages)) {
+                        f->held_offsets[f->n_held_pages] = offset;
+                        f->held_pages[f->n_held_pages++] = conn;
+                        return;
+                }
+                list_reply(f, conn, offset, limit);
         } else if (streq(path, coll) && streq(req->method, "POST")) {
                 cJSON *b = cJSON_ParseWithLength(req->body, req->body_len);
                 const cJSON *name = cJSON_GetObjectItemCaseSensitive(b, "name");
@@ -775,21 +795,30 @@ static void test_token_auth(void **state) {
         fixture_free(f);
 }
 
+/* Pages may arrive in any order: every instance once, whatever the order. */
+static void assert_all_listed(const RemoteInstanceList *l, unsigned n) {
+        assert_int_equal(l->n, n);
+        for (unsigned i = 0; i < n; i++) {
+                char id[32], name[32];
+                snprintf(id, sizeof(id), "id-%05u", i);
+                snprintf(name, sizeof(name), "nb-%05u", i);
+                const RemoteInstance *x = remote_instance_list_find_id(l, id);
+                assert_non_null(x);
+                assert_string_equal(x->name, name);
+        }
+}
+
 static void list_case(unsigned n_instances, bool omit_total, unsigned want_requests) {
         Fixture *f = fixture_new(C_AKSK, 0);
         Got g = { 0 };
         f->n_instances = n_instances;
         f->omit_total = omit_total;
-        assert_int_equal(api_list(f->api, NULL, on_list, &g), 0);
+        assert_int_equal(api_list(f->api, NULL, on_list_keep, &g), 0);
         run_until(f->event, &g.done);
         assert_int_equal(g.class, API_CLASS_OK);
         assert_int_equal(g.list_n, n_instances);
-        if (n_instances) {
-                assert_string_equal(g.list_first, "nb-00000");
-                char last[32];
-                snprintf(last, sizeof(last), "nb-%05u", n_instances - 1);
-                assert_string_equal(g.list_last, last);
-        }
+        assert_all_listed(&g.kept, n_instances);
+        remote_instance_list_clear(&g.kept);
         assert_int_equal(f->list_requests, want_requests);
         assert_int_equal(f->bad_signatures, 0);
         assert_int_equal(f->noncanonical_queries, 0);
@@ -807,6 +836,51 @@ static void test_list_paging(void **state) {
         list_case(200, false, 2);    /* total_count reached: no empty third page */
         list_case(200, true, 3);     /* without total_count: stop on the empty page */
         list_case(150, true, 2);     /* ... or on a short one */
+}
+
+/* With total_count on the first page, the other pages are asked for together: all of
+ * them are at the server before any is answered (one round trip, not one per page), and
+ * answered in reverse order they still make the whole listing. */
+static void test_list_pages_in_parallel(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(C_AKSK, 8);
+        Got g = { 0 };
+        f->n_instances = 750;   /* 8 pages: the first, then 7 at once */
+        f->hold_pages = true;
+        assert_int_equal(api_list(f->api, NULL, on_list_keep, &g), 0);
+        /* a client that pages one by one waits for the held page: quiet, it fails here */
+        while (f->n_held_pages < 7) {
+                int r = sd_event_run(f->event, 30ULL * 1000000ULL);
+                assert_true(r >= 0);
+                if (r == 0)
+                        break;
+        }
+        assert_int_equal(f->n_held_pages, 7);
+        assert_false(g.done);
+        for (unsigned i = f->n_held_pages; i-- > 0;)
+                list_reply(f, f->held_pages[i], f->held_offsets[i], API_LIST_PAGE_SIZE);
+        run_until(f->event, &g.done);
+        assert_int_equal(g.class, API_CLASS_OK);
+        assert_all_listed(&g.kept, 750);
+        assert_int_equal(f->list_requests, 8);
+        remote_instance_list_clear(&g.kept);
+        got_done(&g);
+        fixture_free(f);
+
+        /* one page failing fails the listing, once; a listing with a hole judges nothing */
+        f = fixture_new(C_AKSK, 8);
+        g = (Got) { 0 };
+        f->n_instances = 750;
+        f->list_page_status = 429;
+        assert_int_equal(api_list(f->api, NULL, on_list, &g), 0);
+        run_until(f->event, &g.done);
+        assert_int_equal(g.class, API_CLASS_THROTTLED);
+        assert_int_equal(g.calls, 1);
+        /* the pages still out end (here: cancelled) without a second answer */
+        api_client_cancel_all(f->api);
+        assert_int_equal(g.calls, 1);
+        got_done(&g);
+        fixture_free(f);
 }
 
 static void test_list_wire_query(void **state) {
@@ -1366,6 +1440,7 @@ int main(void) {
                 cmocka_unit_test(test_temporary_credentials_signed),
                 cmocka_unit_test(test_token_auth),
                 cmocka_unit_test(test_list_paging),
+                cmocka_unit_test(test_list_pages_in_parallel),
                 cmocka_unit_test(test_list_wire_query),
                 cmocka_unit_test(test_errors_end_to_end),
                 cmocka_unit_test(test_throttle_holds_everything),
