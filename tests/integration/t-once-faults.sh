@@ -6,7 +6,9 @@
 #      match the emulator's instances;
 #   2. every create dropped after creating (rate 1.0) for a handful of new names: the
 #      client never learns the answer, must resolve each open intent by listing and
-#      adopt, and must not send a second create for any of them.
+#      adopt, and must not send a second create for any of them;
+#   3. 300 names more, so every listing is 4 pages fetched together, under a milder mix:
+#      one instance per name, records equal to the emulator's instances.
 . "$(dirname "$0")/lib.sh"
 nb_setup "$@"
 
@@ -115,5 +117,27 @@ status_json >"$T/status2.json"
 bad=$(jq -r '.instances[] | select(.name | startswith("dropped-")) | select(.result != "adopted") | "\(.name) \(.result)"' "$T/status2.json")
 [ -z "$bad" ] || nb_fail "a dropped create was not resolved by adoption: $bad"
 nb_assert_eq 0 "$(jq '.open_intents | length' "$T/status2.json")" "open create intents after resolution"
+
+# ---- 3. listings of several pages, fetched together, under faults ----
+nb_step "3: 300 more names: listings of 4 pages (fetched together), 5% 5xx, 5% 429, 5% dropped"
+nb_emulator_config "fail_5xx_rate=0.05&throttle_rate=0.05&drop_after_create_rate=0.05"
+mkdir -p "$M/paged"
+for i in $(seq 1 300); do
+        gen_manifest "$M/paged/p$i.yaml" "$(printf 'paged-%03d' "$i")" "$i"
+done
+run_once --wait --timeout 240
+nb_assert_eq 0 "$rc" "once with multi-page listings under faults: exit status"
+nb_emulator_stats >"$T/stats3.json"
+nb_emulator_config "fail_5xx_rate=0&throttle_rate=0&drop_after_create_rate=0"
+bad=$(jq -r '.creates.by_name | to_entries[] | select(.value.created != 1 or .value.duplicates != 0) | "\(.key) \(.value)"' "$T/stats3.json")
+[ -z "$bad" ] || nb_fail "names not created exactly once: $bad"
+nb_assert_eq $((N + 5 + 300)) "$(jq '.instances.live' "$T/stats3.json")" "live instances"
+nb_assert_eq 0 "$(jq '.creates.duplicates' "$T/stats3.json")" "creates answered 6301"
+lists=$(($(jq '.by_route.list' "$T/stats3.json") - $(jq '.by_route.list' "$T/stats2.json")))
+[ "$lists" -ge 4 ] || nb_fail "list requests in run 3: $lists, want at least one whole listing of 4 pages"
+nb_assert_eq 0 "$(jq '.protocol_violations.total' "$T/stats3.json")" "protocol violations"
+remote_ids >"$T/remote3"
+recorded_ids >"$T/recorded3"
+diff -u "$T/remote3" "$T/recorded3" >&2 || nb_fail "records differ from the emulator's instances"
 
 nb_step "ok"
