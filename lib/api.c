@@ -635,7 +635,7 @@ static char *describe_failure(const ApiClient *c, const ApiOp *op, ApiClass clas
  * many are on the wire), next in line before other work, in offset order. The listing
  * waits in c->gathering. Returns 1, or a negative errno (nothing queued). */
 static int list_fan_out(ApiClient *c, ApiOp *op, int64_t total) {
-        int64_t end = MIN(total, (int64_t) API_LIST_MAX_INSTANCES);
+        int64_t end = total;   /* at most API_LIST_MAX_INSTANCES: the caller checked */
         ApiOp *first = NULL, *last = NULL;
         unsigned n = 0;
         int r = 0;
@@ -712,6 +712,8 @@ static int list_page_done(ApiClient *c, ApiOp *op, const HttpResponse *resp) {
                 return 0;
         /* The first page says how many there are: ask for the rest together, one round
          * trip instead of one per page. A server that does not say pages one by one. */
+        if (first && total > API_LIST_MAX_INSTANCES)
+                return -E2BIG;
         if (first && total > 0)
                 return list_fan_out(c, op, total);
         char off[32];

@@ -881,6 +881,18 @@ static void test_list_pages_in_parallel(void **state) {
         assert_int_equal(g.calls, 1);
         got_done(&g);
         fixture_free(f);
+
+        /* more than notebookd lists: refused after the first page, no page asked for */
+        f = fixture_new(C_AKSK, 8);
+        g = (Got) { 0 };
+        f->n_instances = API_LIST_MAX_INSTANCES + 1;
+        assert_int_equal(api_list(f->api, NULL, on_list, &g), 0);
+        run_until(f->event, &g.done);
+        assert_int_equal(g.class, API_CLASS_PERMANENT);
+        assert_int_equal(g.error, -E2BIG);
+        assert_int_equal(f->list_requests, 1);
+        got_done(&g);
+        fixture_free(f);
 }
 
 static void test_list_wire_query(void **state) {
