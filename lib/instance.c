@@ -75,18 +75,6 @@ void remote_instance_list_clear(RemoteInstanceList *l) {
         *l = (RemoteInstanceList) { 0 };
 }
 
-const RemoteInstance *remote_instance_list_find_name(const RemoteInstanceList *l, const char *name) {
-        /* A listing may hold a DELETED entry and a live one of the same name: prefer live. */
-        const RemoteInstance *found = NULL;
-        for (size_t i = 0; i < l->n; i++)
-                if (streq_ptr(l->items[i].name, name)) {
-                        if (instance_status_class(l->items[i].status) != STATUS_CLASS_GONE)
-                                return &l->items[i];
-                        found = &l->items[i];
-                }
-        return found;
-}
-
 const RemoteInstance *remote_instance_list_find_id(const RemoteInstanceList *l, const char *id) {
         if (!id || !l->by_id)
                 return NULL;

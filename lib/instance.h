@@ -34,7 +34,6 @@ void remote_instance_done(RemoteInstance *i);
 int remote_instance_copy(const RemoteInstance *src, RemoteInstance *dst);
 int remote_instance_list_append(RemoteInstanceList *l, RemoteInstance *i); /* moves *i in */
 void remote_instance_list_clear(RemoteInstanceList *l);
-const RemoteInstance *remote_instance_list_find_name(const RemoteInstanceList *l, const char *name);
 const RemoteInstance *remote_instance_list_find_id(const RemoteInstanceList *l, const char *id);
 
 /* Status classes: the API's statuses, grouped by what the engine does with them. */

@@ -28,9 +28,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 size_t n = list.n;
                 if (api_parse_list_page(body, size, &list, &total, &page_items) == 0 && list.n != n)
                         abort();
+                /* ids are unique, and each finds its own item */
                 for (size_t i = 0; i < list.n; i++)
-                        if (list.items[i].name)
-                                (void) remote_instance_list_find_name(&list, list.items[i].name);
+                        if (remote_instance_list_find_id(&list, list.items[i].id) != &list.items[i])
+                                abort();
         }
         remote_instance_list_clear(&list);
 
