@@ -767,7 +767,8 @@ static int load_events(Loader *l) {
         yaml_parser_t parser;
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
-        _cleanup_(parser_deletep) yaml_parser_t *pp = &parser;
+        /* only there to free the parser on every return (clang calls it unused) */
+        _cleanup_(parser_deletep) _unused_ yaml_parser_t *pp = &parser;
         yaml_parser_set_input_string(&parser, (const unsigned char *) l->buf, l->len);
         yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
 
