@@ -631,17 +631,17 @@ static char *describe_failure(const ApiClient *c, const ApiOp *op, ApiClass clas
         return xasprintf("%s: %s", call, strempty(api));
 }
 
+static void free_list(OpList *l);
+
 /* The pages after the first, all queued at once (the client's concurrency bounds how
  * many are on the wire), next in line before other work, in offset order. The listing
- * waits in c->gathering. Returns 1, or a negative errno (nothing queued). */
+ * waits in c->gathering. total is at most API_LIST_MAX_INSTANCES (the caller checked).
+ * Returns 1, or a negative errno (nothing queued). */
 static int list_fan_out(ApiClient *c, ApiOp *op, int64_t total) {
-        int64_t end = total;   /* at most API_LIST_MAX_INSTANCES: the caller checked */
-        ApiOp *first = NULL, *last = NULL;
-        unsigned n = 0;
-        int r = 0;
-        for (int64_t off = op->offset; r >= 0 && off < end; off += API_LIST_PAGE_SIZE) {
+        OpList pages = {};
+        for (int64_t off = op->offset; off < total; off += API_LIST_PAGE_SIZE) {
                 ApiOp *page = op_new(API_CALL_LIST, op->method, xstrdup(op->path));
-                r = page ? 0 : -ENOMEM;
+                int r = page ? 0 : -ENOMEM;
                 for (size_t i = 0; r >= 0 && i < op->n_params; i++)
                         r = op_add_param(page, op->keys[i], op->values[i]);
                 char off_s[32];
@@ -650,39 +650,20 @@ static int list_fan_out(ApiClient *c, ApiOp *op, int64_t total) {
                         r = op_set_param(page, "offset", off_s);
                 if (r < 0) {
                         op_free(page);
-                        break;
+                        free_list(&pages);
+                        return r;
                 }
                 page->page_of = op;
                 page->client = c;
-                page->prev = last;
-                if (last)
-                        last->next = page;
-                else
-                        first = page;
-                last = page;
-                n++;
+                page->seq = c->next_seq++;
+                ops_append(&pages, page);
         }
-        if (r < 0) {
-                while (first) {
-                        ApiOp *next = first->next;
-                        op_free(first);
-                        first = next;
-                }
-                return r;
+        op->pages_out = pages.n;
+        /* in front of the waiting ops, in offset order */
+        for (ApiOp *page; (page = pages.tail);) {
+                ops_remove(&pages, page);
+                ops_prepend(&c->waiting, page);
         }
-        /* splice first..last in front of the waiting ops, seq in order */
-        for (ApiOp *p = first; p; p = p->next)
-                p->seq = c->next_seq++;
-        if (first) {
-                last->next = c->waiting.head;
-                if (c->waiting.head)
-                        c->waiting.head->prev = last;
-                else
-                        c->waiting.tail = last;
-                c->waiting.head = first;
-                c->waiting.n += n;
-        }
-        op->pages_out = n;
         ops_append(&c->gathering, op);
         return 1;
 }
