@@ -191,14 +191,16 @@ static bool unresolved_create(const Action *a) {
                              streq(a->record->result, RECORD_RESULT_UNKNOWN));
 }
 
-static void plan_desired(Action *a, const Indexes *ix, bool listing, int64_t now_ms) {
+/* listing: some listing (current or earlier) shows the name's workspace; current: it
+ * was taken for this pass (plan.h: what an earlier one may and may not decide). */
+static void plan_desired(Action *a, const Indexes *ix, bool listing, bool current, int64_t now_ms) {
         const InstanceRecord *rec = a->record;
         const CreateIntent *intent = a->intent;
         const RemoteInstance *by_name =
                 listing ? find_live_by_name(ix, a->name, plan_workspace_of(a->spec, rec)) : NULL;
 
         if (rec && rec->instance_id) {
-                if (listing) {
+                if (current) {
                         const RemoteInstance *by_id = find_by_id(ix, rec->instance_id);
                         if (by_id && remote_live(by_id))
                                 return plan_existing(a, by_id, by_id->status);
@@ -215,14 +217,19 @@ static void plan_desired(Action *a, const Indexes *ix, bool listing, int64_t now
                         a->reason = REASON_MISSING_REMOTELY;
                         return;
                 }
-                return plan_existing(a, NULL, rec->status);
+                /* An earlier listing still gives the fields to compare with the
+                 * manifest; the status is the record's, which is newer. */
+                const RemoteInstance *by_id = listing ? find_by_id(ix, rec->instance_id) : NULL;
+                if (by_id && !remote_live(by_id))
+                        by_id = NULL;
+                return plan_existing(a, by_id, rec->status ? rec->status : by_id ? by_id->status : NULL);
         }
 
         if (by_name)
                 return plan_adopt(a, by_name, intent ? REASON_INTENT_FOUND : REASON_FOUND_BY_NAME);
-        if (!listing && unresolved_create(a)) {
+        if (!current && unresolved_create(a)) {
                 /* Whatever the record says, the newest fact is a create that may have
-                 * succeeded: only a listing can tell. */
+                 * succeeded: only a listing taken now can tell. */
                 a->kind = ACTION_WAIT;
                 a->reason = REASON_INTENT_OPEN;
                 return;
@@ -266,11 +273,20 @@ static void plan_desired(Action *a, const Indexes *ix, bool listing, int64_t now
                 a->reason = REASON_INTENT_ABSENT;
 }
 
+static bool workspace_fresh(const RemoteView *remote, const char *workspace_id) {
+        for (size_t i = 0; workspace_id && i < remote->n_fresh; i++)
+                if (streq(remote->fresh[i], workspace_id))
+                        return true;
+        return false;
+}
+
 static void plan_one(Action *a, const Indexes *ix, const RemoteView *remote, int64_t now_ms) {
         /* A listing that could not see the name's workspace cannot judge it. */
-        bool listing = remote && !workspace_unlisted(remote, plan_workspace_of(a->spec, a->record)) &&
-                       !workspace_unlisted(remote, a->record ? a->record->workspace_id : NULL);
-        a->listed = listing;
+        const char *ws = plan_workspace_of(a->spec, a->record), *rec_ws = a->record ? a->record->workspace_id : NULL;
+        bool listing = remote && !workspace_unlisted(remote, ws) && !workspace_unlisted(remote, rec_ws);
+        bool current = listing && (!remote->stale || (workspace_fresh(remote, ws) &&
+                                                      (!rec_ws || workspace_fresh(remote, rec_ws))));
+        a->listed = current;
         if (!a->spec) {
                 a->kind = ACTION_GONE;
                 a->reason = REASON_NOT_DESIRED;
@@ -295,11 +311,11 @@ static void plan_one(Action *a, const Indexes *ix, const RemoteView *remote, int
                 }
                 return;
         }
-        plan_desired(a, ix, listing, now_ms);
+        plan_desired(a, ix, listing, current, now_ms);
 
         /* The safety rule (plan.h): an unresolved create is settled by a listing
-         * before anything is sent again for that name. */
-        if (!listing && unresolved_create(a) && a->kind == ACTION_CREATE) {
+         * taken now before anything is sent again for that name. */
+        if (!current && unresolved_create(a) && a->kind == ACTION_CREATE) {
                 a->kind = ACTION_WAIT;
                 a->reason = REASON_INTENT_OPEN;
         }
@@ -370,6 +386,7 @@ int plan_compute(const NotebookSpec *const *desired, size_t n_desired,
         if (!p)
                 return -ENOMEM;
         p->offline = !remote;
+        p->stale = remote && remote->stale;
         size_t max = n_desired + n_records + ix.n_intents;
         p->actions = calloc(max ?: 1, sizeof(*p->actions));
         if (!p->actions)

@@ -20,9 +20,19 @@
  * of several, each instance carrying its workspace_id. A name is looked up by name only
  * in its own workspace (the manifest's, else the record's), by instance id in all. A
  * name whose workspace could not be listed this time is WAIT: nothing about it is
- * judged from listings that could not see it. */
+ * judged from listings that could not see it.
+ *
+ * An earlier listing (RemoteView.stale): the engine keeps the last listing of each
+ * workspace between passes, so an edit is planned without listing again. What such a
+ * listing does not show proves nothing: an instance may have been made since. So it
+ * never settles an open intent (the name is WAIT), never says an instance is missing
+ * (a record with an instance id is judged by the record, which polls and later
+ * listings keep current), and is used only to adopt a name it does show and to compare
+ * a listed instance with its manifest. A workspace listed again during this pass (in
+ * RemoteView.fresh) is judged as by a full listing. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,8 +105,9 @@ typedef struct Action {
          * should poll it until RUNNING or failed (true for PENDING, and for DRIFT when
          * the instance is still on its way). */
         bool follow;
-        /* A listing of the name's workspace(s) judged this action. Only then does an
-         * open intent attached to it get settled (by any kind but WAIT). */
+        /* A current listing of the name's workspace(s) judged this action (not an
+         * earlier one, RemoteView.stale). Only then does an open intent attached to it
+         * get settled (by any kind but WAIT). */
         bool listed;
         char spec_hash[SPEC_HASH_HEX_LEN + 1];  /* of spec; "" for GONE */
 } Action;
@@ -106,6 +117,7 @@ typedef struct Plan {
         size_t n;
         size_t counts[_ACTION_KIND_MAX];
         bool offline;                    /* planned without a remote listing */
+        bool stale;                      /* planned against an earlier listing (RemoteView.stale) */
 } Plan;
 
 /* What the cloud's listings showed in one pass. */
@@ -114,6 +126,9 @@ typedef struct RemoteView {
                                                * workspace_id is NULL count as workspace "0" */
         const char *const *unlisted;          /* workspaces whose listing failed */
         size_t n_unlisted;
+        bool stale;                           /* instances is an earlier listing (see above) */
+        const char *const *fresh;             /* stale: workspaces listed again just now */
+        size_t n_fresh;
 } RemoteView;
 
 /* The workspace a name lives in: the manifest's, else the record's, else "0". */

@@ -28,6 +28,9 @@ typedef struct Scenario {
         bool listing;
         const char *unlisted[4];        /* workspaces whose listing failed */
         size_t n_unlisted;
+        bool stale;                     /* remote is an earlier listing (RemoteView.stale) */
+        const char *fresh[4];           /* ... but these workspaces were listed now */
+        size_t n_fresh;
         Plan *plan;
         char hash[SPEC_HASH_HEX_LEN + 1];
 } Scenario;
@@ -125,7 +128,8 @@ static RemoteInstance *add_remote(Scenario *s, const char *id, const char *name,
 
 static const Plan *run(Scenario *s) {
         s->plan = plan_free(s->plan);
-        RemoteView view = { .instances = &s->remote, .unlisted = s->unlisted, .n_unlisted = s->n_unlisted };
+        RemoteView view = { .instances = &s->remote, .unlisted = s->unlisted, .n_unlisted = s->n_unlisted,
+                            .stale = s->stale, .fresh = s->fresh, .n_fresh = s->n_fresh };
         assert_int_equal(plan_compute((const NotebookSpec *const *) s->specs, s->n_specs, s->recs, s->n_recs,
                                       s->intents, s->n_intents, s->listing ? &view : NULL, NOW, &s->plan),
                          0);
@@ -138,11 +142,15 @@ static const Plan *run(Scenario *s) {
         for (size_t i = 1; i < s->plan->n; i++)
                 assert_true(strcmp(s->plan->actions[i - 1].name, s->plan->actions[i].name) < 0);
         assert_int_equal(s->plan->offline, !s->listing);
+        assert_int_equal(s->plan->stale, s->listing && s->stale);
         for (size_t i = 0; i < s->plan->n; i++) {
                 const Action *a = &s->plan->actions[i];
-                /* The safety rule, checked on every plan this suite makes. */
+                /* The safety rule, checked on every plan this suite makes: an open intent
+                 * is sent again only when a listing taken now judged the name. */
                 if (a->kind == ACTION_CREATE && !s->listing)
                         assert_null(a->intent);
+                if (a->kind == ACTION_CREATE && a->intent)
+                        assert_true(a->listed);
                 _cleanup_free_ char *d = action_describe(a, NOW);
                 assert_non_null(d);
                 assert_true(strlen(d) > 0);
@@ -684,6 +692,53 @@ static void test_missing_remotely(void **state) {
         assert_action(act(s, "absent"), ACTION_OK, REASON_STATUS);
 }
 
+/* An earlier listing (an incremental pass) adopts what it shows and compares what it
+ * lists, but its silence proves nothing: an instance made since is judged by its
+ * record, an open intent waits. A workspace listed again now is judged in full. */
+static void test_earlier_listing(void **state) {
+        Scenario *s = *state;
+        NotebookSpec *made = add_spec(s, "made-since");
+        add_rec(s, "made-since", "id-9", "RUNNING", RECORD_RESULT_ACCEPTED, hash_of(s, made));
+        NotebookSpec *listed = add_spec(s, "listed");
+        add_rec(s, "listed", "id-1", "RUNNING", RECORD_RESULT_ACCEPTED, hash_of(s, listed));
+        RemoteInstance *l = add_remote(s, "id-1", "listed", "CREATING");
+        free(l->flavor);
+        l->flavor = sdup("modelarts.vm.cpu.8u");
+        add_spec(s, "intent");
+        add_intent(s, "intent", 7);
+        add_spec(s, "new");
+        add_spec(s, "shown");
+        add_remote(s, "id-2", "shown", "RUNNING");
+
+        s->stale = true;
+        run(s);
+        assert_action(act(s, "made-since"), ACTION_OK, REASON_STATUS);
+        assert_false(act(s, "made-since")->listed);
+        /* compared with the listing, but the status is the record's (newer) */
+        const Action *a = act(s, "listed");
+        assert_action(a, ACTION_DRIFT, REASON_DIFFERS);
+        assert_true(a->drift_fields & DRIFT_FLAVOR);
+        assert_string_equal(a->status, "RUNNING");
+        assert_ptr_equal(a->remote, l);
+        assert_action(act(s, "intent"), ACTION_WAIT, REASON_INTENT_OPEN);
+        assert_action(act(s, "new"), ACTION_CREATE, REASON_NEW);
+        assert_action(act(s, "shown"), ACTION_ADOPT, REASON_FOUND_BY_NAME);
+
+        /* the same listing taken now decides both */
+        s->fresh[s->n_fresh++] = "0";
+        run(s);
+        assert_action(act(s, "made-since"), ACTION_CREATE, REASON_MISSING_REMOTELY);
+        assert_action(act(s, "intent"), ACTION_CREATE, REASON_INTENT_ABSENT);
+        assert_true(act(s, "intent")->listed);
+        assert_string_equal(act(s, "listed")->status, "CREATING");
+
+        /* another workspace listed now changes nothing here */
+        s->fresh[0] = "ws-other";
+        run(s);
+        assert_action(act(s, "made-since"), ACTION_OK, REASON_STATUS);
+        assert_action(act(s, "intent"), ACTION_WAIT, REASON_INTENT_OPEN);
+}
+
 static void test_missing_remotely_offline_recorded_gone(void **state) {
         Scenario *s = *state;
         NotebookSpec *spec = add_spec(s, "gone");
@@ -1012,6 +1067,7 @@ int main(void) {
                 T(test_no_drift_on_missing_or_empty_fields),
                 T(test_failed_wins_over_drift),
                 T(test_missing_remotely),
+                T(test_earlier_listing),
                 T(test_missing_remotely_offline_recorded_gone),
                 T(test_gone_not_desired),
                 T(test_sorted_and_merged),
