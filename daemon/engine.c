@@ -41,8 +41,15 @@ struct Engine {
         Hashmap *standing;          /* desired name -> STANDING_PTR(EngineStanding) */
 
         bool pass_listing;          /* a pass waits for its listings */
+        EnginePassKind pass_kind;   /* of the pass running */
+        Hashmap *pass_ws;           /* the workspaces it lists */
         unsigned listings_out;      /* one per workspace, in flight together */
         RemoteInstanceList listed;  /* what they showed so far, merged */
+        /* The cloud as last listed, kept between passes: an incremental pass plans
+         * against it (plan.h, RemoteView.stale) instead of listing again. */
+        RemoteInstanceList known;   /* the last listing of each workspace in known_ws */
+        Hashmap *known_ws;          /* workspace -> NULL: listed, not failed since */
+        Hashmap *relist_ws;         /* workspace -> NULL: the next pass lists it again */
         char **unlisted;            /* workspaces whose listing failed this pass */
         size_t n_unlisted;
         bool listing_throttled;     /* one of them was a 429: log with MESSAGE_THROTTLED */
@@ -51,6 +58,11 @@ struct Engine {
         char *listing_error;        /* this pass: why the last failed listing failed */
         char *list_paused;          /* no listing succeeded: STATUS='s reason, until one does */
         bool pass_again;            /* a pass was requested meanwhile */
+        bool pass_again_full;       /* ... a full one */
+        bool list_first;            /* a create got no HTTP answer: the API may be down, so
+                                     * the next pass is a full one, whose listing probes it
+                                     * for every name at once (and pauses them all while it
+                                     * fails) instead of each name's retry probing it again */
         bool stopping;
         bool state_error;
         int64_t frozen_until_mono_ms;   /* ModelArts.6326: no create before this */
@@ -75,6 +87,8 @@ struct Engine {
 static void engine_maybe_settled(Engine *e);
 static void op_poll_schedule(Op *op);
 static void schedule_pass_at(Engine *e, int64_t delay_ms);
+static void pass_start(Engine *e, EnginePassKind kind);
+static void relist_workspace(Engine *e, const char *workspace_id);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -301,8 +315,11 @@ static void poll_found_gone(Op *op) {
                    "Notebook %s (instance %s) disappeared while being followed; the next pass decides",
                    op->name, op->instance_id);
         standing_set(e, op->name, STANDING_WAITING);
+        /* The record still says it exists: only a listing taken now can say otherwise. */
+        _cleanup_(instance_record_done) InstanceRecord rec = {};
+        relist_workspace(e, record_load(e, op->name, &rec) >= 0 ? rec.workspace_id : NULL);
         op_detach(op);
-        engine_request_pass(e);
+        pass_start(e, ENGINE_PASS_INCREMENTAL);
         engine_maybe_settled(e);
 }
 
@@ -504,8 +521,8 @@ static CreateNext create_accepted(CreateAnswer *x) {
         return CREATE_HANDLED;
 }
 
-/* 6301: someone (or a lost earlier create) made it. The next listing of its workspace
- * adopts it; should that listing not show it, the name belongs to someone we cannot
+/* 6301: someone (or a lost earlier create) made it. A listing of its workspace, taken
+ * now, adopts it; should that listing not show it, the name belongs to someone we cannot
  * see, and the planner blocks it as a conflict instead of sending the same create into
  * the same 6301 again. */
 static CreateNext create_exists(CreateAnswer *x) {
@@ -520,8 +537,9 @@ static CreateNext create_exists(CreateAnswer *x) {
         log_fields(LOG_INFO, NULL, x->fb.f, "Notebook %s already exists (ModelArts.6301); listing workspace %s to adopt it",
                    op->name, strempty(op->workspace_id));
         standing_set(x->engine, op->name, STANDING_WAITING);   /* no instance known yet: the listing decides */
+        relist_workspace(x->engine, op->workspace_id);
         op_detach(op);
-        engine_request_pass(x->engine);
+        pass_start(x->engine, ENGINE_PASS_INCREMENTAL);
         return CREATE_HANDLED;
 }
 
@@ -596,6 +614,8 @@ static CreateNext create_retry(CreateAnswer *x) {
         Op *op = x->op;
         const ApiResult *ar = x->ar;
         bool maybe_created = ar->sent && (ar->http_status <= 0 || ar->http_status >= 500);
+        if (ar->http_status <= 0)
+                x->engine->list_first = true;
         x->rec.attempts++;
         x->retry_ms = MAX(jittered_backoff_ms(x->rec.attempts, ENGINE_RETRY_BASE_MS, ENGINE_RETRY_MAX_MS),
                           ar->retry_after_ms);
@@ -822,6 +842,7 @@ typedef struct PassActions {
         size_t n_creates;
         int64_t now_ms;                 /* wall clock */
         int64_t next_retry_ms;          /* earliest backoff end (wall clock), 0 = none */
+        bool relist;                    /* a workspace must be listed again: one more pass */
 } PassActions;
 
 /* Where the plan puts a desired name. A create is WAITING until it is on the wire. */
@@ -1040,9 +1061,15 @@ static void act_ok(PassActions *p, const Action *a, const char *why) {
                 report_forget(p->engine, a->name);   /* a condition that cleared is reported again if it comes back */
 }
 
-/* WAIT: an open intent without a listing, or the name's workspace was not listed. */
+/* WAIT: an open intent the listing (an earlier one) cannot settle, or the name's
+ * workspace was not listed (its retry is the listing's backoff). The first is settled
+ * by listing its workspace again, right after this pass. */
 static void act_wait(PassActions *p, const Action *a, const char *why) {
-        (void) p, (void) a, (void) why;
+        (void) why;
+        if (a->reason != REASON_INTENT_OPEN)
+                return;
+        relist_workspace(p->engine, plan_workspace_of(a->spec, a->record));
+        p->relist = true;
 }
 
 /* An open intent attached to an action a listing judged, of a kind whose handler does
@@ -1082,7 +1109,8 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                 /* An outcome that needs another decision schedules its own pass. */
                 if (name_busy(e, a->name))
                         continue;
-                record_sync_remote(e, a);
+                if (a->listed)   /* an earlier listing is older than the record */
+                        record_sync_remote(e, a);
                 _cleanup_free_ char *why = action_describe(a, p.now_ms);
                 action_handlers[a->kind](&p, a, why);
                 settle_leftover_intent(&p, a);
@@ -1092,14 +1120,17 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
         free(p.creates);
         if (p.next_retry_ms > 0)
                 schedule_pass_at(e, p.next_retry_ms - p.now_ms);
+        if (p.relist)
+                e->pass_again = true;
 }
 
 static void pass_finish(Engine *e, const char *outcome) {
+        const char *kind = engine_pass_kind_to_string(e->pass_kind);
         char desired[LOG_INT_BUFSIZE], running[LOG_INT_BUFSIZE], pending[LOG_INT_BUFSIZE],
                 waiting[LOG_INT_BUFSIZE], failed[LOG_INT_BUFSIZE], rejected[LOG_INT_BUFSIZE],
                 retrying[LOG_INT_BUFSIZE], drift[LOG_INT_BUFSIZE], gone[LOG_INT_BUFSIZE];
         log_fields(LOG_INFO, MESSAGE_PASS_FINISHED,
-                   LOG_FIELDS({ "DESIRED", log_int(desired, e->desired.n) },
+                   LOG_FIELDS({ "PASS_KIND", kind }, { "DESIRED", log_int(desired, e->desired.n) },
                               { "RUNNING", log_int(running, e->counts.running) },
                               { "PENDING", log_int(pending, e->counts.pending) },
                               { "WAITING", log_int(waiting, e->counts.waiting) },
@@ -1108,9 +1139,9 @@ static void pass_finish(Engine *e, const char *outcome) {
                               { "RETRYING", log_int(retrying, e->counts.retrying) },
                               { "DRIFT", log_int(drift, e->counts.drift) },
                               { "GONE", log_int(gone, e->counts.gone) }),
-                   "Pass %s: %zu desired, %zu running, %zu pending, %zu waiting, %zu failed, %zu rejected, %zu retrying, "
-                   "%zu drifted, %zu gone",
-                   outcome, e->desired.n, e->counts.running, e->counts.pending, e->counts.waiting, e->counts.failed,
+                   "Pass (%s) %s: %zu desired, %zu running, %zu pending, %zu waiting, %zu failed, %zu rejected, "
+                   "%zu retrying, %zu drifted, %zu gone",
+                   kind, outcome, e->desired.n, e->counts.running, e->counts.pending, e->counts.waiting, e->counts.failed,
                    e->counts.rejected, e->counts.retrying, e->counts.drift, e->counts.gone);
         e->pass_listing = false;
         /* names touched during this listing are judged by the next one */
@@ -1120,8 +1151,9 @@ static void pass_finish(Engine *e, const char *outcome) {
                 e->touched = fresh;
         }
         if (e->pass_again && !e->stopping) {
-                e->pass_again = false;
-                engine_request_pass(e);
+                EnginePassKind again = e->pass_again_full ? ENGINE_PASS_FULL : ENGINE_PASS_INCREMENTAL;
+                e->pass_again = e->pass_again_full = false;
+                pass_start(e, again);
                 return;
         }
         engine_maybe_settled(e);
@@ -1130,6 +1162,7 @@ static void pass_finish(Engine *e, const char *outcome) {
 /* Forget the pass's listings (after planning, or when the pass is given up). */
 static void listings_clear(Engine *e) {
         remote_instance_list_clear(&e->listed);
+        e->pass_ws = hashmap_free(e->pass_ws);
         for (size_t i = 0; i < e->n_unlisted; i++)
                 free(e->unlisted[i]);
         e->unlisted = mfree(e->unlisted);
@@ -1150,6 +1183,75 @@ static void listing_failed(Engine *e, char *workspace_id) {
         }
         e->unlisted = t;
         t[e->n_unlisted++] = workspace_id;
+}
+
+/* Forget every earlier listing: the next pass lists everything. */
+static void known_forget(Engine *e) {
+        remote_instance_list_clear(&e->known);
+        hashmap_free(e->known_ws);
+        hashmap_free(e->relist_ws);
+        e->known_ws = e->relist_ws = NULL;
+        if (hashmap_new(&e->known_ws) < 0 || hashmap_new(&e->relist_ws) < 0) {
+                /* without the sets every pass is a full one (known_ws empty), and a
+                 * relist request has nowhere to go: it is one anyway */
+                e->known_ws = hashmap_free(e->known_ws);
+                e->relist_ws = hashmap_free(e->relist_ws);
+        }
+}
+
+static void relist_workspace(Engine *e, const char *workspace_id) {
+        if (!e->relist_ws || hashmap_put(e->relist_ws, workspace_id ? workspace_id : "0", NULL) < 0)
+                known_forget(e);   /* the next pass lists everything: that includes it */
+}
+
+static bool pass_listed(const Engine *e, const char *workspace_id) {
+        if (!hashmap_contains(e->pass_ws, workspace_id))
+                return false;
+        for (size_t i = 0; i < e->n_unlisted; i++)
+                if (streq(e->unlisted[i], workspace_id))
+                        return false;
+        return true;
+}
+
+/* Fold this pass's listings into what is known: each workspace it listed replaces its
+ * earlier listing (a failed one is forgotten, so the next pass lists it again).
+ * ret_fresh: the workspaces listed now (pointers into pass_ws, valid until
+ * listings_clear). */
+static int known_merge(Engine *e, const char ***ret_fresh, size_t *ret_n_fresh) {
+        size_t n_ws = hashmap_size(e->pass_ws), n_fresh = 0;
+        _cleanup_free_ const char **fresh = calloc(n_ws ?: 1, sizeof(*fresh));
+        RemoteInstanceList merged = {};
+        int r = fresh && e->known_ws ? 0 : -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < e->known.n; i++) {
+                RemoteInstance *item = &e->known.items[i];
+                if (hashmap_contains(e->pass_ws, item->workspace_id ? item->workspace_id : "0"))
+                        continue;
+                r = remote_instance_list_append(&merged, item);   /* moved */
+        }
+        /* By id: a deployment that ignores workspace_id lists everything every time. */
+        for (size_t i = 0; r >= 0 && i < e->listed.n; i++)
+                if (!remote_instance_list_find_id(&merged, e->listed.items[i].id))
+                        r = remote_instance_list_append(&merged, &e->listed.items[i]);
+        const char *key;
+        void *unused;
+        size_t it = 0;
+        while (r >= 0 && hashmap_iterate(e->pass_ws, &it, &key, &unused))
+                if (pass_listed(e, key)) {
+                        fresh[n_fresh++] = key;
+                        r = hashmap_put(e->known_ws, key, NULL);
+                } else
+                        (void) hashmap_remove(e->known_ws, key);
+        remote_instance_list_clear(&e->known);
+        remote_instance_list_clear(&e->listed);
+        if (r < 0) {
+                remote_instance_list_clear(&merged);
+                known_forget(e);
+                return r;
+        }
+        e->known = merged;
+        *ret_fresh = TAKE_PTR(fresh);
+        *ret_n_fresh = n_fresh;
+        return 0;
 }
 
 /* What store_prune may do with a name this pass judged (store.h), or -1: leave it. */
@@ -1205,26 +1307,40 @@ static void prune_state(Engine *e, const Plan *plan) {
                            c.instances, c.instances == 1 ? "" : "s", c.intents, c.intents == 1 ? "" : "s");
 }
 
-/* Plan against what every workspace's listing showed, and act. */
+/* Plan against what the listings showed (this pass's, and for an incremental pass the
+ * earlier ones), and act. */
 static void pass_plan(Engine *e) {
         _cleanup_(plan_freep) Plan *plan = NULL;
+        _cleanup_free_ const char **fresh = NULL;
         InstanceRecord *records = NULL;
         CreateIntent *intents = NULL;
-        size_t n_records = 0, n_intents = 0;
-        int r = store_list_instances(e->store, &records, &n_records);
+        size_t n_records = 0, n_intents = 0, n_fresh = 0;
+        int r = known_merge(e, &fresh, &n_fresh);
+        if (r < 0) {
+                log_error_errno(r, "Cannot keep the listings: %m; the next pass lists everything");
+                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+                listings_clear(e);
+                pass_finish(e, "failed (out of memory)");
+                return;
+        }
+        r = store_list_instances(e->store, &records, &n_records);
         if (r >= 0)
                 r = store_list_open_intents(e->store, &intents, &n_intents);
         if (r < 0) {
                 note_state_error(e, r, "read the records", NULL);
                 schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
                 instance_records_free(records, n_records);
+                listings_clear(e);
                 pass_finish(e, "failed (state database)");
                 return;
         }
         RemoteView view = {
-                .instances = &e->listed,
+                .instances = &e->known,
                 .unlisted = (const char *const *) e->unlisted,
                 .n_unlisted = e->n_unlisted,
+                .stale = e->pass_kind == ENGINE_PASS_INCREMENTAL,
+                .fresh = fresh,
+                .n_fresh = n_fresh,
         };
         r = plan_compute((const NotebookSpec *const *) e->desired.items, e->desired.n, records, n_records,
                          intents, n_intents, &view, now_realtime_ms(), &plan);
@@ -1233,13 +1349,27 @@ static void pass_plan(Engine *e) {
                 schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
         } else {
                 act_on_plan(e, plan, intents, n_intents);
-                if (e->n_unlisted == 0 && !e->listing_lost)
+                if (e->pass_kind == ENGINE_PASS_FULL && e->n_unlisted == 0 && !e->listing_lost)
                         prune_state(e, plan);
         }
         plan = plan_free(plan);
         instance_records_free(records, n_records);
         create_intents_free(intents, n_intents);
-        pass_finish(e, e->n_unlisted > 0 ? "finished (some workspaces not listed)" : "finished");
+        const char *outcome = e->n_unlisted > 0 ? "finished (some workspaces not listed)" : "finished";
+        /* cleared before the next pass (pass_finish may start it) has anything in them */
+        listings_clear(e);
+        pass_finish(e, outcome);
+}
+
+/* Give the pass up before planning: what it was to list is listed by the next one. */
+static void pass_abandon(Engine *e, const char *outcome) {
+        const char *key;
+        void *unused;
+        size_t it = 0;
+        while (e->pass_kind == ENGINE_PASS_INCREMENTAL && hashmap_iterate(e->pass_ws, &it, &key, &unused))
+                relist_workspace(e, key);
+        listings_clear(e);
+        pass_finish(e, outcome);
 }
 
 /* The last listing of the pass is in: plan, or give the pass up. A failed listing
@@ -1247,15 +1377,13 @@ static void pass_plan(Engine *e) {
  * with, and the pass is retried with backoff. */
 static void listings_done(Engine *e, size_t n_workspaces) {
         if (e->stopping) {
-                listings_clear(e);
-                pass_finish(e, "cancelled (stopping)");
+                pass_abandon(e, "cancelled (stopping)");
                 return;
         }
         if (auth_paused(e)) {
                 /* Nothing can be sent: plan when the credentials work again (the auth
                  * retry timer, armed when the failure was noted, or a reload). */
-                listings_clear(e);
-                pass_finish(e, "stopped (authentication failed)");
+                pass_abandon(e, "stopped (authentication failed)");
                 return;
         }
         if (e->n_unlisted > 0 || e->listing_lost) {
@@ -1270,21 +1398,21 @@ static void listings_done(Engine *e, size_t n_workspaces) {
                 schedule_pass_at(e, delay);
                 /* the scheduled pass is the retry: an extra request must not skip its backoff */
                 e->pass_again = false;
-                if (e->listing_lost || e->n_unlisted >= n_workspaces) {
+                if (e->listing_lost || (e->pass_kind == ENGINE_PASS_FULL && e->n_unlisted >= n_workspaces)) {
                         /* Nothing can be planned, so nothing is sent: STATUS= says so, and
                          * why (an unreachable API, a 5xx, a 429), until a listing works. */
                         free(e->list_paused);
                         e->list_paused = xasprintf("listing failed (%s)",
                                                    e->listing_error ? e->listing_error : "see the journal");
-                        listings_clear(e);
-                        pass_finish(e, "postponed (listing failed)");
+                        if (e->listing_lost)
+                                known_forget(e);   /* which workspaces failed is lost too */
+                        pass_abandon(e, "postponed (listing failed)");
                         return;
                 }
         } else
                 e->list_failures = 0;
         e->list_paused = mfree(e->list_paused);
         pass_plan(e);
-        listings_clear(e);
 }
 
 typedef struct ListRequest {
@@ -1343,9 +1471,9 @@ static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
                 listings_done(e, n_workspaces);
 }
 
-/* Every workspace that matters this pass: "0", each desired spec's, each record's. A
- * listing shows one workspace only, so an instance elsewhere would never be seen. */
-static int pass_workspaces(Engine *e, Hashmap **ret) {
+/* Every workspace that matters: "0", each desired spec's, each record's. A listing
+ * shows one workspace only, so an instance elsewhere would never be seen. */
+static int workspaces_needed(Engine *e, Hashmap **ret) {
         Hashmap *ws = NULL;
         InstanceRecord *records = NULL;
         size_t n_records = 0;
@@ -1371,11 +1499,39 @@ static int pass_workspaces(Engine *e, Hashmap **ret) {
         return 0;
 }
 
-static void pass_start(Engine *e) {
+/* The workspaces this pass lists: every one for a full pass; for an incremental one,
+ * those with no current listing and those to list again. */
+static int pass_workspaces(Engine *e, EnginePassKind kind, Hashmap **ret) {
+        _cleanup_(hashmap_freep) Hashmap *needed = NULL;
+        Hashmap *ws = NULL;
+        int r = workspaces_needed(e, &needed);
+        if (r < 0)
+                return r;
+        if (kind == ENGINE_PASS_FULL) {
+                *ret = TAKE_PTR(needed);
+                return 0;
+        }
+        r = hashmap_new(&ws);
+        const char *key;
+        void *unused;
+        size_t it = 0;
+        while (r >= 0 && hashmap_iterate(needed, &it, &key, &unused))
+                if (!hashmap_contains(e->known_ws, key) || hashmap_contains(e->relist_ws, key))
+                        r = hashmap_put(ws, key, NULL);
+        if (r < 0) {
+                hashmap_free(ws);
+                return r;
+        }
+        *ret = ws;
+        return 0;
+}
+
+static void pass_start(Engine *e, EnginePassKind kind) {
         if (e->stopping)
                 return;
         if (e->pass_listing) {
                 e->pass_again = true;
+                e->pass_again_full |= kind == ENGINE_PASS_FULL;
                 return;
         }
         if (auth_paused(e)) {
@@ -1384,18 +1540,36 @@ static void pass_start(Engine *e) {
                 engine_maybe_settled(e);
                 return;
         }
+        /* Nothing listed yet, or every listing failed: there is nothing to stand on. */
+        if (hashmap_size(e->known_ws) == 0 || e->list_first)
+                kind = ENGINE_PASS_FULL;
+        if (kind == ENGINE_PASS_FULL)
+                e->list_first = false;
         Hashmap *workspaces = NULL;
-        int r = pass_workspaces(e, &workspaces);
+        int r = pass_workspaces(e, kind, &workspaces);
         if (r < 0) {
                 log_error_errno(r, "Cannot start a pass: %m");
                 schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
                 return;
         }
+        if (kind == ENGINE_PASS_FULL)
+                known_forget(e);   /* replaced by this listing; freed first, for the peak */
+        else if (e->relist_ws && hashmap_size(e->relist_ws) > 0) {
+                Hashmap *empty = NULL;
+                if (hashmap_new(&empty) >= 0) {   /* they are in this pass's set now */
+                        hashmap_free(e->relist_ws);
+                        e->relist_ws = empty;
+                }
+        }
+        e->pass_kind = kind;
+        e->pass_ws = workspaces;
         size_t n = hashmap_size(workspaces);
         char n_buf[LOG_INT_BUFSIZE], ws_buf[LOG_INT_BUFSIZE];
         log_fields(LOG_INFO, MESSAGE_PASS_STARTED,
-                   LOG_FIELDS({ "DESIRED", log_int(n_buf, e->desired.n) }, { "WORKSPACES", log_int(ws_buf, n) }),
-                   "Pass started: %zu desired, %zu workspace%s to list", e->desired.n, n, n == 1 ? "" : "s");
+                   LOG_FIELDS({ "PASS_KIND", engine_pass_kind_to_string(kind) },
+                              { "DESIRED", log_int(n_buf, e->desired.n) }, { "WORKSPACES", log_int(ws_buf, n) }),
+                   "Pass started (%s): %zu desired, %zu workspace%s to list", engine_pass_kind_to_string(kind),
+                   e->desired.n, n, n == 1 ? "" : "s");
         e->pass_listing = true;
         /* Counted before any is queued: a callback never runs inside api_list(), but a
          * count that starts at n cannot reach 0 early either way. */
@@ -1424,7 +1598,6 @@ static void pass_start(Engine *e) {
                 listing_failed(e, strdup(key));
                 e->listings_out--;
         }
-        hashmap_free(workspaces);
         if (e->listings_out == 0)
                 listings_done(e, n);
 }
@@ -1441,7 +1614,8 @@ static int on_pass_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 log_notice("Retrying after the authentication failure");
                 engine_reset_auth(e);
         }
-        pass_start(e);
+        /* A retry, a backoff's end: what was listed stands; what failed is listed again. */
+        pass_start(e, ENGINE_PASS_INCREMENTAL);
         return 0;
 }
 
@@ -1489,7 +1663,7 @@ int engine_new(sd_event *event, Store *store, ApiClient *api, const EngineOption
         if (e->options.state_retention_ms <= 0)
                 e->options.state_retention_ms = CONFIG_DEFAULT_STATE_RETENTION_MS;
         if (hashmap_new(&e->ops) < 0 || hashmap_new(&e->reported) < 0 || hashmap_new(&e->touched) < 0 ||
-            hashmap_new(&e->standing) < 0) {
+            hashmap_new(&e->standing) < 0 || hashmap_new(&e->known_ws) < 0 || hashmap_new(&e->relist_ws) < 0) {
                 engine_free(e);
                 return -ENOMEM;
         }
@@ -1517,6 +1691,9 @@ Engine *engine_free(Engine *e) {
         sd_event_source_disable_unref(e->pass_timer);
         spec_list_clear(&e->desired);
         listings_clear(e);
+        remote_instance_list_clear(&e->known);
+        hashmap_free(e->known_ws);
+        hashmap_free(e->relist_ws);
         free(e->list_paused);
         sd_event_unref(e->event);
         free(e);
@@ -1552,8 +1729,12 @@ int engine_set_desired(Engine *e, const NotebookSpec *const *specs, size_t n) {
         return 0;
 }
 
-void engine_request_pass(Engine *e) {
-        pass_start(e);
+const char *engine_pass_kind_to_string(EnginePassKind k) {
+        return k == ENGINE_PASS_FULL ? "full" : "incremental";
+}
+
+void engine_request_pass(Engine *e, EnginePassKind kind) {
+        pass_start(e, kind);
 }
 
 void engine_set_deadline(Engine *e, int64_t deadline_mono_ms) {

@@ -70,8 +70,22 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Engine *, engine_free);
 
 /* Replace the desired set (the specs are copied). Does not start a pass by itself. */
 int engine_set_desired(Engine *e, const NotebookSpec *const *specs, size_t n);
-/* Start a pass now, or right after the one running. */
-void engine_request_pass(Engine *e);
+/* What a pass lists (part 6: an edit costs no relisting). */
+typedef enum EnginePassKind {
+        /* The tree changed, or a retry is due: plan every name from the records and the
+         * last listing of each workspace, listing only the workspaces never listed, whose
+         * listing failed, or that must be listed again (a 6301 to adopt, a create whose
+         * outcome is unknown, an instance that vanished while followed). */
+        ENGINE_PASS_INCREMENTAL,
+        /* List every workspace: at start, at each resync, on SIGHUP. */
+        ENGINE_PASS_FULL,
+} EnginePassKind;
+/* "incremental", "full": the journal's PASS_KIND. */
+const char *engine_pass_kind_to_string(EnginePassKind k);
+
+/* Start a pass now, or right after the one running (full if either asked for full).
+ * An incremental pass before any listing worked is a full one. */
+void engine_request_pass(Engine *e, EnginePassKind kind);
 /* once: no retry is scheduled past this monotonic time (ms); 0 = no deadline. */
 void engine_set_deadline(Engine *e, int64_t deadline_mono_ms);
 void engine_set_settled_callback(Engine *e, engine_settled_cb cb, void *userdata);

@@ -65,7 +65,9 @@ typedef struct Scan {
         pthread_t thread;
         bool running;
         const char *why;            /* string literals only */
+        bool full;                  /* its pass lists every workspace (start, resync, reload) */
         const char *again;          /* a change came in meanwhile: one more scan after this */
+        bool again_full;
         int result;                 /* desired_set_rescan_cancellable()'s, read after the join */
         int64_t started_ms;
         int efd;                    /* the thread's "done" */
@@ -279,25 +281,29 @@ static void manager_reload(Manager *m);
  * daemon ready, and the first pass goes out even when the tree could not be read, since
  * it still follows what the state database records; later ones plan when they changed
  * something. */
-static void manager_scan_applied(Manager *m, int r) {
+static void manager_scan_applied(Manager *m, int r, bool full) {
         bool first = !m->ready;
         if (first)
                 manager_started(m);
         if (r >= 0 || first)
-                engine_request_pass(m->engine);
+                engine_request_pass(m->engine, full || first ? ENGINE_PASS_FULL : ENGINE_PASS_INCREMENTAL);
         manager_update_status(m);
 }
 
 /* Re-read the tree (only changed files are parsed again) on the scan thread; when it
- * is in, the engine gets it and a pass starts. One already out: one more after it. */
-static void manager_rescan(Manager *m, const char *why) {
+ * is in, the engine gets it and a pass starts: a full one (every workspace listed) at
+ * start, resync and reload, else an incremental one (an edit costs no listing). One
+ * already out: one more after it. */
+static void manager_rescan(Manager *m, const char *why, bool full) {
         if (m->stopping)
                 return;
         if (m->scan.running) {
                 m->scan.again = why;
+                m->scan.again_full |= full;
                 return;
         }
         m->scan.why = why;
+        m->scan.full = full;
         m->scan.started_ms = now_monotonic_ms();
         log_debug("Scanning the manifests (%s)", why);
         /* The thread takes no signal: they are the loop's (signalfd). */
@@ -315,7 +321,7 @@ static void manager_rescan(Manager *m, const char *why) {
         NewDiags nd = {};
         r = manager_apply_desired(m, desired_set_rescan(m->desired), why, &nd);
         new_diags_done(&nd);
-        manager_scan_applied(m, r);
+        manager_scan_applied(m, r, full);
 }
 
 static int on_scan_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -337,16 +343,19 @@ static int on_scan_done(sd_event_source *s, int fd, uint32_t revents, void *user
         }
         r = manager_apply_desired(m, m->scan.result, m->scan.why, &m->scan.new_diags);
         new_diags_done(&m->scan.new_diags);  /* when the scan failed, it may hold nothing */
-        manager_scan_applied(m, r);
+        manager_scan_applied(m, r, m->scan.full);
         if (m->reload_pending) {
                 /* it rescans anyway, with the new config */
                 m->reload_pending = false;
                 m->scan.again = NULL;
+                m->scan.again_full = false;
                 manager_reload(m);
         } else if (m->scan.again) {
                 const char *why = m->scan.again;
+                bool full = m->scan.again_full;
                 m->scan.again = NULL;
-                manager_rescan(m, why);
+                m->scan.again_full = false;
+                manager_rescan(m, why, full);
         }
         return 0;
 }
@@ -363,7 +372,7 @@ static void scan_join(Manager *m) {
 
 static void on_manifests_changed(Watch *w, bool root_changed, void *userdata) {
         (void) w;
-        manager_rescan(userdata, root_changed ? "manifests directory replaced" : "files changed");
+        manager_rescan(userdata, root_changed ? "manifests directory replaced" : "files changed", false);
 }
 
 static int arm_resync(Manager *m);
@@ -373,7 +382,7 @@ static int on_resync(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) usec;
         Manager *m = userdata;
         log_debug("Periodic resync");
-        manager_rescan(m, "periodic resync");
+        manager_rescan(m, "periodic resync", true);
         (void) arm_resync(m);
         return 0;
 }
@@ -528,7 +537,7 @@ static void manager_reload(Manager *m) {
                 log_warning_errno(r, "Cannot watch %s: %m; changes are noticed at the next resync", m->config.manifests);
         /* a reload re-reports what is wrong, in case the operator asks after fixing */
         m->logged_diags = hashmap_free(m->logged_diags);
-        manager_rescan(m, "reload");
+        manager_rescan(m, "reload", true);
         (void) arm_resync(m);
 done:
         (void) sd_notify(false, "READY=1");
@@ -682,7 +691,7 @@ int manager_startup(Manager *m) {
          * before the first pass, so systemd (and the tests) see us up before any request
          * is sent. */
         (void) sd_notify(false, "STATUS=Starting: reading the manifests");
-        manager_rescan(m, "startup");
+        manager_rescan(m, "startup", true);
         return 0;
 }
 

@@ -180,7 +180,7 @@ int verb_once(Cli *cli) {
                 goto finish;
         }
 
-        engine_request_pass(s.engine);
+        engine_request_pass(s.engine, ENGINE_PASS_FULL);
         if (!engine_settled(s.engine)) {
                 r = sd_event_loop(event);
                 if (r < 0) {

@@ -11,7 +11,9 @@
 #      per name, in few passes (PASS_FINISHED entries; < 50 asserted, the number printed);
 #   5. a bad file is logged once with its position (MANIFEST_INVALID with CONFIG_FILE,
 #      CONFIG_LINE, CONFIG_COLUMN) while a good file written with it converges.
-# Throughout: no instance is created twice, every name has one live instance.
+# Throughout: no instance is created twice, every name has one live instance, and no
+# change sends a list call (part 6: an edit is an incremental pass, planned from the
+# records and the last listing; counted on the emulator); SIGHUP, at the end, lists.
 . "$(dirname "$0")/lib.sh"
 nb_setup "$@"
 
@@ -54,6 +56,14 @@ assert_one_each() { # N WHAT
                 "$2: protocol violations ($(jq -c '.recent_violations' "$T/stats.json"))"
 }
 
+list_calls() { nb_emulator_stats | jq '.by_route.list // 0'; }
+# No list call since start-up, and the last pass was an incremental one.
+assert_no_listing() { # WHAT
+        nb_assert_eq "$LISTS0" "$(list_calls)" "$1: list calls since start-up (an edit lists nothing)"
+        nb_assert_eq incremental "$(djournal MESSAGE_ID="$MESSAGE_PASS_STARTED" | tail -n 1 | jq -r .PASS_KIND)" \
+                "$1: the last pass's PASS_KIND"
+}
+
 report_latency() { # WHAT T0_US CREATE_SENT_JSON
         local sent
         sent=$(jq -r '._SOURCE_REALTIME_TIMESTAMP // .__REALTIME_TIMESTAMP' <<<"$3")
@@ -76,6 +86,9 @@ DAEMON_PID=$NB_PID
 nb_wait_for_line "$NB_NOTIFY_LOG" '(^| |\\n)READY=1' "$NB_TIMEOUT" 1 "$DAEMON_PID" >/dev/null
 nb_wait_journal_names 2 '"STATUS":"RUNNING"' MESSAGE_ID="$MESSAGE_STATUS_CHANGED" _PID="$DAEMON_PID"
 assert_one_each 2 "start-up"
+nb_assert_eq full "$(djournal MESSAGE_ID="$MESSAGE_PASS_STARTED" | head -n 1 | jq -r .PASS_KIND)" "start-up PASS_KIND"
+LISTS0=$(list_calls)
+[ "$LISTS0" -ge 1 ] || nb_fail "start-up sent no list call"
 
 # ---- 1. a new file ----
 nb_step "a new file is reconciled without a restart"
@@ -84,6 +97,7 @@ nb_write_manifest "$MP/w-new.yaml" w-new
 sent=$(wait_created w-new)
 report_latency "new file" "$t0" "$sent"
 assert_one_each 3 "new file"
+assert_no_listing "new file"
 
 # ---- 2. git-style atomic rename ----
 nb_step "an atomic rename (write .tmp, mv into place) is reconciled"
@@ -110,6 +124,7 @@ assert_one_each 5 "symlink swap"
 nb_write_manifest "$MP/w-in-rev2.yaml" w-in-rev2
 wait_created w-in-rev2 >/dev/null
 assert_one_each 6 "file in the new revision"
+assert_no_listing "rename and symlink swap"
 
 # ---- 4. a burst of 500 files ----
 nb_step "a burst of $BURST files in a new directory: all created once, in few passes"
@@ -132,6 +147,7 @@ nb_step "burst: written in $(((t1 - t0) / 1000)) ms, all RUNNING after $(((t2 - 
 [ "$passes" -ge 1 ] || nb_fail "no pass after the burst"
 [ "$passes" -lt 50 ] || nb_fail "the burst of $BURST files took $passes passes (debouncing should coalesce it into few)"
 assert_one_each "$total" "burst"
+assert_no_listing "burst"
 nb_assert_eq "$BURST" "$(djournal MESSAGE_ID="$MESSAGE_CREATE_SENT" | jq -r 'select(.NOTEBOOK | test("^b-[0-9]+$")) | .NOTEBOOK' | sort -u | wc -l)" \
         "burst names with a CREATE_SENT"
 nb_assert_eq "$BURST" "$(djournal MESSAGE_ID="$MESSAGE_CREATE_SENT" | jq -r 'select(.NOTEBOOK | test("^b-[0-9]+$")) | .NOTEBOOK' | wc -l)" \
@@ -162,6 +178,15 @@ nb_assert_eq 1 "$(djournal MESSAGE_ID="$MESSAGE_MANIFEST_INVALID" | grep -c '/ba
         "MANIFEST_INVALID entries for the unchanged bad file"
 nb_assert_eq 0 "$(nb_emulator_stats | jq '.creates.by_name["w-bad"].requests // 0')" "creates of the invalid manifest's name"
 assert_one_each $((total + 2)) "bad file"
+assert_no_listing "bad file"
+
+# ---- 6. SIGHUP: a full pass lists again ----
+nb_step "SIGHUP: a full pass lists every workspace again, and creates nothing"
+fulls=$(djournal MESSAGE_ID="$MESSAGE_PASS_FINISHED" PASS_KIND=full | wc -l)
+kill -HUP "$DAEMON_PID"
+nb_wait_for_journal . $((fulls + 1)) MESSAGE_ID="$MESSAGE_PASS_FINISHED" PASS_KIND=full _PID="$DAEMON_PID" >/dev/null
+[ "$(list_calls)" -gt "$LISTS0" ] || nb_fail "the full pass after SIGHUP sent no list call"
+assert_one_each $((total + 2)) "after SIGHUP"
 
 nb_stop "$DAEMON_PID" TERM
 nb_assert_eq 0 "$NB_STATUS" "exit status after SIGTERM"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fault: the API unreachable for 30 s, then back on the same port.
 # Three manifests converge; the emulator stops (connections refused) and three more
-# manifests arrive. The daemon keeps running, says the listing fails and why (journal),
+# manifests arrive. Their creates fail with no HTTP answer, so the next pass is a full one
+# (one listing probes the API for every name; part 6's incremental passes would have
+# each name's retry probe it). The daemon keeps running, says the listing fails and why (journal),
 # and STATUS= says it is waiting and when it tries next; its listings back off, so the
 # connection attempts during the outage are few (counted from its journal). The emulator
 # comes back on the same port with the cloud's state (the three instances, same ids,

@@ -4,6 +4,8 @@
 #   add NB_SOAK_N manifests (fresh names each cycle) -> all created and RUNNING,
 #   remove them all -> the pass that no longer desires them,
 #   delete their instances in the emulator (/_emulator/reset),
+#   SIGHUP: a full pass, which lists and so prunes (the resync's job; the passes of the
+#   edits are incremental and list nothing),
 # with state_retention: 1s, so each cycle's records become prunable in the next one.
 # Measured: the state database's size (notebookd.db, and its -wal) and the daemon's
 # VmRSS, at start, after cycle NB_SOAK_BASE (10; 3 for short runs) and at the end.
@@ -100,6 +102,9 @@ for ((c = 1; c <= CYCLES; c++)); do
         rm -rf "$T/gone-c$c"
         # Their instances go: the records of this cycle become prunable.
         curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/reset" >/dev/null
+        mark=$(lines "$LOG")
+        kill -HUP "$DAEMON_PID"
+        wait_after "$LOG" "$mark" 'Pass \(full\) finished'
         if [ "$c" -eq "$BASE" ]; then
                 measure "after cycle $c"
         fi

@@ -315,7 +315,7 @@ static Fixture *create_sent(bool daemon, bool follow, const char *name) {
         Fixture *f = fixture_new(daemon, follow);
         add_spec(f, name, NULL);
         set_desired(f);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         answer_list("0", NULL, 0);
         assert_int_equal(count_open(API_CALL_CREATE), 1);
         return f;
@@ -328,7 +328,7 @@ static void test_create_and_settle(void **state) {
         Fixture *f = fixture_new(false, false);
         add_spec(f, "nb-1", NULL);
         set_desired(f);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         assert_int_equal(count_calls(API_CALL_LIST, "0"), 1);
         assert_int_equal(n_calls, 1);   /* nothing is created before the listing answers */
         answer_list("0", NULL, 0);
@@ -394,7 +394,7 @@ static void test_exists_invisible_is_conflict(void **state) {
         engine_get_counts(f->engine, &c);
         assert_int_equal(c.rejected, 1);
         /* later passes do not send it again */
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         answer_list("0", NULL, 0);
         assert_int_equal(count_calls(API_CALL_CREATE, NULL), 1);
         assert_true(f->settled > 0);
@@ -408,7 +408,7 @@ static void test_forbidden_create_alone(void **state) {
         add_spec(f, "denied", NULL);
         add_spec(f, "fine", NULL);
         set_desired(f);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         answer_list("0", NULL, 0);
         assert_int_equal(count_calls(API_CALL_CREATE, NULL), 2);
         create_fails("denied", API_CLASS_FORBIDDEN, 403, "ModelArts.0112", 0);
@@ -431,7 +431,7 @@ static void test_auth_on_create_arms_retry(void **state) {
         assert_string_equal(engine_pause_reason(f->engine, &retry), "authentication failed");
         assert_true(retry > now_monotonic_ms() + CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS / 2);
         /* a pass asked for meanwhile sends nothing */
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         assert_int_equal(count_calls(API_CALL_LIST, NULL), 1);
         engine_reset_auth(f->engine);
         assert_int_equal(reset_auth_calls, 1);
@@ -453,7 +453,7 @@ static void test_frozen_pauses_creates(void **state) {
         /* a new manifest during the freeze is listed but not created */
         add_spec(f, "nb-2", NULL);
         set_desired(f);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         answer_list("0", NULL, 0);
         assert_int_equal(count_calls(API_CALL_CREATE, NULL), 1);
         /* ... and counted as waiting, not as being created */
@@ -524,7 +524,7 @@ static void test_leftover_intent_settled_by_listing(void **state) {
         assert_int_equal(store_add_intent(f->store, "refused", hash2, now_realtime_ms(), &id), 0);
         assert_int_equal(open_intents(f), 2);
 
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         RemoteInstance i = instance("id-1", "made", "RUNNING", "0");
         answer_list("0", &i, 1);
         assert_int_equal(open_intents(f), 0);
@@ -551,7 +551,7 @@ static void test_leftover_intent_kept_without_listing(void **state) {
         assert_int_equal(store_put_instance(f->store, &r1), 0);
         int64_t id;
         assert_int_equal(store_add_intent(f->store, "made", hash, now_realtime_ms(), &id), 0);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         fail_list("0", API_CLASS_TRANSIENT, 503, NULL);
         assert_int_equal(open_intents(f), 1);
         assert_int_equal(count_calls(API_CALL_CREATE, NULL), 0);
@@ -565,7 +565,7 @@ static void test_workspaces_listed_and_isolated(void **state) {
         add_spec(f, "in-a", "ws-a");
         add_spec(f, "in-zero", NULL);
         set_desired(f);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         assert_int_equal(count_calls(API_CALL_LIST, "0"), 1);
         assert_int_equal(count_calls(API_CALL_LIST, "ws-a"), 1);
         answer_list("0", NULL, 0);
@@ -574,9 +574,10 @@ static void test_workspaces_listed_and_isolated(void **state) {
         assert_int_equal(count_calls(API_CALL_CREATE, "in-zero"), 1);
         assert_int_equal(count_calls(API_CALL_CREATE, "in-a"), 0);
         create_ok("in-zero", "id-0", "RUNNING");
-        /* the retry pass lists both again; now ws-a answers */
+        /* the retry pass lists only the workspace that failed (part 6); now it answers */
         run_until_call(f, API_CALL_LIST);
-        answer_list("0", (RemoteInstance[]) { instance("id-0", "in-zero", "RUNNING", "0") }, 1);
+        assert_int_equal(count_open(API_CALL_LIST), 1);
+        assert_int_equal(count_calls(API_CALL_LIST, "0"), 1);
         answer_list("ws-a", NULL, 0);
         assert_int_equal(count_calls(API_CALL_CREATE, "in-a"), 1);
         create_ok("in-a", "id-a", "RUNNING");
@@ -585,8 +586,109 @@ static void test_workspaces_listed_and_isolated(void **state) {
         /* the record's workspace is listed even when no manifest names it any more */
         spec_list_clear(&f->specs);
         set_desired(f);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         assert_int_equal(count_open(API_CALL_LIST), 2);
+        fixture_free(f);
+}
+
+/* Part 6: an edit is planned from what is known, with no listing. A new name is created
+ * at once, an unchanged one left alone, a removed one reported gone; a resync (a full
+ * pass) lists every workspace again. */
+static void test_edit_lists_nothing(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        add_spec(f, "old", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", NULL, 0);
+        create_ok("old", "id-1", "RUNNING");
+        assert_int_equal(count_calls(API_CALL_LIST, NULL), 1);
+
+        add_spec(f, "new", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine, ENGINE_PASS_INCREMENTAL);
+        assert_int_equal(count_calls(API_CALL_LIST, NULL), 1);
+        assert_int_equal(count_calls(API_CALL_CREATE, "new"), 1);
+        /* made after the listing, which does not show it: its record speaks for it */
+        assert_int_equal(count_calls(API_CALL_CREATE, "old"), 1);
+        create_ok("new", "id-2", "RUNNING");
+
+        spec_list_clear(&f->specs);
+        add_spec(f, "new", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine, ENGINE_PASS_INCREMENTAL);
+        assert_int_equal(count_calls(API_CALL_LIST, NULL), 1);
+        EngineCounts c;
+        engine_get_counts(f->engine, &c);
+        assert_int_equal(c.gone, 1);
+        assert_int_equal(c.running, 1);
+
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        assert_int_equal(count_open(API_CALL_LIST), 1);
+        answer_list("0", (RemoteInstance[]) { instance("id-1", "old", "RUNNING", "0"),
+                                             instance("id-2", "new", "RUNNING", "0") }, 2);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 2);
+        assert_int_equal(count_calls(API_CALL_LIST, NULL), 2);
+        fixture_free(f);
+}
+
+/* An incremental pass lists only what it has no listing of: a workspace new to the
+ * tree. A 6301 is settled by one listing of the name's workspace, not of all. */
+static void test_incremental_lists_only_what_it_lacks(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        add_spec(f, "a", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", NULL, 0);
+        create_ok("a", "id-a", "RUNNING");
+
+        add_spec(f, "b", "ws-b");
+        set_desired(f);
+        engine_request_pass(f->engine, ENGINE_PASS_INCREMENTAL);
+        assert_int_equal(count_open(API_CALL_LIST), 1);
+        assert_int_equal(count_calls(API_CALL_LIST, "0"), 1);
+        answer_list("ws-b", NULL, 0);
+        create_ok("b", "id-b", "RUNNING");
+
+        add_spec(f, "c", "ws-b");
+        set_desired(f);
+        engine_request_pass(f->engine, ENGINE_PASS_INCREMENTAL);
+        assert_int_equal(count_open(API_CALL_LIST), 0);
+        create_fails("c", API_CLASS_ALREADY_EXISTS, 400, "ModelArts.6301", 0);
+        assert_int_equal(count_open(API_CALL_LIST), 1);
+        assert_int_equal(count_calls(API_CALL_LIST, "0"), 1);
+        answer_list("ws-b", (RemoteInstance[]) { instance("id-b", "b", "RUNNING", "ws-b"),
+                                                instance("id-c", "c", "RUNNING", "ws-b") }, 2);
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "c");
+        assert_string_equal(r.result, RECORD_RESULT_ADOPTED);
+        assert_string_equal(r.instance_id, "id-c");
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 3);
+        fixture_free(f);
+}
+
+/* The invariant behind both: a create that finished after a listing was taken is never
+ * judged by that listing, however late the edit that replans it comes. */
+static void test_edit_after_listing_older_than_create(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        add_spec(f, "nb-1", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", NULL, 0);                 /* create sent */
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        create_ok("nb-1", "id-1", "RUNNING");      /* while the resync's listing is out */
+        answer_list("0", NULL, 0);                 /* taken before the instance existed */
+        spec_list_clear(&f->specs);
+        NotebookSpec *s = add_spec(f, "nb-1", NULL);
+        s->description = strdup("edited");
+        set_desired(f);
+        engine_request_pass(f->engine, ENGINE_PASS_INCREMENTAL);
+        assert_int_equal(count_calls(API_CALL_LIST, NULL), 2);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), 1);
+        EngineCounts c;
+        engine_get_counts(f->engine, &c);
+        assert_int_equal(c.drift, 1);   /* the edit is reported, never applied by re-creating */
         fixture_free(f);
 }
 
@@ -596,7 +698,7 @@ static void test_no_adoption_across_workspaces(void **state) {
         Fixture *f = fixture_new(false, false);
         add_spec(f, "nb-1", "ws-a");
         set_desired(f);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         answer_list("0", (RemoteInstance[]) { instance("id-x", "nb-1", "RUNNING", "0") }, 1);
         answer_list("ws-a", NULL, 0);
         assert_int_equal(count_calls(API_CALL_CREATE, "nb-1"), 1);
@@ -610,9 +712,9 @@ static void test_listing_older_than_create_does_not_judge(void **state) {
         Fixture *f = fixture_new(true, false);
         add_spec(f, "nb-1", NULL);
         set_desired(f);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         answer_list("0", NULL, 0);                 /* pass 1: create sent */
-        engine_request_pass(f->engine);            /* pass 2: its listing goes out */
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);            /* pass 2: its listing goes out */
         assert_int_equal(count_open(API_CALL_LIST), 1);
         create_ok("nb-1", "id-1", "RUNNING");      /* the create finishes meanwhile */
         answer_list("0", NULL, 0);                 /* a listing from before the instance */
@@ -629,7 +731,7 @@ static void test_throttled_listing_waits(void **state) {
         add_spec(f, "nb-1", NULL);
         set_desired(f);
         engine_set_deadline(f->engine, now_monotonic_ms() + 60 * 1000);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         Call *c = &calls[open_call(API_CALL_LIST, "0")];
         c->answered = true;
         ApiResult r = result(API_CALL_LIST, API_CLASS_THROTTLED, 429, "APIG.0308");
@@ -648,7 +750,7 @@ static void test_state_write_failure_pauses(void **state) {
         Fixture *f = fixture_new(true, false);
         add_spec(f, "nb-1", NULL);
         set_desired(f);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         fail_commits = 1;
         answer_list("0", NULL, 0);
         assert_int_equal(count_calls(API_CALL_CREATE, NULL), 0);
@@ -657,7 +759,7 @@ static void test_state_write_failure_pauses(void **state) {
         assert_string_equal(engine_pause_reason(f->engine, &retry), "the state database cannot be written");
         assert_true(retry > now_monotonic_ms());
         assert_int_equal(engine_standing(f->engine, "nb-1"), STANDING_WAITING);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         answer_list("0", NULL, 0);
         assert_int_equal(count_calls(API_CALL_CREATE, "nb-1"), 1);
         assert_int_equal(engine_standing(f->engine, "nb-1"), STANDING_PENDING);
@@ -673,7 +775,7 @@ static void test_failed_listing_pauses(void **state) {
         Fixture *f = fixture_new(true, false);
         add_spec(f, "nb-1", NULL);
         set_desired(f);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         fail_list("0", API_CLASS_TRANSIENT, 0, NULL);
         int64_t retry = 0;
         const char *why = engine_pause_reason(f->engine, &retry);
@@ -692,7 +794,7 @@ static void test_failed_listing_pauses(void **state) {
         add_spec(f, "in-a", "ws-a");
         add_spec(f, "in-zero", NULL);
         set_desired(f);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         answer_list("0", NULL, 0);
         fail_list("ws-a", API_CLASS_TRANSIENT, 500, "ModelArts.0010");
         assert_null(engine_pause_reason(f->engine, NULL));
@@ -725,7 +827,7 @@ static void test_standings_move_with_answers(void **state) {
         add_spec(f, "broken", NULL);
         set_desired(f);
         assert_tally(f, 6, 0, 0, 0, 0, 0);   /* nothing planned yet */
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         assert_tally(f, 6, 0, 0, 0, 0, 0);   /* listing out */
         answer_list("0", NULL, 0);
         assert_tally(f, 0, 6, 0, 0, 0, 0);   /* every create on the wire */
@@ -775,7 +877,7 @@ static void test_stop(void **state) {
         Fixture *f = fixture_new(true, false);
         add_spec(f, "nb-1", NULL);
         set_desired(f);
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         engine_stop(f->engine);
         assert_int_equal(cancel_queued_calls, 1);
         answer_list("0", NULL, 0);
@@ -834,14 +936,14 @@ static void test_prune_after_full_pass(void **state) {
         };
 
         /* ws-b fails: nothing is pruned, not even in the listed workspace */
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         answer_list("0", listed0, ELEMENTSOF(listed0));
         fail_list("ws-b", API_CLASS_TRANSIENT, 503, NULL);
         assert_true(has_rec(f, "deleted") && has_rec(f, "noid") && has_rec(f, "inb") && has_rec(f, "dead"));
         assert_int_equal(store_resolve_intent(f->store, old_intent, "x", 1), -EALREADY);
         assert_true(hashmap_contains(f->engine->reported, "deleted"));
 
-        engine_request_pass(f->engine);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
         answer_list("0", listed0, ELEMENTSOF(listed0));
         answer_list("ws-b", NULL, 0);
         assert_false(has_rec(f, "deleted"));
@@ -875,6 +977,9 @@ int main(void) {
                 cmocka_unit_test(test_frozen_pauses_creates),
                 cmocka_unit_test(test_named_wait_resolves_intent),
                 cmocka_unit_test(test_unknown_outcome_listed_then_adopted),
+                cmocka_unit_test(test_edit_lists_nothing),
+                cmocka_unit_test(test_incremental_lists_only_what_it_lacks),
+                cmocka_unit_test(test_edit_after_listing_older_than_create),
                 cmocka_unit_test(test_leftover_intent_settled_by_listing),
                 cmocka_unit_test(test_leftover_intent_kept_without_listing),
                 cmocka_unit_test(test_workspaces_listed_and_isolated),
