@@ -137,7 +137,9 @@ bool emu_delayer_suspend(Delayer *d, struct MHD_Connection *c, int64_t ms) {
                 d->cap = cap;
         }
         MHD_suspend_connection(c);
-        d->heap[d->n] = (Timer) { .due = now_monotonic_ms() + ms, .seq = d->seq++, .conn = c };
+        /* now_monotonic_ms() truncates: without the 1 the answer could come up to a
+         * millisecond early, and a latency is a lower bound (t-emulator checks it). */
+        d->heap[d->n] = (Timer) { .due = now_monotonic_ms() + ms + 1, .seq = d->seq++, .conn = c };
         heap_up(d->heap, d->n);
         d->n++;
         pthread_cond_signal(&d->cond);
