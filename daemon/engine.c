@@ -1471,9 +1471,9 @@ static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
                 listings_done(e, n_workspaces);
 }
 
-/* Every workspace that matters: "0", each desired spec's, each record's. A listing
- * shows one workspace only, so an instance elsewhere would never be seen. */
-static int workspaces_needed(Engine *e, Hashmap **ret) {
+/* Every workspace that matters: "0", each desired spec's, each record's (with_records).
+ * A listing shows one workspace only, so an instance elsewhere would never be seen. */
+static int workspaces_needed(Engine *e, bool with_records, Hashmap **ret) {
         Hashmap *ws = NULL;
         InstanceRecord *records = NULL;
         size_t n_records = 0;
@@ -1482,7 +1482,7 @@ static int workspaces_needed(Engine *e, Hashmap **ret) {
                 r = hashmap_put(ws, "0", NULL);
         for (size_t i = 0; r >= 0 && i < e->desired.n; i++)
                 r = hashmap_put(ws, plan_workspace_of(e->desired.items[i], NULL), NULL);
-        if (r >= 0) {
+        if (r >= 0 && with_records) {
                 r = store_list_instances(e->store, &records, &n_records);
                 if (r < 0)
                         note_state_error(e, r, "read the records", NULL);
@@ -1504,7 +1504,10 @@ static int workspaces_needed(Engine *e, Hashmap **ret) {
 static int pass_workspaces(Engine *e, EnginePassKind kind, Hashmap **ret) {
         _cleanup_(hashmap_freep) Hashmap *needed = NULL;
         Hashmap *ws = NULL;
-        int r = workspaces_needed(e, &needed);
+        /* An incremental pass needs no record's workspace: a record made since the last
+         * full pass is in a desired spec's workspace, and a name no longer desired is
+         * only reported (an earlier listing of its workspace, or none, is enough). */
+        int r = workspaces_needed(e, kind == ENGINE_PASS_FULL, &needed);
         if (r < 0)
                 return r;
         if (kind == ENGINE_PASS_FULL) {
