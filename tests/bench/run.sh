@@ -15,6 +15,9 @@
 #              baseline: `check` of the same tree.
 #   d. emulator raw throughput with ab (apache2-utils), to show the emulator is not the
 #              bottleneck of (b): ratio = emulator capacity / notebookd's best rate.
+#   e. scale:  converge, no-op, full pass, edit latency, idle wake-ups, check and plan at
+#              1k and 10k manifests (50k with BENCH_LARGE=1), and build/bench/scaling.svg:
+#              see tests/bench/scale.sh.
 #
 # Builds nothing (make bench depends on `all`). Uses hyperfine when installed (installs it
 # with apt-get when missing and root), else a loop of `date +%s%N` around each run.
@@ -23,7 +26,8 @@
 # Environment: BUILD (default build), BENCH_QUICK=1 (tiny sizes: checks the script
 # itself in a few seconds), BENCH_ONLY="a c" (some parts), BENCH_NO_HYPERFINE=1 (force the
 # fallback loop),
-# BENCH_KEEP=1 (keep the generated trees and state in $BUILD/bench/work).
+# BENCH_LARGE=1 (part e also at 50,000 manifests: minutes), BENCH_KEEP=1 (keep the
+# generated trees and state in $BUILD/bench/work).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -413,13 +417,17 @@ bench_emulator() {
         fi
 }
 
-for part in ${BENCH_ONLY:-a b c d}; do
+# shellcheck source=tests/bench/scale.sh
+. "$SRC/tests/bench/scale.sh"
+
+for part in ${BENCH_ONLY:-a b c d e}; do
         case $part in
         a) bench_check ;;
         b) bench_once ;;
         c) bench_plan ;;
         d) bench_emulator ;;
-        *) say "BENCH_ONLY: unknown part $part (a b c d)"; exit 2 ;;
+        e) bench_scale ;;
+        *) say "BENCH_ONLY: unknown part $part (a b c d e)"; exit 2 ;;
         esac
 done
 
