@@ -25,6 +25,9 @@ typedef struct Op {
         int64_t started_mono_ms;
         unsigned poll_attempt;
         bool in_request;                        /* a callback is still to come */
+        const NotebookSpec *spec;               /* create, queued: engine_set_desired, which
+                                                 * frees it, empties the queue first */
+        struct Op *queue_next;
         sd_event_source *timer;                 /* poll: next get */
 } Op;
 
@@ -72,6 +75,10 @@ struct Engine {
         sd_event_source *pass_timer;  /* a scheduled (retry) pass */
         int64_t pass_timer_at_mono_ms;
 
+        /* Creates with durable intents, waiting for the API client (ENGINE_CREATE_WINDOW). */
+        Op *queue_head, *queue_tail;
+        unsigned creates_out;       /* handed to the client, unanswered */
+
         EngineCounts counts;        /* the tally of standing, moved with it */
         engine_settled_cb settled_cb;
         void *settled_userdata;
@@ -89,6 +96,8 @@ static void op_poll_schedule(Op *op);
 static void schedule_pass_at(Engine *e, int64_t delay_ms);
 static void pass_start(Engine *e, EnginePassKind kind);
 static void relist_workspace(Engine *e, const char *workspace_id);
+static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInstance *inst, void *userdata);
+static void feed_creates(Engine *e, bool drop_all);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -651,8 +660,7 @@ static CreateNext (*const create_handlers[_API_CLASS_MAX])(CreateAnswer *x) = {
         [API_CLASS_UNKNOWN_OUTCOME] = create_retry,
 };
 
-static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInstance *inst, void *userdata) {
-        (void) c;
+static void handle_create_result(const ApiResult *ar, const RemoteInstance *inst, void *userdata) {
         Op *op = userdata;
         Engine *e = op->engine;
         op->in_request = false;
@@ -690,6 +698,16 @@ static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInst
                 engine_maybe_settled(e);
                 break;
         }
+}
+
+/* An answer frees a place in the window: the next queued create takes it (or, when the
+ * answer paused sending, the queue is let go). */
+static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInstance *inst, void *userdata) {
+        (void) c;
+        Engine *e = ((Op *) userdata)->engine;
+        e->creates_out--;
+        handle_create_result(ar, inst, userdata);
+        feed_creates(e, false);
 }
 
 /* No intent could be made durable, so no create may leave: say so in STATUS= and try
@@ -756,27 +774,101 @@ static int record_create_intents(Engine *e, const Action *const *creates, size_t
         return (int) k;
 }
 
-/* Send each create whose intent is durable; CREATE_SENT as it is handed to the client. */
-static void send_recorded_creates(Engine *e, Op **ops, const NotebookSpec **specs, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                Op *op = ops[i];
-                const NotebookSpec *spec = specs[i];
-                int r = api_create(e->api, spec, on_create_result, op);
-                if (r < 0) {
-                        log_warning_errno(r, "Cannot send the create of %s: %m", op->name);
-                        resolve_intent(e, op->intent_id, "not-sent", op->name);
-                        hashmap_remove(e->ops, op->name);
-                        op_free(op);
-                        schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+/* Hand one queued create to the client; CREATE_SENT as it is handed over. */
+static void send_queued_create(Engine *e, Op *op) {
+        const NotebookSpec *spec = op->spec;
+        op->spec = NULL;
+        int r = api_create(e->api, spec, on_create_result, op);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot send the create of %s: %m", op->name);
+                resolve_intent(e, op->intent_id, "not-sent", op->name);
+                standing_set(e, op->name, STANDING_WAITING);
+                hashmap_remove(e->ops, op->name);
+                op_free(op);
+                schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+                return;
+        }
+        op->in_request = true;
+        e->creates_out++;
+        log_fields(LOG_INFO, MESSAGE_CREATE_SENT,
+                   LOG_FIELDS({ "NOTEBOOK", op->name }, { "CONFIG_FILE", spec->file },
+                              { "FLAVOR", spec->flavor }, { "PROFILE_ID", spec->profile_id }),
+                   "Creating notebook %s (%s, %s)", op->name, spec->profile_id, spec->flavor);
+}
+
+/* A queued create let go: nothing was sent, the next pass plans the name again. */
+static void queued_create_drop(Engine *e, Op *op) {
+        resolve_intent(e, op->intent_id, "not-sent", op->name);
+        standing_set(e, op->name, STANDING_WAITING);
+        hashmap_remove(e->ops, op->name);
+        op_free(op);
+}
+
+/* The desired set is being replaced by l: a queued create whose manifest is unchanged
+ * keeps its place, pointing at the new copy; the others are let go. */
+static void requeue_creates(Engine *e, const SpecList *l) {
+        _cleanup_(hashmap_freep) Hashmap *by_name = NULL;
+        if (!e->queue_head)
+                return;
+        int r = hashmap_new(&by_name);
+        for (size_t i = 0; r >= 0 && i < l->n; i++)
+                r = hashmap_put(by_name, l->items[i]->name, l->items[i]);
+        Op *head = NULL, *tail = NULL, *next;
+        for (Op *op = e->queue_head; op; op = next) {
+                next = op->queue_next;
+                op->queue_next = NULL;
+                const NotebookSpec *spec = r >= 0 ? hashmap_get(by_name, op->name) : NULL;
+                char hash[SPEC_HASH_HEX_LEN + 1];
+                if (!spec || spec_hash(spec, hash) < 0 || !streq(hash, op->spec_hash)) {
+                        queued_create_drop(e, op);
                         continue;
                 }
-                op->in_request = true;
-                standing_set(e, op->name, STANDING_PENDING);
-                log_fields(LOG_INFO, MESSAGE_CREATE_SENT,
-                           LOG_FIELDS({ "NOTEBOOK", op->name }, { "CONFIG_FILE", spec->file },
-                                      { "FLAVOR", spec->flavor }, { "PROFILE_ID", spec->profile_id }),
-                           "Creating notebook %s (%s, %s)", op->name, spec->profile_id, spec->flavor);
+                op->spec = spec;
+                if (tail)
+                        tail->queue_next = op;
+                else
+                        head = op;
+                tail = op;
         }
+        e->queue_head = head;
+        e->queue_tail = tail;
+}
+
+/* Keep the client's queue at ENGINE_CREATE_WINDOW creates. When nothing may be sent
+ * (stopping, credentials refused, account frozen) or drop_all, the queued ones are let
+ * go instead: nothing was sent for them, and the next pass plans them again. */
+static void feed_creates(Engine *e, bool drop_all) {
+        bool blocked = drop_all || e->stopping || auth_paused(e) || e->frozen_until_mono_ms > now_monotonic_ms();
+        bool dropped = false;
+        while (e->queue_head && (blocked || e->creates_out < ENGINE_CREATE_WINDOW)) {
+                Op *op = e->queue_head;
+                e->queue_head = op->queue_next;
+                if (!e->queue_head)
+                        e->queue_tail = NULL;
+                op->queue_next = NULL;
+                if (!blocked) {
+                        send_queued_create(e, op);
+                        continue;
+                }
+                queued_create_drop(e, op);
+                dropped = true;
+        }
+        if (dropped)
+                engine_maybe_settled(e);   /* `once` may be done now */
+}
+
+/* Queue each create whose intent is durable, and send what the window allows. */
+static void send_recorded_creates(Engine *e, Op **ops, const NotebookSpec **specs, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                ops[i]->spec = specs[i];
+                if (e->queue_tail)
+                        e->queue_tail->queue_next = ops[i];
+                else
+                        e->queue_head = ops[i];
+                e->queue_tail = ops[i];
+                standing_set(e, ops[i]->name, STANDING_PENDING);
+        }
+        feed_creates(e, false);
 }
 
 static void send_creates(Engine *e, const Action *const *creates, size_t n) {
@@ -1724,11 +1816,12 @@ int engine_set_desired(Engine *e, const NotebookSpec *const *specs, size_t n) {
                 spec_list_clear(&l);
                 return r;
         }
-        spec_list_clear(&e->desired);
-        e->desired = l;
         hashmap_free(e->standing);
         e->standing = TAKE_PTR(standing);
         e->counts = c;
+        requeue_creates(e, &l);   /* queued creates point at the old specs */
+        spec_list_clear(&e->desired);
+        e->desired = l;
         return 0;
 }
 
@@ -1759,6 +1852,7 @@ void engine_stop(Engine *e) {
         /* Nothing new goes on the wire: queued calls fail now (their callbacks see
          * e->stopping or a not-sent cancel); the ones on the wire finish normally. */
         api_client_cancel_queued(e->api);
+        feed_creates(e, true);
         e->pass_timer = sd_event_source_disable_unref(e->pass_timer);
         e->pass_timer_at_mono_ms = 0;
         /* polls not waiting for an answer can go now */

@@ -128,6 +128,11 @@
 /* Per-instance create retries: exponential from BASE, capped, half-jittered, so a
  * flapping API is not hammered and many instances do not retry in lockstep. */
 #define ENGINE_RETRY_BASE_MS 1000
+/* Creates handed to the API client at most, the rest waiting in the engine with their
+ * intents durable: 10,000 creates handed over at once are 10,000 request bodies built
+ * only to wait (6-7 MiB at 10k). Twice the highest concurrency (256): the client never
+ * runs dry. */
+#define ENGINE_CREATE_WINDOW 512
 #define ENGINE_RETRY_MAX_MS (5 * 60 * 1000)
 /* A failed listing (the pass cannot plan without it): same shape, shorter cap. */
 #define ENGINE_LIST_RETRY_MAX_MS (60 * 1000)

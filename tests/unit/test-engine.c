@@ -33,7 +33,7 @@ typedef struct Call {
         bool answered;
 } Call;
 
-#define MAX_CALLS 256
+#define MAX_CALLS 1024
 static Call calls[MAX_CALLS];
 static size_t n_calls;
 static unsigned cancel_queued_calls, reset_auth_calls;
@@ -692,6 +692,50 @@ static void test_edit_after_listing_older_than_create(void **state) {
         fixture_free(f);
 }
 
+/* Every intent is durable before the first POST, but at most ENGINE_CREATE_WINDOW creates
+ * are handed to the client; each answer lets the next one go. A tree change keeps a
+ * queued create whose manifest is unchanged and lets a changed one go, unsent. */
+static void test_create_window(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, false);
+        char name[32];
+        for (int i = 0; i < ENGINE_CREATE_WINDOW + 10; i++) {
+                snprintf(name, sizeof name, "nb-%04d", i);
+                add_spec(f, name, NULL);
+        }
+        set_desired(f);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", NULL, 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), ENGINE_CREATE_WINDOW);
+        assert_int_equal(open_intents(f), ENGINE_CREATE_WINDOW + 10);
+        EngineCounts c;
+        engine_get_counts(f->engine, &c);
+        assert_int_equal(c.pending, ENGINE_CREATE_WINDOW + 10);
+
+        create_ok("nb-0000", "id-0", "RUNNING");
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), ENGINE_CREATE_WINDOW + 1);
+        assert_int_equal(count_calls(API_CALL_CREATE, "nb-0512"), 1);
+
+        /* nb-0513 .. nb-0521 wait; nb-0520's manifest changes */
+        NotebookSpec *changed = f->specs.items[520];
+        assert_string_equal(changed->name, "nb-0520");
+        free(changed->description);
+        changed->description = strdup("edited");
+        set_desired(f);
+        for (int i = 1; i <= 9; i++) {
+                snprintf(name, sizeof name, "nb-%04d", i);
+                create_ok(name, name, "RUNNING");
+        }
+        assert_int_equal(count_calls(API_CALL_CREATE, "nb-0521"), 1);
+        assert_int_equal(count_calls(API_CALL_CREATE, "nb-0520"), 0);
+        assert_int_equal(count_calls(API_CALL_CREATE, NULL), ENGINE_CREATE_WINDOW + 9);
+        /* its intent is settled unsent; the others' are open until answered */
+        assert_int_equal(open_intents(f), ENGINE_CREATE_WINDOW + 10 - 10 - 1);
+        engine_get_counts(f->engine, &c);
+        assert_int_equal(c.waiting, 1);
+        fixture_free(f);
+}
+
 /* An instance of the same name in another workspace is not adopted. */
 static void test_no_adoption_across_workspaces(void **state) {
         (void) state;
@@ -978,6 +1022,7 @@ int main(void) {
                 cmocka_unit_test(test_named_wait_resolves_intent),
                 cmocka_unit_test(test_unknown_outcome_listed_then_adopted),
                 cmocka_unit_test(test_edit_lists_nothing),
+                cmocka_unit_test(test_create_window),
                 cmocka_unit_test(test_incremental_lists_only_what_it_lacks),
                 cmocka_unit_test(test_edit_after_listing_older_than_create),
                 cmocka_unit_test(test_leftover_intent_settled_by_listing),
