@@ -1,12 +1,15 @@
 /* The reconcile engine: the loop-driven half of a pass, shared by `once` and `run`.
  *
- * A pass is: list the remote side, plan (lib/plan.c, pure) against the records and
- * open intents, then act: adopt, write intents durably and send creates, report drift,
- * failures and gone instances, follow instances on their way to RUNNING. Every retry
- * is a later pass, so a retried create is always preceded by a fresh listing: a lost
- * create that made an instance is adopted, not made again. (A listing cannot see a
- * create the server is still processing; the API's name uniqueness, ModelArts.6301,
- * is the backstop for that window, and 6301 is adopted too.)
+ * A pass is: list the remote side (a full pass: every workspace; an incremental one:
+ * only what it has no current listing of, see EnginePassKind), plan (lib/plan.c, pure)
+ * against the records, the open intents and the listings, then act: adopt, write
+ * intents durably and send creates, report drift, failures and gone instances, follow
+ * instances on their way to RUNNING. Every retry is a later pass, and a create whose
+ * outcome was lost is re-sent only after a listing of its workspace taken since (the
+ * planner makes it WAIT, and the engine lists that workspace again): a lost create that
+ * made an instance is adopted, not made again. (A listing cannot see a create the
+ * server is still processing; the API's name uniqueness, ModelArts.6301, is the
+ * backstop for that window, and 6301 is adopted too.)
  *
  * Per-name work never waits on another name: creates and polls run concurrently
  * (the API client caps how many are on the wire), a name with work in flight is left
