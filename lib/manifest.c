@@ -114,7 +114,7 @@ typedef struct Level {
 } Level;
 
 static const char *const top_keys[] = { "name", "profile_id", "description", "flavor", "spec", "workspace",
-                                        "pool", "ai_project", "apiVersion", "kind" };
+                                        "pool", "ai_project", "apiVersion", "kind", "state" };
 static const char *const spec_keys[] = { "storage", "annotations" };
 static const char *const storage_keys[] = { "type", "location" };
 static const char *const location_keys[] = { "path", "volume_size" };
@@ -548,13 +548,24 @@ static void check_id_object(Validator *v, const YamlPair *pair, const Level *lv,
                 v->oom = -ENOMEM;
 }
 
-static void check_envelope(Validator *v, const YamlNode *root) {
+static void check_envelope(Validator *v, const YamlNode *root, NotebookSpec *spec) {
         char q[YAML_QUOTE_BUF];
         const YamlNode *api = yaml_mapping_get(root, "apiVersion"), *kind = yaml_mapping_get(root, "kind");
         if (api && get_string(v, api, "apiVersion") && !streq(api->scalar, API_VERSION))
                 error_node(v, api, "unsupported apiVersion %s (expected '" API_VERSION "')", Q(q, api));
         if (kind && get_string(v, kind, "kind") && !streq(kind->scalar, KIND))
                 error_node(v, kind, "unsupported kind %s (expected '" KIND "')", Q(q, kind));
+        /* state: notebookd's, not the create call's: what the instance should be doing */
+        const YamlNode *state = yaml_mapping_get(root, "state");
+        if (state && get_string(v, state, "state")) {
+                if (streq(state->scalar, "running"))
+                        spec->state = DESIRED_STATE_RUNNING;
+                else if (streq(state->scalar, "stopped"))
+                        spec->state = DESIRED_STATE_STOPPED;
+                else
+                        error_node(v, state, "state must be 'running' or 'stopped', got %s (leave it out for no "
+                                   "opinion)", Q(q, state));
+        }
 }
 
 /* Validate one loaded document. Returns the spec (NULL if any error) via *ret; the
@@ -575,7 +586,7 @@ static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec
                 return -ENOMEM;
 
         check_keys(v, root, &levels[0]);
-        check_envelope(v, root);
+        check_envelope(v, root, spec);
 
         const YamlNode *name = yaml_mapping_get(root, "name");
         if (!name)

@@ -11,6 +11,15 @@ const char *storage_type_to_string(StorageType t) {
         return t == STORAGE_OBS ? "obs" : "evs";
 }
 
+const char *desired_state_to_string(DesiredState s) {
+        static const char *const table[_DESIRED_STATE_MAX] = {
+                [DESIRED_STATE_ANY] = "any",
+                [DESIRED_STATE_RUNNING] = "running",
+                [DESIRED_STATE_STOPPED] = "stopped",
+        };
+        return (unsigned) s < _DESIRED_STATE_MAX ? table[s] : "?";
+}
+
 NotebookSpec *spec_free(NotebookSpec *s) {
         if (!s)
                 return NULL;

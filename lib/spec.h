@@ -16,6 +16,20 @@ typedef enum StorageType {
         STORAGE_EVS,
 } StorageType;
 
+/* The envelope's `state:`: what the instance should be doing. Not part of the create
+ * body (nor its hash): a change of it is an action on the instance, never a re-create. */
+typedef enum DesiredState {
+        DESIRED_STATE_ANY,      /* absent: no opinion (ModelArts stops idle notebooks on its
+                                 * own; an operator who never asked for running must not
+                                 * have them restarted) */
+        DESIRED_STATE_RUNNING,
+        DESIRED_STATE_STOPPED,
+        _DESIRED_STATE_MAX,
+} DesiredState;
+
+/* "any", "running", "stopped" (the first is never written in a manifest). */
+const char *desired_state_to_string(DesiredState s);
+
 typedef struct Annotation {
         char *key;
         char *value;
@@ -40,6 +54,7 @@ typedef struct NotebookSpec {
         char *workspace_id;     /* defaulted to "0" */
         char *pool_id;          /* pool.id: a dedicated resource pool; NULL when absent */
         char *ai_project_id;    /* ai_project.id; NULL when absent */
+        DesiredState state;     /* the envelope's state:, DESIRED_STATE_ANY when absent */
 
         /* provenance, for diagnostics and the journal */
         char *file;             /* display path of the manifest */
