@@ -57,6 +57,11 @@ const char *const store_migrations[] = {
         "ALTER TABLE instances ADD COLUMN undesired_since_ms INTEGER;"
         "CREATE INDEX create_intents_resolved ON create_intents(resolved_at_ms) "
         "WHERE resolved_at_ms IS NOT NULL;",
+        /* 4 -> 5: ownership, the first guard of prune: 1 when a create of ours made the
+         * recorded instance (its answer named the id), 0 when it was adopted. A record
+         * written before says so by its result. */
+        "ALTER TABLE instances ADD COLUMN created_by_us INTEGER NOT NULL DEFAULT 0;"
+        "UPDATE instances SET created_by_us = 1 WHERE result = 'accepted' AND instance_id IS NOT NULL;",
 };
 const size_t store_n_migrations = ELEMENTSOF(store_migrations);
 
@@ -80,11 +85,12 @@ typedef enum StatementId {
 } StatementId;
 
 /* What store_put_instance writes; undesired_since_ms belongs to store_prune alone. */
-#define INSTANCE_COLUMNS                                                              \
+#define INSTANCE_COLUMNS_V3                                                           \
         "name, instance_id, spec_hash, status, result, http_status, error_code, "    \
         "error_msg, request_id, result_at_ms, attempts, next_attempt_at_ms, "        \
         "created_at_ms, updated_at_ms, workspace_id"
-#define INSTANCE_SELECT INSTANCE_COLUMNS ", undesired_since_ms"
+#define INSTANCE_COLUMNS INSTANCE_COLUMNS_V3 ", created_by_us"
+#define INSTANCE_SELECT INSTANCE_COLUMNS_V3 ", undesired_since_ms, created_by_us"
 
 static const char *const statement_sql[_STMT_MAX] = {
         [STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -94,7 +100,7 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_SELECT " FROM instances ORDER BY name",
         [STMT_PUT_INSTANCE] =
                 "INSERT INTO instances (" INSTANCE_COLUMNS ") "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
                 "ON CONFLICT(name) DO UPDATE SET "
                 "instance_id = excluded.instance_id, spec_hash = excluded.spec_hash, "
                 "status = excluded.status, result = excluded.result, "
@@ -104,7 +110,8 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "next_attempt_at_ms = excluded.next_attempt_at_ms, "
                 "created_at_ms = CASE WHEN instances.created_at_ms > 0 "
                 "  THEN instances.created_at_ms ELSE excluded.created_at_ms END, "
-                "updated_at_ms = excluded.updated_at_ms, workspace_id = excluded.workspace_id",
+                "updated_at_ms = excluded.updated_at_ms, workspace_id = excluded.workspace_id, "
+                "created_by_us = excluded.created_by_us",
         [STMT_DELETE_INSTANCE] = "DELETE FROM instances WHERE name = ?1",
         [STMT_ADD_INTENT] = "INSERT INTO create_intents (name, spec_hash, created_at_ms) VALUES (?1, ?2, ?3)",
         [STMT_RESOLVE_INTENT] = "UPDATE create_intents SET resolved_at_ms = ?2, outcome = ?3 "
@@ -136,13 +143,15 @@ struct Store {
 
 /* A reader may meet a file the daemon has not migrated yet (status right after an
  * upgrade). Each version since STORE_READ_COMPAT_MIN only added columns: read the ones
- * it lacks as NULL (workspace_id "unknown", undesired_since_ms "desired"). */
+ * it lacks as NULL (workspace_id "unknown", undesired_since_ms "desired") or 0
+ * (created_by_us: not known to be ours, so never pruned). */
 #define STORE_READ_COMPAT_MIN 2
 #define INSTANCE_SELECT_V2                                                            \
         "name, instance_id, spec_hash, status, result, http_status, error_code, "    \
         "error_msg, request_id, result_at_ms, attempts, next_attempt_at_ms, "        \
-        "created_at_ms, updated_at_ms, NULL, NULL"
-#define INSTANCE_SELECT_V3 INSTANCE_COLUMNS ", NULL"
+        "created_at_ms, updated_at_ms, NULL, NULL, 0"
+#define INSTANCE_SELECT_V3 INSTANCE_COLUMNS_V3 ", NULL, 0"
+#define INSTANCE_SELECT_V4 INSTANCE_COLUMNS_V3 ", undesired_since_ms, 0"
 static const char *const statement_sql_v2[_STMT_MAX] = {
         [STMT_GET_INSTANCE] = "SELECT " INSTANCE_SELECT_V2 " FROM instances WHERE name = ?1",
         [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_SELECT_V2 " FROM instances ORDER BY name",
@@ -150,6 +159,10 @@ static const char *const statement_sql_v2[_STMT_MAX] = {
 static const char *const statement_sql_v3[_STMT_MAX] = {
         [STMT_GET_INSTANCE] = "SELECT " INSTANCE_SELECT_V3 " FROM instances WHERE name = ?1",
         [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_SELECT_V3 " FROM instances ORDER BY name",
+};
+static const char *const statement_sql_v4[_STMT_MAX] = {
+        [STMT_GET_INSTANCE] = "SELECT " INSTANCE_SELECT_V4 " FROM instances WHERE name = ?1",
+        [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_SELECT_V4 " FROM instances ORDER BY name",
 };
 
 /* The SQL for statement id on this file: an older file's reader gets its own version. */
@@ -159,6 +172,8 @@ static const char *statement_sql_for(const Store *s, StatementId id) {
                 sql = statement_sql_v2[id];
         else if (s->read_version == 3)
                 sql = statement_sql_v3[id];
+        else if (s->read_version == 4)
+                sql = statement_sql_v4[id];
         return sql ?: statement_sql[id];
 }
 
@@ -645,6 +660,7 @@ static int read_instance_row(sqlite3_stmt *st, InstanceRecord *ret) {
                 .created_at_ms = sqlite3_column_int64(st, 12),
                 .updated_at_ms = sqlite3_column_int64(st, 13),
                 .undesired_since_ms = sqlite3_column_int64(st, 15),
+                .created_by_us = sqlite3_column_int(st, 16) != 0,
         };
         if (column_strdup(st, 0, &r.name) < 0 || column_strdup(st, 1, &r.instance_id) < 0 ||
             column_strdup(st, 2, &r.spec_hash) < 0 || column_strdup(st, 3, &r.status) < 0 ||
@@ -739,6 +755,7 @@ int store_put_instance(Store *s, const InstanceRecord *rec) {
         sqlite3_bind_int64(st, 13, rec->created_at_ms);
         sqlite3_bind_int64(st, 14, rec->updated_at_ms);
         bind_text(st, 15, rec->workspace_id);
+        sqlite3_bind_int(st, 16, rec->created_by_us);
         return step_done(s, st);
 }
 
@@ -855,9 +872,9 @@ int store_list_open_intents(Store *s, CreateIntent **ret, size_t *ret_n) {
 
 /* ---- pruning ---- */
 
-/* The read-compat statements above know versions 2 and 3; a new version adds its own
+/* The read-compat statements above know versions 2, 3 and 4; a new version adds its own
  * (and a reader test) before this number moves. */
-_Static_assert(ELEMENTSOF(store_migrations) == 4, "add read-compat statements for the previous version");
+_Static_assert(ELEMENTSOF(store_migrations) == 5, "add read-compat statements for the previous version");
 
 static int bind_name_step(Store *s, StatementId id, const char *name, bool has_ms, int64_t ms) {
         sqlite3_stmt *st;

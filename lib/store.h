@@ -54,6 +54,7 @@ typedef enum StoreMode {
 #define RECORD_RESULT_GONE        "gone"        /* our instance_id vanished from a listing */
 #define RECORD_RESULT_EXISTS      "exists"      /* create answered ModelArts.6301: the next listing
                                                    adopts the name, or finds it invisible */
+#define RECORD_RESULT_DELETED     "deleted"     /* prune deleted the instance (status DELETED) */
 #define RECORD_RESULT_CONFLICT    "conflict"    /* 6301, yet no listing we can make shows the name
                                                    (another IAM user's instance): not re-sent until
                                                    the manifest changes or a listing shows it */
@@ -77,6 +78,9 @@ typedef struct InstanceRecord {
         char *workspace_id;       /* where the instance lives; NULL = unknown (older records) */
         int64_t undesired_since_ms; /* when a full pass first found the name gone from the
                                        manifests; 0 = desired. Written by store_prune only */
+        bool created_by_us;       /* a create of ours made instance_id (its answer named it);
+                                     false when adopted. Only such an instance is pruned
+                                     (unless prune_adopted) */
 } InstanceRecord;
 
 typedef struct CreateIntent {

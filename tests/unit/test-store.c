@@ -587,6 +587,8 @@ static void test_read_only_previous_versions(void **state) {
                 { 2, "INSERT INTO instances (name, instance_id, updated_at_ms) VALUES ('old', 'id-1', 7);", NULL },
                 { 3, "INSERT INTO instances (name, instance_id, updated_at_ms, workspace_id) "
                      "VALUES ('old', 'id-1', 7, 'ws-a');", "ws-a" },
+                { 4, "INSERT INTO instances (name, instance_id, updated_at_ms, workspace_id, result) "
+                     "VALUES ('old', 'id-1', 7, 'ws-a', 'accepted');", "ws-a" },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 teardown(state);
@@ -601,6 +603,8 @@ static void test_read_only_previous_versions(void **state) {
                 assert_string_equal(r.instance_id, "id-1");
                 assert_int_equal(r.updated_at_ms, 7);
                 assert_int_equal(r.undesired_since_ms, 0);
+                /* an older file is not known to be ours until the writer migrates it */
+                assert_false(r.created_by_us);
                 if (cases[i].workspace)
                         assert_string_equal(r.workspace_id, cases[i].workspace);
                 else
@@ -629,6 +633,41 @@ static void test_migrate_from_three(void **state) {
         assert_int_equal(store_get_instance(s, "old", &r), 0);
         assert_string_equal(r.workspace_id, "ws-a");
         assert_int_equal(r.undesired_since_ms, 0);
+        instance_record_done(&r);
+}
+
+/* The writer migrates a version-4 file: what a create of ours made (result accepted,
+ * with an id) is owned; an adopted instance, or a create with no id, is not. The
+ * owner flag then follows what store_put_instance writes. */
+static void test_migrate_ownership(void **state) {
+        Fixture *f = *state;
+        write_version(f, 4, "INSERT INTO instances (name, instance_id, result) VALUES ('made', 'id-1', 'accepted');"
+                            "INSERT INTO instances (name, instance_id, result) VALUES ('found', 'id-2', 'adopted');"
+                            "INSERT INTO instances (name, instance_id, result) VALUES ('lost', NULL, 'accepted');");
+        _cleanup_(store_freep) Store *s = NULL;
+        assert_int_equal(store_open(f->state, STORE_READ_WRITE, &s, NULL), 0);
+        const struct {
+                const char *name;
+                bool owned;
+        } want[] = { { "made", true }, { "found", false }, { "lost", false } };
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                InstanceRecord r = {};
+                assert_int_equal(store_get_instance(s, want[i].name, &r), 0);
+                assert_int_equal(r.created_by_us, want[i].owned);
+                if (i == 0) {   /* adopted over: the flag is what is written */
+                        r.created_by_us = false;
+                        assert_int_equal(store_put_instance(s, &r), 0);
+                }
+                instance_record_done(&r);
+        }
+        InstanceRecord r = {};
+        assert_int_equal(store_get_instance(s, "made", &r), 0);
+        assert_false(r.created_by_us);
+        r.created_by_us = true;
+        assert_int_equal(store_put_instance(s, &r), 0);
+        instance_record_done(&r);
+        assert_int_equal(store_get_instance(s, "made", &r), 0);
+        assert_true(r.created_by_us);
         instance_record_done(&r);
 }
 
@@ -792,6 +831,7 @@ int main(void) {
                 T(test_reader_after_writer_closed),
                 T(test_read_only_previous_versions),
                 T(test_migrate_from_three),
+                T(test_migrate_ownership),
                 T(test_prune_records),
                 T(test_prune_intents),
                 T(test_prune_all_or_nothing),
