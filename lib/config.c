@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "limits.h"
 #include "util.h"
@@ -22,6 +23,7 @@ typedef enum ValueType {
         VALUE_COUNT,     /* concurrency */
         VALUE_DURATION,  /* seconds, or 500ms / 30s / 10m / 1h / 1d, combinable (1h30m) */
         VALUE_PATTERNS,  /* a list of fnmatch(3) patterns (a ConfigList) */
+        VALUE_BOOL,      /* true or false (YAML 1.2 core: no yes/no/on/off) */
 } ValueType;
 
 typedef struct ConfigKey {
@@ -60,12 +62,17 @@ static const ConfigKey config_keys[] = {
         STR(password_file, VALUE_PATH),
         STR(profiles, VALUE_PATTERNS),
         STR(flavors, VALUE_PATTERNS),
+        STR(prune, VALUE_BOOL),
+        STR(prune_adopted, VALUE_BOOL),
+        { "prune_grace", VALUE_DURATION, offsetof(Config, prune_grace_ms), CONFIG_MIN_PRUNE_GRACE_MS,
+          CONFIG_MAX_PRUNE_GRACE_MS },
+        { "prune_max_per_pass", VALUE_COUNT, offsetof(Config, prune_max_per_pass), 1, CONFIG_MAX_PRUNE_PER_PASS },
 };
 #undef STR
 #define N_KEYS ELEMENTSOF(config_keys)
 
 static bool value_is_string(ValueType t) {
-        return t != VALUE_COUNT && t != VALUE_DURATION && t != VALUE_PATTERNS;
+        return t != VALUE_COUNT && t != VALUE_DURATION && t != VALUE_PATTERNS && t != VALUE_BOOL;
 }
 
 static void config_list_done(ConfigList *l) {
@@ -83,6 +90,8 @@ int config_init(Config *c) {
                 .connect_timeout_ms = CONFIG_DEFAULT_CONNECT_TIMEOUT_MS,
                 .auth_retry_interval_ms = CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS,
                 .state_retention_ms = CONFIG_DEFAULT_STATE_RETENTION_MS,
+                .prune_grace_ms = CONFIG_DEFAULT_PRUNE_GRACE_MS,
+                .prune_max_per_pass = CONFIG_DEFAULT_PRUNE_MAX_PER_PASS,
         };
         /* systemd sets $STATE_DIRECTORY from StateDirectory=; with several directories
          * it is a colon-separated list, and ours is the first. */
@@ -350,7 +359,18 @@ static int stage_value(const char *file, size_t i, const YamlNode *v, Staged *st
         }
 
         int64_t val;
-        if (k->type == VALUE_COUNT) {
+        if (k->type == VALUE_BOOL) {
+                /* only the two words: "prune: yes" deleting notebooks by a YAML 1.1 reading
+                 * is exactly the surprise this key must not have */
+                if (v->kind != YAML_KIND_BOOL) {
+                        r = diag_error(diags, file, v->line, v->column, "'%s' must be true or false, got %s", k->name,
+                                       yaml_node_is_scalar(v) && v->kind != YAML_KIND_NULL
+                                               ? yaml_quote(q, sizeof(q), v->scalar, v->length)
+                                               : yaml_kind_to_string(v->kind));
+                        return r < 0 ? r : -EINVAL;
+                }
+                val = strcasecmp(v->scalar, "true") == 0;   /* true, True, TRUE */
+        } else if (k->type == VALUE_COUNT) {
                 r = yaml_node_int64(v, k->min, k->max, &val);
                 if (r == -ERANGE) {
                         r = diag_error(diags, file, v->line, v->column, "'%s' must be between %" PRId64 " and %" PRId64 ", got %s",
@@ -490,6 +510,8 @@ static int config_parse(Config *c, const char *path, const char *buf, size_t len
                         st.list[i] = (ConfigList) {};
                 } else if (config_keys[i].type == VALUE_COUNT)
                         *(unsigned *) field = (unsigned) st.num[i];
+                else if (config_keys[i].type == VALUE_BOOL)
+                        *(bool *) field = st.num[i] != 0;
                 else
                         *(int64_t *) field = st.num[i];
         }

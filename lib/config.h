@@ -23,6 +23,12 @@
 /* Long enough to answer "what happened to that notebook last month" from `status`. */
 #define CONFIG_DEFAULT_STATE_RETENTION_MS (30 * 24 * 3600 * 1000LL)
 
+/* prune: a manifest absent this long first (a half-finished checkout, a rename that
+ * passes through "absent", never deletes anything), and at most this many deletions a
+ * pass (a pass that would delete more deletes none). */
+#define CONFIG_DEFAULT_PRUNE_GRACE_MS (10 * 60 * 1000)
+#define CONFIG_DEFAULT_PRUNE_MAX_PER_PASS 5
+
 /* An owned list of strings from the config file. */
 typedef struct ConfigList {
         char **items;
@@ -49,6 +55,12 @@ typedef struct Config {
          * match (n = 0: not set, any value the cloud takes) */
         ConfigList profiles;
         ConfigList flavors;
+        /* prune: delete instances notebookd created whose manifest is gone (off by
+         * default; the guards are in lib/prune.h) */
+        bool prune;
+        bool prune_adopted;      /* ... adopted ones too */
+        int64_t prune_grace_ms;
+        unsigned prune_max_per_pass;
 
         /* authentication: first match wins: $CREDENTIALS_DIRECTORY, these files, env */
         char *ak_file;
