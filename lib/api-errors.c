@@ -112,6 +112,24 @@ ApiClass api_classify(ApiCall call, int transport_error, bool sent, long http_st
                 goto done;
         }
 
+        /* The state answers of start/stop: the instance is (or is on its way to) where
+         * the call wanted it, which is the goal: success, and the caller follows it.
+         * The opposite transition in progress (a stop while it starts) is a retry. */
+        if (error_code && (call == API_CALL_START || call == API_CALL_STOP)) {
+                bool start = call == API_CALL_START;
+                if (streq(error_code, start ? "ModelArts.6305" : "ModelArts.6307") ||
+                    streq(error_code, start ? "ModelArts.6306" : "ModelArts.6308")) {
+                        class = API_CLASS_OK;
+                        error = 0;
+                        goto done;
+                }
+                if (streq(error_code, start ? "ModelArts.6308" : "ModelArts.6306")) {
+                        class = API_CLASS_TRANSIENT;
+                        error = -EBUSY;
+                        goto done;
+                }
+        }
+
         if (error_code)
                 for (size_t i = 0; i < ELEMENTSOF(code_table); i++)
                         if (streq(error_code, code_table[i].code)) {

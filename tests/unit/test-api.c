@@ -223,6 +223,17 @@ static void test_classify_table(void **state) {
                 { API_CALL_CREATE, 0, true, 400, "ModelArts.6301", API_CLASS_ALREADY_EXISTS, -EEXIST },
                 { API_CALL_GET, 0, true, 400, "ModelArts.6309", API_CLASS_NOT_FOUND, -ENOENT },
                 { API_CALL_DELETE, 0, true, 404, NULL, API_CLASS_NOT_FOUND, -ENOENT },
+                /* start/stop: already there, or on the way, is the goal; the opposite
+                 * transition is a retry; 6304 (stop before deleting) is the caller's */
+                { API_CALL_START, 0, true, 400, "ModelArts.6305", API_CLASS_OK, 0 },
+                { API_CALL_START, 0, true, 400, "ModelArts.6306", API_CLASS_OK, 0 },
+                { API_CALL_START, 0, true, 400, "ModelArts.6308", API_CLASS_TRANSIENT, -EBUSY },
+                { API_CALL_STOP, 0, true, 400, "ModelArts.6307", API_CLASS_OK, 0 },
+                { API_CALL_STOP, 0, true, 400, "ModelArts.6308", API_CLASS_OK, 0 },
+                { API_CALL_STOP, 0, true, 400, "ModelArts.6306", API_CLASS_TRANSIENT, -EBUSY },
+                { API_CALL_CREATE, 0, true, 400, "ModelArts.6307", API_CLASS_PERMANENT, -EINVAL },
+                { API_CALL_DELETE, 0, true, 400, "ModelArts.6304", API_CLASS_PERMANENT, -EINVAL },
+                { API_CALL_STOP, 0, true, 400, "ModelArts.6309", API_CLASS_NOT_FOUND, -ENOENT },
                 { API_CALL_LIST, 0, true, 404, "APIG.0101", API_CLASS_PERMANENT, -ENOENT },
                 { API_CALL_CREATE, 0, true, 400, "ModelArts.6302", API_CLASS_PERMANENT, -EDQUOT },
                 { API_CALL_CREATE, 0, true, 400, "ModelArts.0113", API_CLASS_PERMANENT, -EDQUOT },
