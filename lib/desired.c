@@ -675,3 +675,23 @@ const Diags *desired_set_diags(const DesiredSet *s) {
 void desired_set_stats(const DesiredSet *s, DesiredStats *ret) {
         *ret = s->stats;
 }
+
+int desired_set_problem(const DesiredSet *s, char **ret) {
+        const Diags *d = desired_set_diags(s);
+        *ret = NULL;
+        for (size_t i = 0; i < d->n; i++) {
+                const Diag *x = &d->items[i];
+                if (x->severity != DIAG_ERROR)
+                        continue;
+                size_t more = d->n_errors - 1;
+                *ret = x->line > 0 ? xasprintf("%s:%u:%u: %s%s", x->file, x->line, x->column, x->message,
+                                               more ? ", and more errors" : "")
+                                   : xasprintf("%s: %s%s", x->file, x->message, more ? ", and more errors" : "");
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (s->stats.n_valid == 0) {
+                *ret = strdup("no valid manifest in the tree");
+                return *ret ? 0 : -ENOMEM;
+        }
+        return 0;
+}

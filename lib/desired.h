@@ -60,3 +60,9 @@ typedef struct DesiredStats {
         size_t n_invalid;     /* documents rejected, duplicates included */
 } DesiredStats;
 void desired_set_stats(const DesiredSet *s, DesiredStats *ret);
+
+/* Whether the last rescan read the whole tree: 0 with *ret NULL when it did (every
+ * file and directory read, no invalid manifest, at least one valid one), else *ret is
+ * why not, for the journal (the first error, and how many more; caller frees).
+ * -ENOMEM. Prune deletes nothing from a tree that is not whole (lib/prune.h). */
+int desired_set_problem(const DesiredSet *s, char **ret);

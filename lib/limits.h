@@ -58,6 +58,11 @@
  * test see pruning; ten years is "keep everything" without overflowing a timestamp. */
 #define CONFIG_MIN_STATE_RETENTION_MS 1000
 #define CONFIG_MAX_STATE_RETENTION_MS (3650 * 24 * 3600 * 1000LL)
+/* prune_grace: at least a minute (a checkout is never that slow to finish), at most a
+ * year; prune_max_per_pass: a fleet's worth at most */
+#define CONFIG_MIN_PRUNE_GRACE_MS (60 * 1000)
+#define CONFIG_MAX_PRUNE_GRACE_MS (365 * 24 * 3600 * 1000LL)
+#define CONFIG_MAX_PRUNE_PER_PASS 100000
 /* profiles: / flavors: patterns. An operator's allow-list is a handful of globs; 256 of
  * 256 bytes each bound what every manifest value is matched against. */
 #define CONFIG_MAX_PATTERNS 256
@@ -141,6 +146,11 @@
 #define ENGINE_FROZEN_RETRY_MS (10 * 60 * 1000)
 /* Following an instance on its way to RUNNING: poll from BASE, doubling to MAX. */
 #define ENGINE_POLL_BASE_MS 500
+/* start/stop calls one op sends before it gives the name back to the next pass: a
+ * bound on a tug of war with someone who keeps changing the instance back */
+#define ENGINE_STATE_ACTION_TRIES 3
+/* names a held prune lists in its journal entry (the rest: `notebookd plan`) */
+#define ENGINE_PRUNE_NAMES_SHOWN 10
 #define ENGINE_POLL_MAX_MS (30 * 1000)
 
 /* ---- the manifests watcher (daemon/watch.c) ---- */

@@ -169,10 +169,22 @@ static void plan_existing(Action *a, const RemoteInstance *remote, const char *s
                 a->kind = ACTION_PENDING;
                 a->reason = REASON_STATUS;
         } else {
-                /* RUNNING, or STOPPED: someone stopped it on purpose; starting
-                 * instances is not ours to decide. */
+                /* RUNNING, or STOPPED: without a state: in the manifest, someone (or the
+                 * cloud's idle stop) stopped it on purpose, and starting it is not ours
+                 * to decide. */
                 a->kind = ACTION_OK;
                 a->reason = REASON_STATUS;
+        }
+        /* state: is acted on even when other fields drifted (drift_fields keeps that):
+         * stopping a notebook over the holidays must not wait for a re-creation. */
+        if (a->kind == ACTION_OK || a->kind == ACTION_DRIFT) {
+                if (a->spec->state == DESIRED_STATE_STOPPED && a->status_class == STATUS_CLASS_RUNNING) {
+                        a->kind = ACTION_STOP;
+                        a->reason = REASON_STATE;
+                } else if (a->spec->state == DESIRED_STATE_RUNNING && a->status_class == STATUS_CLASS_STOPPED) {
+                        a->kind = ACTION_START;
+                        a->reason = REASON_STATE;
+                }
         }
 }
 
@@ -455,6 +467,8 @@ const char *action_kind_to_string(ActionKind k) {
                 [ACTION_RETRY_LATER] = "retry-later", [ACTION_DRIFT] = "drift",
                 [ACTION_FAILED] = "failed",   [ACTION_PENDING] = "pending",
                 [ACTION_OK] = "ok",           [ACTION_GONE] = "gone",
+                [ACTION_START] = "start",     [ACTION_STOP] = "stop",
+                [ACTION_DELETE] = "delete",
         };
         return (unsigned) k < _ACTION_KIND_MAX ? table[k] : "?";
 }
@@ -477,8 +491,19 @@ const char *action_reason_to_string(ActionReason r) {
                 [REASON_DIFFERS] = "differs",
                 [REASON_STATUS] = "status",
                 [REASON_NOT_DESIRED] = "not-desired",
+                [REASON_STATE] = "state",
+                [REASON_PRUNE] = "prune",
         };
         return (unsigned) r < _REASON_MAX ? table[r] : "?";
+}
+
+const char *prune_hold_to_string(PruneHold h) {
+        static const char *const table[_PRUNE_HOLD_MAX] = {
+                [PRUNE_HOLD_NONE] = "",         [PRUNE_HOLD_ADOPTED] = "adopted",
+                [PRUNE_HOLD_TREE] = "tree",     [PRUNE_HOLD_GRACE] = "grace",
+                [PRUNE_HOLD_UNLISTED] = "unlisted", [PRUNE_HOLD_CAP] = "cap",
+        };
+        return (unsigned) h < _PRUNE_HOLD_MAX ? table[h] : "?";
 }
 
 /* ---- describe ---- */
@@ -573,6 +598,34 @@ static const char *failure_kind(const InstanceRecord *rec) {
         return rec->result;
 }
 
+/* GONE: what happens to the instance, by prune's verdict (PruneHold). */
+static void describe_gone(Line *l, const Action *a, const char *id, int64_t now_ms) {
+        char d[32];
+        line_add(l, "not in any valid manifest");
+        if (id)
+                line_add(l, ": %s %s", id, strempty(a->status));
+        switch (a->prune_hold) {
+        case PRUNE_HOLD_ADOPTED:
+                line_add(l, " (adopted, not created by notebookd: kept; prune_adopted is off)");
+                break;
+        case PRUNE_HOLD_TREE:
+                line_add(l, " (kept: prune holds while the manifests tree is not whole)");
+                break;
+        case PRUNE_HOLD_GRACE:
+                format_age(a->prune_due_ms - now_ms, d);
+                line_add(l, " (to be deleted in %s, once absent for the grace)", d);
+                break;
+        case PRUNE_HOLD_UNLISTED:
+                line_add(l, " (due for deletion: the next full listing decides)");
+                break;
+        case PRUNE_HOLD_CAP:
+                line_add(l, " (due for deletion, held: this pass would delete more than prune allows)");
+                break;
+        default:
+                line_add(l, " (kept, not deleted)");
+        }
+}
+
 char *action_describe(const Action *a, int64_t now_ms) {
         Line l = {};
         char d[32];
@@ -646,6 +699,9 @@ char *action_describe(const Action *a, int64_t now_ms) {
         case REASON_DIFFERS:
                 line_add(&l, "%s %s differs: ", strempty(id), strempty(a->status));
                 add_drift(&l, a);
+                /* the API changes none of these in place; re-creating loses the disk, so
+                 * it is the operator's call, never notebookd's */
+                line_add(&l, " (needs re-creation)");
                 break;
         case REASON_STATUS:
                 line_add(&l, "%s %s", strempty(id), a->status ? a->status : "status unknown");
@@ -653,9 +709,23 @@ char *action_describe(const Action *a, int64_t now_ms) {
                         line_add(&l, ": %s", a->remote->failed_reason);
                 break;
         case REASON_NOT_DESIRED:
-                line_add(&l, "not in any valid manifest (kept, not deleted)");
-                if (id)
-                        line_add(&l, ": %s %s", id, strempty(a->status));
+                describe_gone(&l, a, id, now_ms);
+                break;
+        case REASON_STATE:
+                line_add(&l, "%s is %s, the manifest says state: %s: %s", strempty(id), strempty(a->status),
+                         desired_state_to_string(a->spec->state), a->kind == ACTION_START ? "start" : "stop");
+                if (a->drift_fields) {
+                        line_add(&l, "; differs: ");
+                        add_drift(&l, a);
+                }
+                break;
+        case REASON_PRUNE:
+                format_age(now_ms - (a->record ? a->record->undesired_since_ms : now_ms), d);
+                line_add(&l, "not in any valid manifest for %s: delete %s (%s%s)", d, strempty(id),
+                         strempty(a->status), a->status_class == STATUS_CLASS_STOPPED ||
+                                                      a->status_class == STATUS_CLASS_FAILED
+                                                 ? ""
+                                                 : ", stopped first");
                 break;
         default:
                 line_add(&l, "?");

@@ -51,7 +51,11 @@ typedef enum ActionKind {
         ACTION_FAILED,       /* exists in a failed status: report */
         ACTION_PENDING,      /* exists and is on its way (creating, starting...): follow it */
         ACTION_OK,           /* exists, running or stopped: nothing to do */
-        ACTION_GONE,         /* recorded but no longer desired: report only, never delete */
+        ACTION_GONE,         /* recorded but no longer desired: report (and, with prune on,
+                                the guard that holds its deletion: prune_hold) */
+        ACTION_START,        /* exists, STOPPED, the manifest says state: running */
+        ACTION_STOP,         /* exists, RUNNING, the manifest says state: stopped */
+        ACTION_DELETE,       /* prune: not desired, and every guard of lib/prune.h holds */
         _ACTION_KIND_MAX,
 } ActionKind;
 
@@ -77,6 +81,8 @@ typedef enum ActionReason {
         REASON_DIFFERS,           /* DRIFT: see drift_fields */
         REASON_STATUS,            /* FAILED, PENDING, OK: see status */
         REASON_NOT_DESIRED,       /* GONE */
+        REASON_STATE,             /* START, STOP: the manifest's state: differs from the status */
+        REASON_PRUNE,             /* DELETE: gone from the manifests past the grace */
         _REASON_MAX,
 } ActionReason;
 
@@ -89,6 +95,20 @@ enum {
         DRIFT_DESCRIPTION = 1u << 3,
         DRIFT_WORKSPACE   = 1u << 4,
 };
+
+/* Why prune (lib/prune.h) has not deleted a GONE action's instance: the first guard
+ * that held, in the order they are checked. */
+typedef enum PruneHold {
+        PRUNE_HOLD_NONE,          /* prune is off, there is nothing to delete, or DELETE */
+        PRUNE_HOLD_ADOPTED,       /* not created by notebookd, and prune_adopted is off */
+        PRUNE_HOLD_TREE,          /* the last scan of the tree was not whole, or found nothing */
+        PRUNE_HOLD_GRACE,         /* absent for less than prune_grace: due at prune_due_ms */
+        PRUNE_HOLD_UNLISTED,      /* due, but no listing taken this pass shows it: the next
+                                     full pass decides */
+        PRUNE_HOLD_CAP,           /* due, but this pass would delete more than the cap (or
+                                     not exactly the confirmed count): none is deleted */
+        _PRUNE_HOLD_MAX,
+} PruneHold;
 
 typedef struct Action {
         ActionKind kind;
@@ -110,6 +130,9 @@ typedef struct Action {
          * get settled (by any kind but WAIT). */
         bool listed;
         char spec_hash[SPEC_HASH_HEX_LEN + 1];  /* of spec; "" for GONE */
+        PruneHold prune_hold;            /* GONE: see PruneHold */
+        int64_t prune_due_ms;            /* GONE with an instance, DELETE: when its absence is
+                                          * past the grace (wall clock); 0 = prune off */
 } Action;
 
 typedef struct Plan {
@@ -118,6 +141,12 @@ typedef struct Plan {
         size_t counts[_ACTION_KIND_MAX];
         bool offline;                    /* planned without a remote listing */
         bool stale;                      /* planned against an earlier listing (RemoteView.stale) */
+        /* prune (lib/prune.h): deletions due this pass, and whether the cap held them all */
+        size_t prune_due;
+        bool prune_capped;
+        unsigned prune_max;              /* the cap in force; 0 = prune off */
+        unsigned prune_confirm;          /* the exact count confirmed; 0 = none */
+        const char *prune_tree_problem;  /* borrowed from the policy: why the tree holds prune */
 } Plan;
 
 /* What the cloud's listings showed in one pass. */
@@ -150,10 +179,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Plan *, plan_free);
 const Action *plan_find(const Plan *p, const char *name);
 
 /* "create", "adopt", "wait", "blocked", "retry-later", "drift", "failed", "pending",
- * "ok", "gone": stable, used in --json output and the journal. */
+ * "ok", "gone", "start", "stop", "delete": stable, used in --json output and the journal. */
 const char *action_kind_to_string(ActionKind k);
 /* A stable token per reason ("new", "missing-remotely", ...). */
 const char *action_reason_to_string(ActionReason r);
+/* "", "adopted", "tree", "grace", "unlisted", "cap": stable, for --json. */
+const char *prune_hold_to_string(PruneHold h);
 
 /* One readable line for humans and the journal, e.g. "rejected: ModelArts.6404 flavor
  * not allowed (unchanged manifest)" or "differs: flavor (manifest modelarts.vm.cpu.2u,
