@@ -39,6 +39,7 @@ typedef struct Cli {
         bool json;                 /* --json */
         bool wait;                 /* once --wait */
         long long timeout_ms;      /* once --timeout */
+        unsigned prune_confirm;    /* once --prune-confirm: 0 = not given */
         LogTarget log_target;
         int log_level;             /* syslog priority, LOG_INFO by default */
         char **args;               /* positional arguments after the verb */

@@ -12,10 +12,23 @@
 #include "plan.h"
 #include "util.h"
 
-/* Work in flight for one name. At most one per name: a create, or a poll that follows
- * an instance to RUNNING. Later passes leave a busy name alone. */
+/* What an op is doing. */
+typedef enum OpKind {
+        OP_CREATE,      /* a create, queued or on the wire */
+        OP_FOLLOW,      /* polling an instance on its way (created, adopted, pending) */
+        OP_START,       /* state: running: the start call, then following it */
+        OP_STOP,        /* state: stopped: the stop call, then following it */
+        OP_DELETE,      /* prune: stop (unless stopped), follow to STOPPED, delete, follow
+                         * until the cloud no longer has it */
+} OpKind;
+
+/* Work in flight for one name. At most one per name: a create, a poll that follows an
+ * instance, a start or stop, a deletion. Later passes leave a busy name alone. */
 typedef struct Op {
         Engine *engine;
+        OpKind kind;
+        bool delete_sent;                       /* OP_DELETE: the delete was accepted */
+        unsigned action_tries;                  /* start/stop calls sent for this op */
         char *name;
         char *instance_id;                      /* poll */
         char *last_status;                      /* poll: for STATUS_CHANGED */
@@ -74,6 +87,10 @@ struct Engine {
         int64_t deadline_mono_ms;
         sd_event_source *pass_timer;  /* a scheduled (retry) pass */
         int64_t pass_timer_at_mono_ms;
+        sd_event_source *prune_timer; /* a full pass when the next absence passes its grace */
+        int64_t prune_timer_at_mono_ms;
+        char *tree_problem;           /* engine_set_tree_problem */
+        char *prune_held;             /* engine_prune_held */
 
         /* Creates with durable intents, waiting for the API client (ENGINE_CREATE_WINDOW). */
         Op *queue_head, *queue_tail;
@@ -98,6 +115,9 @@ static void pass_start(Engine *e, EnginePassKind kind);
 static void relist_workspace(Engine *e, const char *workspace_id);
 static void on_create_result(ApiClient *c, const ApiResult *ar, const RemoteInstance *inst, void *userdata);
 static void feed_creates(Engine *e, bool drop_all);
+static void poll_settled(Op *op, InstanceStatusClass cls);
+static void delete_done(Op *op);
+static void schedule_full_pass_at(Engine *e, int64_t delay_ms);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -285,8 +305,10 @@ static bool auth_paused(const Engine *e) {
         return api_client_auth_failed(e->api, NULL);
 }
 
-/* The "reported" map's key for engine-wide conditions: no manifest name is empty. */
+/* The "reported" map's keys for engine-wide conditions: no manifest name is empty or
+ * starts with a space. */
 #define REPORT_KEY_ENGINE ""
+#define REPORT_KEY_PRUNE " prune"
 
 /* 401/403: the API client already stopped sending; say so once per failure (several
  * requests in flight may each bring one), with what failed, and arm the retry. */
@@ -319,6 +341,10 @@ static void note_account_frozen(Engine *e, const ApiResult *ar, const LogField *
  * back to the planner at once: it will be created again. */
 static void poll_found_gone(Op *op) {
         Engine *e = op->engine;
+        if (op->kind == OP_DELETE) {
+                delete_done(op);
+                return;
+        }
         log_fields(LOG_WARNING, MESSAGE_INSTANCE_MISSING,
                    LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id }),
                    "Notebook %s (instance %s) disappeared while being followed; the next pass decides",
@@ -411,8 +437,7 @@ static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
                 op_poll_schedule(op);
                 return;
         }
-        standing_set(e, op->name, cls == STATUS_CLASS_FAILED ? STANDING_FAILED : STANDING_RUNNING);
-        op_finish(op);
+        poll_settled(op, cls);
 }
 
 static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -461,6 +486,7 @@ static void follow_instance(Engine *e, const char *name, const char *instance_id
         Op *op;
         if (op_new(e, name, &op) < 0)
                 return;
+        op->kind = OP_FOLLOW;
         op->instance_id = strdup(instance_id);
         op->last_status = xstrdup(status);
         if (!op->instance_id) {
@@ -469,6 +495,200 @@ static void follow_instance(Engine *e, const char *name, const char *instance_id
                 return;
         }
         op_poll_schedule(op);
+}
+
+/* ---------------------------------------------------------------- lifecycle: start, stop, delete */
+
+static int cmp_spec_name(const void *a, const void *b) {
+        return strcmp((*(NotebookSpec *const *) a)->name, (*(NotebookSpec *const *) b)->name);
+}
+
+static int cmp_name_spec(const void *key, const void *item) {
+        return strcmp(key, (*(NotebookSpec *const *) item)->name);
+}
+
+/* The desired set is sorted by name (engine_set_desired). */
+static const NotebookSpec *desired_spec(const Engine *e, const char *name) {
+        NotebookSpec **hit = bsearch(name, e->desired.items, e->desired.n, sizeof(*e->desired.items), cmp_name_spec);
+        return hit ? *hit : NULL;
+}
+
+static DesiredState desired_state_of(const Engine *e, const char *name) {
+        const NotebookSpec *s = desired_spec(e, name);
+        return s ? s->state : DESIRED_STATE_ANY;
+}
+
+static void on_lifecycle_result(ApiClient *c, const ApiResult *ar, void *userdata);
+
+/* Send the op's next call (start, stop or delete) for its instance. */
+static void lifecycle_send(Op *op, ApiCall call) {
+        Engine *e = op->engine;
+        int r = call == API_CALL_START  ? api_start(e->api, op->instance_id, on_lifecycle_result, op)
+                : call == API_CALL_STOP ? api_stop(e->api, op->instance_id, on_lifecycle_result, op)
+                                        : api_delete(e->api, op->instance_id, on_lifecycle_result, op);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot %s notebook %s: %m; a later pass tries again", api_call_to_string(call),
+                                  op->name);
+                schedule_full_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
+                op_finish(op);
+                return;
+        }
+        op->in_request = true;
+        if (call != API_CALL_DELETE)
+                op->action_tries++;
+}
+
+/* state: asks for the other status than cls: the call that gets it there, or 0. */
+static ApiCall state_call_for(const Engine *e, const char *name, InstanceStatusClass cls) {
+        DesiredState want = desired_state_of(e, name);
+        if (want == DESIRED_STATE_STOPPED && cls == STATUS_CLASS_RUNNING)
+                return API_CALL_STOP;
+        if (want == DESIRED_STATE_RUNNING && cls == STATUS_CLASS_STOPPED)
+                return API_CALL_START;
+        return _API_CALL_MAX;
+}
+
+/* Start or stop the op's instance for the manifest's state:, and say so. */
+static void state_action(Op *op, ApiCall call, const char *status) {
+        op->kind = call == API_CALL_START ? OP_START : OP_STOP;
+        const char *action = api_call_to_string(call);
+        const char *want = desired_state_to_string(desired_state_of(op->engine, op->name));
+        log_fields(LOG_NOTICE, MESSAGE_STATE_ACTION,
+                   LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id }, { "ACTION", action },
+                              { "STATUS", status }, { "DESIRED_STATE", want }),
+                   "Notebook %s is %s, its manifest says state: %s: %s it", op->name, strempty(status), want,
+                   call == API_CALL_START ? "starting" : "stopping");
+        standing_set(op->engine, op->name, STANDING_PENDING);
+        lifecycle_send(op, call);
+}
+
+/* A followed instance reached a status that is not on its way anywhere (cls: RUNNING,
+ * STOPPED or failed). */
+static void poll_settled(Op *op, InstanceStatusClass cls) {
+        Engine *e = op->engine;
+        if (op->kind == OP_DELETE) {
+                if (op->delete_sent) {          /* still listed after the delete: keep asking */
+                        op_poll_schedule(op);
+                        return;
+                }
+                if (cls == STATUS_CLASS_RUNNING && op->action_tries < ENGINE_STATE_ACTION_TRIES) {
+                        lifecycle_send(op, API_CALL_STOP);   /* started again meanwhile */
+                        return;
+                }
+                if (cls == STATUS_CLASS_STOPPED || cls == STATUS_CLASS_FAILED) {
+                        lifecycle_send(op, API_CALL_DELETE);
+                        return;
+                }
+                log_fields(LOG_ERR, MESSAGE_ACTION_FAILED,
+                           LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id }, { "ACTION", "delete" },
+                                      { "STATUS", op->last_status }),
+                           "Cannot delete notebook %s: it stays %s after %u stop calls; a later pass tries again",
+                           op->name, strempty(op->last_status), op->action_tries);
+                op_finish(op);
+                return;
+        }
+        standing_set(e, op->name, cls == STATUS_CLASS_FAILED ? STANDING_FAILED : STANDING_RUNNING);
+        /* Arrived: is that where the manifest wants it? A new instance of a "stopped"
+         * manifest is stopped once it first runs. The tries bound a tug of war with
+         * someone (or something) that keeps changing it back. */
+        ApiCall call = state_call_for(e, op->name, cls);
+        if (call != _API_CALL_MAX && op->action_tries < ENGINE_STATE_ACTION_TRIES) {
+                state_action(op, call, op->last_status);
+                return;
+        }
+        op_finish(op);
+}
+
+/* The instance is gone: record it (the record is pruned from the state database after
+ * state_retention) and say so. */
+static void delete_done(Op *op) {
+        Engine *e = op->engine;
+        _cleanup_(instance_record_done) InstanceRecord rec = {};
+        if (record_load(e, op->name, &rec) >= 0) {
+                (void) strdup_replace(&rec.status, "DELETED");
+                record_set_result(&rec, RECORD_RESULT_DELETED, NULL);
+                record_save(e, &rec);
+        }
+        log_fields(LOG_NOTICE, MESSAGE_PRUNE_DELETED,
+                   LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id }),
+                   "Deleted notebook %s (instance %s): its manifest left the tree", op->name, op->instance_id);
+        report_forget(e, op->name);
+        op_finish(op);
+}
+
+static void on_lifecycle_result(ApiClient *c, const ApiResult *ar, void *userdata) {
+        (void) c;
+        Op *op = userdata;
+        Engine *e = op->engine;
+        op->in_request = false;
+        if (e->stopping) {
+                op_finish(op);
+                return;
+        }
+        const char *action = api_call_to_string(ar->call);
+        char http_buf[LOG_INT_BUFSIZE];
+        FieldBuf fb = {};
+        fb_add(&fb, "NOTEBOOK", op->name);
+        fb_add(&fb, "INSTANCE_ID", op->instance_id);
+        fb_add(&fb, "ACTION", action);
+        fb_api(&fb, ar, http_buf);
+
+        if (ar->class == API_CLASS_OK) {
+                /* accepted, or already there (6305/6307), or on its way (6306/6308):
+                 * follow it; a delete is followed until the cloud no longer has it */
+                if (ar->call == API_CALL_DELETE)
+                        op->delete_sent = true;
+                op->poll_attempt = 0;
+                op_poll_schedule(op);
+                return;
+        }
+        if (ar->class == API_CLASS_NOT_FOUND) {
+                poll_found_gone(op);
+                return;
+        }
+        if (ar->call == API_CALL_DELETE && streq_ptr(ar->error_code, "ModelArts.6304") &&
+            op->action_tries < ENGINE_STATE_ACTION_TRIES) {
+                lifecycle_send(op, API_CALL_STOP);   /* "stop the instance before deleting it" */
+                return;
+        }
+        if (ar->class == API_CLASS_AUTH) {
+                note_auth_failure(e, ar, fb.f);
+                op_finish(op);
+                return;
+        }
+        if (ar->class == API_CLASS_THROTTLED || ar->class == API_CLASS_TRANSIENT) {
+                int64_t delay = MAX(ar->retry_after_ms, ENGINE_POLL_BASE_MS);
+                log_fields(LOG_WARNING, MESSAGE_ACTION_FAILED, fb.f, "Cannot %s notebook %s now (%s); trying again",
+                           action, op->name, strempty(ar->message));
+                schedule_full_pass_at(e, delay);
+                op_finish(op);
+                return;
+        }
+        /* Refused for good (a policy, an odd status): once per refusal, until the next
+         * full pass asks again. */
+        char key[96];
+        snprintf(key, sizeof key, "refused:%s:%s", action, strempty(ar->error_code));
+        if (report_once(e, op->name, key))
+                log_fields(LOG_ERR, MESSAGE_ACTION_FAILED, fb.f, "Cannot %s notebook %s: %s", action, op->name,
+                           strempty(ar->message));
+        op_finish(op);
+}
+
+/* An op for a name's existing instance. */
+static Op *lifecycle_op(Engine *e, const Action *a, OpKind kind) {
+        const char *id = a->remote && a->remote->id ? a->remote->id : a->record ? a->record->instance_id : NULL;
+        Op *op;
+        if (!id || op_new(e, a->name, &op) < 0)
+                return NULL;
+        op->kind = kind;
+        op->instance_id = strdup(id);
+        op->last_status = xstrdup(a->status);
+        if (!op->instance_id) {
+                hashmap_remove(e->ops, a->name);
+                op_free(op);
+                return NULL;
+        }
+        return op;
 }
 
 /* ---------------------------------------------------------------- creating */
@@ -508,6 +728,7 @@ static CreateNext create_accepted(CreateAnswer *x) {
         (void) strdup_replace(&x->rec.workspace_id, inst && inst->workspace_id ? inst->workspace_id : op->workspace_id);
         (void) strdup_replace(&x->rec.status, inst && inst->status ? inst->status : "CREATING");
         record_set_result(&x->rec, RECORD_RESULT_ACCEPTED, x->ar);
+        x->rec.created_by_us = x->rec.instance_id != NULL;   /* prune's ownership guard */
         x->rec.attempts = 0;
         x->rec.next_attempt_at_ms = 0;
         /* The intent stays open unless the instance id is on disk: then the next pass
@@ -524,8 +745,10 @@ static CreateNext create_accepted(CreateAnswer *x) {
                 standing_set(e, op->name, STANDING_RUNNING);
         _cleanup_free_ char *name = strdup(op->name);
         op_detach(op);
-        /* the poll is registered before "settled" is checked, or `once` would end first */
-        if (name && !running)
+        /* the poll is registered before "settled" is checked, or `once` would end first;
+         * one made RUNNING at once is followed too when its manifest says stopped: the
+         * follow's end stops it */
+        if (name && (!running || desired_state_of(e, name) == DESIRED_STATE_STOPPED))
                 follow_instance(e, name, x->rec.instance_id, x->rec.status);
         return CREATE_HANDLED;
 }
@@ -934,7 +1157,9 @@ typedef struct PassActions {
         size_t n_creates;
         int64_t now_ms;                 /* wall clock */
         int64_t next_retry_ms;          /* earliest backoff end (wall clock), 0 = none */
+        int64_t next_prune_ms;          /* earliest absence past its grace (wall clock), 0 = none */
         bool relist;                    /* a workspace must be listed again: one more pass */
+        bool prune_relist;              /* a deletion is due, but no current listing shows it */
 } PassActions;
 
 /* Where the plan puts a desired name. A create is WAITING until it is on the wire. */
@@ -955,6 +1180,9 @@ static EngineStanding standing_of_action(const Action *a) {
                 return a->status_class == STATUS_CLASS_RUNNING || a->status_class == STATUS_CLASS_STOPPED
                                ? STANDING_RUNNING
                                : STANDING_PENDING;
+        case ACTION_START:
+        case ACTION_STOP:
+                return STANDING_PENDING;
         case ACTION_ADOPT:
                 return remote == STATUS_CLASS_RUNNING || remote == STATUS_CLASS_STOPPED ? STANDING_RUNNING
                        : remote == STATUS_CLASS_FAILED                                 ? STANDING_FAILED
@@ -1138,13 +1366,45 @@ static void act_failed(PassActions *p, const Action *a, const char *why) {
                            "Notebook %s is in failed status %s", a->name, strempty(a->status));
 }
 
+/* Reported again when prune's verdict on it changes (the grace started, the cap held). */
 static void act_gone(PassActions *p, const Action *a, const char *why) {
-        (void) why;
-        if (report_once(p->engine, a->name, "gone"))
+        Engine *e = p->engine;
+        char key[32];
+        snprintf(key, sizeof key, "gone:%s", prune_hold_to_string(a->prune_hold));
+        if (report_once(e, a->name, key))
                 log_fields(LOG_NOTICE, MESSAGE_GONE,
-                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", a->record ? a->record->instance_id : NULL }),
-                           "Notebook %s is recorded but no longer in the manifests; left as it is (never deleted)",
-                           a->name);
+                           LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", a->record ? a->record->instance_id : NULL },
+                                      { "PRUNE_HOLD", a->prune_hold ? prune_hold_to_string(a->prune_hold) : NULL }),
+                           "Notebook %s is recorded but no longer in the manifests: %s", a->name, strempty(why));
+        /* the next absence to pass its grace is judged by a full pass at that time */
+        if (a->prune_hold == PRUNE_HOLD_GRACE && a->prune_due_ms > 0 &&
+            (p->next_prune_ms == 0 || a->prune_due_ms < p->next_prune_ms))
+                p->next_prune_ms = a->prune_due_ms;
+        if (a->prune_hold == PRUNE_HOLD_UNLISTED)
+                p->prune_relist = true;
+}
+
+static void act_state(PassActions *p, const Action *a, const char *why) {
+        (void) why;
+        Op *op = lifecycle_op(p->engine, a, a->kind == ACTION_START ? OP_START : OP_STOP);
+        if (op)
+                state_action(op, a->kind == ACTION_START ? API_CALL_START : API_CALL_STOP, a->status);
+        if (a->drift_fields)
+                act_drift(p, a, why);   /* its own report; follows nothing: the op is busy */
+}
+
+/* prune: every guard held (lib/prune.h). A running instance is stopped first. */
+static void act_delete(PassActions *p, const Action *a, const char *why) {
+        Op *op = lifecycle_op(p->engine, a, OP_DELETE);
+        if (!op)
+                return;
+        char since[LOG_INT_BUFSIZE];
+        log_fields(LOG_WARNING, MESSAGE_PRUNE_DELETING,
+                   LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", op->instance_id }, { "STATUS", a->status },
+                              { "UNDESIRED_SINCE", log_int(since, a->record->undesired_since_ms) }),
+                   "Deleting notebook %s (prune): %s", a->name, strempty(why));
+        bool stopped = a->status_class == STATUS_CLASS_STOPPED || a->status_class == STATUS_CLASS_FAILED;
+        lifecycle_send(op, stopped ? API_CALL_DELETE : API_CALL_STOP);
 }
 
 static void act_ok(PassActions *p, const Action *a, const char *why) {
@@ -1184,7 +1444,54 @@ static const ActionHandler action_handlers[_ACTION_KIND_MAX] = {
         [ACTION_RETRY_LATER] = act_retry_later, [ACTION_DRIFT] = act_drift,
         [ACTION_FAILED] = act_failed,   [ACTION_PENDING] = act_pending,
         [ACTION_OK] = act_ok,           [ACTION_GONE] = act_gone,
+        [ACTION_START] = act_state,     [ACTION_STOP] = act_state,
+        [ACTION_DELETE] = act_delete,
 };
+
+/* A pass whose deletions prune held as a whole (the cap, or a tree that is not whole):
+ * an error naming the count and the first names, once per distinct situation, and
+ * STATUS= says it while it lasts. */
+static void note_prune_held(Engine *e, const Plan *plan) {
+        _cleanup_free_ char *names = NULL;
+        size_t n = 0, shown = 0;
+        for (size_t i = 0; i < plan->n; i++) {
+                const Action *a = &plan->actions[i];
+                if (a->kind != ACTION_GONE || (a->prune_hold != PRUNE_HOLD_CAP && a->prune_hold != PRUNE_HOLD_TREE))
+                        continue;
+                n++;
+                if (shown < ENGINE_PRUNE_NAMES_SHOWN) {
+                        char *t = xasprintf("%s%s%s", strempty(names), names ? ", " : "", a->name);
+                        if (t) {
+                                free(names);
+                                names = t;
+                                shown++;
+                        }
+                }
+        }
+        e->prune_held = mfree(e->prune_held);
+        if (n == 0) {
+                report_forget(e, REPORT_KEY_PRUNE);
+                return;
+        }
+        const char *reason = plan->prune_capped ? "cap" : "tree";
+        if (plan->prune_capped && plan->prune_confirm > 0)
+                e->prune_held = xasprintf("prune held: %zu deletions due, %u confirmed", n, plan->prune_confirm);
+        else if (plan->prune_capped)
+                e->prune_held = xasprintf("prune held: %zu deletions due, over prune_max_per_pass %u", n, plan->prune_max);
+        else
+                e->prune_held = xasprintf("prune held: the manifests tree is not whole (%s)",
+                                          strempty(plan->prune_tree_problem));
+        char key[96];
+        snprintf(key, sizeof key, "%s:%zu", reason, n);
+        if (!report_once(e, REPORT_KEY_PRUNE, key))
+                return;
+        char due[LOG_INT_BUFSIZE], max[LOG_INT_BUFSIZE];
+        log_fields(LOG_ERR, MESSAGE_PRUNE_HELD,
+                   LOG_FIELDS({ "PRUNE_DUE", log_int(due, n) }, { "PRUNE_MAX", log_int(max, plan->prune_max) },
+                              { "PRUNE_REASON", reason }),
+                   "Prune deletes nothing this pass: %s; the %zu instance%s: %s%s", strempty(e->prune_held), n,
+                   n == 1 ? "" : "s", strempty(names), n > shown ? ", ..." : "");
+}
 
 static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents, size_t n_intents) {
         PassActions p = {
@@ -1214,6 +1521,12 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                 schedule_pass_at(e, p.next_retry_ms - p.now_ms);
         if (p.relist)
                 e->pass_again = true;
+        note_prune_held(e, plan);
+        if (e->options.daemon && p.next_prune_ms > 0)
+                schedule_full_pass_at(e, p.next_prune_ms - p.now_ms);
+        /* (a full pass whose listing failed leaves it to the listing's own retry) */
+        if (e->options.daemon && p.prune_relist && e->pass_kind == ENGINE_PASS_INCREMENTAL)
+                schedule_full_pass_at(e, 0);
 }
 
 static void pass_finish(Engine *e, const char *outcome) {
@@ -1346,13 +1659,21 @@ static int known_merge(Engine *e, const char ***ret_fresh, size_t *ret_n_fresh) 
         return 0;
 }
 
-/* What store_prune may do with a name this pass judged (store.h), or -1: leave it. */
-static int prune_verdict(const Engine *e, const Action *a) {
+/* What store_prune may do with a name this pass judged (store.h), or -1: leave it.
+ * Every pass marks a name that left the tree (prune's grace counts from that mark)
+ * and clears the mark of one that came back; only a full pass (full) lets a record
+ * go. A tree that is not whole starts no mark: its "missing" names may only be
+ * unreadable. */
+static int prune_verdict(const Engine *e, const Action *a, bool full) {
         /* In flight, or changed under this listing: the next pass judges it. */
         if (name_busy(e, a->name) || !a->record)
                 return -1;
-        if (a->kind != ACTION_GONE)
+        if (a->kind != ACTION_GONE && a->kind != ACTION_DELETE)
                 return a->record->undesired_since_ms != 0 ? STORE_PRUNE_DESIRED : -1;
+        if (e->tree_problem && a->record->undesired_since_ms == 0)
+                return -1;
+        if (!full)
+                return a->record->undesired_since_ms == 0 ? STORE_PRUNE_KEEP : -1;
         if (!a->listed)
                 return STORE_PRUNE_KEEP;
         if (!a->record->instance_id)
@@ -1366,8 +1687,8 @@ static int prune_verdict(const Engine *e, const Action *a) {
 }
 
 /* A full pass (every workspace listed) ends by pruning the state database, so its size
- * follows the tree and the retention, not the history. */
-static void prune_state(Engine *e, const Plan *plan) {
+ * follows the tree and the retention, not the history; any pass marks and unmarks. */
+static void prune_state(Engine *e, const Plan *plan, bool full) {
         _cleanup_free_ StorePruneItem *items = calloc(plan->n ?: 1, sizeof(*items));
         if (!items) {
                 log_warning("Out of memory: the state database is pruned after a later pass");
@@ -1375,12 +1696,16 @@ static void prune_state(Engine *e, const Plan *plan) {
         }
         size_t n = 0;
         for (size_t i = 0; i < plan->n; i++) {
-                int v = prune_verdict(e, &plan->actions[i]);
+                int v = prune_verdict(e, &plan->actions[i], full);
                 if (v >= 0)
                         items[n++] = (StorePruneItem) { .name = plan->actions[i].name, .verdict = v };
         }
+        if (n == 0 && !full)
+                return;   /* an edit that moved no mark writes nothing */
         StorePruneCounts c = {};
-        int r = store_prune(e->store, items, n, now_realtime_ms(), e->options.state_retention_ms, &c);
+        /* only a full pass sweeps: a retention no row can be past */
+        int64_t retention = full ? e->options.state_retention_ms : INT64_MAX / 4;
+        int r = store_prune(e->store, items, n, now_realtime_ms(), retention, &c);
         if (r < 0) {
                 note_state_error(e, r, "prune", NULL);
                 return;
@@ -1440,9 +1765,11 @@ static void pass_plan(Engine *e) {
                 log_error_errno(r, "Planning failed: %m");
                 schedule_pass_at(e, ENGINE_LIST_RETRY_MAX_MS);
         } else {
+                PrunePolicy policy = e->options.prune;
+                policy.tree_problem = e->tree_problem;
+                plan_apply_prune(plan, &policy, now_realtime_ms());
                 act_on_plan(e, plan, intents, n_intents);
-                if (e->pass_kind == ENGINE_PASS_FULL && e->n_unlisted == 0 && !e->listing_lost)
-                        prune_state(e, plan);
+                prune_state(e, plan, e->pass_kind == ENGINE_PASS_FULL && e->n_unlisted == 0 && !e->listing_lost);
         }
         plan = plan_free(plan);
         instance_records_free(records, n_records);
@@ -1743,6 +2070,38 @@ static void schedule_pass_at(Engine *e, int64_t delay_ms) {
         e->pass_timer_at_mono_ms = at;
 }
 
+static int on_prune_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
+        Engine *e = userdata;
+        e->prune_timer_at_mono_ms = 0;
+        pass_start(e, ENGINE_PASS_FULL);
+        return 0;
+}
+
+/* A full pass delay_ms from now (prune: a deletion is judged against a listing taken
+ * for it), unless one is armed earlier. */
+static void schedule_full_pass_at(Engine *e, int64_t delay_ms) {
+        if (e->stopping || !e->options.daemon)
+                return;
+        int64_t at = now_monotonic_ms() + MAX(delay_ms, 0);
+        if (e->prune_timer_at_mono_ms > 0 && e->prune_timer_at_mono_ms <= at)
+                return;
+        int r;
+        if (e->prune_timer)
+                r = sd_event_source_set_time(e->prune_timer, (uint64_t) at * 1000);
+        else
+                r = sd_event_add_time(e->event, &e->prune_timer, CLOCK_MONOTONIC, (uint64_t) at * 1000,
+                                      ENGINE_TIMER_ACCURACY_USEC, on_prune_timer, e);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(e->prune_timer, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                log_error_errno(r, "Cannot schedule a full pass: %m");
+                return;
+        }
+        e->prune_timer_at_mono_ms = at;
+}
+
 /* ---------------------------------------------------------------- public */
 
 int engine_new(sd_event *event, Store *store, ApiClient *api, const EngineOptions *o, Engine **ret) {
@@ -1784,6 +2143,9 @@ Engine *engine_free(Engine *e) {
         hashmap_free(e->touched);
         hashmap_free(e->standing);
         sd_event_source_disable_unref(e->pass_timer);
+        sd_event_source_disable_unref(e->prune_timer);
+        free(e->tree_problem);
+        free(e->prune_held);
         spec_list_clear(&e->desired);
         listings_clear(e);
         remote_instance_list_clear(&e->known);
@@ -1819,6 +2181,9 @@ int engine_set_desired(Engine *e, const NotebookSpec *const *specs, size_t n) {
         hashmap_free(e->standing);
         e->standing = TAKE_PTR(standing);
         e->counts = c;
+        /* sorted by name: desired_spec() finds a name's state: by bisection */
+        if (l.n > 1)
+                qsort(l.items, l.n, sizeof(*l.items), cmp_spec_name);
         requeue_creates(e, &l);   /* queued creates point at the old specs */
         spec_list_clear(&e->desired);
         e->desired = l;
@@ -1914,6 +2279,14 @@ const char *engine_pause_reason(const Engine *e, int64_t *ret_retry_mono_ms) {
 void engine_reset_auth(Engine *e) {
         report_forget(e, REPORT_KEY_ENGINE);
         api_client_reset_auth(e->api);
+}
+
+int engine_set_tree_problem(Engine *e, const char *problem) {
+        return strdup_replace(&e->tree_problem, problem);
+}
+
+const char *engine_prune_held(const Engine *e) {
+        return e->prune_held;
 }
 
 bool engine_state_error(const Engine *e) {

@@ -23,6 +23,7 @@
 
 #include "api.h"
 #include "macro.h"
+#include "prune.h"
 #include "spec.h"
 #include "store.h"
 
@@ -35,6 +36,8 @@ typedef struct EngineOptions {
                                  * much later (0 = CONFIG_DEFAULT_AUTH_RETRY_INTERVAL_MS) */
         int64_t state_retention_ms; /* store_prune's retention after a full pass
                                      * (0 = CONFIG_DEFAULT_STATE_RETENTION_MS) */
+        PrunePolicy prune;          /* prune: (lib/prune.h); tree_problem is set by
+                                     * engine_set_tree_problem, not here */
 } EngineOptions;
 
 /* Where one desired name stands: exactly one of these per name, set when a pass plans
@@ -73,6 +76,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Engine *, engine_free);
 
 /* Replace the desired set (the specs are copied). Does not start a pass by itself. */
 int engine_set_desired(Engine *e, const NotebookSpec *const *specs, size_t n);
+/* Why the last scan of the tree was not whole (copied), or NULL when it was: prune
+ * deletes nothing, and no name starts its grace, while it is set (lib/prune.h). */
+int engine_set_tree_problem(Engine *e, const char *problem);
+/* Prune's deletions held this pass (over the cap, or the tree not whole), for STATUS=;
+ * NULL when none are. Borrowed: valid until the next pass. */
+const char *engine_prune_held(const Engine *e);
 /* What a pass lists (part 6: an edit costs no relisting). */
 typedef enum EnginePassKind {
         /* The tree changed, or a retry is due: plan every name from the records and the

@@ -122,11 +122,12 @@ static void manager_update_status(Manager *m) {
                                   (long long) MAX((retry_ms - now_monotonic_ms() + 999) / 1000, 0));
         else if (paused)
                 pause = xasprintf("Paused: %s%s, waiting for a reload; ", paused, strempty(clock));
+        const char *prune_held = engine_prune_held(m->engine);
         _cleanup_free_ char *s = xasprintf(
                 "STATUS=%s%zu desired, %zu running, %zu creating, %zu waiting, %zu failed, %zu rejected, %zu retrying, "
-                "%zu invalid manifest%s",
+                "%zu invalid manifest%s%s%s",
                 strempty(pause), c.desired, c.running, c.pending, c.waiting, c.failed, c.rejected, c.retrying,
-                m->n_invalid, m->n_invalid == 1 ? "" : "s");
+                m->n_invalid, m->n_invalid == 1 ? "" : "s", prune_held ? "; " : "", strempty(prune_held));
         if (s)
                 (void) sd_notify(false, s);
 }
@@ -238,13 +239,15 @@ static void report_watch_errors(Manager *m) {
 /* A scan is in (r: its result): hand the set over to the engine. The caller starts
  * the pass. */
 static int manager_apply_desired(Manager *m, int r, const char *why, NewDiags *nd) {
-        if (r < 0)
-                /* the engine keeps its own copy of the previous set */
+        if (r < 0) {
+                /* the engine keeps its own copy of the previous set, and prunes nothing */
+                (void) engine_set_tree_problem(m->engine, "the manifests directory cannot be read");
                 return log_fields_errno(LOG_ERR, r, MESSAGE_MANIFEST_INVALID,
                                         LOG_FIELDS({ "CONFIG_FILE", m->config.manifests },
                                                    { "MANIFESTS_DIR", m->config.manifests }),
                                         "Cannot read the manifests directory %s: %m; keeping the previous desired set",
                                         m->config.manifests);
+        }
         int64_t apply_ms = now_monotonic_ms();
         log_new_diagnostics(m, nd);
         DesiredStats st;
@@ -252,7 +255,12 @@ static int manager_apply_desired(Manager *m, int r, const char *why, NewDiags *n
         m->n_invalid = st.n_invalid;
         size_t n;
         const NotebookSpec *const *specs = desired_set_specs(m->desired, &n);
-        r = engine_set_desired(m->engine, specs, n);
+        _cleanup_free_ char *problem = NULL;
+        r = desired_set_problem(m->desired, &problem);
+        if (r >= 0)
+                r = engine_set_tree_problem(m->engine, problem);
+        if (r >= 0)
+                r = engine_set_desired(m->engine, specs, n);
         if (r < 0)
                 return log_error_errno(r, "Cannot update the desired set: %m");
         int64_t now = now_monotonic_ms();
@@ -412,7 +420,8 @@ static int manager_open_backend(Manager *m, const Config *config, Backend *ret_b
                 return r;
         Engine *e;
         EngineOptions eo = { .follow = true, .daemon = true, .auth_retry_ms = config->auth_retry_interval_ms,
-                          .state_retention_ms = config->state_retention_ms };
+                          .state_retention_ms = config->state_retention_ms,
+                          .prune = config_prune_policy(config) };
         r = engine_new(m->event, b.store, b.api, &eo, &e);
         if (r < 0) {
                 backend_close(&b);

@@ -35,6 +35,18 @@
 #define MESSAGE_GONE             "1410e3e87149413ab62877ff1002bdbf" /* no longer desired; needs: NOTEBOOK, INSTANCE_ID */
 #define MESSAGE_INSTANCE_MISSING "46683c2c5c94409586bac33f36b972ee" /* deleted behind our back; needs: NOTEBOOK, INSTANCE_ID */
 
+/* The lifecycle (issue: state: and prune). */
+#define MESSAGE_STATE_ACTION     "376ca9f1517e43eba53b47ee35d76f10" /* start/stop sent for state:; needs: NOTEBOOK,
+                                                                     INSTANCE_ID, ACTION, STATUS, DESIRED_STATE */
+#define MESSAGE_ACTION_FAILED    "1d5bdb0cec254c95b72adc03b9231a15" /* a start, stop or delete refused; needs: NOTEBOOK,
+                                                                     INSTANCE_ID, ACTION, API_ERROR_CODE */
+#define MESSAGE_PRUNE_DELETING   "5c9ed881123541a987d6cb3ad51684e8" /* prune: deleting; needs: NOTEBOOK, INSTANCE_ID,
+                                                                     STATUS, UNDESIRED_SINCE */
+#define MESSAGE_PRUNE_DELETED    "d12deaad2dde4fb3b7e6076f9b69d8c8" /* prune: gone from the cloud; needs: NOTEBOOK,
+                                                                     INSTANCE_ID */
+#define MESSAGE_PRUNE_HELD       "498cd7b73dd2473e98d2cf0874e0c85b" /* prune refused a whole pass's deletions (cap,
+                                                                     tree); PRUNE_DUE, PRUNE_MAX, PRUNE_REASON */
+
 /* Talking to the API. */
 #define MESSAGE_AUTH_FAILED      "c4b4fc991bdc494b9d80cfbbabb4ad53" /* 401/403; needs: HTTP_STATUS, API_ERROR_CODE */
 #define MESSAGE_THROTTLED        "03fd2eed8b3342bea9b262ac05f45fe5" /* 429; RETRY_IN_MS */

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "diag.h"
+#include "limits.h"
 #include "util.h"
 
 static void help(FILE *f) {
@@ -33,6 +34,8 @@ static void help(FILE *f) {
               "      --wait             once: follow created instances until RUNNING or failed\n"
               "      --timeout SECONDS  once: a hard deadline (default 300): stop, cancel what is\n"
               "                         in flight, report\n"
+              "      --prune-confirm=N  once: with prune on, delete exactly N instances (the\n"
+              "                         count plan shows), or none; replaces prune_max_per_pass\n"
               "      --log-target=auto|journal|console\n"
               "      --log-level=LEVEL  debug, info, notice, warning, err (default info)\n"
               "  -h, --help             this help\n"
@@ -62,7 +65,7 @@ static int parse_log_level(const char *s) {
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_JSON = 0x100, OPT_VERSION, OPT_WAIT, OPT_TIMEOUT, OPT_LOG_TARGET, OPT_LOG_LEVEL };
+        enum { OPT_JSON = 0x100, OPT_VERSION, OPT_WAIT, OPT_TIMEOUT, OPT_LOG_TARGET, OPT_LOG_LEVEL, OPT_PRUNE_CONFIRM };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "manifests", required_argument, NULL, 'm' },
@@ -72,6 +75,7 @@ int main(int argc, char **argv) {
                 { "json", no_argument, NULL, OPT_JSON },
                 { "wait", no_argument, NULL, OPT_WAIT },
                 { "timeout", required_argument, NULL, OPT_TIMEOUT },
+                { "prune-confirm", required_argument, NULL, OPT_PRUNE_CONFIRM },
                 { "log-target", required_argument, NULL, OPT_LOG_TARGET },
                 { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
                 { "help", no_argument, NULL, 'h' },
@@ -117,6 +121,14 @@ int main(int argc, char **argv) {
                                 return EXIT_USAGE;
                         }
                         cli.timeout_ms = v * 1000;
+                        break;
+                case OPT_PRUNE_CONFIRM:
+                        if (parse_int64(optarg, 1, CONFIG_MAX_PRUNE_PER_PASS, &v) < 0) {
+                                fprintf(stderr, "notebookd: --prune-confirm: expected the number of deletions (1 to %d), got '%s'\n",
+                                        CONFIG_MAX_PRUNE_PER_PASS, optarg);
+                                return EXIT_USAGE;
+                        }
+                        cli.prune_confirm = (unsigned) v;
                         break;
                 case OPT_LOG_TARGET:
                         if (streq(optarg, "auto"))

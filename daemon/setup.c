@@ -123,6 +123,15 @@ int manifests_dir_check(const char *dir) {
         return -EACCES;
 }
 
+PrunePolicy config_prune_policy(const Config *c) {
+        return (PrunePolicy) {
+                .enabled = c->prune,
+                .adopted = c->prune_adopted,
+                .grace_ms = c->prune_grace_ms,
+                .max_per_pass = c->prune_max_per_pass,
+        };
+}
+
 bool backend_equivalent(const Backend *a, const Config *config_a, const Backend *b, const Config *config_b) {
         const Credentials *x = a->credentials, *y = b->credentials;
         return streq_ptr(a->endpoint, b->endpoint) && streq_ptr(a->project_id, b->project_id) &&
@@ -135,6 +144,9 @@ bool backend_equivalent(const Backend *a, const Config *config_a, const Backend 
                config_a->request_timeout_ms == config_b->request_timeout_ms &&
                config_a->auth_retry_interval_ms == config_b->auth_retry_interval_ms &&
                config_a->state_retention_ms == config_b->state_retention_ms &&
+               config_a->prune == config_b->prune && config_a->prune_adopted == config_b->prune_adopted &&
+               config_a->prune_grace_ms == config_b->prune_grace_ms &&
+               config_a->prune_max_per_pass == config_b->prune_max_per_pass &&
                streq_ptr(config_a->ca_file, config_b->ca_file) &&
                streq_ptr(config_a->iam_endpoint, config_b->iam_endpoint) &&
                streq_ptr(config_a->state_dir, config_b->state_dir);

@@ -8,6 +8,7 @@
 #include "api.h"
 #include "cli.h"
 #include "credentials.h"
+#include "prune.h"
 #include "store.h"
 
 typedef struct Backend {
@@ -21,6 +22,8 @@ typedef struct Backend {
 /* 0, or a negative errno after logging why (config, credentials, state). A failure to
  * open the state database that time may fix (busy, disk full, I/O error) is -EAGAIN. */
 int backend_open(Backend *b, sd_event *event, const Config *config);
+/* The config's prune: keys as the engine's policy (tree_problem unset). */
+PrunePolicy config_prune_policy(const Config *c);
 
 /* The exit code for a start-up failure r: -EAGAIN (from backend_open() or
  * state_dir_lock()) is EXIT_TEMPFAIL, anything else EXIT_USAGE. */

@@ -155,9 +155,16 @@ int verb_once(Cli *cli) {
 
         OnceState s = { .event = event, .api = b.api };
         EngineOptions eo = { .follow = cli->wait, .daemon = false,
-                             .state_retention_ms = cli->config.state_retention_ms };
+                             .state_retention_ms = cli->config.state_retention_ms,
+                             .prune = config_prune_policy(&cli->config) };
+        eo.prune.confirm = cli->prune_confirm;
         int exit_code = EXIT_USAGE;
+        _cleanup_free_ char *problem = NULL;
         r = engine_new(event, b.store, b.api, &eo, &s.engine);
+        if (r >= 0)
+                r = desired_set_problem(desired, &problem);
+        if (r >= 0)
+                r = engine_set_tree_problem(s.engine, problem);
         if (r >= 0)
                 r = engine_set_desired(s.engine, specs, n_specs);
         if (r < 0) {
@@ -209,8 +216,12 @@ int verb_once(Cli *cli) {
                "%zu invalid manifest document%s\n",
                c.desired, c.running, c.pending, c.waiting, c.failed, c.rejected, c.retrying, stats.n_invalid,
                stats.n_invalid == 1 ? "" : "s");
+        const char *prune_held = engine_prune_held(s.engine);
+        if (prune_held)
+                fprintf(stderr, "notebookd: %s (notebookd plan lists them)\n", prune_held);
         exit_code = exit_code_of(&c, cli->wait, engine_account_frozen(s.engine),
-                                 stats.n_invalid > 0 || desired_set_diags(desired)->n_errors > 0, s.interrupted);
+                                 stats.n_invalid > 0 || desired_set_diags(desired)->n_errors > 0 || prune_held,
+                                 s.interrupted);
 
 finish:
         s.engine = engine_free(s.engine);

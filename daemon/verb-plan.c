@@ -9,6 +9,8 @@
 #include "cli.h"
 #include "desired.h"
 #include "plan.h"
+#include "prune.h"
+#include "setup.h"
 #include "store.h"
 #include "util.h"
 
@@ -42,6 +44,13 @@ static cJSON *action_to_json(const Action *a, int64_t now_ms) {
                 ok = cJSON_AddNumberToObject(o, "intent_id", (double) a->intent->id);
         if (ok && a->record && a->record->error_code)
                 ok = cJSON_AddStringToObject(o, "error_code", a->record->error_code);
+        if (ok && a->spec && a->spec->state != DESIRED_STATE_ANY)
+                ok = cJSON_AddStringToObject(o, "desired_state", desired_state_to_string(a->spec->state));
+        /* prune: why a deletion waits, and when it is due (ms since the epoch) */
+        if (ok && a->prune_hold != PRUNE_HOLD_NONE)
+                ok = cJSON_AddStringToObject(o, "prune_hold", prune_hold_to_string(a->prune_hold));
+        if (ok && a->prune_due_ms > 0)
+                ok = cJSON_AddNumberToObject(o, "prune_due_ms", (double) a->prune_due_ms);
         if (!ok) {
                 cJSON_Delete(o);
                 return NULL;
@@ -107,6 +116,9 @@ static int print_table(const Plan *p, const DesiredStats *st, int64_t now_ms) {
         if (p->offline)
                 fputs(" (offline: the remote listing may turn creates into adoptions)", stdout);
         putchar('\n');
+        if (p->prune_capped && p->prune_confirm == 0)
+                printf("prune: %zu deletions due, more than prune_max_per_pass (%u): none is made; "
+                       "notebookd once --prune-confirm=%zu makes them\n", p->prune_due, p->prune_max, p->prune_due);
         return 0;
 }
 
@@ -156,6 +168,14 @@ int verb_plan(Cli *cli) {
         int64_t now_ms = now_realtime_ms();
         _cleanup_(plan_freep) Plan *plan = NULL;
         r = plan_compute(specs, n_specs, records, n_records, intents, n_intents, NULL, now_ms, &plan);
+        _cleanup_free_ char *problem = NULL;
+        if (r >= 0)
+                r = desired_set_problem(set, &problem);
+        if (r >= 0) {
+                PrunePolicy prune = config_prune_policy(&cli->config);
+                prune.tree_problem = problem;
+                plan_apply_prune(plan, &prune, now_ms);
+        }
         if (r >= 0)
                 r = cli->json ? print_json(plan, &st, n_records, n_intents, now_ms) : print_table(plan, &st, now_ms);
         plan = plan_free(plan); /* points into records and intents */
