@@ -1305,8 +1305,12 @@ static void act_adopt(PassActions *p, const Action *a, const char *why) {
                    strempty(a->remote->status));
         report_forget(e, a->name);
         InstanceStatusClass cls = instance_status_class(a->remote->status);
+        ApiCall call = state_call_for(e, a->name, cls);
+        Op *op;
         if (cls == STATUS_CLASS_PENDING || cls == STATUS_CLASS_UNKNOWN)
                 follow_instance(e, a->name, a->remote->id, a->remote->status);
+        else if (call != _API_CALL_MAX && (op = lifecycle_op(e, a, call == API_CALL_START ? OP_START : OP_STOP)))
+                state_action(op, call, a->remote->status);   /* adopted, but not as the manifest wants it */
 }
 
 static void act_pending(PassActions *p, const Action *a, const char *why) {

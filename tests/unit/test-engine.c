@@ -5,7 +5,7 @@
  * a server, and an interleaving (a create finishing while a listing is out) is written
  * down instead of hoped for. engine.c and log.c live in daemon/, outside the library, so
  * they are compiled into this suite. */
-/* LDFLAGS: -Wl,--wrap=api_create,--wrap=api_list,--wrap=api_get,--wrap=api_client_cancel_queued,--wrap=api_client_reset_auth,--wrap=api_client_auth_failed,--wrap=store_commit */
+/* LDFLAGS: -Wl,--wrap=api_create,--wrap=api_list,--wrap=api_get,--wrap=api_start,--wrap=api_stop,--wrap=api_delete,--wrap=api_client_cancel_queued,--wrap=api_client_reset_auth,--wrap=api_client_auth_failed,--wrap=store_commit */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -29,6 +29,7 @@ typedef struct Call {
         const NotebookSpec *spec; /* create: the engine's copy (valid while the call is open) */
         api_instance_cb instance_cb;
         api_list_cb list_cb;
+        api_done_cb done_cb;      /* start, stop, delete */
         void *userdata;
         bool answered;
 } Call;
@@ -67,6 +68,27 @@ int __wrap_api_get(ApiClient *c, const char *instance_id, api_instance_cb cb, vo
         (void) c;
         record_call(API_CALL_GET, instance_id, userdata)->instance_cb = cb;
         return 0;
+}
+
+/* start, stop, delete: what = the instance id */
+static int wrap_done(ApiCall call, const char *instance_id, api_done_cb cb, void *userdata) {
+        record_call(call, instance_id, userdata)->done_cb = cb;
+        return 0;
+}
+int __wrap_api_start(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata);
+int __wrap_api_start(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata) {
+        (void) c;
+        return wrap_done(API_CALL_START, instance_id, cb, userdata);
+}
+int __wrap_api_stop(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata);
+int __wrap_api_stop(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata) {
+        (void) c;
+        return wrap_done(API_CALL_STOP, instance_id, cb, userdata);
+}
+int __wrap_api_delete(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata);
+int __wrap_api_delete(ApiClient *c, const char *instance_id, api_done_cb cb, void *userdata) {
+        (void) c;
+        return wrap_done(API_CALL_DELETE, instance_id, cb, userdata);
 }
 
 void __wrap_api_client_cancel_queued(ApiClient *c);
@@ -186,6 +208,23 @@ static void answer_instance(ApiCall call, const char *what, const ApiResult *r, 
         c->instance_cb(NULL, r, r->class == API_CLASS_OK ? inst : NULL, c->userdata);
 }
 
+/* Answer the open start/stop/delete of instance id. */
+static void answer_done(ApiCall call, const char *id, ApiClass class, long http, const char *code) {
+        Call *c = &calls[open_call(call, id)];
+        c->answered = true;
+        ApiResult r = result(call, class, http, code);
+        client_saw(&r);
+        c->done_cb(NULL, &r, c->userdata);
+}
+
+/* Answer the open poll of id with this status (NULL: 6309, not found). */
+static void poll_answer(const char *id, const char *name, const char *status) {
+        ApiResult r = status ? result(API_CALL_GET, API_CLASS_OK, 200, NULL)
+                             : result(API_CALL_GET, API_CLASS_NOT_FOUND, 400, "ModelArts.6309");
+        RemoteInstance i = instance(id, name, status, "0");
+        answer_instance(API_CALL_GET, id, &r, &i);
+}
+
 static void create_ok(const char *name, const char *id, const char *status) {
         ApiResult r = result(API_CALL_CREATE, API_CLASS_OK, 201, NULL);
         RemoteInstance i = instance(id, name, status, NULL);
@@ -254,6 +293,8 @@ static void cancel_open_calls(void) {
                 r.message = "request cancelled";
                 if (c->list_cb)
                         c->list_cb(NULL, &r, NULL, c->userdata);
+                else if (c->done_cb)
+                        c->done_cb(NULL, &r, c->userdata);
                 else
                         c->instance_cb(NULL, &r, NULL, c->userdata);
         }
@@ -930,6 +971,244 @@ static void test_stop(void **state) {
         fixture_free(f);
 }
 
+
+/* ---------------------------------------------------------------- the lifecycle */
+
+/* state: stopped on a running instance: the stop, then following it to STOPPED; a flip
+ * to running: the start. A state answer (6307: already stopped) is success. */
+static void test_state_stop_then_start(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, true);
+        NotebookSpec *spec = add_spec(f, "nb", NULL);
+        spec->state = DESIRED_STATE_STOPPED;
+        set_desired(f);
+        RemoteInstance listed[] = { instance("id-1", "nb", "RUNNING", "0") };
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", listed, 1);   /* adopted (RUNNING): then the stop */
+        run_until_call(f, API_CALL_STOP);
+        assert_int_equal(engine_standing(f->engine, "nb"), STANDING_PENDING);
+        answer_done(API_CALL_STOP, "id-1", API_CLASS_OK, 200, NULL);
+        run_until_call(f, API_CALL_GET);
+        poll_answer("id-1", "nb", "STOPPING");
+        run_until_call(f, API_CALL_GET);
+        poll_answer("id-1", "nb", "STOPPED");
+        assert_int_equal(count_open(API_CALL_GET), 0);
+        assert_int_equal(count_calls(API_CALL_START, NULL), 0);
+        assert_int_equal(engine_standing(f->engine, "nb"), STANDING_RUNNING);
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb");
+        assert_string_equal(r.status, "STOPPED");
+        assert_false(r.created_by_us);   /* adopted */
+
+        /* the manifest now says running: an edit's pass (no listing) starts it */
+        f->specs.items[0]->state = DESIRED_STATE_RUNNING;
+        set_desired(f);
+        engine_request_pass(f->engine, ENGINE_PASS_INCREMENTAL);
+        assert_int_equal(count_open(API_CALL_LIST), 0);
+        assert_int_equal(count_open(API_CALL_START), 1);
+        answer_done(API_CALL_START, "id-1", API_CLASS_OK, 400, "ModelArts.6306");   /* starting: follow */
+        run_until_call(f, API_CALL_GET);
+        poll_answer("id-1", "nb", "RUNNING");
+        assert_int_equal(count_calls(API_CALL_STOP, NULL), 1);
+        assert_int_equal(count_open(API_CALL_GET), 0);
+
+        /* no opinion: whatever it does, nothing is sent */
+        f->specs.items[0]->state = DESIRED_STATE_ANY;
+        set_desired(f);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        RemoteInstance stopped[] = { instance("id-1", "nb", "STOPPED", "0") };
+        answer_list("0", stopped, 1);
+        assert_int_equal(count_calls(API_CALL_START, NULL), 1);
+        assert_int_equal(count_calls(API_CALL_STOP, NULL), 1);
+        assert_int_equal(count_open(API_CALL_GET), 0);
+        fixture_free(f);
+}
+
+/* A new instance of a "stopped" manifest is stopped once it first runs; a tug of war
+ * (it keeps coming back RUNNING) ends after ENGINE_STATE_ACTION_TRIES calls. */
+static void test_new_instance_stopped_once_running(void **state) {
+        (void) state;
+        Fixture *f = create_sent(true, true, "nb");
+        f->specs.items[0]->state = DESIRED_STATE_STOPPED;
+        set_desired(f);
+        create_ok("nb", "id-1", "CREATING");
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb");
+        assert_true(r.created_by_us);
+        run_until_call(f, API_CALL_GET);
+        poll_answer("id-1", "nb", "RUNNING");
+        for (unsigned i = 0; i < ENGINE_STATE_ACTION_TRIES; i++) {
+                assert_int_equal(count_open(API_CALL_STOP), 1);
+                answer_done(API_CALL_STOP, "id-1", API_CLASS_OK, 200, NULL);
+                run_until_call(f, API_CALL_GET);
+                poll_answer("id-1", "nb", "RUNNING");   /* someone starts it again */
+        }
+        assert_int_equal(count_calls(API_CALL_STOP, NULL), ENGINE_STATE_ACTION_TRIES);
+        assert_int_equal(count_open(API_CALL_STOP), 0);
+        assert_int_equal(count_open(API_CALL_GET), 0);
+        fixture_free(f);
+}
+
+/* A refused stop is reported once and not repeated by the same op; a transient one is
+ * retried by a later pass. */
+static void test_state_action_refused(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, true);
+        add_spec(f, "nb", NULL)->state = DESIRED_STATE_STOPPED;
+        set_desired(f);
+        InstanceRecord rec = { .name = MUT("nb"), .instance_id = MUT("id-1"), .status = MUT("RUNNING"),
+                               .result = MUT(RECORD_RESULT_ACCEPTED), .workspace_id = MUT("0"), .created_by_us = true };
+        char hash[SPEC_HASH_HEX_LEN + 1];
+        spec_hash(f->specs.items[0], hash);
+        rec.spec_hash = hash;
+        assert_int_equal(store_put_instance(f->store, &rec), 0);
+        RemoteInstance listed[] = { instance("id-1", "nb", "RUNNING", "0") };
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", listed, 1);
+        answer_done(API_CALL_STOP, "id-1", API_CLASS_FORBIDDEN, 403, "ModelArts.0112");
+        assert_true(hashmap_contains(f->engine->reported, "nb"));
+        assert_int_equal(count_open(API_CALL_GET), 0);
+        /* a transient refusal: a full pass comes back for it */
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", listed, 1);
+        answer_done(API_CALL_STOP, "id-1", API_CLASS_TRANSIENT, 400, "ModelArts.6357");
+        run_until_call(f, API_CALL_LIST);
+        answer_list("0", listed, 1);
+        assert_int_equal(count_open(API_CALL_STOP), 1);
+        fixture_free(f);
+}
+
+/* A record of ours, gone from the tree, absent since mark_ms. */
+static void put_gone(Fixture *f, const char *name, const char *id, const char *status, bool ours, int64_t mark_ms) {
+        InstanceRecord r = { .name = MUT(name), .instance_id = MUT(id), .workspace_id = MUT("0"),
+                             .status = MUT(status), .result = MUT(RECORD_RESULT_ACCEPTED), .created_by_us = ours };
+        assert_int_equal(store_put_instance(f->store, &r), 0);
+        StorePruneItem it = { .name = name, .verdict = STORE_PRUNE_KEEP };
+        assert_int_equal(store_prune(f->store, &it, 1, mark_ms, INT64_MAX / 4, NULL), 0);
+}
+
+static const PrunePolicy engine_prune = { .enabled = true, .grace_ms = 600000, .max_per_pass = 5 };
+
+/* prune: a running instance of ours past the grace is stopped (6304 would refuse the
+ * delete), followed to STOPPED, deleted, followed until gone, and recorded deleted;
+ * an adopted one and a young absence are left alone. */
+static void test_prune_stop_delete_follow(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, true);
+        f->engine->options.prune = engine_prune;
+        add_spec(f, "keep", NULL);
+        set_desired(f);
+        int64_t hour_ago = now_realtime_ms() - 3600 * 1000;
+        put_gone(f, "old", "id-o", "RUNNING", true, hour_ago);
+        put_gone(f, "adopted", "id-a", "RUNNING", false, hour_ago);
+        put_gone(f, "young", "id-y", "RUNNING", true, now_realtime_ms() - 1000);
+        RemoteInstance listed[] = { instance("id-k", "keep", "RUNNING", "0"), instance("id-o", "old", "RUNNING", "0"),
+                                    instance("id-a", "adopted", "RUNNING", "0"), instance("id-y", "young", "RUNNING", "0") };
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", listed, ELEMENTSOF(listed));
+        assert_int_equal(count_calls(API_CALL_STOP, NULL), 1);
+        assert_int_equal(count_open(API_CALL_STOP), 1);
+        assert_int_equal(count_calls(API_CALL_DELETE, NULL), 0);
+        /* the grace of "young" ends in 10 minutes: a full pass is armed for then */
+        assert_true(f->engine->prune_timer_at_mono_ms > now_monotonic_ms() + 590000);
+        answer_done(API_CALL_STOP, "id-o", API_CLASS_OK, 200, NULL);
+        run_until_call(f, API_CALL_GET);
+        poll_answer("id-o", "old", "STOPPED");
+        assert_int_equal(count_open(API_CALL_DELETE), 1);
+        answer_done(API_CALL_DELETE, "id-o", API_CLASS_OK, 200, NULL);
+        run_until_call(f, API_CALL_GET);
+        poll_answer("id-o", "old", "STOPPED");   /* not gone yet: asked again */
+        run_until_call(f, API_CALL_GET);
+        poll_answer("id-o", "old", NULL);        /* 6309: gone */
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "old");
+        assert_string_equal(r.result, RECORD_RESULT_DELETED);
+        assert_string_equal(r.status, "DELETED");
+        assert_int_equal(count_calls(API_CALL_DELETE, NULL), 1);
+        assert_int_equal(count_calls(API_CALL_DELETE, "id-a"), 0);
+        assert_int_equal(count_calls(API_CALL_DELETE, "id-y"), 0);
+        assert_int_equal(count_calls(API_CALL_STOP, NULL), 1);
+
+        /* the next full pass: nothing more to delete (the listing no longer has it) */
+        RemoteInstance after[] = { listed[0], listed[2], listed[3] };
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", after, ELEMENTSOF(after));
+        assert_int_equal(count_calls(API_CALL_DELETE, NULL), 1);
+        assert_int_equal(count_open(API_CALL_STOP), 0);
+        fixture_free(f);
+}
+
+/* A stopped instance is deleted at once; a 6304 (it was started meanwhile) makes it
+ * stop first. */
+static void test_prune_6304_stops_first(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, true);
+        f->engine->options.prune = engine_prune;
+        add_spec(f, "keep", NULL);
+        set_desired(f);
+        put_gone(f, "old", "id-o", "STOPPED", true, now_realtime_ms() - 3600 * 1000);
+        RemoteInstance listed[] = { instance("id-k", "keep", "RUNNING", "0"), instance("id-o", "old", "STOPPED", "0") };
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", listed, ELEMENTSOF(listed));
+        assert_int_equal(count_calls(API_CALL_STOP, NULL), 0);
+        answer_done(API_CALL_DELETE, "id-o", API_CLASS_PERMANENT, 400, "ModelArts.6304");
+        assert_int_equal(count_open(API_CALL_STOP), 1);
+        answer_done(API_CALL_STOP, "id-o", API_CLASS_OK, 400, "ModelArts.6308");   /* stopping */
+        run_until_call(f, API_CALL_GET);
+        poll_answer("id-o", "old", "STOPPED");
+        answer_done(API_CALL_DELETE, "id-o", API_CLASS_NOT_FOUND, 400, "ModelArts.6309");
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "old");
+        assert_string_equal(r.result, RECORD_RESULT_DELETED);
+        fixture_free(f);
+}
+
+/* Over the cap, or with a tree that is not whole: nothing is deleted, one error says
+ * so, and engine_prune_held (STATUS=) names it; marks are not started by a broken tree. */
+static void test_prune_held(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, true);
+        f->engine->options.prune = engine_prune;
+        f->engine->options.prune.max_per_pass = 2;
+        add_spec(f, "keep", NULL);
+        set_desired(f);
+        int64_t hour_ago = now_realtime_ms() - 3600 * 1000;
+        RemoteInstance listed[4] = { instance("id-k", "keep", "RUNNING", "0") };
+        const char *names[] = { "a", "b", "c" }, *ids[] = { "id-a", "id-b", "id-c" };
+        for (size_t i = 0; i < 3; i++) {
+                put_gone(f, names[i], ids[i], "STOPPED", true, hour_ago);
+                listed[i + 1] = instance(ids[i], names[i], "STOPPED", "0");
+        }
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", listed, 4);
+        assert_int_equal(count_calls(API_CALL_DELETE, NULL), 0);
+        assert_non_null(engine_prune_held(f->engine));
+        assert_non_null(strstr(engine_prune_held(f->engine), "3 deletions due, over prune_max_per_pass 2"));
+
+        /* a broken tree: held for that reason instead; a name leaving now gets no mark */
+        assert_int_equal(engine_set_tree_problem(f->engine, "x.yaml:1:1: error: bad"), 0);
+        spec_list_clear(&f->specs);
+        add_spec(f, "other", NULL);
+        set_desired(f);
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", listed, 4);
+        assert_int_equal(count_calls(API_CALL_DELETE, NULL), 0);
+        assert_non_null(strstr(engine_prune_held(f->engine), "not whole"));
+        _cleanup_(instance_record_done) InstanceRecord k = get_rec(f, "keep");
+        assert_int_equal(k.undesired_since_ms, 0);
+
+        /* whole again, and the cap raised: all three go */
+        assert_int_equal(engine_set_tree_problem(f->engine, NULL), 0);
+        f->engine->options.prune.max_per_pass = 3;
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        run_until_call(f, API_CALL_LIST);
+        answer_list("0", listed, 4);
+        assert_int_equal(count_open(API_CALL_DELETE), 3);
+        assert_null(engine_prune_held(f->engine));
+        /* "keep" left the tree just now: marked, not deleted */
+        instance_record_done(&k);
+        k = get_rec(f, "keep");
+        assert_true(k.undesired_since_ms > 0);
+        assert_int_equal(count_calls(API_CALL_DELETE, "id-k"), 0);
+        fixture_free(f);
+}
+
 static bool has_rec(Fixture *f, const char *name) {
         InstanceRecord r = {};
         int x = store_get_instance(f->store, name, &r);
@@ -1036,6 +1315,12 @@ int main(void) {
                 cmocka_unit_test(test_standings_move_with_answers),
                 cmocka_unit_test(test_stop),
                 cmocka_unit_test(test_prune_after_full_pass),
+                cmocka_unit_test(test_state_stop_then_start),
+                cmocka_unit_test(test_new_instance_stopped_once_running),
+                cmocka_unit_test(test_state_action_refused),
+                cmocka_unit_test(test_prune_stop_delete_follow),
+                cmocka_unit_test(test_prune_6304_stops_first),
+                cmocka_unit_test(test_prune_held),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
         for (size_t i = 0; i < n_calls; i++)

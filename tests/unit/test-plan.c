@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "plan.h"
+#include "prune.h"
 #include "util.h"
 
 #define NOW INT64_C(1700000000000)
@@ -1024,6 +1025,238 @@ static void test_ten_thousand(void **state) {
         assert_int_equal(s->plan->counts[ACTION_OK], N / 5 * 2);
 }
 
+
+/* ---- state: (the lifecycle) ---- */
+
+/* state: running|stopped is acted on when the status is the other one; without it
+ * (no opinion) a stopped instance stays stopped; an instance on its way is followed
+ * first; drift does not hold the action back (and is kept in drift_fields). */
+static void test_state_start_stop(void **state) {
+        Scenario *s = *state;
+        static const struct {
+                DesiredState want;
+                const char *status;
+                ActionKind kind;
+        } t[] = {
+                { DESIRED_STATE_STOPPED, "RUNNING", ACTION_STOP },
+                { DESIRED_STATE_RUNNING, "STOPPED", ACTION_START },
+                { DESIRED_STATE_ANY, "STOPPED", ACTION_OK },
+                { DESIRED_STATE_ANY, "RUNNING", ACTION_OK },
+                { DESIRED_STATE_STOPPED, "STOPPED", ACTION_OK },
+                { DESIRED_STATE_RUNNING, "RUNNING", ACTION_OK },
+                { DESIRED_STATE_STOPPED, "CREATING", ACTION_PENDING },
+                { DESIRED_STATE_RUNNING, "STOPPING", ACTION_PENDING },
+                { DESIRED_STATE_RUNNING, "START_FAILED", ACTION_FAILED },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                teardown(state);
+                setup(state);
+                s = *state;
+                NotebookSpec *spec = add_spec(s, "nb");
+                spec->state = t[i].want;
+                add_rec(s, "nb", ID_A, t[i].status, RECORD_RESULT_ACCEPTED, hash_of(s, spec));
+                /* offline: judged by the record's status */
+                run(s);
+                assert_int_equal(act(s, "nb")->kind, t[i].kind);
+                /* listed: by the listing's */
+                add_remote(s, ID_A, "nb", t[i].status);
+                run(s);
+                const Action *a = act(s, "nb");
+                assert_int_equal(a->kind, t[i].kind);
+                if (a->kind == ACTION_START || a->kind == ACTION_STOP) {
+                        assert_int_equal(a->reason, REASON_STATE);
+                        assert_describe_contains(a, a->kind == ACTION_START ? "state: running: start"
+                                                                            : "state: stopped: stop");
+                }
+        }
+
+        /* Drift and state: the stop goes ahead, the drift is kept and told. */
+        teardown(state);
+        setup(state);
+        s = *state;
+        NotebookSpec *spec = add_spec(s, "nb");
+        spec->state = DESIRED_STATE_STOPPED;
+        add_rec(s, "nb", ID_A, "RUNNING", RECORD_RESULT_ACCEPTED, hash_of(s, spec));
+        RemoteInstance *r = add_remote(s, ID_A, "nb", "RUNNING");
+        free(r->flavor);
+        r->flavor = sdup("modelarts.vm.cpu.8u");
+        run(s);
+        const Action *a = act(s, "nb");
+        assert_action(a, ACTION_STOP, REASON_STATE);
+        assert_true(a->drift_fields & DRIFT_FLAVOR);
+        assert_describe_contains(a, "flavor");
+
+        /* state: is not part of the create call: no spec change, no drift. */
+        NotebookSpec *plain = add_spec(s, "plain");
+        char h1[SPEC_HASH_HEX_LEN + 1], h2[SPEC_HASH_HEX_LEN + 1];
+        assert_int_equal(spec_hash(plain, h1), 0);
+        plain->state = DESIRED_STATE_STOPPED;
+        assert_int_equal(spec_hash(plain, h2), 0);
+        assert_string_equal(h1, h2);
+}
+
+/* Drift says what differs and that only a re-creation applies it. */
+static void test_drift_needs_recreation(void **state) {
+        Scenario *s = *state;
+        NotebookSpec *spec = add_spec(s, "nb");
+        add_rec(s, "nb", ID_A, "RUNNING", RECORD_RESULT_ACCEPTED, hash_of(s, spec));
+        RemoteInstance *r = add_remote(s, ID_A, "nb", "RUNNING");
+        free(r->profile_id);
+        r->profile_id = sdup("Python2");
+        run(s);
+        const Action *a = act(s, "nb");
+        assert_action(a, ACTION_DRIFT, REASON_DIFFERS);
+        assert_describe_contains(a, "profile_id: manifest 'Python3', remote 'Python2'");
+        assert_describe_contains(a, "needs re-creation");
+}
+
+/* ---- prune (lib/prune.h): each guard refuses, and all of them pass ---- */
+
+#define GRACE_MS (10 * 60 * 1000)
+
+static const PrunePolicy prune_on = { .enabled = true, .grace_ms = GRACE_MS, .max_per_pass = 5 };
+
+/* A name gone from the tree: created by us, marked absent mark_ago_ms ago (0: not
+ * marked yet), listed RUNNING now unless !listed. */
+static InstanceRecord *add_gone(Scenario *s, const char *name, const char *id, int64_t mark_ago_ms) {
+        InstanceRecord *r = add_rec(s, name, id, "RUNNING", RECORD_RESULT_ACCEPTED, "h");
+        r->created_by_us = true;
+        r->workspace_id = sdup("0");
+        r->undesired_since_ms = mark_ago_ms > 0 ? NOW - mark_ago_ms : 0;
+        return r;
+}
+
+static const Plan *run_prune(Scenario *s, const PrunePolicy *policy) {
+        run(s);
+        plan_apply_prune(s->plan, policy, NOW);
+        size_t total = 0;
+        for (size_t k = 0; k < _ACTION_KIND_MAX; k++)
+                total += s->plan->counts[k];
+        assert_int_equal(total, s->plan->n);
+        for (size_t i = 0; i < s->plan->n; i++) {
+                const Action *a = &s->plan->actions[i];
+                /* nothing is deleted that a current listing does not show live, nor
+                 * anything adopted without prune_adopted */
+                if (a->kind == ACTION_DELETE) {
+                        assert_true(a->listed && a->remote);
+                        assert_true(a->record->created_by_us || policy->adopted);
+                        assert_true(NOW >= a->record->undesired_since_ms + policy->grace_ms);
+                }
+                _cleanup_free_ char *d = action_describe(a, NOW);
+                assert_non_null(d);
+        }
+        return s->plan;
+}
+
+static void test_prune_guards(void **state) {
+        Scenario *s = *state;
+        add_spec(s, "keep");                      /* the tree is not empty */
+        add_gone(s, "due", ID_A, GRACE_MS + 1000);
+        InstanceRecord *adopted = add_gone(s, "adopted", ID_B, GRACE_MS + 1000);
+        adopted->created_by_us = false;
+        add_gone(s, "young", "33333333-3333-4333-8333-333333333333", GRACE_MS - 1000);
+        add_gone(s, "unmarked", "44444444-4444-4444-8444-444444444444", 0);
+        add_gone(s, "gone-already", "55555555-5555-4555-8555-555555555555", GRACE_MS + 1000);
+        add_rec(s, "never-made", NULL, NULL, RECORD_RESULT_REJECTED, "h")->undesired_since_ms = NOW - GRACE_MS * 2;
+        add_remote(s, ID_A, "due", "RUNNING");
+        add_remote(s, ID_B, "adopted", "RUNNING");
+        add_remote(s, "33333333-3333-4333-8333-333333333333", "young", "RUNNING");
+        add_remote(s, "44444444-4444-4444-8444-444444444444", "unmarked", "STOPPED");
+        add_remote(s, "55555555-5555-4555-8555-555555555555", "gone-already", "DELETED");
+
+        /* off: nothing changes */
+        const PrunePolicy off = { .grace_ms = GRACE_MS, .max_per_pass = 5 };
+        run_prune(s, &off);
+        assert_int_equal(s->plan->counts[ACTION_DELETE], 0);
+        assert_int_equal(act(s, "due")->prune_hold, PRUNE_HOLD_NONE);
+        assert_describe_contains(act(s, "due"), "kept, not deleted");
+
+        run_prune(s, &prune_on);
+        assert_int_equal(s->plan->counts[ACTION_DELETE], 1);
+        assert_action(act(s, "due"), ACTION_DELETE, REASON_PRUNE);
+        assert_describe_contains(act(s, "due"), "stopped first");
+        /* 1. ownership */
+        assert_action(act(s, "adopted"), ACTION_GONE, REASON_NOT_DESIRED);
+        assert_int_equal(act(s, "adopted")->prune_hold, PRUNE_HOLD_ADOPTED);
+        assert_describe_contains(act(s, "adopted"), "prune_adopted is off");
+        /* 3. grace: a young mark, and no mark yet (due a full grace from now) */
+        assert_int_equal(act(s, "young")->prune_hold, PRUNE_HOLD_GRACE);
+        assert_int_equal(act(s, "young")->prune_due_ms, NOW + 1000);
+        assert_describe_contains(act(s, "young"), "to be deleted in 1s");
+        assert_int_equal(act(s, "unmarked")->prune_hold, PRUNE_HOLD_GRACE);
+        assert_int_equal(act(s, "unmarked")->prune_due_ms, NOW + GRACE_MS);
+        /* nothing to delete: no instance, or already DELETED */
+        assert_int_equal(act(s, "gone-already")->prune_hold, PRUNE_HOLD_NONE);
+        assert_int_equal(act(s, "gone-already")->kind, ACTION_GONE);
+        assert_int_equal(act(s, "never-made")->prune_hold, PRUNE_HOLD_NONE);
+        assert_int_equal(s->plan->prune_due, 1);
+        assert_false(s->plan->prune_capped);
+
+        /* prune_adopted: the adopted one goes too */
+        PrunePolicy adopted_too = prune_on;
+        adopted_too.adopted = true;
+        run_prune(s, &adopted_too);
+        assert_int_equal(act(s, "adopted")->kind, ACTION_DELETE);
+        assert_int_equal(s->plan->counts[ACTION_DELETE], 2);
+
+        /* 2. a tree that is not whole deletes nothing */
+        PrunePolicy broken = prune_on;
+        broken.tree_problem = "x.yaml:1:1: error: bad";
+        run_prune(s, &broken);
+        assert_int_equal(s->plan->counts[ACTION_DELETE], 0);
+        assert_int_equal(act(s, "due")->prune_hold, PRUNE_HOLD_TREE);
+        assert_describe_contains(act(s, "due"), "not whole");
+
+        /* 4. no current listing (offline, or an earlier one) */
+        s->stale = true;
+        run_prune(s, &prune_on);
+        assert_int_equal(s->plan->counts[ACTION_DELETE], 0);
+        assert_int_equal(act(s, "due")->prune_hold, PRUNE_HOLD_UNLISTED);
+        s->listing = false;
+        run_prune(s, &prune_on);
+        assert_int_equal(act(s, "due")->prune_hold, PRUNE_HOLD_UNLISTED);
+}
+
+/* 5. the cap: a pass that would delete more deletes none; --prune-confirm=N replaces
+ * it with an exact count. */
+static void test_prune_cap(void **state) {
+        Scenario *s = *state;
+        add_spec(s, "keep");
+        char name[16], id[40];
+        for (int i = 0; i < 6; i++) {
+                snprintf(name, sizeof name, "old-%d", i);
+                snprintf(id, sizeof id, "00000000-0000-4000-8000-00000000000%d", i);
+                add_gone(s, name, id, GRACE_MS * 2);
+                add_remote(s, id, name, i % 2 ? "RUNNING" : "STOPPED");
+        }
+        run_prune(s, &prune_on);
+        assert_int_equal(s->plan->counts[ACTION_DELETE], 0);
+        assert_true(s->plan->prune_capped);
+        assert_int_equal(s->plan->prune_due, 6);
+        for (size_t i = 0; i < s->plan->n; i++)
+                if (s->plan->actions[i].kind == ACTION_GONE)
+                        assert_int_equal(s->plan->actions[i].prune_hold, PRUNE_HOLD_CAP);
+        assert_describe_contains(act(s, "old-0"), "more than prune allows");
+
+        PrunePolicy p = prune_on;
+        p.max_per_pass = 6;
+        run_prune(s, &p);
+        assert_int_equal(s->plan->counts[ACTION_DELETE], 6);
+        assert_false(s->plan->prune_capped);
+
+        p = prune_on;
+        p.confirm = 5;   /* not the count: none */
+        run_prune(s, &p);
+        assert_int_equal(s->plan->counts[ACTION_DELETE], 0);
+        assert_true(s->plan->prune_capped);
+        p.confirm = 6;   /* the exact count, past the cap */
+        run_prune(s, &p);
+        assert_int_equal(s->plan->counts[ACTION_DELETE], 6);
+        p.confirm = 7;
+        run_prune(s, &p);
+        assert_int_equal(s->plan->counts[ACTION_DELETE], 0);
+}
+
 static void test_kind_and_reason_strings(void **state) {
         (void) state;
         for (int k = 0; k < _ACTION_KIND_MAX; k++) {
@@ -1034,6 +1267,8 @@ static void test_kind_and_reason_strings(void **state) {
         }
         for (int r = 0; r < _REASON_MAX; r++)
                 assert_string_not_equal(action_reason_to_string((ActionReason) r), "?");
+        for (int h = 1; h < _PRUNE_HOLD_MAX; h++)
+                assert_true(strlen(prune_hold_to_string((PruneHold) h)) > 0);
         assert_string_equal(action_kind_to_string(ACTION_RETRY_LATER), "retry-later");
         assert_string_equal(action_kind_to_string(_ACTION_KIND_MAX), "?");
 }
@@ -1070,6 +1305,10 @@ int main(void) {
                 T(test_earlier_listing),
                 T(test_missing_remotely_offline_recorded_gone),
                 T(test_gone_not_desired),
+                T(test_state_start_stop),
+                T(test_drift_needs_recreation),
+                T(test_prune_guards),
+                T(test_prune_cap),
                 T(test_sorted_and_merged),
                 T(test_duplicates_rejected),
                 T(test_adopt_only_in_own_workspace),
