@@ -36,7 +36,9 @@ static int print_json(const char *path, const InstanceRecord *recs, size_t n, co
                      add_num(x, "attempts", r->attempts) && add_num(x, "result_at_ms", r->result_at_ms) &&
                      add_num(x, "next_attempt_at_ms", r->next_attempt_at_ms) &&
                      add_num(x, "created_at_ms", r->created_at_ms) && add_num(x, "updated_at_ms", r->updated_at_ms) &&
-                     add_num(x, "age_ms", r->created_at_ms > 0 ? MAX(now_ms - r->created_at_ms, 0) : 0);
+                     add_num(x, "age_ms", r->created_at_ms > 0 ? MAX(now_ms - r->created_at_ms, 0) : 0) &&
+                     cJSON_AddBoolToObject(x, "created_by_us", r->created_by_us) &&
+                     add_num(x, "undesired_since_ms", r->undesired_since_ms);
         }
         for (size_t i = 0; ok && i < n_intents; i++) {
                 const CreateIntent *c = &intents[i];
@@ -80,8 +82,13 @@ static int print_table(const InstanceRecord *recs, size_t n, const CreateIntent 
                 if (r->created_at_ms > 0)
                         format_age(now_ms - r->created_at_ms, age);
                 /* RESULT carries the API's code when there is one: what a human searches for. */
-                _cleanup_free_ char *result =
-                        r->error_code ? xasprintf("%s (%s)", strempty(r->result), r->error_code) : xstrdup(r->result);
+                /* ... and says when the name left the manifests (prune's grace counts from it) */
+                char gone[32] = "";
+                if (r->undesired_since_ms > 0)
+                        format_age(now_ms - r->undesired_since_ms, gone);
+                _cleanup_free_ char *code = r->error_code ? xasprintf(" (%s)", r->error_code) : NULL;
+                _cleanup_free_ char *result = xasprintf("%s%s%s%s", strempty(r->result), strempty(code),
+                                                        *gone ? ", not in the manifests for " : "", gone);
                 rows[i].cell[0] = terminal_safe(r->name);
                 rows[i].cell[1] = terminal_safe(r->instance_id);
                 rows[i].cell[2] = terminal_safe(r->status);

@@ -103,13 +103,13 @@ EOF
 expect_rc 0 nb plan
 line_re out '^ACTION +NAME +DETAIL$'
 line_re out '^ok +train-01 +id-0001 RUNNING$'
-line_re out '^drift +train-02 +id-0002 CREATING differs: manifest changed since it was created$'
+line_re out '^drift +train-02 +id-0002 CREATING differs: manifest changed since it was created \(needs re-creation\)$'
 line_re out '^blocked +train-03 +rejected: HTTP 400 ModelArts.6404: flavor not allowed \(change the manifest to retry\)$'
 line_re out '^retry-later +train-04 +next try in (23h|1d) \(attempt 3\) after a transient failure: HTTP 503$'
 line_re out '^wait +train-05 +create intent #1 \([0-9]+[sm] ago\) has an unknown outcome: list before retrying$'
 line_re out '^create +train-06 +not created yet$'
 line_re out '^failed +train-07 +id-0007 CREATE_FAILED$'
-line_re out '^gone +old-one +not in any valid manifest \(kept, not deleted\): id-0099 RUNNING$'
+line_re out '^gone +old-one +not in any valid manifest: id-0099 RUNNING \(kept, not deleted\)$'
 has out "7 desired: 1 create, 1 wait, 1 blocked, 1 retry-later, 1 drift, 1 failed, 1 ok, 2 gone"
 # The hostile name is escaped, never raw control characters.
 has out '\x1b[31mevil\x0aforged line'
@@ -119,7 +119,7 @@ has out '\x1b[31mevil\x0aforged line'
 
 expect_rc 0 nb plan --json
 jq -e '.offline == true and .recorded == 7 and .open_intents == 1' out >/dev/null || fail "plan --json header"
-jq -e '.counts == {"create":1,"adopt":0,"wait":1,"blocked":1,"retry-later":1,"drift":1,"failed":1,"pending":0,"ok":1,"gone":2}' \
+jq -e '.counts == {"create":1,"adopt":0,"wait":1,"blocked":1,"retry-later":1,"drift":1,"failed":1,"pending":0,"ok":1,"gone":2,"start":0,"stop":0,"delete":0}' \
         out >/dev/null || fail "plan --json counts: $(jq -c .counts out)"
 jq -e '.actions[] | select(.name == "train-02") | .kind == "drift" and .drift == ["spec"] and .instance_id == "id-0002"' \
         out >/dev/null || fail "plan --json drift action"
