@@ -24,6 +24,7 @@ typedef enum ValueType {
         VALUE_DURATION,  /* seconds, or 500ms / 30s / 10m / 1h / 1d, combinable (1h30m) */
         VALUE_PATTERNS,  /* a list of fnmatch(3) patterns (a ConfigList) */
         VALUE_BOOL,      /* true or false (YAML 1.2 core: no yes/no/on/off) */
+        VALUE_TENANTS,   /* a list of tenant mappings (lib/tenant.c) */
 } ValueType;
 
 typedef struct ConfigKey {
@@ -62,6 +63,7 @@ static const ConfigKey config_keys[] = {
         STR(password_file, VALUE_PATH),
         STR(profiles, VALUE_PATTERNS),
         STR(flavors, VALUE_PATTERNS),
+        STR(tenants, VALUE_TENANTS),
         STR(prune, VALUE_BOOL),
         STR(prune_adopted, VALUE_BOOL),
         { "prune_grace", VALUE_DURATION, offsetof(Config, prune_grace_ms), CONFIG_MIN_PRUNE_GRACE_MS,
@@ -72,7 +74,8 @@ static const ConfigKey config_keys[] = {
 #define N_KEYS ELEMENTSOF(config_keys)
 
 static bool value_is_string(ValueType t) {
-        return t != VALUE_COUNT && t != VALUE_DURATION && t != VALUE_PATTERNS && t != VALUE_BOOL;
+        return t != VALUE_COUNT && t != VALUE_DURATION && t != VALUE_PATTERNS && t != VALUE_BOOL &&
+               t != VALUE_TENANTS;
 }
 
 static void config_list_done(ConfigList *l) {
@@ -117,12 +120,15 @@ void config_done(Config *c) {
                         free(*(char **) ((char *) c + config_keys[i].offset));
                 else if (config_keys[i].type == VALUE_PATTERNS)
                         config_list_done((ConfigList *) ((char *) c + config_keys[i].offset));
+                else if (config_keys[i].type == VALUE_TENANTS)
+                        tenant_list_done((TenantList *) ((char *) c + config_keys[i].offset));
         *c = (Config) {};
 }
 
 ManifestPolicy config_manifest_policy(const Config *c) {
         return (ManifestPolicy) {
                 .source = c->file,
+                .tenants = &c->tenants,
                 .profiles = (const char *const *) c->profiles.items,
                 .n_profiles = c->profiles.n,
                 .flavors = (const char *const *) c->flavors.items,
@@ -225,6 +231,7 @@ typedef struct Staged {
         char *str[N_KEYS];
         int64_t num[N_KEYS];
         ConfigList list[N_KEYS];
+        TenantList tenants;
 } Staged;
 
 static void staged_done(Staged *s) {
@@ -232,6 +239,7 @@ static void staged_done(Staged *s) {
                 free(s->str[i]);
                 config_list_done(&s->list[i]);
         }
+        tenant_list_done(&s->tenants);
 }
 
 /* A list of patterns: every item a non-empty scalar (taken as written, like the other
@@ -317,6 +325,12 @@ static int stage_value(const char *file, size_t i, const YamlNode *v, Staged *st
 
         if (k->type == VALUE_PATTERNS)
                 return stage_patterns(file, i, v, st, diags);
+        if (k->type == VALUE_TENANTS) {
+                r = tenants_parse(file, v, &st->tenants, diags);
+                if (r >= 0)
+                        st->set[i] = true;
+                return r;
+        }
         if (value_is_string(k->type)) {
                 if (v->kind != YAML_KIND_STRING) {
                         /* a number-looking project_id or region still is a string */
@@ -508,6 +522,10 @@ static int config_parse(Config *c, const char *path, const char *buf, size_t len
                         config_list_done((ConfigList *) field);
                         *(ConfigList *) field = st.list[i];
                         st.list[i] = (ConfigList) {};
+                } else if (config_keys[i].type == VALUE_TENANTS) {
+                        tenant_list_done((TenantList *) field);
+                        *(TenantList *) field = st.tenants;
+                        st.tenants = (TenantList) {};
                 } else if (config_keys[i].type == VALUE_COUNT)
                         *(unsigned *) field = (unsigned) st.num[i];
                 else if (config_keys[i].type == VALUE_BOOL)

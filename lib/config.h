@@ -8,6 +8,7 @@
 
 #include "diag.h"
 #include "manifest.h"
+#include "yamltree.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/notebookd/notebookd.yaml"
 #define CONFIG_DEFAULT_MANIFESTS "/etc/notebookd/manifests"
@@ -35,6 +36,25 @@ typedef struct ConfigList {
         size_t n;
 } ConfigList;
 
+/* One team's share of the tree and of the account (tenants:, lib/tenant.c). Every list
+ * empty means "any"; flavors and profiles empty fall back to the config's own. */
+typedef struct Tenant {
+        char *name;              /* path without its trailing '/': the journal's TENANT= */
+        char *path;              /* "vision/": its manifests, relative to the manifests directory */
+        char *name_prefix;       /* NULL: any name (and it owns none against another tenant) */
+        ConfigList workspaces;   /* workspace ids a manifest may name */
+        ConfigList obs_paths;    /* prefixes an OBS path must start with */
+        ConfigList flavors;      /* fnmatch(3) patterns */
+        ConfigList profiles;
+        unsigned max_instances;  /* 0: no limit */
+        unsigned line, column;   /* where it is defined in the config file */
+} Tenant;
+
+typedef struct TenantList {
+        Tenant *items;
+        size_t n;
+} TenantList;
+
 typedef struct Config {
         char *file;              /* where it was read from; NULL = defaults only */
 
@@ -55,6 +75,8 @@ typedef struct Config {
          * match (n = 0: not set, any value the cloud takes) */
         ConfigList profiles;
         ConfigList flavors;
+        /* tenants: when set, each manifest belongs to the tenant whose path holds it */
+        TenantList tenants;
         /* prune: delete instances notebookd created whose manifest is gone (off by
          * default; the guards are in lib/prune.h) */
         bool prune;
@@ -93,3 +115,19 @@ ManifestPolicy config_manifest_policy(const Config *c);
 
 /* A project ID is 32 hexadecimal digits (the path segment every call carries). */
 bool config_valid_project_id(const char *s);
+
+/* ---- tenants (lib/tenant.c) ---- */
+
+/* Parse the value of tenants: (a list of mappings) into *ret. Every problem is a
+ * diagnostic at its FILE:LINE:COLUMN and the call returns -EINVAL; -ENOMEM. */
+int tenants_parse(const char *file, const YamlNode *value, TenantList *ret, Diags *diags);
+void tenant_list_done(TenantList *l);
+int tenant_list_copy(const TenantList *from, TenantList *ret);
+bool tenant_list_equal(const TenantList *a, const TenantList *b);
+/* The tenant whose path holds relpath (a path relative to the manifests directory; the
+ * longest path wins), or NULL. */
+const Tenant *tenant_for_path(const TenantList *l, const char *relpath);
+/* The tenant that owns a name: the longest name_prefix it starts with, or NULL. */
+const Tenant *tenant_owning_name(const TenantList *l, const char *name);
+/* A tenant by name, or NULL. */
+const Tenant *tenant_find(const TenantList *l, const char *name);

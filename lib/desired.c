@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "limits.h"
 #include "manifest.h"
 #include "scan.h"
@@ -31,6 +32,7 @@ typedef struct Policy {
         char *source;
         char **profiles;
         char **flavors;
+        TenantList tenants;
 } Policy;
 
 struct DesiredSet {
@@ -64,6 +66,7 @@ static void policy_done(Policy *p) {
         free(p->source);
         strv_free_n(p->profiles, p->view.n_profiles);
         strv_free_n(p->flavors, p->view.n_flavors);
+        tenant_list_done(&p->tenants);
         *p = (Policy) {};
 }
 
@@ -93,10 +96,12 @@ static int policy_copy(const ManifestPolicy *from, Policy *ret) {
         p.view.n_flavors = from->n_flavors;
         if ((from->source && !(p.source = strdup(from->source))) ||
             strv_copy_n(from->profiles, from->n_profiles, &p.profiles) < 0 ||
-            strv_copy_n(from->flavors, from->n_flavors, &p.flavors) < 0) {
+            strv_copy_n(from->flavors, from->n_flavors, &p.flavors) < 0 ||
+            (from->tenants && tenant_list_copy(from->tenants, &p.tenants) < 0)) {
                 policy_done(&p);
                 return -ENOMEM;
         }
+        p.view.tenants = &p.tenants;
         p.view.source = p.source;
         p.view.profiles = (const char *const *) p.profiles;
         p.view.flavors = (const char *const *) p.flavors;
@@ -118,9 +123,11 @@ static bool policy_equal(const ManifestPolicy *a, const ManifestPolicy *b) {
         a = a ? a : &none;
         b = b ? b : &none;
         /* the source is in the messages: a moved config file changes them too */
+        static const TenantList no_tenants = {};
         return streq_ptr(a->source, b->source) &&
                strv_equal_n(a->profiles, a->n_profiles, b->profiles, b->n_profiles) &&
-               strv_equal_n(a->flavors, a->n_flavors, b->flavors, b->n_flavors);
+               strv_equal_n(a->flavors, a->n_flavors, b->flavors, b->n_flavors) &&
+               tenant_list_equal(a->tenants ?: &no_tenants, b->tenants ?: &no_tenants);
 }
 
 int desired_set_set_policy(DesiredSet *s, const ManifestPolicy *policy) {
@@ -256,7 +263,25 @@ static int entry_read(const DesiredSet *s, const ScanRoot *roots, ScanFile *f, E
         e->display = scan_display_path(s->roots[f->root].display, f->path);
         if (!e->display)
                 return -ENOMEM;
-        const ManifestPolicy *policy = &s->policy.view;
+        /* tenants: the file is its tenant's, under its rules; under none, it is refused */
+        ManifestPolicy policy_of_file = s->policy.view;
+        const ManifestPolicy *policy = &policy_of_file;
+        if (s->policy.tenants.n > 0) {
+                policy_of_file.tenant = tenant_for_path(&s->policy.tenants, f->path);
+                if (!policy_of_file.tenant) {
+                        int r = diag_error(&e->diags, e->display, 1, 1,
+                                           "not under the path of any tenant in %s: its manifests are not applied",
+                                           strempty(s->policy.source));
+                        if (r < 0)
+                                return r;
+                        e->result.n_documents = e->result.n_invalid = 1;
+                        e->id = *f;
+                        f->path = NULL;
+                        f->resolved = NULL;
+                        *ret = TAKE_PTR(e);
+                        return 0;
+                }
+        }
         int r = root->is_file
                 ? manifest_parse_file(AT_FDCWD, root->real, e->display, policy, &e->diags, &e->specs, &e->result)
                 : manifest_parse_file(root->fd, scan_file_read_path(f), e->display, policy, &e->diags, &e->specs,
@@ -312,6 +337,70 @@ static int duplicate_diags(const NotebookSpec **all, size_t i, size_t k, Diags *
         return 0;
 }
 
+/* tenants: a name defined in two tenants' trees is the one of the tenant that owns its
+ * prefix, when exactly one of the documents is that tenant's: one team can never block
+ * another's notebook by copying its name. NULL: no such owner, all of them are errors. */
+static const NotebookSpec *duplicate_owner(const TenantList *tenants, const NotebookSpec **run, size_t k) {
+        const Tenant *owner = tenants->n > 0 ? tenant_owning_name(tenants, run[0]->name) : NULL;
+        const NotebookSpec *winner = NULL;
+        for (size_t j = 0; owner && j < k; j++)
+                if (streq_ptr(run[j]->tenant, owner->name)) {
+                        if (winner)
+                                return NULL;
+                        winner = run[j];
+                }
+        return winner;
+}
+
+static int duplicate_owner_diags(const NotebookSpec **run, size_t k, const NotebookSpec *winner,
+                                 const TenantList *tenants, Diags *out) {
+        const Tenant *owner = tenant_owning_name(tenants, winner->name);
+        SourcePos there = spec_pos(winner);
+        for (size_t j = 0; j < k; j++) {
+                if (run[j] == winner)
+                        continue;
+                SourcePos here = spec_pos(run[j]);
+                int r = diag_error(out, run[j]->file, here.line, here.column,
+                                   "name '%s' belongs to tenant %s (name_prefix '%s'), which defines it at %s:%u:%u; "
+                                   "this one is not applied",
+                                   run[j]->name, owner->name, owner->name_prefix, winner->file, there.line, there.column);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* tenants' max_instances: past it, a tenant's manifests (in name order) are refused, and
+ * the rest still converge. valid is sorted by name; refused ones are removed in place.
+ * Returns how many were refused, or -ENOMEM. */
+static ssize_t apply_max_instances(const TenantList *tenants, const char *source, const NotebookSpec **valid,
+                                   size_t *n_valid, Diags *out) {
+        if (tenants->n == 0)
+                return 0;
+        _cleanup_free_ size_t *count = calloc(tenants->n, sizeof(size_t));
+        if (!count)
+                return -ENOMEM;
+        size_t kept = 0, refused = 0;
+        for (size_t i = 0; i < *n_valid; i++) {
+                const Tenant *t = tenant_find(tenants, valid[i]->tenant);
+                if (t && t->max_instances > 0 && ++count[t - tenants->items] > t->max_instances) {
+                        SourcePos here = spec_pos(valid[i]);
+                        int r = diag_error(out, valid[i]->file, here.line, here.column,
+                                           "tenant %s may have %u instances (max_instances in %s): '%s' is number %zu "
+                                           "in name order and is not applied",
+                                           t->name, t->max_instances, strempty(source), valid[i]->name,
+                                           count[t - tenants->items]);
+                        if (r < 0)
+                                return r;
+                        refused++;
+                        continue;
+                }
+                valid[kept++] = valid[i];
+        }
+        *n_valid = kept;
+        return (ssize_t) refused;
+}
+
 typedef struct DiagRef {
         const Diag *d;
         size_t order;   /* arrival order: keeps the sort stable */
@@ -362,9 +451,16 @@ static int resolve_view(DesiredSet *s) {
                 size_t run = 1;
                 while (i + run < n_all && streq(all[i]->name, all[i + run]->name))
                         run++;
+                const NotebookSpec *owner = run > 1 ? duplicate_owner(&s->policy.tenants, all + i, run) : NULL;
                 if (run == 1)
                         valid[n_valid++] = all[i];
-                else {
+                else if (owner) {
+                        int r = duplicate_owner_diags(all + i, run, owner, &s->policy.tenants, &dups);
+                        if (r < 0)
+                                return r;
+                        valid[n_valid++] = owner;
+                        n_dup_docs += run - 1;
+                } else {
                         int r = duplicate_diags(all, i, run, &dups);
                         if (r < 0)
                                 return r;
@@ -372,6 +468,10 @@ static int resolve_view(DesiredSet *s) {
                 }
                 i += run;
         }
+        ssize_t n_refused = apply_max_instances(&s->policy.tenants, s->policy.source, valid, &n_valid, &dups);
+        if (n_refused < 0)
+                return (int) n_refused;
+        n_dup_docs += (size_t) n_refused;
 
         /* all diagnostics, copied into one list in reading order */
         n_diags += dups.n;

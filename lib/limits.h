@@ -63,6 +63,9 @@
 #define CONFIG_MIN_PRUNE_GRACE_MS (60 * 1000)
 #define CONFIG_MAX_PRUNE_GRACE_MS (365 * 24 * 3600 * 1000LL)
 #define CONFIG_MAX_PRUNE_PER_PASS 100000
+/* tenants: a host's worth of teams; max_instances up to a fleet */
+#define CONFIG_MAX_TENANTS 256
+#define CONFIG_MAX_TENANT_INSTANCES 100000
 /* profiles: / flavors: patterns. An operator's allow-list is a handful of globs; 256 of
  * 256 bytes each bound what every manifest value is matched against. */
 #define CONFIG_MAX_PATTERNS 256

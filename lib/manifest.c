@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "config.h"
 #include "limits.h"
 #include "util.h"
 #include "yamltree.h"
@@ -303,7 +304,7 @@ static const char *check_open_value(Validator *v, const YamlNode *n, const char 
                 for (size_t i = 0; i < n_patterns && !allowed; i++)
                         allowed = fnmatch(patterns[i], n->scalar, 0) == 0;
                 if (!allowed) {
-                        error_node(v, n, "%s %s is not allowed by '%s' in %s", label, Q(q, n), policy_key,
+                        error_node(v, n, "%s %s is not allowed by %s in %s", label, Q(q, n), policy_key,
                                    strempty(v->policy->source));
                         return NULL;
                 }
@@ -568,6 +569,66 @@ static void check_envelope(Validator *v, const YamlNode *root, NotebookSpec *spe
         }
 }
 
+/* ---- tenants (config.h): what one team's manifests may ask for ---- */
+
+/* The tenant sets its own list of these (else the config's apply). */
+#define tenant_has(policy, list) ((policy)->tenant && (policy)->tenant->list.n > 0)
+
+/* "tenant vision's 'flavors'" for the "not allowed by" message. */
+static const char *tenant_key(char *buf, const ManifestPolicy *policy, const char *list) {
+        snprintf(buf, 96, "tenant %.48s's '%s'", policy->tenant->name, list);
+        return buf;
+}
+
+static bool in_list(const ConfigList *l, const char *s, bool as_prefix) {
+        for (size_t i = 0; i < l->n; i++)
+                if (as_prefix ? strncmp(s, l->items[i], strlen(l->items[i])) == 0 : streq(s, l->items[i]))
+                        return true;
+        return false;
+}
+
+/* The node at a dotted path of mappings, or NULL. */
+static const YamlNode *node_at(const YamlNode *root, const char *const *path, size_t n) {
+        const YamlNode *x = root;
+        for (size_t i = 0; x && i < n; i++)
+                x = yaml_mapping_get(x, path[i]);
+        return x;
+}
+
+/* name_prefix, workspaces and obs_paths, each an error where the value stands (the
+ * document's start for a default the manifest did not write). */
+static void check_tenant(Validator *v, const YamlDocument *doc, const Tenant *t, NotebookSpec *spec) {
+        char q[YAML_QUOTE_BUF];
+        const YamlNode *root = doc->root;
+        if (take(&spec->tenant, t->name) < 0) {
+                v->oom = -ENOMEM;
+                return;
+        }
+        const YamlNode *name = yaml_mapping_get(root, "name");
+        if (t->name_prefix && spec->name && strncmp(spec->name, t->name_prefix, strlen(t->name_prefix)) != 0)
+                error_node(v, name, "name %s must start with '%s' (tenant %s in %s)", Q(q, name), t->name_prefix,
+                           t->name, strempty(v->policy->source));
+        const char *ws = spec->workspace_id ? spec->workspace_id : "0";
+        if (t->workspaces.n > 0 && !in_list(&t->workspaces, ws, false)) {
+                static const char *const ws_path[] = { "workspace", "id" };
+                const YamlNode *at = node_at(root, ws_path, 2);
+                if (at)
+                        error_node(v, at, "workspace %s is not one of tenant %s's workspaces (in %s)", Q(q, at),
+                                   t->name, strempty(v->policy->source));
+                else
+                        error_at(v, doc->line, doc->column,
+                                 "workspace.id defaults to '0', which is not one of tenant %s's workspaces (in %s): "
+                                 "name one", t->name, strempty(v->policy->source));
+        }
+        if (t->obs_paths.n > 0 && spec->storage_type == STORAGE_OBS && spec->storage_path &&
+            !in_list(&t->obs_paths, spec->storage_path, true)) {
+                static const char *const obs_path[] = { "spec", "storage", "location", "path" };
+                const YamlNode *at = node_at(root, obs_path, 4);
+                error_node(v, at ? at : root, "OBS path %s is outside tenant %s's obs_paths (in %s)",
+                           at ? Q(q, at) : "''", t->name, strempty(v->policy->source));
+        }
+}
+
 /* Validate one loaded document. Returns the spec (NULL if any error) via *ret; the
  * return value is 0 or -ENOMEM. */
 static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec **ret) {
@@ -599,13 +660,18 @@ static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec
 
         const ManifestPolicy none = {};
         const ManifestPolicy *policy = v->policy ? v->policy : &none;
+        char tq[96];
         const YamlNode *profile = yaml_mapping_get(root, "profile_id");
         const char *profile_id = NULL;
         if (!profile)
                 missing_top(v, doc, "profile_id");
         else
-                profile_id = check_open_value(v, profile, "profile_id", "profiles", policy->profiles,
-                                              policy->n_profiles, catalog_suggest_profile);
+                profile_id = tenant_has(policy, profiles)
+                                     ? check_open_value(v, profile, "profile_id", tenant_key(tq, policy, "profiles"),
+                                                        (const char *const *) policy->tenant->profiles.items,
+                                                        policy->tenant->profiles.n, catalog_suggest_profile)
+                                     : check_open_value(v, profile, "profile_id", "'profiles'", policy->profiles,
+                                                        policy->n_profiles, catalog_suggest_profile);
 
         const YamlNode *description = yaml_mapping_get(root, "description");
         if (description && check_description(v, description) && take(&spec->description, description->scalar) < 0)
@@ -616,8 +682,12 @@ static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec
         if (!flavor)
                 missing_top(v, doc, "flavor");
         else
-                flavor_id = check_open_value(v, flavor, "flavor", "flavors", policy->flavors, policy->n_flavors,
-                                             catalog_suggest_flavor);
+                flavor_id = tenant_has(policy, flavors)
+                                    ? check_open_value(v, flavor, "flavor", tenant_key(tq, policy, "flavors"),
+                                                       (const char *const *) policy->tenant->flavors.items,
+                                                       policy->tenant->flavors.n, catalog_suggest_flavor)
+                                    : check_open_value(v, flavor, "flavor", "'flavors'", policy->flavors,
+                                                       policy->n_flavors, catalog_suggest_flavor);
 
         if (profile_id && flavor_id)
                 check_kinds(v, flavor, profile_id, flavor_id);
@@ -640,6 +710,9 @@ static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec
                 check_id_object(v, pool, &levels[5], true, &spec->pool_id);
         if (ai_project)
                 check_id_object(v, ai_project, &levels[6], true, &spec->ai_project_id);
+
+        if (policy->tenant)
+                check_tenant(v, doc, policy->tenant, spec);
 
         if (v->oom < 0)
                 return v->oom;

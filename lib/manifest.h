@@ -21,8 +21,15 @@ typedef struct ManifestResult {
 /* The host's local rules on top of the cloud's (the config keys `profiles:` and
  * `flavors:`): when a list is given (n > 0), a value matching none of its fnmatch(3)
  * patterns is an error naming the key and source. Borrowed, not copied. */
+typedef struct Tenant Tenant;
+typedef struct TenantList TenantList;
+
 typedef struct ManifestPolicy {
         const char *source;               /* the config file that sets the lists */
+        const TenantList *tenants;        /* tenants: (config.h); NULL or empty: none. The
+                                           * desired set picks each file's tenant by path */
+        const Tenant *tenant;             /* the tenant of the file being parsed, whose rules
+                                           * apply too; NULL: none */
         const char *const *profiles;      /* patterns for profile_id */
         size_t n_profiles;                /* 0: any profile_id */
         const char *const *flavors;       /* patterns for flavor */

@@ -37,6 +37,7 @@ NotebookSpec *spec_free(NotebookSpec *s) {
         free(s->pool_id);
         free(s->ai_project_id);
         free(s->file);
+        free(s->tenant);
         free(s);
         return NULL;
 }
@@ -47,7 +48,7 @@ int spec_dup(const NotebookSpec *s, NotebookSpec **ret) {
                 return -ENOMEM;
         *c = *s;
         c->name = c->profile_id = c->description = c->flavor = c->storage_path = NULL;
-        c->workspace_id = c->pool_id = c->ai_project_id = c->file = NULL;
+        c->workspace_id = c->pool_id = c->ai_project_id = c->file = c->tenant = NULL;
         c->annotations = NULL;
         c->n_annotations = 0;
         if (!(c->name = xstrdup(s->name)) != !s->name ||
@@ -58,7 +59,7 @@ int spec_dup(const NotebookSpec *s, NotebookSpec **ret) {
             !(c->workspace_id = xstrdup(s->workspace_id)) != !s->workspace_id ||
             !(c->pool_id = xstrdup(s->pool_id)) != !s->pool_id ||
             !(c->ai_project_id = xstrdup(s->ai_project_id)) != !s->ai_project_id ||
-            !(c->file = xstrdup(s->file)) != !s->file)
+            !(c->file = xstrdup(s->file)) != !s->file || !(c->tenant = xstrdup(s->tenant)) != !s->tenant)
                 return -ENOMEM;
         if (s->n_annotations > 0) {
                 c->annotations = calloc(s->n_annotations, sizeof(Annotation));

@@ -55,6 +55,8 @@ typedef struct NotebookSpec {
         char *pool_id;          /* pool.id: a dedicated resource pool; NULL when absent */
         char *ai_project_id;    /* ai_project.id; NULL when absent */
         DesiredState state;     /* the envelope's state:, DESIRED_STATE_ANY when absent */
+        char *tenant;           /* the tenant whose path holds the manifest (tenants:); NULL
+                                 * when no tenants are configured */
 
         /* provenance, for diagnostics and the journal */
         char *file;             /* display path of the manifest */

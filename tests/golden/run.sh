@@ -13,7 +13,7 @@
 #   NAME.json      optional: `check --json` is run too; its stdout must be exactly this
 #                  (one line), its stderr empty, its exit code the same
 #   NAME.conf      optional: a config file, passed as `-c NAME.conf` (the host config's
-#                  profiles:/flavors: as CI enforces them; a file case only)
+#                  profiles:/flavors:/tenants: as CI enforces them)
 # Paths in the expected output are therefore relative: "NAME.yaml:3:7: error: ...".
 # An expectation without its case (no NAME.yaml, no NAME.d/), or any other file in
 # cases/, is a failure: a lost case must never be skipped in silence.
@@ -158,12 +158,11 @@ for f in "$cases"/* "$cases"/.[!.]*; do
         *.d) [ -d "$f" ] && continue ;;
         *.stderr | *.exit | *.json)
                 { [ -f "$cases/$name.yaml" ] || [ -d "$cases/$name.d" ]; } && continue ;;
-        *.conf) [ -f "$cases/$name.yaml" ] && continue ;;
+        *.conf) { [ -f "$cases/$name.yaml" ] || [ -d "$cases/$name.d" ]; } && continue ;;
         esac
         case $file in
         *.stderr | *.exit | *.json | *.conf)
-                echo "FAIL $name: $file has no case (no $name.yaml$(
-                        [ "${file##*.}" = conf ] || echo ", no $name.d/"))" ;;
+                echo "FAIL $name: $file has no case (no $name.yaml, no $name.d/)" ;;
         *) echo "FAIL $file: not a case nor an expectation (NAME.yaml, NAME.d/, NAME.stderr, NAME.exit, NAME.json, NAME.conf)" ;;
         esac
         failed=$((failed + 1))
@@ -182,6 +181,11 @@ for d in "$cases"/*.d; do
         selected "$name" || continue
         work=$tmp/case-$name
         mkdir "$work" && cp -R "$d" "$work/$name.d" || { echo "FAIL $name: cannot copy"; failed=$((failed + 1)); continue; }
+        if [ -f "$cases/$name.conf" ] && ! cp "$cases/$name.conf" "$work/"; then
+                echo "FAIL $name: cannot copy $name.conf"
+                failed=$((failed + 1))
+                continue
+        fi
         if [ -f "$work/$name.d/setup.sh" ]; then
                 if ! (cd "$work/$name.d" && sh ./setup.sh) >"$tmp/setup.log" 2>&1; then
                         echo "FAIL $name: setup.sh failed"
