@@ -40,6 +40,7 @@ typedef struct Cli {
         bool wait;                 /* once --wait */
         long long timeout_ms;      /* once --timeout */
         unsigned prune_confirm;    /* once --prune-confirm: 0 = not given */
+        const char *tenant;        /* plan, status --tenant: only this tenant's */
         LogTarget log_target;
         int log_level;             /* syslog priority, LOG_INFO by default */
         char **args;               /* positional arguments after the verb */

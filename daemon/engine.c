@@ -228,8 +228,14 @@ static int record_load(Engine *e, const char *name, InstanceRecord *ret) {
         return r;
 }
 
+static const NotebookSpec *desired_spec(const Engine *e, const char *name);
+
 static int record_save(Engine *e, InstanceRecord *rec) {
         int64_t now = now_realtime_ms();
+        /* the tenant of its manifest, kept for when the manifest is gone */
+        const NotebookSpec *spec = desired_spec(e, rec->name);
+        if (spec && spec->tenant && !streq_ptr(rec->tenant, spec->tenant))
+                (void) strdup_replace(&rec->tenant, spec->tenant);
         rec->updated_at_ms = now;
         if (!rec->created_at_ms)
                 rec->created_at_ms = now;
@@ -2283,6 +2289,11 @@ const char *engine_pause_reason(const Engine *e, int64_t *ret_retry_mono_ms) {
 void engine_reset_auth(Engine *e) {
         report_forget(e, REPORT_KEY_ENGINE);
         api_client_reset_auth(e->api);
+}
+
+const char *engine_tenant_of(const Engine *e, const char *name) {
+        const NotebookSpec *s = desired_spec(e, name);
+        return s ? s->tenant : NULL;
 }
 
 int engine_set_tree_problem(Engine *e, const char *problem) {

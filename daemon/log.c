@@ -251,12 +251,48 @@ static void write_console(int priority, const LogField *fields, const char *mess
         free(buf);
 }
 
+static struct {
+        const char *from, *name;
+        log_derive_fn fn;
+        void *userdata;
+} derived;
+
+void log_set_derived_field(const char *from, const char *name, log_derive_fn fn, void *userdata) {
+        derived.from = from;
+        derived.name = name;
+        derived.fn = fn;
+        derived.userdata = userdata;
+}
+
+/* fields plus the derived one (log_set_derived_field), in buf; fields when none applies. */
+#define LOG_MAX_FIELDS 32
+static const LogField *with_derived(const LogField *fields, LogField buf[static LOG_MAX_FIELDS]) {
+        if (!derived.fn || !fields)
+                return fields;
+        const char *value = NULL;
+        size_t n = 0;
+        for (const LogField *f = fields; f->name; f++, n++) {
+                if (streq(f->name, derived.name))
+                        return fields;   /* the caller said it */
+                if (!value && f->value && streq(f->name, derived.from))
+                        value = derived.fn(f->value, derived.userdata);
+        }
+        if (!value || n + 2 > LOG_MAX_FIELDS)
+                return fields;
+        memcpy(buf, fields, n * sizeof(LogField));
+        buf[n] = (LogField) { derived.name, value };
+        buf[n + 1] = (LogField) { NULL, NULL };
+        return buf;
+}
+
 int log_internal(int priority, int error, const char *message_id, const LogField *fields,
                  const char *file, int line, const char *func, const char *fmt, ...) {
         int saved_errno = errno;
         int ret = error < 0 ? error : -error;
 
         if (log_would_log(priority)) {
+                LogField all[LOG_MAX_FIELDS];
+                fields = with_derived(fields, all);
                 /* %m prints the error being logged; without one, the caller's errno. */
                 errno = error != 0 ? -ret : saved_errno;
                 va_list ap;

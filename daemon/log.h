@@ -52,6 +52,13 @@ const char *log_int(char buf[static LOG_INT_BUFSIZE], long long v);
  * Before log_setup(): console, LOG_INFO. May be called again (reload). */
 void log_setup(LogTarget target, int max_level);
 
+/* Fields derived from another one, added to every entry that carries it: the tenant of
+ * a NOTEBOOK= (tenants:), so every per-notebook entry gets TENANT= without each call
+ * site having to know. fn returns the value (borrowed, valid during the call) or NULL.
+ * NULL fn: none. */
+typedef const char *(*log_derive_fn)(const char *value, void *userdata);
+void log_set_derived_field(const char *from, const char *name, log_derive_fn fn, void *userdata);
+
 /* The resolved target (never LOG_TARGET_AUTO) and level. */
 LogTarget log_get_target(void);
 int log_get_max_level(void);

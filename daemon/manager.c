@@ -601,6 +601,17 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/* TENANT= of a NOTEBOOK= entry: its manifest's tenant, else (a name gone from the
+ * tree) the tenant owning its prefix. */
+static const char *manager_tenant_of(const char *name, void *userdata) {
+        Manager *m = userdata;
+        if (m->config.tenants.n == 0)
+                return NULL;
+        const char *t = m->engine ? engine_tenant_of(m->engine, name) : NULL;
+        const Tenant *owner = t ? NULL : tenant_owning_name(&m->config.tenants, name);
+        return t ? t : owner ? owner->name : NULL;
+}
+
 int manager_new(Cli *cli, Manager **ret) {
         Manager *m = calloc(1, sizeof(*m));
         if (!m)
@@ -616,6 +627,7 @@ int manager_new(Cli *cli, Manager **ret) {
                 manager_free(m);
                 return r;
         }
+        log_set_derived_field("NOTEBOOK", "TENANT", manager_tenant_of, m);
         *ret = m;
         return 0;
 }
@@ -623,6 +635,7 @@ int manager_new(Cli *cli, Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        log_set_derived_field(NULL, NULL, NULL, NULL);
         scan_join(m);
         sd_event_source_disable_unref(m->scan.done_source);
         sd_event_source_disable_unref(m->log_source);

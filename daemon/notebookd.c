@@ -34,6 +34,7 @@ static void help(FILE *f) {
               "      --wait             once: follow created instances until RUNNING or failed\n"
               "      --timeout SECONDS  once: a hard deadline (default 300): stop, cancel what is\n"
               "                         in flight, report\n"
+              "      --tenant NAME      plan, status: only this tenant's notebooks (tenants:)\n"
               "      --prune-confirm=N  once: with prune on, delete exactly N instances (the\n"
               "                         count plan shows), or none; replaces prune_max_per_pass\n"
               "      --log-target=auto|journal|console\n"
@@ -65,7 +66,7 @@ static int parse_log_level(const char *s) {
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_JSON = 0x100, OPT_VERSION, OPT_WAIT, OPT_TIMEOUT, OPT_LOG_TARGET, OPT_LOG_LEVEL, OPT_PRUNE_CONFIRM };
+        enum { OPT_JSON = 0x100, OPT_VERSION, OPT_WAIT, OPT_TIMEOUT, OPT_LOG_TARGET, OPT_LOG_LEVEL, OPT_PRUNE_CONFIRM, OPT_TENANT };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "manifests", required_argument, NULL, 'm' },
@@ -76,6 +77,7 @@ int main(int argc, char **argv) {
                 { "wait", no_argument, NULL, OPT_WAIT },
                 { "timeout", required_argument, NULL, OPT_TIMEOUT },
                 { "prune-confirm", required_argument, NULL, OPT_PRUNE_CONFIRM },
+                { "tenant", required_argument, NULL, OPT_TENANT },
                 { "log-target", required_argument, NULL, OPT_LOG_TARGET },
                 { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
                 { "help", no_argument, NULL, 'h' },
@@ -129,6 +131,9 @@ int main(int argc, char **argv) {
                                 return EXIT_USAGE;
                         }
                         cli.prune_confirm = (unsigned) v;
+                        break;
+                case OPT_TENANT:
+                        cli.tenant = optarg;
                         break;
                 case OPT_LOG_TARGET:
                         if (streq(optarg, "auto"))

@@ -22,7 +22,18 @@ typedef struct OnceState {
         Engine *engine;
         ApiClient *api;
         bool interrupted;
+        const TenantList *tenants;
 } OnceState;
+
+/* TENANT= of a NOTEBOOK= entry (as the daemon's, manager.c). */
+static const char *once_tenant_of(const char *name, void *userdata) {
+        OnceState *s = userdata;
+        if (!s->tenants || s->tenants->n == 0)
+                return NULL;
+        const char *t = s->engine ? engine_tenant_of(s->engine, name) : NULL;
+        const Tenant *owner = t ? NULL : tenant_owning_name(s->tenants, name);
+        return t ? t : owner ? owner->name : NULL;
+}
 
 static void on_settled(Engine *e, void *userdata) {
         (void) e;
@@ -153,7 +164,7 @@ int verb_once(Cli *cli) {
         if (r < 0)
                 return startup_exit_code(r);
 
-        OnceState s = { .event = event, .api = b.api };
+        OnceState s = { .event = event, .api = b.api, .tenants = &cli->config.tenants };
         EngineOptions eo = { .follow = cli->wait, .daemon = false,
                              .state_retention_ms = cli->config.state_retention_ms,
                              .prune = config_prune_policy(&cli->config) };
@@ -171,6 +182,7 @@ int verb_once(Cli *cli) {
                 log_error_errno(r, "Cannot start: %m");
                 goto finish;
         }
+        log_set_derived_field("NOTEBOOK", "TENANT", once_tenant_of, &s);
         int64_t deadline = now_monotonic_ms() + cli->timeout_ms;
         engine_set_deadline(s.engine, deadline);
         engine_set_settled_callback(s.engine, on_settled, &s);
@@ -224,6 +236,7 @@ int verb_once(Cli *cli) {
                                  s.interrupted);
 
 finish:
+        log_set_derived_field(NULL, NULL, NULL, NULL);
         s.engine = engine_free(s.engine);
         backend_close(&b);
         return exit_code;

@@ -14,7 +14,32 @@
 #include "store.h"
 #include "util.h"
 
-static cJSON *action_to_json(const Action *a, int64_t now_ms) {
+/* The tenant of an action's name: its manifest's, else its record's, else the one owning
+ * its prefix; NULL without tenants. */
+static const char *action_tenant(const Action *a, const TenantList *tenants) {
+        if (tenants->n == 0)
+                return NULL;
+        if (a->spec && a->spec->tenant)
+                return a->spec->tenant;
+        if (a->record && a->record->tenant)
+                return a->record->tenant;
+        const Tenant *t = tenant_owning_name(tenants, a->name);
+        return t ? t->name : NULL;
+}
+
+/* --tenant: keep only that tenant's actions (the counts follow). */
+static void plan_filter_tenant(Plan *p, const TenantList *tenants, const char *tenant) {
+        size_t kept = 0;
+        memset(p->counts, 0, sizeof p->counts);
+        for (size_t i = 0; i < p->n; i++)
+                if (streq_ptr(action_tenant(&p->actions[i], tenants), tenant)) {
+                        p->actions[kept] = p->actions[i];
+                        p->counts[p->actions[kept++].kind]++;
+                }
+        p->n = kept;
+}
+
+static cJSON *action_to_json(const Action *a, const TenantList *tenants, int64_t now_ms) {
         static const struct {
                 unsigned bit;
                 const char *name;
@@ -44,6 +69,8 @@ static cJSON *action_to_json(const Action *a, int64_t now_ms) {
                 ok = cJSON_AddNumberToObject(o, "intent_id", (double) a->intent->id);
         if (ok && a->record && a->record->error_code)
                 ok = cJSON_AddStringToObject(o, "error_code", a->record->error_code);
+        if (ok && action_tenant(a, tenants))
+                ok = cJSON_AddStringToObject(o, "tenant", action_tenant(a, tenants));
         if (ok && a->spec && a->spec->state != DESIRED_STATE_ANY)
                 ok = cJSON_AddStringToObject(o, "desired_state", desired_state_to_string(a->spec->state));
         /* prune: why a deletion waits, and when it is due (ms since the epoch) */
@@ -58,7 +85,8 @@ static cJSON *action_to_json(const Action *a, int64_t now_ms) {
         return o;
 }
 
-static int print_json(const Plan *p, const DesiredStats *st, size_t n_records, size_t n_intents, int64_t now_ms) {
+static int print_json(const Plan *p, const TenantList *tenants, const DesiredStats *st, size_t n_records,
+                      size_t n_intents, int64_t now_ms) {
         cJSON *o = cJSON_CreateObject(), *counts = NULL, *actions = NULL;
         bool ok = o && cJSON_AddBoolToObject(o, "offline", p->offline) &&
                   cJSON_AddNumberToObject(o, "desired", (double) st->n_valid) &&
@@ -70,7 +98,7 @@ static int print_json(const Plan *p, const DesiredStats *st, size_t n_records, s
         for (int k = 0; ok && k < _ACTION_KIND_MAX; k++)
                 ok = cJSON_AddNumberToObject(counts, action_kind_to_string((ActionKind) k), (double) p->counts[k]);
         for (size_t i = 0; ok && i < p->n; i++) {
-                cJSON *a = action_to_json(&p->actions[i], now_ms);
+                cJSON *a = action_to_json(&p->actions[i], tenants, now_ms);
                 ok = a && cJSON_AddItemToArray(actions, a);
                 if (!a)
                         ok = false;
@@ -84,21 +112,30 @@ static int print_json(const Plan *p, const DesiredStats *st, size_t n_records, s
         return 0;
 }
 
-static int print_table(const Plan *p, const DesiredStats *st, int64_t now_ms) {
-        size_t w_name = 4;
-        for (size_t i = 0; i < p->n; i++)
+static int print_table(const Plan *p, const TenantList *tenants, const DesiredStats *st, int64_t now_ms) {
+        size_t w_name = 4, w_tenant = 6;
+        for (size_t i = 0; i < p->n; i++) {
                 w_name = MAX(w_name, strlen(p->actions[i].name));
+                w_tenant = MAX(w_tenant, strlen(strempty(action_tenant(&p->actions[i], tenants))));
+        }
         w_name = MIN(w_name, (size_t) 64);
+        w_tenant = MIN(w_tenant, (size_t) 64);
+        /* the TENANT column only where tenants are set */
+        int wt = tenants->n > 0 ? (int) w_tenant : 0;
+        const char *sep_t = tenants->n > 0 ? "  " : "";
         if (p->n > 0)
-                printf("%-11s  %-*s  %s\n", "ACTION", (int) w_name, "NAME", "DETAIL");
+                printf("%-11s  %-*s%s%-*s  %s\n", "ACTION", wt, wt ? "TENANT" : "", sep_t, (int) w_name, "NAME",
+                       "DETAIL");
         for (size_t i = 0; i < p->n; i++) {
                 const Action *a = &p->actions[i];
                 _cleanup_free_ char *detail = action_describe(a, now_ms);
                 _cleanup_free_ char *name = terminal_safe(a->name);
                 _cleanup_free_ char *safe = detail ? terminal_safe(detail) : NULL;
-                if (!name || !safe)
+                _cleanup_free_ char *tenant = terminal_safe(wt ? action_tenant(a, tenants) ?: "-" : "");
+                if (!name || !safe || !tenant)
                         return -ENOMEM;
-                printf("%-11s  %-*s  %s\n", action_kind_to_string(a->kind), (int) w_name, name, safe);
+                printf("%-11s  %-*s%s%-*s  %s\n", action_kind_to_string(a->kind), wt, tenant, sep_t, (int) w_name,
+                       name, safe);
         }
 
         /* "5 desired, 1 invalid manifest: 2 create, 1 wait, 2 ok (offline: ...)" */
@@ -127,6 +164,11 @@ int verb_plan(Cli *cli) {
         const char *state_dir = cli->config.state_dir;
         if (!manifests || !state_dir) {
                 fputs("notebookd: plan: no manifests directory or state directory configured\n", stderr);
+                return EXIT_USAGE;
+        }
+        if (cli->tenant && !tenant_find(&cli->config.tenants, cli->tenant)) {
+                fprintf(stderr, "notebookd: plan: --tenant %s: no such tenant in %s\n", cli->tenant,
+                        cli->config.file ? cli->config.file : "the configuration (no tenants: set)");
                 return EXIT_USAGE;
         }
 
@@ -176,8 +218,12 @@ int verb_plan(Cli *cli) {
                 prune.tree_problem = problem;
                 plan_apply_prune(plan, &prune, now_ms);
         }
+        const TenantList *tenants = &cli->config.tenants;
+        if (r >= 0 && cli->tenant)
+                plan_filter_tenant(plan, tenants, cli->tenant);
         if (r >= 0)
-                r = cli->json ? print_json(plan, &st, n_records, n_intents, now_ms) : print_table(plan, &st, now_ms);
+                r = cli->json ? print_json(plan, tenants, &st, n_records, n_intents, now_ms)
+                              : print_table(plan, tenants, &st, now_ms);
         plan = plan_free(plan); /* points into records and intents */
         instance_records_free(records, n_records);
         create_intents_free(intents, n_intents);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "config.h"
 #include "instance.h"
 #include "store.h"
 #include "util.h"
@@ -19,8 +20,10 @@ static bool add_num(cJSON *o, const char *k, int64_t v) {
         return cJSON_AddNumberToObject(o, k, (double) v) != NULL;
 }
 
+static const char *record_tenant(const InstanceRecord *r, const TenantList *tenants);
+
 static int print_json(const char *path, const InstanceRecord *recs, size_t n, const CreateIntent *intents,
-                      size_t n_intents, int64_t now_ms) {
+                      size_t n_intents, const TenantList *tenants, int64_t now_ms) {
         cJSON *o = cJSON_CreateObject(), *arr = NULL, *iarr = NULL;
         bool ok = o && add_str(o, "database", path) && (arr = cJSON_AddArrayToObject(o, "instances")) &&
                   (iarr = cJSON_AddArrayToObject(o, "open_intents"));
@@ -38,7 +41,8 @@ static int print_json(const char *path, const InstanceRecord *recs, size_t n, co
                      add_num(x, "created_at_ms", r->created_at_ms) && add_num(x, "updated_at_ms", r->updated_at_ms) &&
                      add_num(x, "age_ms", r->created_at_ms > 0 ? MAX(now_ms - r->created_at_ms, 0) : 0) &&
                      cJSON_AddBoolToObject(x, "created_by_us", r->created_by_us) &&
-                     add_num(x, "undesired_since_ms", r->undesired_since_ms);
+                     add_num(x, "undesired_since_ms", r->undesired_since_ms) &&
+                     add_str(x, "tenant", record_tenant(r, tenants));
         }
         for (size_t i = 0; ok && i < n_intents; i++) {
                 const CreateIntent *c = &intents[i];
@@ -56,8 +60,19 @@ static int print_json(const char *path, const InstanceRecord *recs, size_t n, co
 }
 
 typedef struct Row {
-        char *cell[5];
+        char *cell[6];
 } Row;
+
+/* The tenant of a record: its manifest's when last desired, else the one owning its
+ * prefix; NULL without tenants. */
+static const char *record_tenant(const InstanceRecord *r, const TenantList *tenants) {
+        if (tenants->n == 0)
+                return NULL;
+        if (r->tenant)
+                return r->tenant;
+        const Tenant *t = tenant_owning_name(tenants, r->name);
+        return t ? t->name : NULL;
+}
 
 static void rows_free(Row *rows, size_t n) {
         for (size_t i = 0; rows && i < n; i++)
@@ -67,10 +82,10 @@ static void rows_free(Row *rows, size_t n) {
 }
 
 static int print_table(const InstanceRecord *recs, size_t n, const CreateIntent *intents, size_t n_intents,
-                       int64_t now_ms) {
-        static const char *const header[5] = { "NAME", "INSTANCE-ID", "STATUS", "RESULT", "AGE" };
-        size_t width[5];
-        for (size_t c = 0; c < 5; c++)
+                       const TenantList *tenants, int64_t now_ms) {
+        static const char *const header[6] = { "NAME", "INSTANCE-ID", "STATUS", "RESULT", "AGE", "TENANT" };
+        size_t width[6];
+        for (size_t c = 0; c < 6; c++)
                 width[c] = strlen(header[c]);
         Row *rows = calloc(n ?: 1, sizeof(*rows));
         if (!rows)
@@ -94,7 +109,8 @@ static int print_table(const InstanceRecord *recs, size_t n, const CreateIntent 
                 rows[i].cell[2] = terminal_safe(r->status);
                 rows[i].cell[3] = terminal_safe(result);
                 rows[i].cell[4] = strdup(age);
-                for (size_t c = 0; c < 5; c++) {
+                rows[i].cell[5] = terminal_safe(record_tenant(r, tenants) ?: "-");
+                for (size_t c = 0; c < 6; c++) {
                         if (!rows[i].cell[c]) {
                                 rows_free(rows, n);
                                 return -ENOMEM;
@@ -104,13 +120,16 @@ static int print_table(const InstanceRecord *recs, size_t n, const CreateIntent 
                 if (r->instance_id)
                         by_class[instance_status_class(r->status)]++;
         }
+        /* TENANT leads, where tenants are set */
+        int wt = tenants->n > 0 ? (int) width[5] : 0;
+        const char *sep_t = tenants->n > 0 ? "  " : "";
         if (n > 0) {
-                printf("%-*s  %-*s  %-*s  %-*s  %s\n", (int) width[0], header[0], (int) width[1], header[1],
-                       (int) width[2], header[2], (int) width[3], header[3], header[4]);
+                printf("%-*s%s%-*s  %-*s  %-*s  %-*s  %s\n", wt, wt ? header[5] : "", sep_t, (int) width[0], header[0],
+                       (int) width[1], header[1], (int) width[2], header[2], (int) width[3], header[3], header[4]);
                 for (size_t i = 0; i < n; i++)
-                        printf("%-*s  %-*s  %-*s  %-*s  %s\n", (int) width[0], rows[i].cell[0], (int) width[1],
-                               rows[i].cell[1], (int) width[2], rows[i].cell[2], (int) width[3], rows[i].cell[3],
-                               rows[i].cell[4]);
+                        printf("%-*s%s%-*s  %-*s  %-*s  %-*s  %s\n", wt, wt ? rows[i].cell[5] : "", sep_t,
+                               (int) width[0], rows[i].cell[0], (int) width[1], rows[i].cell[1], (int) width[2],
+                               rows[i].cell[2], (int) width[3], rows[i].cell[3], rows[i].cell[4]);
         }
         rows_free(rows, n);
 
@@ -161,7 +180,12 @@ int verb_status(Cli *cli) {
         _cleanup_free_ char *err = NULL;
         InstanceRecord *records = NULL;
         CreateIntent *intents = NULL;
-        size_t n = 0, n_intents = 0;
+        size_t n = 0, n_intents = 0, n_intents_shown;
+        if (cli->tenant && !tenant_find(&cli->config.tenants, cli->tenant)) {
+                fprintf(stderr, "notebookd: status: --tenant %s: no such tenant in %s\n", cli->tenant,
+                        cli->config.file ? cli->config.file : "the configuration (no tenants: set)");
+                return EXIT_USAGE;
+        }
         int r = store_open(state_dir, STORE_READ_ONLY, &store, &err);
         if (r < 0 && r != -ENOENT) {
                 fprintf(stderr, "notebookd: status: %s\n", err ? err : strerror(-r));
@@ -175,12 +199,35 @@ int verb_status(Cli *cli) {
                 return EXIT_USAGE;
         }
 
+        n_intents_shown = n_intents;
         int64_t now_ms = now_realtime_ms();
+        const TenantList *tenants = &cli->config.tenants;
+        size_t n_all = n;
+        if (cli->tenant) {   /* only that tenant's records (and its names' open intents) */
+                size_t kept = 0, kept_intents = 0;
+                for (size_t i = 0; i < n; i++)
+                        if (streq_ptr(record_tenant(&records[i], tenants), cli->tenant)) {
+                                InstanceRecord t = records[kept];
+                                records[kept++] = records[i];
+                                records[i] = t;
+                        }
+                for (size_t i = 0; i < n_intents; i++) {
+                        const Tenant *o = tenant_owning_name(tenants, intents[i].name);
+                        if (o && streq(o->name, cli->tenant)) {
+                                CreateIntent t = intents[kept_intents];
+                                intents[kept_intents++] = intents[i];
+                                intents[i] = t;
+                        }
+                }
+                n = kept;
+                n_intents_shown = kept_intents;
+        }
         _cleanup_free_ char *path = store ? NULL : xasprintf("%s/%s", state_dir, STORE_FILE_NAME);
         if (cli->json)
-                r = print_json(store ? store_path(store) : path, records, n, intents, n_intents, now_ms);
+                r = print_json(store ? store_path(store) : path, records, n, intents, n_intents_shown, tenants, now_ms);
         else
-                r = print_table(records, n, intents, n_intents, now_ms);
+                r = print_table(records, n, intents, n_intents_shown, tenants, now_ms);
+        n = n_all;
         instance_records_free(records, n);
         create_intents_free(intents, n_intents);
         if (r < 0) {

@@ -61,7 +61,10 @@ const char *const store_migrations[] = {
          * recorded instance (its answer named the id), 0 when it was adopted. A record
          * written before says so by its result. */
         "ALTER TABLE instances ADD COLUMN created_by_us INTEGER NOT NULL DEFAULT 0;"
-        "UPDATE instances SET created_by_us = 1 WHERE result = 'accepted' AND instance_id IS NOT NULL;",
+        "UPDATE instances SET created_by_us = 1 WHERE result = 'accepted' AND instance_id IS NOT NULL;"
+        /* ... and the tenant whose manifest it was (tenants:), for status and the journal
+         * once the manifest is gone; NULL without tenants */
+        "ALTER TABLE instances ADD COLUMN tenant TEXT;",
 };
 const size_t store_n_migrations = ELEMENTSOF(store_migrations);
 
@@ -89,8 +92,8 @@ typedef enum StatementId {
         "name, instance_id, spec_hash, status, result, http_status, error_code, "    \
         "error_msg, request_id, result_at_ms, attempts, next_attempt_at_ms, "        \
         "created_at_ms, updated_at_ms, workspace_id"
-#define INSTANCE_COLUMNS INSTANCE_COLUMNS_V3 ", created_by_us"
-#define INSTANCE_SELECT INSTANCE_COLUMNS_V3 ", undesired_since_ms, created_by_us"
+#define INSTANCE_COLUMNS INSTANCE_COLUMNS_V3 ", created_by_us, tenant"
+#define INSTANCE_SELECT INSTANCE_COLUMNS_V3 ", undesired_since_ms, created_by_us, tenant"
 
 static const char *const statement_sql[_STMT_MAX] = {
         [STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -100,7 +103,7 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_SELECT " FROM instances ORDER BY name",
         [STMT_PUT_INSTANCE] =
                 "INSERT INTO instances (" INSTANCE_COLUMNS ") "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) "
                 "ON CONFLICT(name) DO UPDATE SET "
                 "instance_id = excluded.instance_id, spec_hash = excluded.spec_hash, "
                 "status = excluded.status, result = excluded.result, "
@@ -111,7 +114,7 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "created_at_ms = CASE WHEN instances.created_at_ms > 0 "
                 "  THEN instances.created_at_ms ELSE excluded.created_at_ms END, "
                 "updated_at_ms = excluded.updated_at_ms, workspace_id = excluded.workspace_id, "
-                "created_by_us = excluded.created_by_us",
+                "created_by_us = excluded.created_by_us, tenant = excluded.tenant",
         [STMT_DELETE_INSTANCE] = "DELETE FROM instances WHERE name = ?1",
         [STMT_ADD_INTENT] = "INSERT INTO create_intents (name, spec_hash, created_at_ms) VALUES (?1, ?2, ?3)",
         [STMT_RESOLVE_INTENT] = "UPDATE create_intents SET resolved_at_ms = ?2, outcome = ?3 "
@@ -149,9 +152,9 @@ struct Store {
 #define INSTANCE_SELECT_V2                                                            \
         "name, instance_id, spec_hash, status, result, http_status, error_code, "    \
         "error_msg, request_id, result_at_ms, attempts, next_attempt_at_ms, "        \
-        "created_at_ms, updated_at_ms, NULL, NULL, 0"
-#define INSTANCE_SELECT_V3 INSTANCE_COLUMNS_V3 ", NULL, 0"
-#define INSTANCE_SELECT_V4 INSTANCE_COLUMNS_V3 ", undesired_since_ms, 0"
+        "created_at_ms, updated_at_ms, NULL, NULL, 0, NULL"
+#define INSTANCE_SELECT_V3 INSTANCE_COLUMNS_V3 ", NULL, 0, NULL"
+#define INSTANCE_SELECT_V4 INSTANCE_COLUMNS_V3 ", undesired_since_ms, 0, NULL"
 static const char *const statement_sql_v2[_STMT_MAX] = {
         [STMT_GET_INSTANCE] = "SELECT " INSTANCE_SELECT_V2 " FROM instances WHERE name = ?1",
         [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_SELECT_V2 " FROM instances ORDER BY name",
@@ -619,6 +622,7 @@ void instance_record_done(InstanceRecord *r) {
         free(r->error_msg);
         free(r->request_id);
         free(r->workspace_id);
+        free(r->tenant);
         *r = (InstanceRecord) { 0 };
 }
 
@@ -640,8 +644,9 @@ int instance_record_copy(const InstanceRecord *src, InstanceRecord *dst) {
         c.error_msg = xstrdup(src->error_msg);
         c.request_id = xstrdup(src->request_id);
         c.workspace_id = xstrdup(src->workspace_id);
+        c.tenant = xstrdup(src->tenant);
         if (!c.name != !src->name || !c.instance_id != !src->instance_id || !c.spec_hash != !src->spec_hash ||
-            !c.status != !src->status || !c.result != !src->result || !c.error_code != !src->error_code ||
+            !c.tenant != !src->tenant || !c.status != !src->status || !c.result != !src->result || !c.error_code != !src->error_code ||
             !c.error_msg != !src->error_msg || !c.request_id != !src->request_id ||
             !c.workspace_id != !src->workspace_id) {
                 instance_record_done(&c);
@@ -662,7 +667,7 @@ static int read_instance_row(sqlite3_stmt *st, InstanceRecord *ret) {
                 .undesired_since_ms = sqlite3_column_int64(st, 15),
                 .created_by_us = sqlite3_column_int(st, 16) != 0,
         };
-        if (column_strdup(st, 0, &r.name) < 0 || column_strdup(st, 1, &r.instance_id) < 0 ||
+        if (column_strdup(st, 17, &r.tenant) < 0 || column_strdup(st, 0, &r.name) < 0 || column_strdup(st, 1, &r.instance_id) < 0 ||
             column_strdup(st, 2, &r.spec_hash) < 0 || column_strdup(st, 3, &r.status) < 0 ||
             column_strdup(st, 4, &r.result) < 0 || column_strdup(st, 6, &r.error_code) < 0 ||
             column_strdup(st, 7, &r.error_msg) < 0 || column_strdup(st, 8, &r.request_id) < 0 ||
@@ -756,6 +761,7 @@ int store_put_instance(Store *s, const InstanceRecord *rec) {
         sqlite3_bind_int64(st, 14, rec->updated_at_ms);
         bind_text(st, 15, rec->workspace_id);
         sqlite3_bind_int(st, 16, rec->created_by_us);
+        bind_text(st, 17, rec->tenant);
         return step_done(s, st);
 }
 

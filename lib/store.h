@@ -81,6 +81,7 @@ typedef struct InstanceRecord {
         bool created_by_us;       /* a create of ours made instance_id (its answer named it);
                                      false when adopted. Only such an instance is pruned
                                      (unless prune_adopted) */
+        char *tenant;             /* the tenant of its manifest when last desired; NULL: none */
 } InstanceRecord;
 
 typedef struct CreateIntent {

@@ -663,11 +663,14 @@ static void test_migrate_ownership(void **state) {
         InstanceRecord r = {};
         assert_int_equal(store_get_instance(s, "made", &r), 0);
         assert_false(r.created_by_us);
+        assert_null(r.tenant);
         r.created_by_us = true;
+        r.tenant = strdup("vision");
         assert_int_equal(store_put_instance(s, &r), 0);
         instance_record_done(&r);
         assert_int_equal(store_get_instance(s, "made", &r), 0);
         assert_true(r.created_by_us);
+        assert_string_equal(r.tenant, "vision");
         instance_record_done(&r);
 }
 
