@@ -91,6 +91,7 @@ struct Engine {
         int64_t prune_timer_at_mono_ms;
         char *tree_problem;           /* engine_set_tree_problem */
         char *prune_held;             /* engine_prune_held */
+        char *tenant_of_gone;         /* engine_tenant_of's answer for a name not desired */
 
         /* Creates with durable intents, waiting for the API client (ENGINE_CREATE_WINDOW). */
         Op *queue_head, *queue_tail;
@@ -1464,9 +1465,15 @@ static const ActionHandler action_handlers[_ACTION_KIND_MAX] = {
 static void note_prune_held(Engine *e, const Plan *plan) {
         _cleanup_free_ char *names = NULL;
         size_t n = 0, shown = 0;
+        int64_t now_ms = now_realtime_ms();
         for (size_t i = 0; i < plan->n; i++) {
                 const Action *a = &plan->actions[i];
-                if (a->kind != ACTION_GONE || (a->prune_hold != PRUNE_HOLD_CAP && a->prune_hold != PRUNE_HOLD_TREE))
+                /* held: over the cap, or due (marked, past the grace) while the tree is
+                 * not whole */
+                bool held = a->kind == ACTION_GONE &&
+                            (a->prune_hold == PRUNE_HOLD_CAP ||
+                             (a->prune_hold == PRUNE_HOLD_TREE && a->prune_due_ms > 0 && now_ms >= a->prune_due_ms));
+                if (!held)
                         continue;
                 n++;
                 if (shown < ENGINE_PRUNE_NAMES_SHOWN) {
@@ -1675,11 +1682,15 @@ static int known_merge(Engine *e, const char ***ret_fresh, size_t *ret_n_fresh) 
  * go. A tree that is not whole starts no mark: its "missing" names may only be
  * unreadable. */
 static int prune_verdict(const Engine *e, const Action *a, bool full) {
-        /* In flight, or changed under this listing: the next pass judges it. */
-        if (name_busy(e, a->name) || !a->record)
+        if (!a->record)
                 return -1;
-        if (a->kind != ACTION_GONE && a->kind != ACTION_DELETE)
+        /* Desired again: the mark goes now, whatever work the name has in flight, or
+         * its next absence would be judged from the old one and skip the grace. */
+        if (a->spec)
                 return a->record->undesired_since_ms != 0 ? STORE_PRUNE_DESIRED : -1;
+        /* In flight, or changed under this listing: the next pass judges it. */
+        if (name_busy(e, a->name))
+                return -1;
         if (e->tree_problem && a->record->undesired_since_ms == 0)
                 return -1;
         if (!full)
@@ -2156,6 +2167,7 @@ Engine *engine_free(Engine *e) {
         sd_event_source_disable_unref(e->prune_timer);
         free(e->tree_problem);
         free(e->prune_held);
+        free(e->tenant_of_gone);
         spec_list_clear(&e->desired);
         listings_clear(e);
         remote_instance_list_clear(&e->known);
@@ -2291,9 +2303,18 @@ void engine_reset_auth(Engine *e) {
         api_client_reset_auth(e->api);
 }
 
-const char *engine_tenant_of(const Engine *e, const char *name) {
+const char *engine_tenant_of(Engine *e, const char *name) {
         const NotebookSpec *s = desired_spec(e, name);
-        return s ? s->tenant : NULL;
+        if (s)
+                return s->tenant;
+        /* gone from the tree: the tenant its record kept (rare: gone names, prune) */
+        InstanceRecord rec = {};
+        if (store_get_instance(e->store, name, &rec) < 0)
+                return NULL;
+        free(e->tenant_of_gone);
+        e->tenant_of_gone = TAKE_PTR(rec.tenant);
+        instance_record_done(&rec);
+        return e->tenant_of_gone;
 }
 
 int engine_set_tree_problem(Engine *e, const char *problem) {

@@ -76,8 +76,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Engine *, engine_free);
 
 /* Replace the desired set (the specs are copied). Does not start a pass by itself. */
 int engine_set_desired(Engine *e, const NotebookSpec *const *specs, size_t n);
-/* The tenant of a desired name's manifest (tenants:), or NULL. Borrowed. */
-const char *engine_tenant_of(const Engine *e, const char *name);
+/* The tenant of a name: its manifest's (tenants:), else the one its record kept; NULL
+ * when neither says. Borrowed: valid until the next call. */
+const char *engine_tenant_of(Engine *e, const char *name);
 /* Why the last scan of the tree was not whole (copied), or NULL when it was: prune
  * deletes nothing, and no name starts its grace, while it is set (lib/prune.h). */
 int engine_set_tree_problem(Engine *e, const char *problem);

@@ -148,6 +148,11 @@ int verb_once(Cli *cli) {
         size_t n_specs;
         const NotebookSpec *const *specs = desired_set_specs(desired, &n_specs);
 
+        if (cli->prune_confirm > 0 && !cli->config.prune) {
+                fprintf(stderr, "notebookd: --prune-confirm: prune is off in %s (set prune: true)\n",
+                        cli->config.file ? cli->config.file : "the configuration");
+                return EXIT_USAGE;
+        }
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         r = sd_event_new(&event);
         if (r < 0) {

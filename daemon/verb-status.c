@@ -170,6 +170,10 @@ static int print_table(const InstanceRecord *recs, size_t n, const CreateIntent 
         return 0;
 }
 
+static int cmp_record_name(const void *a, const void *b) {
+        return strcmp(((const InstanceRecord *) a)->name, ((const InstanceRecord *) b)->name);
+}
+
 int verb_status(Cli *cli) {
         const char *state_dir = cli->config.state_dir;
         if (!state_dir) {
@@ -205,20 +209,25 @@ int verb_status(Cli *cli) {
         size_t n_all = n;
         if (cli->tenant) {   /* only that tenant's records (and its names' open intents) */
                 size_t kept = 0, kept_intents = 0;
+                /* an intent's tenant is its name's record's (records are sorted by name:
+                 * look them up before the records are filtered) */
+                for (size_t i = 0; i < n_intents; i++) {
+                        InstanceRecord key = { .name = intents[i].name };
+                        const InstanceRecord *rec = bsearch(&key, records, n, sizeof(*records), cmp_record_name);
+                        const Tenant *o = rec ? NULL : tenant_owning_name(tenants, intents[i].name);
+                        const char *t = rec ? record_tenant(rec, tenants) : o ? o->name : NULL;
+                        if (streq_ptr(t, cli->tenant)) {
+                                CreateIntent x = intents[kept_intents];
+                                intents[kept_intents++] = intents[i];
+                                intents[i] = x;
+                        }
+                }
                 for (size_t i = 0; i < n; i++)
                         if (streq_ptr(record_tenant(&records[i], tenants), cli->tenant)) {
                                 InstanceRecord t = records[kept];
                                 records[kept++] = records[i];
                                 records[i] = t;
                         }
-                for (size_t i = 0; i < n_intents; i++) {
-                        const Tenant *o = tenant_owning_name(tenants, intents[i].name);
-                        if (o && streq(o->name, cli->tenant)) {
-                                CreateIntent t = intents[kept_intents];
-                                intents[kept_intents++] = intents[i];
-                                intents[i] = t;
-                        }
-                }
                 n = kept;
                 n_intents_shown = kept_intents;
         }

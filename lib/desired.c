@@ -28,7 +28,8 @@ typedef struct Entry {
 
 /* An owned copy of a ManifestPolicy (the config it came from is replaced on reload). */
 typedef struct Policy {
-        ManifestPolicy view;    /* points into the fields below */
+        ManifestPolicy view;    /* points into the fields below (set where the Policy lives:
+                                 * a copy of the struct must point it again) */
         char *source;
         char **profiles;
         char **flavors;
@@ -101,7 +102,6 @@ static int policy_copy(const ManifestPolicy *from, Policy *ret) {
                 policy_done(&p);
                 return -ENOMEM;
         }
-        p.view.tenants = &p.tenants;
         p.view.source = p.source;
         p.view.profiles = (const char *const *) p.profiles;
         p.view.flavors = (const char *const *) p.flavors;
@@ -139,6 +139,7 @@ int desired_set_set_policy(DesiredSet *s, const ManifestPolicy *policy) {
                 return r;
         policy_done(&s->policy);
         s->policy = p;
+        s->policy.view.tenants = &s->policy.tenants;   /* into the copy where it now lives */
         s->reparse = true;
         return 0;
 }
@@ -169,6 +170,7 @@ int desired_set_new(const char *root, const char *display_root, const ManifestPo
         if (!s)
                 return -ENOMEM;
         int r = policy_copy(policy, &s->policy);
+        s->policy.view.tenants = &s->policy.tenants;
         if (r < 0)
                 return r;
         r = desired_set_add_root(s, root, display_root);

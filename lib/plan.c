@@ -501,7 +501,7 @@ const char *prune_hold_to_string(PruneHold h) {
         static const char *const table[_PRUNE_HOLD_MAX] = {
                 [PRUNE_HOLD_NONE] = "",         [PRUNE_HOLD_ADOPTED] = "adopted",
                 [PRUNE_HOLD_TREE] = "tree",     [PRUNE_HOLD_GRACE] = "grace",
-                [PRUNE_HOLD_UNLISTED] = "unlisted", [PRUNE_HOLD_CAP] = "cap",
+                [PRUNE_HOLD_CAP] = "cap",       [PRUNE_HOLD_UNLISTED] = "unlisted",
         };
         return (unsigned) h < _PRUNE_HOLD_MAX ? table[h] : "?";
 }
@@ -622,7 +622,12 @@ static void describe_gone(Line *l, const Action *a, const char *id, int64_t now_
                 line_add(l, " (due for deletion, held: this pass would delete more than prune allows)");
                 break;
         default:
-                line_add(l, " (kept, not deleted)");
+                if (a->record && streq_ptr(a->record->result, RECORD_RESULT_DELETED))
+                        line_add(l, " (deleted by prune)");
+                else if (id && a->status_class == STATUS_CLASS_GONE)
+                        line_add(l, " (the instance is gone)");
+                else
+                        line_add(l, " (kept, not deleted)");
         }
 }
 

@@ -103,10 +103,10 @@ typedef enum PruneHold {
         PRUNE_HOLD_ADOPTED,       /* not created by notebookd, and prune_adopted is off */
         PRUNE_HOLD_TREE,          /* the last scan of the tree was not whole, or found nothing */
         PRUNE_HOLD_GRACE,         /* absent for less than prune_grace: due at prune_due_ms */
-        PRUNE_HOLD_UNLISTED,      /* due, but no listing taken this pass shows it: the next
-                                     full pass decides */
         PRUNE_HOLD_CAP,           /* due, but this pass would delete more than the cap (or
                                      not exactly the confirmed count): none is deleted */
+        PRUNE_HOLD_UNLISTED,      /* due, but no listing taken this pass shows it: the next
+                                     full pass decides */
         _PRUNE_HOLD_MAX,
 } PruneHold;
 
@@ -132,7 +132,8 @@ typedef struct Action {
         char spec_hash[SPEC_HASH_HEX_LEN + 1];  /* of spec; "" for GONE */
         PruneHold prune_hold;            /* GONE: see PruneHold */
         int64_t prune_due_ms;            /* GONE with an instance, DELETE: when its absence is
-                                          * past the grace (wall clock); 0 = prune off */
+                                          * past the grace (wall clock); 0 = prune off, or not
+                                          * marked absent (a tree that is not whole) */
 } Action;
 
 typedef struct Plan {

@@ -11,18 +11,22 @@ static bool has_instance(const Action *a) {
         return instance_status_class(a->status) != STATUS_CLASS_GONE;
 }
 
-/* Guards 1 to 4 for one action: the hold, or NONE when it is due and may go. */
+/* Guards 1 to 3 for one action: the hold, or NONE when it is due. */
 static PruneHold hold_of(Action *a, const PrunePolicy *pp, int64_t now_ms) {
         if (!a->record->created_by_us && !pp->adopted)
                 return PRUNE_HOLD_ADOPTED;
+        int64_t mark = a->record->undesired_since_ms;
+        if (mark > 0)
+                a->prune_due_ms = mark + pp->grace_ms;
+        /* a tree that is not whole starts no grace (prune_due_ms stays 0 when unmarked) */
         if (pp->tree_problem)
                 return PRUNE_HOLD_TREE;
-        int64_t since = a->record->undesired_since_ms > 0 ? a->record->undesired_since_ms : now_ms;
-        a->prune_due_ms = since + pp->grace_ms;
-        if (a->record->undesired_since_ms == 0 || now_ms < a->prune_due_ms)
+        if (mark == 0) {
+                a->prune_due_ms = now_ms + pp->grace_ms;
                 return PRUNE_HOLD_GRACE;
-        if (!a->listed)
-                return PRUNE_HOLD_UNLISTED;
+        }
+        if (now_ms < a->prune_due_ms)
+                return PRUNE_HOLD_GRACE;
         return PRUNE_HOLD_NONE;
 }
 
@@ -42,8 +46,10 @@ void plan_apply_prune(Plan *p, const PrunePolicy *pp, int64_t now_ms) {
                         due++;
         }
         p->prune_due = due;
-        /* Guard 5: all or nothing, so an operator never finds "some" of a mass deletion
-         * done. */
+        /* Guard 4, the cap: all or nothing, so an operator never finds "some" of a mass
+         * deletion done. It counts what is due whether or not listed now, so `plan`
+         * (offline) shows the count to confirm, and a pass whose listing missed some can
+         * only be held more often, never less. */
         p->prune_capped = pp->confirm > 0 ? due != pp->confirm : due > pp->max_per_pass;
         for (size_t i = 0; i < p->n && due > 0; i++) {
                 Action *a = &p->actions[i];
@@ -51,6 +57,11 @@ void plan_apply_prune(Plan *p, const PrunePolicy *pp, int64_t now_ms) {
                         continue;
                 if (p->prune_capped) {
                         a->prune_hold = PRUNE_HOLD_CAP;
+                        continue;
+                }
+                /* Guard 5: what is deleted is what a listing taken now shows */
+                if (!a->listed) {
+                        a->prune_hold = PRUNE_HOLD_UNLISTED;
                         continue;
                 }
                 p->counts[ACTION_GONE]--;

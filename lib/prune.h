@@ -12,11 +12,11 @@
  *      least one manifest: an unmounted, emptied or half-broken checkout deletes nothing;
  *   3. grace: absent since undesired_since_ms for at least prune_grace (a name not yet
  *      marked absent is due a full grace from now);
- *   4. a current listing (Action.listed) shows the instance live: what is deleted is
- *      what exists now, not what an earlier listing showed;
- *   5. a cap per pass: at most prune_max_per_pass deletions; a pass that would delete
- *      more deletes none. `once --prune-confirm=N` replaces the cap by an exact count:
- *      N deletions, or none. */
+ *   4. a cap per pass: at most prune_max_per_pass deletions due; a pass that would
+ *      delete more deletes none. `once --prune-confirm=N` replaces the cap by an exact
+ *      count: N deletions, or none;
+ *   5. a current listing (Action.listed) shows the instance live: what is deleted is
+ *      what exists now, not what an earlier listing showed. */
 #pragma once
 
 #include <stdbool.h>

@@ -1135,6 +1135,25 @@ static void test_prune_stop_delete_follow(void **state) {
         fixture_free(f);
 }
 
+/* A name back in the tree loses its absence mark in that very pass, even when the pass
+ * starts work for it (here a stop): else its next absence would be judged from the old
+ * mark and deleted without any grace. */
+static void test_mark_cleared_while_busy(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(true, true);
+        f->engine->options.prune = engine_prune;
+        add_spec(f, "nb", NULL)->state = DESIRED_STATE_STOPPED;
+        set_desired(f);
+        put_gone(f, "nb", "id-1", "RUNNING", true, now_realtime_ms() - 3600 * 1000);
+        RemoteInstance listed[] = { instance("id-1", "nb", "RUNNING", "0") };
+        engine_request_pass(f->engine, ENGINE_PASS_FULL);
+        answer_list("0", listed, 1);
+        assert_int_equal(count_open(API_CALL_STOP), 1);   /* busy */
+        _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "nb");
+        assert_int_equal(r.undesired_since_ms, 0);
+        fixture_free(f);
+}
+
 /* A stopped instance is deleted at once; a 6304 (it was started meanwhile) makes it
  * stop first. */
 static void test_prune_6304_stops_first(void **state) {
@@ -1320,6 +1339,7 @@ int main(void) {
                 cmocka_unit_test(test_state_action_refused),
                 cmocka_unit_test(test_prune_stop_delete_follow),
                 cmocka_unit_test(test_prune_6304_stops_first),
+                cmocka_unit_test(test_mark_cleared_while_busy),
                 cmocka_unit_test(test_prune_held),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1255,6 +1255,30 @@ static void test_prune_cap(void **state) {
         p.confirm = 7;
         run_prune(s, &p);
         assert_int_equal(s->plan->counts[ACTION_DELETE], 0);
+
+        /* offline (plan): the cap is judged before the listing, so plan shows the count
+         * to confirm; under the cap, what no listing shows now waits for one */
+        s->listing = false;
+        run_prune(s, &prune_on);
+        assert_true(s->plan->prune_capped);
+        assert_int_equal(s->plan->prune_due, 6);
+        assert_int_equal(act(s, "old-1")->prune_hold, PRUNE_HOLD_CAP);
+        p = prune_on;
+        p.max_per_pass = 6;
+        run_prune(s, &p);
+        assert_false(s->plan->prune_capped);
+        assert_int_equal(act(s, "old-1")->prune_hold, PRUNE_HOLD_UNLISTED);
+        assert_int_equal(s->plan->counts[ACTION_DELETE], 0);
+
+        /* a tree that is not whole: an unmarked name starts no grace (no due time) */
+        InstanceRecord *fresh = add_gone(s, "fresh", "66666666-6666-4666-8666-666666666666", 0);
+        (void) fresh;
+        PrunePolicy broken = prune_on;
+        broken.tree_problem = "x";
+        run_prune(s, &broken);
+        assert_int_equal(act(s, "fresh")->prune_hold, PRUNE_HOLD_TREE);
+        assert_int_equal(act(s, "fresh")->prune_due_ms, 0);
+        assert_int_equal(act(s, "old-1")->prune_due_ms, NOW - GRACE_MS * 2 + GRACE_MS);
 }
 
 static void test_kind_and_reason_strings(void **state) {
