@@ -89,7 +89,8 @@ struct Engine {
         int64_t pass_timer_at_mono_ms;
         sd_event_source *prune_timer; /* a full pass when the next absence passes its grace */
         int64_t prune_timer_at_mono_ms;
-        char *tree_problem;           /* engine_set_tree_problem */
+        char *tree_problem;           /* engine_set_tree_problem: the whole tree's */
+        Hashmap *tenant_problems;     /* tenant -> its part's problem (char*, NULL: whole) */
         char *prune_held;             /* engine_prune_held */
         char *tenant_of_gone;         /* engine_tenant_of's answer for a name not desired */
 
@@ -119,6 +120,7 @@ static void feed_creates(Engine *e, bool drop_all);
 static void poll_settled(Op *op, InstanceStatusClass cls);
 static void delete_done(Op *op);
 static void schedule_full_pass_at(Engine *e, int64_t delay_ms);
+static const char *tree_problem_of(const Engine *e, const char *tenant);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -1465,6 +1467,7 @@ static const ActionHandler action_handlers[_ACTION_KIND_MAX] = {
 static void note_prune_held(Engine *e, const Plan *plan) {
         _cleanup_free_ char *names = NULL;
         size_t n = 0, shown = 0;
+        const char *tree_problem = NULL;   /* the first held name's part of the tree */
         int64_t now_ms = now_realtime_ms();
         for (size_t i = 0; i < plan->n; i++) {
                 const Action *a = &plan->actions[i];
@@ -1475,6 +1478,8 @@ static void note_prune_held(Engine *e, const Plan *plan) {
                              (a->prune_hold == PRUNE_HOLD_TREE && a->prune_due_ms > 0 && now_ms >= a->prune_due_ms));
                 if (!held)
                         continue;
+                if (!tree_problem && a->prune_hold == PRUNE_HOLD_TREE)
+                        tree_problem = tree_problem_of(e, a->record ? a->record->tenant : NULL);
                 n++;
                 if (shown < ENGINE_PRUNE_NAMES_SHOWN) {
                         char *t = xasprintf("%s%s%s", strempty(names), names ? ", " : "", a->name);
@@ -1496,8 +1501,7 @@ static void note_prune_held(Engine *e, const Plan *plan) {
         else if (plan->prune_capped)
                 e->prune_held = xasprintf("prune held: %zu deletions due, over prune_max_per_pass %u", n, plan->prune_max);
         else
-                e->prune_held = xasprintf("prune held: the manifests tree is not whole (%s)",
-                                          strempty(plan->prune_tree_problem));
+                e->prune_held = xasprintf("prune held: the manifests tree is not whole (%s)", strempty(tree_problem));
         char key[96];
         snprintf(key, sizeof key, "%s:%zu", reason, n);
         if (!report_once(e, REPORT_KEY_PRUNE, key))
@@ -1676,6 +1680,27 @@ static int known_merge(Engine *e, const char ***ret_fresh, size_t *ret_n_fresh) 
         return 0;
 }
 
+/* Why the part of the tree a record's tenant owns is not whole (tenants:), else the
+ * whole tree's problem; NULL when whole. */
+static const char *tree_problem_of(const Engine *e, const char *tenant) {
+        if (tenant && e->tenant_problems && hashmap_contains(e->tenant_problems, tenant))
+                return hashmap_get(e->tenant_problems, tenant);
+        return e->tree_problem;
+}
+
+static const char *tree_problem_cb(const char *tenant, void *userdata) {
+        return tree_problem_of(userdata, tenant);
+}
+
+static void tenant_problems_free(Hashmap *m) {
+        const char *k;
+        void *v;
+        size_t it = 0;
+        while (m && hashmap_iterate(m, &it, &k, &v))
+                free(v);
+        hashmap_free(m);
+}
+
 /* What store_prune may do with a name this pass judged (store.h), or -1: leave it.
  * Every pass marks a name that left the tree (prune's grace counts from that mark)
  * and clears the mark of one that came back; only a full pass (full) lets a record
@@ -1691,7 +1716,7 @@ static int prune_verdict(const Engine *e, const Action *a, bool full) {
         /* In flight, or changed under this listing: the next pass judges it. */
         if (name_busy(e, a->name))
                 return -1;
-        if (e->tree_problem && a->record->undesired_since_ms == 0)
+        if (tree_problem_of(e, a->record->tenant) && a->record->undesired_since_ms == 0)
                 return -1;
         if (!full)
                 return a->record->undesired_since_ms == 0 ? STORE_PRUNE_KEEP : -1;
@@ -1788,6 +1813,8 @@ static void pass_plan(Engine *e) {
         } else {
                 PrunePolicy policy = e->options.prune;
                 policy.tree_problem = e->tree_problem;
+                policy.tree_problem_of = tree_problem_cb;
+                policy.userdata = e;
                 plan_apply_prune(plan, &policy, now_realtime_ms());
                 act_on_plan(e, plan, intents, n_intents);
                 prune_state(e, plan, e->pass_kind == ENGINE_PASS_FULL && e->n_unlisted == 0 && !e->listing_lost);
@@ -2166,6 +2193,7 @@ Engine *engine_free(Engine *e) {
         sd_event_source_disable_unref(e->pass_timer);
         sd_event_source_disable_unref(e->prune_timer);
         free(e->tree_problem);
+        tenant_problems_free(e->tenant_problems);
         free(e->prune_held);
         free(e->tenant_of_gone);
         spec_list_clear(&e->desired);
@@ -2319,6 +2347,25 @@ const char *engine_tenant_of(Engine *e, const char *name) {
 
 int engine_set_tree_problem(Engine *e, const char *problem) {
         return strdup_replace(&e->tree_problem, problem);
+}
+
+int engine_set_tenant_problems(Engine *e, const char *const *tenants, const char *const *problems, size_t n) {
+        Hashmap *m = NULL;
+        int r = n > 0 ? hashmap_new(&m) : 0;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                char *p = problems[i] ? strdup(problems[i]) : NULL;
+                if (problems[i] && !p)
+                        r = -ENOMEM;
+                else if ((r = hashmap_put(m, tenants[i], p)) < 0)
+                        free(p);
+        }
+        if (r < 0) {
+                tenant_problems_free(m);
+                return r;
+        }
+        tenant_problems_free(e->tenant_problems);
+        e->tenant_problems = m;
+        return 0;
 }
 
 const char *engine_prune_held(const Engine *e) {

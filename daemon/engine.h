@@ -82,6 +82,10 @@ const char *engine_tenant_of(Engine *e, const char *name);
 /* Why the last scan of the tree was not whole (copied), or NULL when it was: prune
  * deletes nothing, and no name starts its grace, while it is set (lib/prune.h). */
 int engine_set_tree_problem(Engine *e, const char *problem);
+/* With tenants: each tenant's part of the tree (desired_set_problem_of), NULL where it is
+ * whole; replaces the whole tree's problem for the names whose record has that tenant.
+ * Copied. */
+int engine_set_tenant_problems(Engine *e, const char *const *tenants, const char *const *problems, size_t n);
 /* Prune's deletions held this pass (over the cap, or the tree not whole), for STATUS=;
  * NULL when none are. Borrowed: valid until the next pass. */
 const char *engine_prune_held(const Engine *e);

@@ -255,10 +255,7 @@ static int manager_apply_desired(Manager *m, int r, const char *why, NewDiags *n
         m->n_invalid = st.n_invalid;
         size_t n;
         const NotebookSpec *const *specs = desired_set_specs(m->desired, &n);
-        _cleanup_free_ char *problem = NULL;
-        r = desired_set_problem(m->desired, &problem);
-        if (r >= 0)
-                r = engine_set_tree_problem(m->engine, problem);
+        r = engine_apply_tree_problems(m->engine, m->desired, &m->config.tenants);
         if (r >= 0)
                 r = engine_set_desired(m->engine, specs, n);
         if (r < 0)

@@ -132,6 +132,28 @@ PrunePolicy config_prune_policy(const Config *c) {
         };
 }
 
+int engine_apply_tree_problems(Engine *e, const DesiredSet *desired, const TenantList *tenants) {
+        _cleanup_free_ char *whole = NULL;
+        int r = desired_set_problem(desired, &whole);
+        if (r >= 0)
+                r = engine_set_tree_problem(e, whole);
+        if (r < 0)
+                return r;
+        _cleanup_free_ const char **names = calloc(tenants->n ?: 1, sizeof(char *));
+        _cleanup_free_ char **problems = calloc(tenants->n ?: 1, sizeof(char *));
+        if (!names || !problems)
+                return -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < tenants->n; i++) {
+                names[i] = tenants->items[i].name;
+                r = desired_set_problem_of(desired, names[i], &problems[i]);
+        }
+        if (r >= 0)
+                r = engine_set_tenant_problems(e, names, (const char *const *) problems, tenants->n);
+        for (size_t i = 0; i < tenants->n; i++)
+                free(problems[i]);
+        return r;
+}
+
 bool backend_equivalent(const Backend *a, const Config *config_a, const Backend *b, const Config *config_b) {
         const Credentials *x = a->credentials, *y = b->credentials;
         return streq_ptr(a->endpoint, b->endpoint) && streq_ptr(a->project_id, b->project_id) &&

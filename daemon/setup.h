@@ -8,6 +8,8 @@
 #include "api.h"
 #include "cli.h"
 #include "credentials.h"
+#include "desired.h"
+#include "engine.h"
 #include "prune.h"
 #include "store.h"
 
@@ -24,6 +26,8 @@ typedef struct Backend {
 int backend_open(Backend *b, sd_event *event, const Config *config);
 /* The config's prune: keys as the engine's policy (tree_problem unset). */
 PrunePolicy config_prune_policy(const Config *c);
+/* Tell the engine whether the last scan read the whole tree, and each tenant's part. */
+int engine_apply_tree_problems(Engine *e, const DesiredSet *desired, const TenantList *tenants);
 
 /* The exit code for a start-up failure r: -EAGAIN (from backend_open() or
  * state_dir_lock()) is EXIT_TEMPFAIL, anything else EXIT_USAGE. */

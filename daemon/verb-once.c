@@ -175,12 +175,9 @@ int verb_once(Cli *cli) {
                              .prune = config_prune_policy(&cli->config) };
         eo.prune.confirm = cli->prune_confirm;
         int exit_code = EXIT_USAGE;
-        _cleanup_free_ char *problem = NULL;
         r = engine_new(event, b.store, b.api, &eo, &s.engine);
         if (r >= 0)
-                r = desired_set_problem(desired, &problem);
-        if (r >= 0)
-                r = engine_set_tree_problem(s.engine, problem);
+                r = engine_apply_tree_problems(s.engine, desired, &cli->config.tenants);
         if (r >= 0)
                 r = engine_set_desired(s.engine, specs, n_specs);
         if (r < 0) {

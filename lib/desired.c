@@ -778,21 +778,45 @@ void desired_set_stats(const DesiredSet *s, DesiredStats *ret) {
         *ret = s->stats;
 }
 
+/* The tenant a diagnostic is about: by its file's path under the first root; NULL when
+ * it is about no tenant's part of the tree (the root itself, a file under no tenant). */
+static const Tenant *diag_tenant(const DesiredSet *s, const Diag *d) {
+        if (s->policy.tenants.n == 0 || s->n_roots == 0)
+                return NULL;
+        _cleanup_free_ char *prefix = scan_display_path(s->roots[0].display, "x");
+        if (!prefix)
+                return NULL;
+        size_t n = strlen(prefix) - 1;   /* "DISPLAY/" */
+        if (strncmp(d->file, prefix, n) != 0)
+                return NULL;
+        return tenant_for_path(&s->policy.tenants, d->file + n);
+}
+
 int desired_set_problem(const DesiredSet *s, char **ret) {
+        return desired_set_problem_of(s, NULL, ret);
+}
+
+int desired_set_problem_of(const DesiredSet *s, const char *tenant, char **ret) {
         const Diags *d = desired_set_diags(s);
+        const Tenant *t = tenant ? tenant_find(&s->policy.tenants, tenant) : NULL;
         *ret = NULL;
         for (size_t i = 0; i < d->n; i++) {
                 const Diag *x = &d->items[i];
                 if (x->severity != DIAG_ERROR)
                         continue;
-                size_t more = d->n_errors - 1;
-                *ret = x->line > 0 ? xasprintf("%s:%u:%u: %s%s", x->file, x->line, x->column, x->message,
-                                               more ? ", and more errors" : "")
-                                   : xasprintf("%s: %s%s", x->file, x->message, more ? ", and more errors" : "");
+                /* a tenant is held by its own part of the tree and by what is no tenant's */
+                const Tenant *about = t ? diag_tenant(s, x) : NULL;
+                if (t && about && about != t)
+                        continue;
+                *ret = x->line > 0 ? xasprintf("%s:%u:%u: %s", x->file, x->line, x->column, x->message)
+                                   : xasprintf("%s: %s", x->file, x->message);
                 return *ret ? 0 : -ENOMEM;
         }
-        if (s->stats.n_valid == 0) {
-                *ret = strdup("no valid manifest in the tree");
+        size_t n_valid = 0;
+        for (size_t i = 0; i < s->n_specs; i++)
+                n_valid += !t || streq_ptr(s->specs[i]->tenant, t->name);
+        if (n_valid == 0) {
+                *ret = t ? xasprintf("no valid manifest under %s", t->path) : strdup("no valid manifest in the tree");
                 return *ret ? 0 : -ENOMEM;
         }
         return 0;

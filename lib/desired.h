@@ -66,3 +66,8 @@ void desired_set_stats(const DesiredSet *s, DesiredStats *ret);
  * why not, for the journal (the first error, and how many more; caller frees).
  * -ENOMEM. Prune deletes nothing from a tree that is not whole (lib/prune.h). */
 int desired_set_problem(const DesiredSet *s, char **ret);
+/* The same for one tenant's part of the tree (tenants:): its own files and directories,
+ * and whatever is no tenant's (the root, a file under no tenant path), and at least one
+ * valid manifest of its own. NULL or an unknown tenant: the whole tree. One team's broken
+ * manifest never holds another team's prune. */
+int desired_set_problem_of(const DesiredSet *s, const char *tenant, char **ret);

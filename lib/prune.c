@@ -19,7 +19,7 @@ static PruneHold hold_of(Action *a, const PrunePolicy *pp, int64_t now_ms) {
         if (mark > 0)
                 a->prune_due_ms = mark + pp->grace_ms;
         /* a tree that is not whole starts no grace (prune_due_ms stays 0 when unmarked) */
-        if (pp->tree_problem)
+        if (pp->tree_problem_of ? pp->tree_problem_of(a->record->tenant, pp->userdata) != NULL : pp->tree_problem != NULL)
                 return PRUNE_HOLD_TREE;
         if (mark == 0) {
                 a->prune_due_ms = now_ms + pp->grace_ms;

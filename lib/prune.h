@@ -32,6 +32,11 @@ typedef struct PrunePolicy {
         unsigned confirm;           /* > 0: exactly this many deletions, or none (the cap
                                      * then does not apply) */
         const char *tree_problem;   /* NULL: the tree is whole; else why not (for the journal) */
+        /* With tenants: the problem of the part of the tree a record's tenant owns (its
+         * record->tenant, NULL for none), replacing tree_problem; NULL fn: tree_problem
+         * for every name. */
+        const char *(*tree_problem_of)(const char *tenant, void *userdata);
+        void *userdata;
 } PrunePolicy;
 
 /* Apply the policy to p's GONE actions (p's counts follow). A NULL or disabled policy

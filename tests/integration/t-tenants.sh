@@ -18,7 +18,9 @@
 #      tenant has no name_prefix);
 #   6. plan and status: the TENANT column, --tenant NAME, --tenant of an unknown name
 #      (exit 2), and "tenant" in --json;
-#   7. check -c CONF DIR prints exactly once's diagnostics and exits 1.
+#   7. check -c CONF DIR prints exactly once's diagnostics and exits 1;
+#   8. prune: a tenant's broken manifest holds its own deletions (no grace starts), never
+#      another tenant's.
 # The emulator is reset between steps, so each step's counters and instances are its own.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -398,5 +400,37 @@ nb_assert_file_match "$T/check1.out" ' 9 errors, ' "check's summary"
 rc=0
 "$NOTEBOOKD" -c "$CONF" check m4 >"$T/check4.out" 2>&1 || rc=$?
 nb_assert_eq 0 "$rc" "check -c on the valid m4: exit status"
+
+# ---- 8. prune: one team's broken tree never holds another team's deletions ----
+nb_step "8: prune holds only the tenant whose part of the tree is not whole"
+reset_emulator
+cp "$CONF" "$T/config.saved"
+printf 'prune: true\nprune_grace: 1m\n' >>"$CONF"
+mkdir -p m8/vision m8/nlp
+for n in vis-p1 vis-p2; do doc "$n" >"m8/vision/$n.yaml"; done
+for n in nlp-p1 nlp-p2; do doc "$n" workspace=ws-nlp >"m8/nlp/$n.yaml"; done
+run_once once8a m8 s8 --wait
+nb_assert_eq 0 "$RC" "once (m8, all four): exit status"
+assert_inventory "nlp-p1 ws-nlp modelarts.vm.cpu.2u
+nlp-p2 ws-nlp modelarts.vm.cpu.2u
+vis-p1 0 modelarts.vm.cpu.2u
+vis-p2 0 modelarts.vm.cpu.2u" "m8 created"
+# each team removes one; nlp also breaks a manifest of its own
+rm m8/vision/vis-p2.yaml m8/nlp/nlp-p2.yaml
+printf 'name: [\n' >m8/nlp/broken.yaml
+run_once once8b m8 s8
+nb_assert_eq 1 "$RC" "once (m8, nlp broken): exit status"
+marks() { sqlite3 s8/notebookd.db "SELECT name || ' ' || (COALESCE(undesired_since_ms, 0) > 0) FROM instances WHERE name LIKE '%-p2' ORDER BY name"; }
+nb_assert_eq "nlp-p2 0
+vis-p2 1" "$(marks)" "absence marks: vision's starts its grace, nlp's broken part starts none"
+sqlite3 s8/notebookd.db "UPDATE instances SET undesired_since_ms = undesired_since_ms - 120000 WHERE undesired_since_ms > 0"
+run_once once8c m8 s8 --wait
+nb_assert_eq 1 "$RC" "once (m8, past the grace): exit status (nlp's manifest is still invalid)"
+assert_inventory "nlp-p1 ws-nlp modelarts.vm.cpu.2u
+nlp-p2 ws-nlp modelarts.vm.cpu.2u
+vis-p1 0 modelarts.vm.cpu.2u" "vision's absent instance deleted, nlp's kept"
+nb_assert_file_match "$T/once8c.err.log" 'Deleting notebook vis-p2 \(prune\).*TENANT=vision' "the deletion, with its tenant"
+nb_assert_file_no_match "$T/once8c.err.log" 'Deleting notebook nlp-p2' "nlp's deletion"
+cp "$T/config.saved" "$CONF"
 
 nb_step "ok"

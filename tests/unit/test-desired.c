@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "desired.h"
 #include "limits.h"
 #include "manifest.h"
@@ -769,6 +770,49 @@ static void test_cancel(void **state) {
         assert_names(s, names2, 2);
 }
 
+
+/* Each tenant's part of the tree is judged on its own for prune: a broken manifest of
+ * one team holds that team (and, being no one's, a file under no tenant holds all),
+ * never another team; a tenant with no valid manifest is held. */
+static void test_tenant_problems(void **state) {
+        Tmp *t = *state;
+        put(t->root, "vision/a.yaml", DOC("vis-a"));
+        put(t->root, "nlp/a.yaml", DOC("nlp-a"));
+        put(t->root, "nlp/broken.yaml", "name: [\n");
+        Tenant items[3] = {
+                { .name = (char *) "vision", .path = (char *) "vision/", .name_prefix = (char *) "vis-" },
+                { .name = (char *) "nlp", .path = (char *) "nlp/", .name_prefix = (char *) "nlp-" },
+                { .name = (char *) "empty", .path = (char *) "empty/" },
+        };
+        TenantList tenants = { .items = items, .n = 3 };
+        ManifestPolicy policy = { .source = "c.yaml", .tenants = &tenants };
+        _cleanup_(desired_set_freep) DesiredSet *s = NULL;
+        assert_int_equal(desired_set_new(t->root, "m", &policy, &s), 0);
+        assert_int_equal(desired_set_rescan(s), 0);
+        _cleanup_free_ char *whole = NULL, *vision = NULL, *nlp = NULL, *empty = NULL, *unknown = NULL;
+        assert_int_equal(desired_set_problem(s, &whole), 0);
+        assert_int_equal(desired_set_problem_of(s, "vision", &vision), 0);
+        assert_int_equal(desired_set_problem_of(s, "nlp", &nlp), 0);
+        assert_int_equal(desired_set_problem_of(s, "empty", &empty), 0);
+        assert_int_equal(desired_set_problem_of(s, "gone-tenant", &unknown), 0);
+        assert_non_null(whole);
+        assert_null(vision);
+        assert_non_null(nlp);
+        assert_non_null(strstr(nlp, "m/nlp/broken.yaml:"));
+        assert_non_null(empty);
+        assert_string_equal(empty, "no valid manifest under empty/");
+        assert_non_null(unknown);   /* an unknown tenant: the whole tree's */
+
+        /* a file under no tenant is no one's, so it holds every tenant */
+        put(t->root, "stray.yaml", DOC("stray"));
+        assert_int_equal(desired_set_rescan(s), 0);
+        free(vision);
+        vision = NULL;
+        assert_int_equal(desired_set_problem_of(s, "vision", &vision), 0);
+        assert_non_null(vision);
+        assert_non_null(strstr(vision, "m/stray.yaml"));
+}
+
 static void test_policy(void **state) {
         Tmp *t = *state;
         put(t->root, "cpu.yaml", DOC("cpu"));
@@ -846,6 +890,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_symlinks_inside_read_without_openat2, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_files_linear, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_policy, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tenant_problems, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_total_size, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_diagnostics_cap, setup, teardown),
