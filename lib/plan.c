@@ -710,6 +710,9 @@ char *action_describe(const Action *a, int64_t now_ms) {
                 break;
         case REASON_STATUS:
                 line_add(&l, "%s %s", strempty(id), a->status ? a->status : "status unknown");
+                /* desired against actual: the manifest's state: beside the status */
+                if (a->spec && a->spec->state != DESIRED_STATE_ANY)
+                        line_add(&l, " (state: %s)", desired_state_to_string(a->spec->state));
                 if (a->status_class == STATUS_CLASS_FAILED && a->remote && a->remote->failed_reason)
                         line_add(&l, ": %s", a->remote->failed_reason);
                 break;

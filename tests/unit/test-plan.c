@@ -1063,6 +1063,9 @@ static void test_state_start_stop(void **state) {
                 run(s);
                 const Action *a = act(s, "nb");
                 assert_int_equal(a->kind, t[i].kind);
+                if (a->kind == ACTION_OK && t[i].want != DESIRED_STATE_ANY)
+                        assert_describe_contains(a, t[i].want == DESIRED_STATE_RUNNING ? "(state: running)"
+                                                                                       : "(state: stopped)");
                 if (a->kind == ACTION_START || a->kind == ACTION_STOP) {
                         assert_int_equal(a->reason, REASON_STATE);
                         assert_describe_contains(a, a->kind == ACTION_START ? "state: running: start"
