@@ -2089,6 +2089,27 @@ static int on_pass_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Arm a one-shot timer (created on first use) for the monotonic time at (ms), unless it
+ * is already armed earlier; *at_slot keeps when (0: not armed). */
+static void arm_timer(Engine *e, sd_event_source **source, int64_t *at_slot, int64_t at,
+                      sd_event_time_handler_t handler, const char *what) {
+        if (*at_slot > 0 && *at_slot <= at)
+                return;
+        int r;
+        if (*source)
+                r = sd_event_source_set_time(*source, (uint64_t) at * 1000);
+        else
+                r = sd_event_add_time(e->event, source, CLOCK_MONOTONIC, (uint64_t) at * 1000,
+                                      ENGINE_TIMER_ACCURACY_USEC, handler, e);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(*source, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                log_error_errno(r, "Cannot schedule %s: %m", what);
+                return;
+        }
+        *at_slot = at;
+}
+
 /* Arm the pass timer for delay_ms from now, unless it is already armed earlier. */
 static void schedule_pass_at(Engine *e, int64_t delay_ms) {
         if (e->stopping)
@@ -2101,21 +2122,7 @@ static void schedule_pass_at(Engine *e, int64_t delay_ms) {
                  * name is reported as not done (exit 3) */
                 return;
         }
-        if (e->pass_timer_at_mono_ms > 0 && e->pass_timer_at_mono_ms <= at)
-                return;
-        int r;
-        if (e->pass_timer)
-                r = sd_event_source_set_time(e->pass_timer, (uint64_t) at * 1000);
-        else
-                r = sd_event_add_time(e->event, &e->pass_timer, CLOCK_MONOTONIC, (uint64_t) at * 1000,
-                                      ENGINE_TIMER_ACCURACY_USEC, on_pass_timer, e);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(e->pass_timer, SD_EVENT_ONESHOT);
-        if (r < 0) {
-                log_error_errno(r, "Cannot schedule the next pass: %m");
-                return;
-        }
-        e->pass_timer_at_mono_ms = at;
+        arm_timer(e, &e->pass_timer, &e->pass_timer_at_mono_ms, at, on_pass_timer, "the next pass");
 }
 
 static int on_prune_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -2133,21 +2140,7 @@ static void schedule_full_pass_at(Engine *e, int64_t delay_ms) {
         if (e->stopping || !e->options.daemon)
                 return;
         int64_t at = now_monotonic_ms() + MAX(delay_ms, 0);
-        if (e->prune_timer_at_mono_ms > 0 && e->prune_timer_at_mono_ms <= at)
-                return;
-        int r;
-        if (e->prune_timer)
-                r = sd_event_source_set_time(e->prune_timer, (uint64_t) at * 1000);
-        else
-                r = sd_event_add_time(e->event, &e->prune_timer, CLOCK_MONOTONIC, (uint64_t) at * 1000,
-                                      ENGINE_TIMER_ACCURACY_USEC, on_prune_timer, e);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(e->prune_timer, SD_EVENT_ONESHOT);
-        if (r < 0) {
-                log_error_errno(r, "Cannot schedule a full pass: %m");
-                return;
-        }
-        e->prune_timer_at_mono_ms = at;
+        arm_timer(e, &e->prune_timer, &e->prune_timer_at_mono_ms, at, on_prune_timer, "a full pass");
 }
 
 /* ---------------------------------------------------------------- public */

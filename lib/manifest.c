@@ -571,13 +571,19 @@ static void check_envelope(Validator *v, const YamlNode *root, NotebookSpec *spe
 
 /* ---- tenants (config.h): what one team's manifests may ask for ---- */
 
-/* The tenant sets its own list of these (else the config's apply). */
-#define tenant_has(policy, list) ((policy)->tenant && (policy)->tenant->list.n > 0)
-
-/* "tenant vision's 'flavors'" for the "not allowed by" message. */
-static const char *tenant_key(char *buf, const ManifestPolicy *policy, const char *list) {
-        snprintf(buf, 96, "tenant %.48s's '%s'", policy->tenant->name, list);
-        return buf;
+/* An open value under the patterns of its tenant's list when the tenant sets one, else
+ * the config's own (list: "profiles" or "flavors", as the message names it). */
+static const char *check_policy_value(Validator *v, const YamlNode *n, const char *label, const char *list,
+                                      const ConfigList *tenant_list, const char *const *patterns, size_t n_patterns,
+                                      const char *(*suggest)(const char *)) {
+        char key[96];
+        if (tenant_list && tenant_list->n > 0) {
+                snprintf(key, sizeof key, "tenant %.48s's '%s'", v->policy->tenant->name, list);
+                return check_open_value(v, n, label, key, (const char *const *) tenant_list->items, tenant_list->n,
+                                        suggest);
+        }
+        snprintf(key, sizeof key, "'%s'", list);
+        return check_open_value(v, n, label, key, patterns, n_patterns, suggest);
 }
 
 static bool in_list(const ConfigList *l, const char *s, bool as_prefix) {
@@ -660,18 +666,14 @@ static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec
 
         const ManifestPolicy none = {};
         const ManifestPolicy *policy = v->policy ? v->policy : &none;
-        char tq[96];
         const YamlNode *profile = yaml_mapping_get(root, "profile_id");
         const char *profile_id = NULL;
         if (!profile)
                 missing_top(v, doc, "profile_id");
         else
-                profile_id = tenant_has(policy, profiles)
-                                     ? check_open_value(v, profile, "profile_id", tenant_key(tq, policy, "profiles"),
-                                                        (const char *const *) policy->tenant->profiles.items,
-                                                        policy->tenant->profiles.n, catalog_suggest_profile)
-                                     : check_open_value(v, profile, "profile_id", "'profiles'", policy->profiles,
-                                                        policy->n_profiles, catalog_suggest_profile);
+                profile_id = check_policy_value(v, profile, "profile_id", "profiles",
+                                                policy->tenant ? &policy->tenant->profiles : NULL, policy->profiles,
+                                                policy->n_profiles, catalog_suggest_profile);
 
         const YamlNode *description = yaml_mapping_get(root, "description");
         if (description && check_description(v, description) && take(&spec->description, description->scalar) < 0)
@@ -682,12 +684,9 @@ static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec
         if (!flavor)
                 missing_top(v, doc, "flavor");
         else
-                flavor_id = tenant_has(policy, flavors)
-                                    ? check_open_value(v, flavor, "flavor", tenant_key(tq, policy, "flavors"),
-                                                       (const char *const *) policy->tenant->flavors.items,
-                                                       policy->tenant->flavors.n, catalog_suggest_flavor)
-                                    : check_open_value(v, flavor, "flavor", "'flavors'", policy->flavors,
-                                                       policy->n_flavors, catalog_suggest_flavor);
+                flavor_id = check_policy_value(v, flavor, "flavor", "flavors",
+                                               policy->tenant ? &policy->tenant->flavors : NULL, policy->flavors,
+                                               policy->n_flavors, catalog_suggest_flavor);
 
         if (profile_id && flavor_id)
                 check_kinds(v, flavor, profile_id, flavor_id);
