@@ -1514,6 +1514,22 @@ static void note_prune_held(Engine *e, const Plan *plan) {
                    n == 1 ? "" : "s", strempty(names), n > shown ? ", ..." : "");
 }
 
+/* The handlers that log the action's description (the others ignore their why). */
+static bool action_needs_why(const Action *a) {
+        switch (a->kind) {
+        case ACTION_BLOCKED:
+        case ACTION_DRIFT:
+        case ACTION_GONE:
+        case ACTION_DELETE:
+                return true;
+        case ACTION_START:
+        case ACTION_STOP:
+                return a->drift_fields != 0;   /* act_state reports the drift too */
+        default:
+                return false;
+        }
+}
+
 static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents, size_t n_intents) {
         PassActions p = {
                 .engine = e,
@@ -1531,7 +1547,9 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                         continue;
                 if (a->listed)   /* an earlier listing is older than the record */
                         record_sync_remote(e, a);
-                _cleanup_free_ char *why = action_describe(a, p.now_ms);
+                /* described only for the handlers that say it: an edit's pass over 10,000
+                 * names that are fine formats no line */
+                _cleanup_free_ char *why = action_needs_why(a) ? action_describe(a, p.now_ms) : NULL;
                 action_handlers[a->kind](&p, a, why);
                 settle_leftover_intent(&p, a);
         }
@@ -1645,6 +1663,13 @@ static bool pass_listed(const Engine *e, const char *workspace_id) {
  * listings_clear). */
 static int known_merge(Engine *e, const char ***ret_fresh, size_t *ret_n_fresh) {
         size_t n_ws = hashmap_size(e->pass_ws), n_fresh = 0;
+        if (n_ws == 0 && e->listed.n == 0) {
+                /* an edit's pass listed nothing: the known listing stands as it is (moving
+                 * 10,000 items into a new list cost an edit ~10 ms) */
+                *ret_fresh = NULL;
+                *ret_n_fresh = 0;
+                return 0;
+        }
         _cleanup_free_ const char **fresh = calloc(n_ws ?: 1, sizeof(*fresh));
         RemoteInstanceList merged = {};
         int r = fresh && e->known_ws ? 0 : -ENOMEM;

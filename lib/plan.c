@@ -333,6 +333,18 @@ static void plan_one(Action *a, const Indexes *ix, const RemoteView *remote, int
         }
 }
 
+/* qsort unless already in order: the desired set and the records arrive sorted by name
+ * (the engine and the store keep them so), and a merge sort of sorted input still costs
+ * n log n comparisons. */
+static void sort_unless_sorted(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
+        const char *b = base;
+        for (size_t i = 1; i < n; i++)
+                if (cmp(b + (i - 1) * size, b + i * size) > 0) {
+                        qsort(base, n, size, cmp);
+                        return;
+                }
+}
+
 static int build_indexes(const NotebookSpec *const *desired, size_t n_desired, const InstanceRecord *records,
                          size_t n_records, const CreateIntent *open_intents, size_t n_intents,
                          const RemoteInstanceList *remote, Indexes *ix) {
@@ -350,7 +362,7 @@ static int build_indexes(const NotebookSpec *const *desired, size_t n_desired, c
                         return -EINVAL;
                 ix->desired[i] = desired[i];
         }
-        qsort(ix->desired, n_desired, sizeof(*ix->desired), cmp_spec);
+        sort_unless_sorted(ix->desired, n_desired, sizeof(*ix->desired), cmp_spec);
         for (size_t i = 1; i < n_desired; i++)
                 if (streq(ix->desired[i - 1]->name, ix->desired[i]->name))
                         return -EINVAL;
@@ -360,7 +372,7 @@ static int build_indexes(const NotebookSpec *const *desired, size_t n_desired, c
                         return -EINVAL;
                 ix->records[i] = &records[i];
         }
-        qsort(ix->records, n_records, sizeof(*ix->records), cmp_record);
+        sort_unless_sorted(ix->records, n_records, sizeof(*ix->records), cmp_record);
         for (size_t i = 1; i < n_records; i++)
                 if (streq(ix->records[i - 1]->name, ix->records[i]->name))
                         return -EINVAL;
