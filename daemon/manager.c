@@ -74,6 +74,8 @@ typedef struct Scan {
         sd_event_source *done_source;
         atomic_bool cancel;         /* stopping: give up between files */
         NewDiags new_diags;         /* the thread's, read after the join */
+        char **files;               /* re-read only these (watch_changed_files); NULL: all */
+        size_t n_files;
 } Scan;
 
 struct Manager {
@@ -268,9 +270,28 @@ static int manager_apply_desired(Manager *m, int r, const char *why, NewDiags *n
         return 0;
 }
 
+static void scan_files_free(Scan *scan) {
+        for (size_t i = 0; i < scan->n_files; i++)
+                free(scan->files[i]);
+        scan->files = mfree(scan->files);
+        scan->n_files = 0;
+}
+
 static void *scan_thread(void *userdata) {
         Manager *m = userdata;
-        m->scan.result = desired_set_rescan_cancellable(m->desired, &m->scan.cancel);
+        if (m->scan.files) {
+                /* an edit of a few files: re-read those, not the whole tree (the walk of
+                 * 10,000 files is most of an edit's latency) */
+                m->scan.result = 0;
+                for (size_t i = 0; m->scan.result >= 0 && i < m->scan.n_files; i++) {
+                        if (atomic_load(&m->scan.cancel)) {
+                                m->scan.result = -ECANCELED;
+                                break;
+                        }
+                        m->scan.result = desired_set_update_file(m->desired, m->scan.files[i]);
+                }
+        } else
+                m->scan.result = desired_set_rescan_cancellable(m->desired, &m->scan.cancel);
         if (m->scan.result >= 0)
                 new_diags_compute(desired_set_diags(m->desired), m->logged_diags, &m->scan.new_diags);
         /* Cannot fail short of a bad fd: the counter is far from overflowing. */
@@ -303,6 +324,7 @@ static void manager_rescan(Manager *m, const char *why, bool full) {
         if (m->stopping)
                 return;
         if (m->scan.running) {
+                /* the scan after this one reads the whole tree */
                 m->scan.again = why;
                 m->scan.again_full |= full;
                 return;
@@ -323,6 +345,7 @@ static void manager_rescan(Manager *m, const char *why, bool full) {
         }
         /* No thread (EAGAIN under TasksMax=): scan here rather than not at all. */
         log_warning_errno(r, "Cannot start the manifest scan thread: %m; scanning on the main loop");
+        scan_files_free(&m->scan);
         NewDiags nd = {};
         r = manager_apply_desired(m, desired_set_rescan(m->desired), why, &nd);
         new_diags_done(&nd);
@@ -342,6 +365,7 @@ static int on_scan_done(sd_event_source *s, int fd, uint32_t revents, void *user
         if (r != 0)
                 log_warning_errno(r, "Cannot join the manifest scan thread: %m");
         m->scan.running = false;
+        scan_files_free(&m->scan);
         if (m->stopping) {
                 new_diags_done(&m->scan.new_diags);
                 return 0;
@@ -372,12 +396,33 @@ static void scan_join(Manager *m) {
         atomic_store(&m->scan.cancel, true);
         (void) pthread_join(m->scan.thread, NULL);
         m->scan.running = false;
+        scan_files_free(&m->scan);
         new_diags_done(&m->scan.new_diags);
 }
 
 static void on_manifests_changed(Watch *w, bool root_changed, void *userdata) {
-        (void) w;
-        manager_rescan(userdata, root_changed ? "manifests directory replaced" : "files changed", false);
+        Manager *m = userdata;
+        char *const *files;
+        size_t n;
+        if (!root_changed && !m->scan.running && !m->stopping && watch_changed_files(w, &files, &n)) {
+                /* the scan thread gets its own copy: the watcher's list lives until its
+                 * next callback, which may come before the thread is done */
+                char **copy = calloc(n ?: 1, sizeof(char *));
+                size_t k = 0;
+                for (; copy && k < n; k++)
+                        if (!(copy[k] = strdup(files[k])))
+                                break;
+                if (copy && k == n) {
+                        m->scan.files = copy;
+                        m->scan.n_files = n;
+                        manager_rescan(m, "files changed", false);
+                        return;
+                }
+                for (size_t i = 0; copy && i < k; i++)
+                        free(copy[i]);
+                free(copy);
+        }
+        manager_rescan(m, root_changed ? "manifests directory replaced" : "files changed", false);
 }
 
 static int arm_resync(Manager *m);
@@ -634,6 +679,7 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         log_set_derived_field(NULL, NULL, NULL, NULL);
         scan_join(m);
+        scan_files_free(&m->scan);
         sd_event_source_disable_unref(m->scan.done_source);
         sd_event_source_disable_unref(m->log_source);
         diags_clear(&m->log_queue);

@@ -45,6 +45,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Watch *, watch_free);
  * a callback by itself (the caller rescans after a reload anyway). Returns 0, -ENOMEM. */
 int watch_set_path(Watch *w, const char *path);
 
+/* During the callback: true when the burst changed nothing but manifest files, listed in
+ * *ret (paths relative to the manifests directory as resolved, at most
+ * WATCH_MAX_CHANGED_FILES, owned by w, valid until the next callback); the caller may
+ * then re-read just those. False: rescan the whole tree (a directory, the root, more
+ * files than that, or a lost event). */
+bool watch_changed_files(const Watch *w, char *const **ret, size_t *ret_n);
+
 /* inotify watches held now (tree directories plus guards): for tests and debugging. */
 unsigned watch_n_watches(const Watch *w);
 /* Directories that could not be watched (WATCH_MAX_WATCHES reached, the per-user inotify

@@ -40,6 +40,9 @@ struct Fixture {
         /* the writer of test_burst_in_loop / test_max_delay */
         unsigned written;
         unsigned written_at_last_call;
+        /* watch_changed_files() as the latest callback saw it: "a.yaml,sub/b.yaml", or
+         * "ALL" when the whole tree must be read */
+        char files[512];
 };
 
 static uint64_t mono_usec(void) {
@@ -64,6 +67,16 @@ static void on_change(Watch *w, bool root_changed, void *userdata) {
                 f->root_changes++;
         f->last_root_changed = root_changed;
         f->written_at_last_call = f->written;
+        char *const *files;
+        size_t n;
+        if (!watch_changed_files(w, &files, &n))
+                snprintf(f->files, sizeof f->files, "ALL");
+        else {
+                f->files[0] = 0;
+                for (size_t i = 0; i < n; i++)
+                        snprintf(f->files + strlen(f->files), sizeof f->files - strlen(f->files), "%s%s",
+                                 i ? "," : "", files[i]);
+        }
         if (f->on_call)
                 f->on_call(f);
 }
@@ -202,6 +215,46 @@ static void test_write_one_file(void **state) {
         assert_int_equal(f->calls, 5);
         assert_int_equal(f->root_changes, 0);
         assert_int_equal(watch_n_errors(f->w), 0);
+}
+
+/* A burst that changed only manifest files names them (relative to the root), so the
+ * daemon re-reads those instead of walking the tree; anything else, or too many, is
+ * "read everything". */
+static void test_changed_files(void **state) {
+        Fixture *f = *state;
+        mkdir_at(f->m, "sub");
+        start(f, f->m, 50, 1000);
+        write_at(f->m, "a.yaml", "name: a\n");
+        write_at(f->m, "sub/b.yaml", "name: b\n");
+        write_at(f->m, "a.yaml", "name: a2\n");   /* once in the list */
+        write_at(f->m, "notes.txt", "not a manifest\n");
+        run_until_calls(f, 1);
+        assert_string_equal(f->files, "a.yaml,sub/b.yaml");
+
+        _cleanup_free_ char *b = join(f->m, "sub/b.yaml");
+        assert_int_equal(unlink(b), 0);
+        run_until_calls(f, 2);
+        assert_string_equal(f->files, "sub/b.yaml");
+
+        /* a directory: everything */
+        mkdir_at(f->m, "new");
+        run_until_calls(f, 3);
+        assert_string_equal(f->files, "ALL");
+
+        /* more files than a list is worth: everything */
+        for (unsigned i = 0; i < 100; i++) {
+                char name[32];
+                snprintf(name, sizeof name, "n%03u.yaml", i);
+                write_at(f->m, name, "name: x\n");
+        }
+        run_until_calls(f, 4);
+        run_until_idle(f);
+        assert_string_equal(f->files, "ALL");
+
+        /* and back to a list for the next burst */
+        write_at(f->m, "a.yaml", "name: a3\n");
+        run_until_calls(f, f->calls + 1);
+        assert_string_equal(f->files, "a.yaml");
 }
 
 static void test_burst_before_loop(void **state) {
@@ -795,6 +848,7 @@ int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup, fixture_teardown)
         const struct CMUnitTest tests[] = {
                 T(test_write_one_file),
+                T(test_changed_files),
                 T(test_burst_before_loop),
                 T(test_burst_in_loop),
                 T(test_burst_pushed_out),
