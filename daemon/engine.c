@@ -2234,10 +2234,10 @@ int engine_set_desired(Engine *e, const NotebookSpec *const *specs, size_t n) {
                 /* a name keeps its standing; a new one waits for its first pass */
                 void *old = hashmap_get(e->standing, specs[i]->name);
                 EngineStanding st = old ? PTR_STANDING(old) : STANDING_WAITING;
-                NotebookSpec *copy;
-                r = spec_dup(specs[i], &copy);
-                if (r >= 0 && (r = spec_list_append(&l, copy)) < 0)
-                        spec_free(copy);
+                /* shared with the desired set, not copied (spec.h, spec_ref) */
+                NotebookSpec *ref = spec_ref(specs[i]);
+                if ((r = spec_list_append(&l, ref)) < 0)
+                        spec_free(ref);
                 if (r >= 0)
                         r = hashmap_put(standing, specs[i]->name, STANDING_PTR(st));
                 (*tally_slot(&c, st))++;

@@ -74,7 +74,8 @@ int engine_new(sd_event *event, Store *store, ApiClient *api, const EngineOption
 Engine *engine_free(Engine *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Engine *, engine_free);
 
-/* Replace the desired set (the specs are copied). Does not start a pass by itself. */
+/* Replace the desired set. The specs are shared (spec_ref), never changed by the engine:
+ * the caller may free its own references. Does not start a pass by itself. */
 int engine_set_desired(Engine *e, const NotebookSpec *const *specs, size_t n);
 /* The tenant of a name: its manifest's (tenants:), else the one its record kept; NULL
  * when neither says. Borrowed: valid until the next call. */

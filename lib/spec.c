@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "limits.h"
@@ -20,9 +21,17 @@ const char *desired_state_to_string(DesiredState s) {
         return (unsigned) s < _DESIRED_STATE_MAX ? table[s] : "?";
 }
 
+NotebookSpec *spec_ref(const NotebookSpec *s) {
+        NotebookSpec *m = (NotebookSpec *) (uintptr_t) s;   /* the count is not the spec's value */
+        atomic_fetch_add(&m->extra_refs, 1);
+        return m;
+}
+
 NotebookSpec *spec_free(NotebookSpec *s) {
         if (!s)
                 return NULL;
+        if (atomic_fetch_sub(&s->extra_refs, 1) > 0)
+                return NULL;   /* another owner still has it */
         free(s->name);
         free(s->profile_id);
         free(s->description);
@@ -47,6 +56,7 @@ int spec_dup(const NotebookSpec *s, NotebookSpec **ret) {
         if (!c)
                 return -ENOMEM;
         *c = *s;
+        atomic_init(&c->extra_refs, 0);
         c->name = c->profile_id = c->description = c->flavor = c->storage_path = NULL;
         c->workspace_id = c->pool_id = c->ai_project_id = c->file = c->tenant = NULL;
         c->annotations = NULL;

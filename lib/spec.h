@@ -3,6 +3,7 @@
  * filled in by validation, so a spec is always complete and safe to send. */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,10 @@ typedef struct NotebookSpec {
         char *tenant;           /* the tenant whose path holds the manifest (tenants:); NULL
                                  * when no tenants are configured */
 
+        /* owners beyond the first (spec_ref): atomic, the scan thread drops its own while
+         * the loop's engine holds another */
+        atomic_int extra_refs;
+
         /* provenance, for diagnostics and the journal */
         char *file;             /* display path of the manifest */
         SourcePos doc_pos;      /* the document's start */
@@ -70,7 +75,12 @@ typedef struct SpecList {
         size_t n, cap;
 } SpecList;
 
+/* Drops one owner; the last frees it. */
 NotebookSpec *spec_free(NotebookSpec *s);
+/* One more owner of s, which is then freed by the last spec_free: a validated spec is
+ * never changed, so the desired set and the engine share one instead of each holding a
+ * copy (3.5 MB at 10,000 manifests). Returns s. */
+NotebookSpec *spec_ref(const NotebookSpec *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NotebookSpec *, spec_free);
 int spec_dup(const NotebookSpec *s, NotebookSpec **ret);
 
