@@ -239,6 +239,10 @@ static int record_save(Engine *e, InstanceRecord *rec) {
         const NotebookSpec *spec = desired_spec(e, rec->name);
         if (spec && spec->tenant && !streq_ptr(rec->tenant, spec->tenant))
                 (void) strdup_replace(&rec->tenant, spec->tenant);
+        /* ... and what its state: wants, for status */
+        const char *want = spec && spec->state != DESIRED_STATE_ANY ? desired_state_to_string(spec->state) : NULL;
+        if (spec && !streq_ptr(rec->desired_state, want))
+                (void) strdup_replace(&rec->desired_state, want);
         rec->updated_at_ms = now;
         if (!rec->created_at_ms)
                 rec->created_at_ms = now;
@@ -1257,6 +1261,19 @@ static void record_sync_remote(Engine *e, const Action *a) {
         record_save(e, &rec);
 }
 
+/* Keep what the record says of its manifest (tenant, state:) current when only the
+ * manifest changed: status reads it. record_save fills both in. */
+static void record_sync_desired(Engine *e, const Action *a) {
+        if (!a->record || !a->spec)
+                return;
+        const char *want = a->spec->state != DESIRED_STATE_ANY ? desired_state_to_string(a->spec->state) : NULL;
+        if (streq_ptr(a->record->desired_state, want) && (!a->spec->tenant || streq_ptr(a->record->tenant, a->spec->tenant)))
+                return;
+        _cleanup_(instance_record_done) InstanceRecord rec = {};
+        if (instance_record_copy(a->record, &rec) >= 0)
+                record_save(e, &rec);
+}
+
 static void resolve_intents_of(PassActions *p, const char *name, const char *outcome) {
         for (size_t j = 0; j < p->n_intents; j++)
                 if (streq(p->intents[j].name, name))
@@ -1547,6 +1564,7 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
                         continue;
                 if (a->listed)   /* an earlier listing is older than the record */
                         record_sync_remote(e, a);
+                record_sync_desired(e, a);
                 /* described only for the handlers that say it: an edit's pass over 10,000
                  * names that are fine formats no line */
                 _cleanup_free_ char *why = action_needs_why(a) ? action_describe(a, p.now_ms) : NULL;

@@ -42,7 +42,8 @@ static int print_json(const char *path, const InstanceRecord *recs, size_t n, co
                      add_num(x, "age_ms", r->created_at_ms > 0 ? MAX(now_ms - r->created_at_ms, 0) : 0) &&
                      cJSON_AddBoolToObject(x, "created_by_us", r->created_by_us) &&
                      add_num(x, "undesired_since_ms", r->undesired_since_ms) &&
-                     add_str(x, "tenant", record_tenant(r, tenants));
+                     add_str(x, "tenant", record_tenant(r, tenants)) &&
+                     add_str(x, "desired_state", r->desired_state);
         }
         for (size_t i = 0; ok && i < n_intents; i++) {
                 const CreateIntent *c = &intents[i];
@@ -106,7 +107,14 @@ static int print_table(const InstanceRecord *recs, size_t n, const CreateIntent 
                                                         *gone ? ", not in the manifests for " : "", gone);
                 rows[i].cell[0] = terminal_safe(r->name);
                 rows[i].cell[1] = terminal_safe(r->instance_id);
-                rows[i].cell[2] = terminal_safe(r->status);
+                /* desired against actual: the manifest's state: where the status is not it */
+                InstanceStatusClass cls = instance_status_class(r->status);
+                bool differs = r->desired_state && r->instance_id &&
+                               !(streq(r->desired_state, "running") ? cls == STATUS_CLASS_RUNNING
+                                                                    : cls == STATUS_CLASS_STOPPED);
+                _cleanup_free_ char *status = differs ? xasprintf("%s (wants %s)", strempty(r->status), r->desired_state)
+                                                      : xstrdup(r->status);
+                rows[i].cell[2] = terminal_safe(status);
                 rows[i].cell[3] = terminal_safe(result);
                 rows[i].cell[4] = strdup(age);
                 rows[i].cell[5] = terminal_safe(record_tenant(r, tenants) ?: "-");

@@ -64,7 +64,10 @@ const char *const store_migrations[] = {
         "UPDATE instances SET created_by_us = 1 WHERE result = 'accepted' AND instance_id IS NOT NULL;"
         /* ... and the tenant whose manifest it was (tenants:), for status and the journal
          * once the manifest is gone; NULL without tenants */
-        "ALTER TABLE instances ADD COLUMN tenant TEXT;",
+        "ALTER TABLE instances ADD COLUMN tenant TEXT;"
+        /* ... and its manifest's state: (running, stopped; NULL: no opinion), so status
+         * shows desired against actual */
+        "ALTER TABLE instances ADD COLUMN desired_state TEXT;",
 };
 const size_t store_n_migrations = ELEMENTSOF(store_migrations);
 
@@ -92,8 +95,8 @@ typedef enum StatementId {
         "name, instance_id, spec_hash, status, result, http_status, error_code, "    \
         "error_msg, request_id, result_at_ms, attempts, next_attempt_at_ms, "        \
         "created_at_ms, updated_at_ms, workspace_id"
-#define INSTANCE_COLUMNS INSTANCE_COLUMNS_V3 ", created_by_us, tenant"
-#define INSTANCE_SELECT INSTANCE_COLUMNS_V3 ", undesired_since_ms, created_by_us, tenant"
+#define INSTANCE_COLUMNS INSTANCE_COLUMNS_V3 ", created_by_us, tenant, desired_state"
+#define INSTANCE_SELECT INSTANCE_COLUMNS_V3 ", undesired_since_ms, created_by_us, tenant, desired_state"
 
 static const char *const statement_sql[_STMT_MAX] = {
         [STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -103,7 +106,7 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_SELECT " FROM instances ORDER BY name",
         [STMT_PUT_INSTANCE] =
                 "INSERT INTO instances (" INSTANCE_COLUMNS ") "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) "
                 "ON CONFLICT(name) DO UPDATE SET "
                 "instance_id = excluded.instance_id, spec_hash = excluded.spec_hash, "
                 "status = excluded.status, result = excluded.result, "
@@ -114,7 +117,8 @@ static const char *const statement_sql[_STMT_MAX] = {
                 "created_at_ms = CASE WHEN instances.created_at_ms > 0 "
                 "  THEN instances.created_at_ms ELSE excluded.created_at_ms END, "
                 "updated_at_ms = excluded.updated_at_ms, workspace_id = excluded.workspace_id, "
-                "created_by_us = excluded.created_by_us, tenant = excluded.tenant",
+                "created_by_us = excluded.created_by_us, tenant = excluded.tenant, "
+                "desired_state = excluded.desired_state",
         [STMT_DELETE_INSTANCE] = "DELETE FROM instances WHERE name = ?1",
         [STMT_ADD_INTENT] = "INSERT INTO create_intents (name, spec_hash, created_at_ms) VALUES (?1, ?2, ?3)",
         [STMT_RESOLVE_INTENT] = "UPDATE create_intents SET resolved_at_ms = ?2, outcome = ?3 "
@@ -152,9 +156,9 @@ struct Store {
 #define INSTANCE_SELECT_V2                                                            \
         "name, instance_id, spec_hash, status, result, http_status, error_code, "    \
         "error_msg, request_id, result_at_ms, attempts, next_attempt_at_ms, "        \
-        "created_at_ms, updated_at_ms, NULL, NULL, 0, NULL"
-#define INSTANCE_SELECT_V3 INSTANCE_COLUMNS_V3 ", NULL, 0, NULL"
-#define INSTANCE_SELECT_V4 INSTANCE_COLUMNS_V3 ", undesired_since_ms, 0, NULL"
+        "created_at_ms, updated_at_ms, NULL, NULL, 0, NULL, NULL"
+#define INSTANCE_SELECT_V3 INSTANCE_COLUMNS_V3 ", NULL, 0, NULL, NULL"
+#define INSTANCE_SELECT_V4 INSTANCE_COLUMNS_V3 ", undesired_since_ms, 0, NULL, NULL"
 static const char *const statement_sql_v2[_STMT_MAX] = {
         [STMT_GET_INSTANCE] = "SELECT " INSTANCE_SELECT_V2 " FROM instances WHERE name = ?1",
         [STMT_LIST_INSTANCES] = "SELECT " INSTANCE_SELECT_V2 " FROM instances ORDER BY name",
@@ -623,6 +627,7 @@ void instance_record_done(InstanceRecord *r) {
         free(r->request_id);
         free(r->workspace_id);
         free(r->tenant);
+        free(r->desired_state);
         *r = (InstanceRecord) { 0 };
 }
 
@@ -645,8 +650,9 @@ int instance_record_copy(const InstanceRecord *src, InstanceRecord *dst) {
         c.request_id = xstrdup(src->request_id);
         c.workspace_id = xstrdup(src->workspace_id);
         c.tenant = xstrdup(src->tenant);
+        c.desired_state = xstrdup(src->desired_state);
         if (!c.name != !src->name || !c.instance_id != !src->instance_id || !c.spec_hash != !src->spec_hash ||
-            !c.tenant != !src->tenant || !c.status != !src->status || !c.result != !src->result || !c.error_code != !src->error_code ||
+            !c.tenant != !src->tenant || !c.desired_state != !src->desired_state || !c.status != !src->status || !c.result != !src->result || !c.error_code != !src->error_code ||
             !c.error_msg != !src->error_msg || !c.request_id != !src->request_id ||
             !c.workspace_id != !src->workspace_id) {
                 instance_record_done(&c);
@@ -667,7 +673,8 @@ static int read_instance_row(sqlite3_stmt *st, InstanceRecord *ret) {
                 .undesired_since_ms = sqlite3_column_int64(st, 15),
                 .created_by_us = sqlite3_column_int(st, 16) != 0,
         };
-        if (column_strdup(st, 17, &r.tenant) < 0 || column_strdup(st, 0, &r.name) < 0 || column_strdup(st, 1, &r.instance_id) < 0 ||
+        if (column_strdup(st, 17, &r.tenant) < 0 || column_strdup(st, 18, &r.desired_state) < 0 ||
+            column_strdup(st, 0, &r.name) < 0 || column_strdup(st, 1, &r.instance_id) < 0 ||
             column_strdup(st, 2, &r.spec_hash) < 0 || column_strdup(st, 3, &r.status) < 0 ||
             column_strdup(st, 4, &r.result) < 0 || column_strdup(st, 6, &r.error_code) < 0 ||
             column_strdup(st, 7, &r.error_msg) < 0 || column_strdup(st, 8, &r.request_id) < 0 ||
@@ -762,6 +769,7 @@ int store_put_instance(Store *s, const InstanceRecord *rec) {
         bind_text(st, 15, rec->workspace_id);
         sqlite3_bind_int(st, 16, rec->created_by_us);
         bind_text(st, 17, rec->tenant);
+        bind_text(st, 18, rec->desired_state);
         return step_done(s, st);
 }
 

@@ -82,6 +82,8 @@ typedef struct InstanceRecord {
                                      false when adopted. Only such an instance is pruned
                                      (unless prune_adopted) */
         char *tenant;             /* the tenant of its manifest when last desired; NULL: none */
+        char *desired_state;      /* its manifest's state: when last desired ("running",
+                                     "stopped"); NULL: no opinion */
 } InstanceRecord;
 
 typedef struct CreateIntent {

@@ -193,6 +193,22 @@ nb_assert_eq "start STOPPED running $flip_id" "$(jq -r '"\(.ACTION) \(.STATUS) \
         "STATE_ACTION fields of the start"
 nb_assert_eq "$flip_id" "$(emu_id lc-flip)" "lc-flip's instance id (the same instance throughout)"
 
+nb_step "1: status shows desired against actual"
+# the record keeps the manifest's state:; a record whose status is not it says so
+nb_assert_eq running "$(sqlite3 "$S1/notebookd.db" "SELECT desired_state FROM instances WHERE name = 'lc-flip'")" \
+        "lc-flip's recorded state:"
+nb_assert_eq "" "$(sqlite3 "$S1/notebookd.db" "SELECT COALESCE(desired_state, '') FROM instances WHERE name = 'lc-idle'")" \
+        "lc-idle's recorded state: (none)"
+"$NOTEBOOKD" -c "$T/config.yaml" -s "$S1" status >"$T/c1-status.log" 2>&1 || nb_fail "status failed"
+nb_assert_file_match "$T/c1-status.log" '^lc-flip +[0-9a-f-]{36} +RUNNING +' "status: lc-flip RUNNING, as it wants"
+sqlite3 "$S1/notebookd.db" "UPDATE instances SET status = 'STOPPED' WHERE name = 'lc-flip'"
+"$NOTEBOOKD" -c "$T/config.yaml" -s "$S1" status >"$T/c1-status2.log" 2>&1 || nb_fail "status failed"
+nb_assert_file_match "$T/c1-status2.log" '^lc-flip +[0-9a-f-]{36} +STOPPED \(wants running\) +' "status: desired against actual"
+"$NOTEBOOKD" -c "$T/config.yaml" -s "$S1" --json status >"$T/c1-status.json" 2>&1 || nb_fail "status --json failed"
+nb_assert_eq running "$(jq -r '.instances[] | select(.name == "lc-flip") | .desired_state' "$T/c1-status.json")" \
+        "status --json: desired_state"
+sqlite3 "$S1/notebookd.db" "UPDATE instances SET status = 'RUNNING' WHERE name = 'lc-flip'"
+
 nb_step "2: no state:, the cloud stops the instance: it stays STOPPED, no start"
 emu_set_status lc-idle STOPPED
 nb_assert_eq STOPPED "$(emu_status lc-idle)" "lc-idle after the emulator stopped it"

@@ -666,11 +666,14 @@ static void test_migrate_ownership(void **state) {
         assert_null(r.tenant);
         r.created_by_us = true;
         r.tenant = strdup("vision");
+        assert_null(r.desired_state);
+        r.desired_state = strdup("stopped");
         assert_int_equal(store_put_instance(s, &r), 0);
         instance_record_done(&r);
         assert_int_equal(store_get_instance(s, "made", &r), 0);
         assert_true(r.created_by_us);
         assert_string_equal(r.tenant, "vision");
+        assert_string_equal(r.desired_state, "stopped");
         instance_record_done(&r);
 }
 
