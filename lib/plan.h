@@ -147,7 +147,6 @@ typedef struct Plan {
         bool prune_capped;
         unsigned prune_max;              /* the cap in force; 0 = prune off */
         unsigned prune_confirm;          /* the exact count confirmed; 0 = none */
-        const char *prune_tree_problem;  /* borrowed from the policy: why the tree holds prune */
 } Plan;
 
 /* What the cloud's listings showed in one pass. */

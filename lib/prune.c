@@ -19,7 +19,9 @@ static PruneHold hold_of(Action *a, const PrunePolicy *pp, int64_t now_ms) {
         if (mark > 0)
                 a->prune_due_ms = mark + pp->grace_ms;
         /* a tree that is not whole starts no grace (prune_due_ms stays 0 when unmarked) */
-        if (pp->tree_problem_of ? pp->tree_problem_of(a->record->tenant, pp->userdata) != NULL : pp->tree_problem != NULL)
+        const char *problem =
+                pp->tree_problem_of ? pp->tree_problem_of(a->record->tenant, pp->userdata) : pp->tree_problem;
+        if (problem)
                 return PRUNE_HOLD_TREE;
         if (mark == 0) {
                 a->prune_due_ms = now_ms + pp->grace_ms;
@@ -35,7 +37,6 @@ void plan_apply_prune(Plan *p, const PrunePolicy *pp, int64_t now_ms) {
                 return;
         p->prune_max = pp->max_per_pass;
         p->prune_confirm = pp->confirm;
-        p->prune_tree_problem = pp->tree_problem;
         size_t due = 0;
         for (size_t i = 0; i < p->n; i++) {
                 Action *a = &p->actions[i];
