@@ -551,7 +551,7 @@ static void lifecycle_send(Op *op, ApiCall call) {
                 op->action_tries++;
 }
 
-/* state: asks for the other status than cls: the call that gets it there, or 0. */
+/* state: asks for the other status than cls: the call that gets it there, else _API_CALL_MAX. */
 static ApiCall state_call_for(const Engine *e, const char *name, InstanceStatusClass cls) {
         DesiredState want = desired_state_of(e, name);
         if (want == DESIRED_STATE_STOPPED && cls == STATUS_CLASS_RUNNING)
