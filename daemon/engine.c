@@ -233,16 +233,26 @@ static int record_load(Engine *e, const char *name, InstanceRecord *ret) {
 
 static const NotebookSpec *desired_spec(const Engine *e, const char *name);
 
+/* What a record keeps of its manifest: its state: (for status), NULL for no opinion. */
+static const char *spec_desired_state(const NotebookSpec *spec) {
+        return spec->state != DESIRED_STATE_ANY ? desired_state_to_string(spec->state) : NULL;
+}
+
+/* The record's copy of its manifest's tenant and state: is not the manifest's. */
+static bool record_desired_stale(const InstanceRecord *rec, const NotebookSpec *spec) {
+        return !streq_ptr(rec->desired_state, spec_desired_state(spec)) ||
+               (spec->tenant && !streq_ptr(rec->tenant, spec->tenant));
+}
+
 static int record_save(Engine *e, InstanceRecord *rec) {
         int64_t now = now_realtime_ms();
-        /* the tenant of its manifest, kept for when the manifest is gone */
+        /* the tenant of its manifest (kept for when the manifest is gone) and its state: */
         const NotebookSpec *spec = desired_spec(e, rec->name);
-        if (spec && spec->tenant && !streq_ptr(rec->tenant, spec->tenant))
-                (void) strdup_replace(&rec->tenant, spec->tenant);
-        /* ... and what its state: wants, for status */
-        const char *want = spec && spec->state != DESIRED_STATE_ANY ? desired_state_to_string(spec->state) : NULL;
-        if (spec && !streq_ptr(rec->desired_state, want))
-                (void) strdup_replace(&rec->desired_state, want);
+        if (spec && record_desired_stale(rec, spec)) {
+                if (spec->tenant)
+                        (void) strdup_replace(&rec->tenant, spec->tenant);
+                (void) strdup_replace(&rec->desired_state, spec_desired_state(spec));
+        }
         rec->updated_at_ms = now;
         if (!rec->created_at_ms)
                 rec->created_at_ms = now;
@@ -424,16 +434,21 @@ static void poll_status_changed(Op *op, const RemoteInstance *inst, InstanceStat
         }
 }
 
+/* An answer to op's request arrived: false (and the op finished) when the engine is
+ * stopping and nothing more is to be done for it. */
+static bool op_answered(Op *op) {
+        op->in_request = false;
+        if (!op->engine->stopping)
+                return true;
+        op_finish(op);
+        return false;
+}
+
 static void on_poll_result(ApiClient *c, const ApiResult *ar, const RemoteInstance *inst, void *userdata) {
         (void) c;
         Op *op = userdata;
-        Engine *e = op->engine;
-        op->in_request = false;
-
-        if (e->stopping) {
-                op_finish(op);
+        if (!op_answered(op))
                 return;
-        }
         if (ar->class == API_CLASS_NOT_FOUND ||
             (ar->class == API_CLASS_OK && inst && instance_status_class(inst->status) == STATUS_CLASS_GONE)) {
                 poll_found_gone(op);
@@ -493,21 +508,29 @@ static void op_poll_schedule(Op *op) {
 }
 
 /* Follow name's instance until RUNNING or failed (when following is on). */
-static void follow_instance(Engine *e, const char *name, const char *instance_id, const char *status) {
-        if (!e->options.follow || e->stopping || !instance_id || hashmap_contains(e->ops, name))
-                return;
+/* An op about name's existing instance (follow, start, stop, delete), or NULL (busy, no
+ * id, no memory). */
+static Op *op_for_instance(Engine *e, const char *name, const char *instance_id, const char *status, OpKind kind) {
         Op *op;
-        if (op_new(e, name, &op) < 0)
-                return;
-        op->kind = OP_FOLLOW;
+        if (!instance_id || op_new(e, name, &op) < 0)
+                return NULL;
+        op->kind = kind;
         op->instance_id = strdup(instance_id);
         op->last_status = xstrdup(status);
         if (!op->instance_id) {
                 hashmap_remove(e->ops, name);
                 op_free(op);
-                return;
+                return NULL;
         }
-        op_poll_schedule(op);
+        return op;
+}
+
+static void follow_instance(Engine *e, const char *name, const char *instance_id, const char *status) {
+        if (!e->options.follow || e->stopping)
+                return;
+        Op *op = op_for_instance(e, name, instance_id, status, OP_FOLLOW);
+        if (op)
+                op_poll_schedule(op);
 }
 
 /* ---------------------------------------------------------------- lifecycle: start, stop, delete */
@@ -633,11 +656,8 @@ static void on_lifecycle_result(ApiClient *c, const ApiResult *ar, void *userdat
         (void) c;
         Op *op = userdata;
         Engine *e = op->engine;
-        op->in_request = false;
-        if (e->stopping) {
-                op_finish(op);
+        if (!op_answered(op))
                 return;
-        }
         const char *action = api_call_to_string(ar->call);
         char http_buf[LOG_INT_BUFSIZE];
         FieldBuf fb = {};
@@ -687,21 +707,10 @@ static void on_lifecycle_result(ApiClient *c, const ApiResult *ar, void *userdat
         op_finish(op);
 }
 
-/* An op for a name's existing instance. */
+/* An op for an action's existing instance (the listed one, else the recorded one). */
 static Op *lifecycle_op(Engine *e, const Action *a, OpKind kind) {
         const char *id = a->remote && a->remote->id ? a->remote->id : a->record ? a->record->instance_id : NULL;
-        Op *op;
-        if (!id || op_new(e, a->name, &op) < 0)
-                return NULL;
-        op->kind = kind;
-        op->instance_id = strdup(id);
-        op->last_status = xstrdup(a->status);
-        if (!op->instance_id) {
-                hashmap_remove(e->ops, a->name);
-                op_free(op);
-                return NULL;
-        }
-        return op;
+        return op_for_instance(e, a->name, id, a->status, kind);
 }
 
 /* ---------------------------------------------------------------- creating */
@@ -1264,10 +1273,7 @@ static void record_sync_remote(Engine *e, const Action *a) {
 /* Keep what the record says of its manifest (tenant, state:) current when only the
  * manifest changed: status reads it. record_save fills both in. */
 static void record_sync_desired(Engine *e, const Action *a) {
-        if (!a->record || !a->spec)
-                return;
-        const char *want = a->spec->state != DESIRED_STATE_ANY ? desired_state_to_string(a->spec->state) : NULL;
-        if (streq_ptr(a->record->desired_state, want) && (!a->spec->tenant || streq_ptr(a->record->tenant, a->spec->tenant)))
+        if (!a->record || !a->spec || !record_desired_stale(a->record, a->spec))
                 return;
         _cleanup_(instance_record_done) InstanceRecord rec = {};
         if (instance_record_copy(a->record, &rec) >= 0)
@@ -1415,7 +1421,6 @@ static void act_gone(PassActions *p, const Action *a, const char *why) {
 }
 
 static void act_state(PassActions *p, const Action *a, const char *why) {
-        (void) why;
         Op *op = lifecycle_op(p->engine, a, a->kind == ACTION_START ? OP_START : OP_STOP);
         if (op)
                 state_action(op, a->kind == ACTION_START ? API_CALL_START : API_CALL_STOP, a->status);

@@ -643,15 +643,9 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-/* TENANT= of a NOTEBOOK= entry: its manifest's tenant, else (a name gone from the
- * tree) the tenant owning its prefix. */
 static const char *manager_tenant_of(const char *name, void *userdata) {
         Manager *m = userdata;
-        if (m->config.tenants.n == 0)
-                return NULL;
-        const char *t = m->engine ? engine_tenant_of(m->engine, name) : NULL;
-        const Tenant *owner = t ? NULL : tenant_owning_name(&m->config.tenants, name);
-        return t ? t : owner ? owner->name : NULL;
+        return tenant_of_notebook(m->engine, &m->config.tenants, name);
 }
 
 int manager_new(Cli *cli, Manager **ret) {

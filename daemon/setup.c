@@ -132,25 +132,26 @@ PrunePolicy config_prune_policy(const Config *c) {
         };
 }
 
+const char *tenant_of_notebook(Engine *e, const TenantList *tenants, const char *name) {
+        if (!tenants || tenants->n == 0)
+                return NULL;
+        const char *t = e ? engine_tenant_of(e, name) : NULL;
+        const Tenant *owner = t ? NULL : tenant_owning_name(tenants, name);
+        return t ? t : owner ? owner->name : NULL;
+}
+
 int engine_apply_tree_problems(Engine *e, const DesiredSet *desired, const TenantList *tenants) {
-        _cleanup_free_ char *whole = NULL;
-        int r = desired_set_problem(desired, &whole);
+        _cleanup_(tree_problems_done) TreeProblems tp = {};
+        int r = desired_set_tree_problems(desired, tenants, &tp);
         if (r >= 0)
-                r = engine_set_tree_problem(e, whole);
-        if (r < 0)
-                return r;
-        _cleanup_free_ const char **names = calloc(tenants->n ?: 1, sizeof(char *));
-        _cleanup_free_ char **problems = calloc(tenants->n ?: 1, sizeof(char *));
-        if (!names || !problems)
-                return -ENOMEM;
-        for (size_t i = 0; r >= 0 && i < tenants->n; i++) {
+                r = engine_set_tree_problem(e, tp.whole);
+        _cleanup_free_ const char **names = r >= 0 ? calloc(tenants->n ?: 1, sizeof(char *)) : NULL;
+        if (r >= 0 && !names)
+                r = -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < tenants->n; i++)
                 names[i] = tenants->items[i].name;
-                r = desired_set_problem_of(desired, names[i], &problems[i]);
-        }
         if (r >= 0)
-                r = engine_set_tenant_problems(e, names, (const char *const *) problems, tenants->n);
-        for (size_t i = 0; i < tenants->n; i++)
-                free(problems[i]);
+                r = engine_set_tenant_problems(e, names, (const char *const *) tp.of, tenants->n);
         return r;
 }
 

@@ -26,6 +26,9 @@ typedef struct Backend {
 int backend_open(Backend *b, sd_event *event, const Config *config);
 /* The config's prune: keys as the engine's policy (tree_problem unset). */
 PrunePolicy config_prune_policy(const Config *c);
+/* The journal's TENANT= for a NOTEBOOK=: its manifest's tenant, else its record's, else
+ * the tenant owning its prefix; NULL without tenants. Borrowed (engine_tenant_of). */
+const char *tenant_of_notebook(Engine *e, const TenantList *tenants, const char *name);
 /* Tell the engine whether the last scan read the whole tree, and each tenant's part. */
 int engine_apply_tree_problems(Engine *e, const DesiredSet *desired, const TenantList *tenants);
 

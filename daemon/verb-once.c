@@ -25,14 +25,9 @@ typedef struct OnceState {
         const TenantList *tenants;
 } OnceState;
 
-/* TENANT= of a NOTEBOOK= entry (as the daemon's, manager.c). */
 static const char *once_tenant_of(const char *name, void *userdata) {
         OnceState *s = userdata;
-        if (!s->tenants || s->tenants->n == 0)
-                return NULL;
-        const char *t = s->engine ? engine_tenant_of(s->engine, name) : NULL;
-        const Tenant *owner = t ? NULL : tenant_owning_name(s->tenants, name);
-        return t ? t : owner ? owner->name : NULL;
+        return tenant_of_notebook(s->engine, s->tenants, name);
 }
 
 static void on_settled(Engine *e, void *userdata) {

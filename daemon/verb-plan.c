@@ -159,35 +159,8 @@ static int print_table(const Plan *p, const TenantList *tenants, const DesiredSt
         return 0;
 }
 
-/* The whole tree's problem and each tenant's (desired.h), as the daemon judges prune. */
-typedef struct TreeProblems {
-        const TenantList *tenants;
-        char *whole;
-        char **of;   /* per tenant, in config order */
-} TreeProblems;
-
-static void tree_problems_done(TreeProblems *tp) {
-        for (size_t i = 0; tp->of && i < tp->tenants->n; i++)
-                free(tp->of[i]);
-        free(tp->of);
-        free(tp->whole);
-}
-
-static int tree_problems_compute(TreeProblems *tp, const DesiredSet *set) {
-        int r = desired_set_problem(set, &tp->whole);
-        if (r < 0)
-                return r;
-        if (!(tp->of = calloc(tp->tenants->n ?: 1, sizeof(char *))))
-                return -ENOMEM;
-        for (size_t i = 0; r >= 0 && i < tp->tenants->n; i++)
-                r = desired_set_problem_of(set, tp->tenants->items[i].name, &tp->of[i]);
-        return r;
-}
-
 static const char *tree_problem_of(const char *tenant, void *userdata) {
-        const TreeProblems *tp = userdata;
-        const Tenant *t = tenant_find(tp->tenants, tenant);
-        return t ? tp->of[t - tp->tenants->items] : tp->whole;
+        return tree_problems_of(userdata, tenant);
 }
 
 int verb_plan(Cli *cli) {
@@ -241,9 +214,9 @@ int verb_plan(Cli *cli) {
         int64_t now_ms = now_realtime_ms();
         _cleanup_(plan_freep) Plan *plan = NULL;
         r = plan_compute(specs, n_specs, records, n_records, intents, n_intents, NULL, now_ms, &plan);
-        TreeProblems tp = { .tenants = &cli->config.tenants };
+        _cleanup_(tree_problems_done) TreeProblems tp = {};
         if (r >= 0)
-                r = tree_problems_compute(&tp, set);
+                r = desired_set_tree_problems(set, &cli->config.tenants, &tp);
         if (r >= 0) {
                 PrunePolicy prune = config_prune_policy(&cli->config);
                 prune.tree_problem = tp.whole;
@@ -257,7 +230,6 @@ int verb_plan(Cli *cli) {
         if (r >= 0)
                 r = cli->json ? print_json(plan, tenants, &st, n_records, n_intents, now_ms)
                               : print_table(plan, tenants, &st, now_ms);
-        tree_problems_done(&tp);
         plan = plan_free(plan); /* points into records and intents */
         instance_records_free(records, n_records);
         create_intents_free(intents, n_intents);

@@ -778,16 +778,12 @@ void desired_set_stats(const DesiredSet *s, DesiredStats *ret) {
         *ret = s->stats;
 }
 
-/* The tenant a diagnostic is about: by its file's path under the first root; NULL when
- * it is about no tenant's part of the tree (the root itself, a file under no tenant). */
-static const Tenant *diag_tenant(const DesiredSet *s, const Diag *d) {
-        if (s->policy.tenants.n == 0 || s->n_roots == 0)
-                return NULL;
-        _cleanup_free_ char *prefix = scan_display_path(s->roots[0].display, "x");
-        if (!prefix)
-                return NULL;
-        size_t n = strlen(prefix) - 1;   /* "DISPLAY/" */
-        if (strncmp(d->file, prefix, n) != 0)
+/* The tenant a diagnostic is about: by its file's path under the first root, whose
+ * display path with its '/' is root_prefix; NULL when it is about no tenant's part of the
+ * tree (the root itself, a file under no tenant). */
+static const Tenant *diag_tenant(const DesiredSet *s, const char *root_prefix, const Diag *d) {
+        size_t n = strlen(root_prefix);
+        if (strncmp(d->file, root_prefix, n) != 0)
                 return NULL;
         return tenant_for_path(&s->policy.tenants, d->file + n);
 }
@@ -798,14 +794,20 @@ int desired_set_problem(const DesiredSet *s, char **ret) {
 
 int desired_set_problem_of(const DesiredSet *s, const char *tenant, char **ret) {
         const Diags *d = desired_set_diags(s);
-        const Tenant *t = tenant ? tenant_find(&s->policy.tenants, tenant) : NULL;
+        const Tenant *t = tenant && s->n_roots > 0 ? tenant_find(&s->policy.tenants, tenant) : NULL;
         *ret = NULL;
+        /* "DISPLAY/": what a diagnostic's file starts with under the first root */
+        _cleanup_free_ char *root_prefix = t ? scan_display_path(s->roots[0].display, "x") : NULL;
+        if (t && !root_prefix)
+                return -ENOMEM;
+        if (root_prefix)
+                root_prefix[strlen(root_prefix) - 1] = 0;
         for (size_t i = 0; i < d->n; i++) {
                 const Diag *x = &d->items[i];
                 if (x->severity != DIAG_ERROR)
                         continue;
                 /* a tenant is held by its own part of the tree and by what is no tenant's */
-                const Tenant *about = t ? diag_tenant(s, x) : NULL;
+                const Tenant *about = t ? diag_tenant(s, root_prefix, x) : NULL;
                 if (t && about && about != t)
                         continue;
                 *ret = x->line > 0 ? xasprintf("%s:%u:%u: %s", x->file, x->line, x->column, x->message)
@@ -820,4 +822,30 @@ int desired_set_problem_of(const DesiredSet *s, const char *tenant, char **ret) 
                 return *ret ? 0 : -ENOMEM;
         }
         return 0;
+}
+
+int desired_set_tree_problems(const DesiredSet *s, const TenantList *tenants, TreeProblems *ret) {
+        TreeProblems tp = { .tenants = tenants, .of = calloc(tenants->n ?: 1, sizeof(char *)) };
+        int r = tp.of ? desired_set_problem(s, &tp.whole) : -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < tenants->n; i++)
+                r = desired_set_problem_of(s, tenants->items[i].name, &tp.of[i]);
+        if (r < 0) {
+                tree_problems_done(&tp);
+                return r;
+        }
+        *ret = tp;
+        return 0;
+}
+
+const char *tree_problems_of(const TreeProblems *tp, const char *tenant) {
+        const Tenant *t = tenant_find(tp->tenants, tenant);
+        return t ? tp->of[t - tp->tenants->items] : tp->whole;
+}
+
+void tree_problems_done(TreeProblems *tp) {
+        for (size_t i = 0; tp->of && i < tp->tenants->n; i++)
+                free(tp->of[i]);
+        free(tp->of);
+        free(tp->whole);
+        *tp = (TreeProblems) {};
 }

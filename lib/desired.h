@@ -71,3 +71,15 @@ int desired_set_problem(const DesiredSet *s, char **ret);
  * valid manifest of its own. NULL or an unknown tenant: the whole tree. One team's broken
  * manifest never holds another team's prune. */
 int desired_set_problem_of(const DesiredSet *s, const char *tenant, char **ret);
+
+/* The whole tree's problem and each tenant's (tenants, borrowed: in config order), as
+ * prune judges them. */
+typedef struct TreeProblems {
+        const TenantList *tenants;
+        char *whole;        /* desired_set_problem */
+        char **of;          /* desired_set_problem_of, per tenant */
+} TreeProblems;
+int desired_set_tree_problems(const DesiredSet *s, const TenantList *tenants, TreeProblems *ret);
+/* The problem of a tenant's part, or the whole tree's for NULL or a tenant not listed. */
+const char *tree_problems_of(const TreeProblems *tp, const char *tenant);
+void tree_problems_done(TreeProblems *tp);
