@@ -1688,7 +1688,7 @@ static int known_merge(Engine *e, const char ***ret_fresh, size_t *ret_n_fresh) 
         size_t n_ws = hashmap_size(e->pass_ws), n_fresh = 0;
         if (n_ws == 0 && e->listed.n == 0) {
                 /* an edit's pass listed nothing: the known listing stands as it is (moving
-                 * 10,000 items into a new list cost an edit ~10 ms) */
+                 * 10,000 items into a new list was about an eighth of an edit's pass under perf) */
                 *ret_fresh = NULL;
                 *ret_n_fresh = 0;
                 return 0;
