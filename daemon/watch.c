@@ -49,8 +49,8 @@
 /* Timer slack: sd-event's default (250 ms) would be longer than a typical debounce. */
 #define TIMER_ACCURACY_USEC 1000
 /* A burst that changed more manifest files than this is rescanned whole: re-reading a
- * few files saves the walk of the tree (about 40 ms at 10,000 files, from the daemon's debug timing), a big checkout gains
- * nothing from a list. */
+ * few files saves the walk of the tree (about 40 ms at 10,000 files, by the daemon's
+ * debug timing), a big checkout gains nothing from a list. */
 #define WATCH_MAX_CHANGED_FILES 64
 /* The path can change while setup walks it (a swap between two lookups): try again,
  * a few times; the guards catch anything later. */
