@@ -40,6 +40,7 @@ struct HttpTransfer {
         struct curl_slist *headers;
         void *body;
         size_t body_len;
+        size_t body_read;           /* bytes of body handed to curl (on_read) */
 
         http_done_cb cb;
         void *userdata;
@@ -92,6 +93,10 @@ struct HttpClient {
         uint64_t next_id;
         uint64_t connections;
         bool global_init;
+
+        /* Origins ("https://host:port") whose last answer came over HTTP/2: POSTs to them
+         * may share a connection (see setup_easy). A handful: the API and IAM. */
+        char *h2_origins[HTTP_MAX_H2_ORIGINS];
 };
 
 const char *http_user_agent(void) {
@@ -340,6 +345,7 @@ static int map_curl_error(CURLcode code, bool too_large) {
         case CURLE_PARTIAL_FILE:
         case CURLE_HTTP2:
         case CURLE_HTTP2_STREAM:
+        case CURLE_SEND_FAIL_REWIND: /* a POST on a shared connection lost: see on_seek */
                 return -ECONNRESET;
         case CURLE_FILESIZE_EXCEEDED:
                 return -EFBIG;
@@ -384,6 +390,42 @@ static void complete(HttpClient *c, HttpTransfer *t, int error, const char *mess
                 t->cb(c, &r, t->userdata);
 }
 
+/* ---- which origins speak HTTP/2 ---- */
+
+/* The length of URL's "scheme://authority" prefix. */
+static size_t origin_length(const char *url) {
+        const char *p = strstr(url, "://");
+        p = p ? p + 3 : url;
+        return (size_t) (p + strcspn(p, "/?#") - url);
+}
+
+static char **h2_origin_find(HttpClient *c, const char *url) {
+        size_t n = origin_length(url);
+        for (size_t i = 0; i < ELEMENTSOF(c->h2_origins); i++)
+                if (c->h2_origins[i] && strlen(c->h2_origins[i]) == n &&
+                    strncasecmp(c->h2_origins[i], url, n) == 0)
+                        return &c->h2_origins[i];
+        return NULL;
+}
+
+/* After an answer: remember whether its origin spoke HTTP/2. A server that answers in
+ * HTTP/1.x again (its configuration changed) is forgotten. */
+static void h2_origin_note(HttpClient *c, const char *url, bool h2) {
+        char **slot = h2_origin_find(c, url);
+        if (!h2) {
+                if (slot)
+                        *slot = mfree_str(*slot);
+                return;
+        }
+        if (slot)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(c->h2_origins); i++)
+                if (!c->h2_origins[i]) {
+                        c->h2_origins[i] = strndup(url, origin_length(url)); /* NULL: stays unknown */
+                        return;
+                }
+}
+
 static void pool_put(HttpClient *c, CURL *easy) {
         if (!easy)
                 return;
@@ -406,6 +448,9 @@ static bool detach(HttpClient *c, HttpTransfer *t, long *ret_status) {
         curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
         curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &nconn);
         c->connections += (uint64_t) MAX(nconn, 0L);
+        long version = 0;
+        if (status > 0 && curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK)
+                h2_origin_note(c, t->url, version == CURL_HTTP_VERSION_2_0);
 
         curl_multi_remove_handle(c->multi, t->easy);
         pool_put(c, t->easy);
@@ -568,6 +613,30 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
                         return -EIO;                                    \
         } while (0)
 
+/* The body of a request that must never be re-sent (POST), fed to curl piecewise so
+ * that curl has to ask before sending it again. */
+static size_t on_read(char *buf, size_t size, size_t n, void *userdata) {
+        HttpTransfer *t = userdata;
+        size_t len = MIN(size * n, t->body_len - t->body_read);
+        memcpy(buf, (const char *) t->body + t->body_read, len);
+        t->body_read += len;
+        return len;
+}
+
+/* curl rewinds a body before sending it again, which it does on its own when a REUSED
+ * connection dies before any answer byte. For a POST whose body went out that is a
+ * second create if the server acted before the connection died (an HTTP/2 server's
+ * GOAWAY or REFUSED_STREAM would have said it did not, but a crash or a reset says
+ * nothing). Refusing here makes the transfer fail (CURLE_SEND_FAIL_REWIND) with .sent set,
+ * so the caller settles it by listing, as for any create lost on the wire. A body not
+ * yet read may be "rewound": nothing of it left. */
+static int on_seek(void *userdata, curl_off_t offset, int origin) {
+        HttpTransfer *t = userdata;
+        if (origin == SEEK_SET && offset == 0 && t->body_read == 0)
+                return CURL_SEEKFUNC_OK;
+        return CURL_SEEKFUNC_CANTSEEK;
+}
+
 static int setup_easy(HttpClient *c, HttpTransfer *t, CURL *easy) {
         t->errbuf[0] = '\0';
         SETOPT(easy, CURLOPT_PRIVATE, (char *) t);
@@ -599,10 +668,16 @@ static int setup_easy(HttpClient *c, HttpTransfer *t, CURL *easy) {
 
         /* curl silently re-sends a request when a REUSED connection dies before any answer
          * byte. Harmless for GET; for a create whose server acted and then lost the
-         * connection it is a second create. Non-idempotent methods therefore always get a
-         * fresh connection, on which curl never retries: the caller sees the failure (.sent)
-         * and decides (list before retrying). The connection is still kept for reuse. */
-        if (!http_method_is_idempotent(t->method))
+         * connection it is a second create. So a non-idempotent request with a body gets
+         * it through on_read/on_seek, which refuse that resend; and one without a body, or
+         * to an origin not known to speak HTTP/2, gets a fresh connection, on which curl
+         * never retries. Over HTTP/1.1 the fresh connection stays (a server closing an
+         * idle keep-alive connection is routine there, and each would cost a listing);
+         * over HTTP/2 the creates share the connection, which saves a TCP and TLS
+         * handshake per create. Either way the caller sees a lost request as a failure
+         * with .sent and settles it by listing. The connection is still kept for reuse. */
+        bool guarded = !http_method_is_idempotent(t->method) && t->body_len > 0;
+        if (!http_method_is_idempotent(t->method) && !(guarded && h2_origin_find(c, t->url)))
                 SETOPT(easy, CURLOPT_FRESH_CONNECT, 1L);
 
         if (streq(t->method, "GET"))
@@ -610,7 +685,15 @@ static int setup_easy(HttpClient *c, HttpTransfer *t, CURL *easy) {
         else if (streq(t->method, "HEAD"))
                 SETOPT(easy, CURLOPT_NOBODY, 1L);
         else {
-                if (t->body || streq(t->method, "POST") || streq(t->method, "PUT")) {
+                if (guarded) {
+                        t->body_read = 0;
+                        SETOPT(easy, CURLOPT_POST, 1L);
+                        SETOPT(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) t->body_len);
+                        SETOPT(easy, CURLOPT_READFUNCTION, on_read);
+                        SETOPT(easy, CURLOPT_READDATA, t);
+                        SETOPT(easy, CURLOPT_SEEKFUNCTION, on_seek);
+                        SETOPT(easy, CURLOPT_SEEKDATA, t);
+                } else if (t->body || streq(t->method, "POST") || streq(t->method, "PUT")) {
                         /* The buffer lives as long as the transfer: no copy needed. */
                         SETOPT(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) t->body_len);
                         SETOPT(easy, CURLOPT_POSTFIELDS, t->body ? (char *) t->body : "");
@@ -752,6 +835,8 @@ HttpClient *http_client_free(HttpClient *c) {
                 curl_global_cleanup();
         sd_event_unref(c->event);
         free(c->ca_file);
+        for (size_t i = 0; i < ELEMENTSOF(c->h2_origins); i++)
+                free(c->h2_origins[i]);
         free(c);
         return NULL;
 }

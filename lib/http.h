@@ -100,9 +100,10 @@ int http_url_check(const char *url, char **ret_message);
 /* True for "localhost", 127.0.0.0/8 and ::1 (with or without brackets). */
 bool http_host_is_loopback(const char *host);
 
-/* RFC 9110 idempotent methods. Others (POST, PATCH) always go on a fresh connection:
- * curl re-sends a request whose reused connection died before any answer, which for a
- * create would be a second create. */
+/* RFC 9110 idempotent methods. Curl re-sends a request whose reused connection died
+ * before any answer, which for a create would be a second create; so the others (POST,
+ * PATCH) go on a fresh connection, except to an origin that answered over HTTP/2, where
+ * they share one and their body is given to curl in a way that refuses that resend. */
 bool http_method_is_idempotent(const char *method);
 
 /* The User-Agent every request carries: "notebookd/VERSION". */

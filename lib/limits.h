@@ -87,6 +87,8 @@
 /* One kept response header value (X-Request-Id, Retry-After, X-Subject-Token ~ 10 KiB):
  * longer ones are ignored rather than buffered. */
 #define HTTP_MAX_HEADER_VALUE 16384
+/* Origins remembered as speaking HTTP/2 (lib/http.c): the API's and IAM's, with room. */
+#define HTTP_MAX_H2_ORIGINS 8
 /* List page size: few pages for big accounts, small enough bodies per page. */
 #define API_LIST_PAGE_SIZE 100
 /* Instances one listing may gather: bounds memory and the loop when a server keeps
