@@ -50,35 +50,42 @@ wait_log_count() {
 
 declare -A SCALE_WALL SCALE_CPU SCALE_RSS
 
-scale_converge() { # N RUNS URL CFG
-        local n=$1 runs=$2 url=$3 cfg=$4 i
-        local tree=$WORK/scale-$n state=$WORK/scale-$n.state
-        local walls=() cpus=() rsss=() log=$LOGS/scale-converge-$n.log floor
+# converge_runs N RUNS URL CFG LOGNAME [EMULATOR_URL]: RUNS converges of the tree of N
+# from empty through URL (the emulator, at EMULATOR_URL when URL is a proxy in front of
+# it, is reset and the state removed before each); medians in C_WALL (C_WMIN, C_WMAX),
+# C_CPU and C_RSS, and the run's wrong counts, if any, in C_WRONG. Returns 1 on failure.
+converge_runs() {
+        local n=$1 runs=$2 url=$3 cfg=$4 log=$LOGS/$5.log emu=${6:-$3} i created dups
+        local tree=$WORK/scale-$n state=$WORK/scale-$n.state walls=() cpus=() rsss=()
         : >"$log"
         for ((i = 0; i < runs; i++)); do
-                curl -sf -X POST -o /dev/null "$url/_emulator/reset"
+                curl -sf -X POST -o /dev/null "$emu/_emulator/reset"
                 rm -rf "$state" && mkdir -p "$state"
                 once_cmd "$url" "$state" "$tree" "$cfg" 900
-                if ! time_run "$log" "${ONCE[@]}"; then
-                        failed "converge $n" "scale-converge-$n"
-                        return 1
-                fi
+                time_run "$log" "${ONCE[@]}" || return 1
                 walls+=("$T_WALL") cpus+=("$T_CPU") rsss+=("$T_RSS")
         done
-        local created dups
-        created=$(emu_stat "$url" .creates.created) dups=$(emu_stat "$url" .creates.duplicates)
-        floor=$(calc '%.3f' "$SCALE_LAT_MS * (1 + int(($n + $SCALE_CONC - 1) / $SCALE_CONC)) / 1000")
-        read -r "SCALE_WALL[$n]" wmin wmax < <(median "${walls[@]}")
-        read -r "SCALE_CPU[$n]" _ _ < <(median "${cpus[@]}")
-        read -r "SCALE_RSS[$n]" _ _ < <(median "${rsss[@]}")
-        local note
-        note="CPU $(calc '%.2f s' "${SCALE_CPU[$n]}") ($(calc '%.0f us' "${SCALE_CPU[$n]} * 1e6 / $n")/inst), RSS $(calc '%.1f MiB' "${SCALE_RSS[$n]} / 1024")"
-        [ "$created" = "$n" ] && [ "$dups" = 0 ] || note="$note; WRONG: created $created, duplicates $dups"
-        row "converge $n (floor $(fmt_time "$floor"))" "${SCALE_WALL[$n]}" "$wmin" "$wmax" "$note" \
+        created=$(emu_stat "$emu" .creates.created) dups=$(emu_stat "$emu" .creates.duplicates)
+        C_WRONG=""
+        [ "$created" = "$n" ] && [ "$dups" = 0 ] || C_WRONG="; WRONG: created $created, duplicates $dups"
+        read -r C_WALL C_WMIN C_WMAX < <(median "${walls[@]}")
+        read -r C_CPU _ _ < <(median "${cpus[@]}")
+        read -r C_RSS _ _ < <(median "${rsss[@]}")
+}
+
+scale_floor() { calc '%.3f' "$SCALE_LAT_MS * (1 + int(($1 + $SCALE_CONC - 1) / $SCALE_CONC)) / 1000"; } # N
+
+scale_converge() { # N RUNS URL CFG
+        local n=$1 runs=$2 url=$3 cfg=$4 i
+        local walls=() cpus=() floor note log med wmin wmax cmed
+        converge_runs "$n" "$runs" "$url" "$cfg" "scale-converge-$n" || { failed "converge $n" "scale-converge-$n"; return 1; }
+        floor=$(scale_floor "$n")
+        SCALE_WALL[$n]=$C_WALL SCALE_CPU[$n]=$C_CPU SCALE_RSS[$n]=$C_RSS
+        note="CPU $(calc '%.2f s' "${SCALE_CPU[$n]}") ($(calc '%.0f us' "${SCALE_CPU[$n]} * 1e6 / $n")/inst), RSS $(calc '%.1f MiB' "${SCALE_RSS[$n]} / 1024")$C_WRONG"
+        row "converge $n (floor $(fmt_time "$floor"))" "${SCALE_WALL[$n]}" "$C_WMIN" "$C_WMAX" "$note" \
                 "$(calc '%.2fx floor' "${SCALE_WALL[$n]} / $floor")"
         printf '%s %s %s %s %s\n' "$n" "${SCALE_WALL[$n]}" "$floor" \
                 "$(calc '%.1f' "${SCALE_CPU[$n]} * 1e6 / $n")" "$(calc '%.1f' "${SCALE_RSS[$n]} / 1024")" >>"$OUT/scaling.dat"
-
         # The same state and emulator again: nothing to do.
         walls=() cpus=()
         log=$LOGS/scale-noop-$n.log
@@ -153,6 +160,98 @@ scale_daemon() { # N URL CFG
         cp "$WORK/scale-host.yaml" "$host"   # the tree is N manifests again
 }
 
+# ---- over TLS: nginx in front of the emulator, HTTP/2 and HTTP/1.1 ----
+# The real API is HTTPS. Over HTTP/1.1 each create has a connection of its own (a TCP and
+# a TLS handshake); to an origin that answered over HTTP/2 the creates share one
+# (lib/http.c). Both through the same nginx (one worker), with a self-signed certificate
+# for 127.0.0.1 that ca_file trusts.
+URL_TLS_H2='' URL_TLS_H1=''
+scale_tls_front() { # EMULATOR_URL: sets URL_TLS_H2 and URL_TLS_H1, or returns 1
+        ensure_tool nginx nginx && ensure_tool openssl openssl || return 1
+        local d=$WORK/tls emu_port=${1##*:} h2 h1 attempt i user=""
+        mkdir -p "$d/tmp"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+                -addext subjectAltName=IP:127.0.0.1 -keyout "$d/key.pem" -out "$d/cert.pem" \
+                >"$LOGS/tls-openssl.log" 2>&1 || return 1
+        [ "$(id -u)" = 0 ] && user="user root root;"
+        for attempt in 1 2 3 4 5; do
+                h2=$((20000 + SRANDOM % 10000)) h1=$((20000 + SRANDOM % 10000))
+                [ "$h2" != "$h1" ] || continue
+                cat >"$d/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+$user
+pid $d/nginx.pid;
+error_log $LOGS/tls-nginx-error.log notice;
+events { worker_connections 4096; }
+http {
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    log_format nb '\$server_port \$connection \$request_method';
+    access_log $d/access.log nb;
+    upstream emulator { server 127.0.0.1:$emu_port; keepalive 128; }
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$http_host;
+    proxy_buffering off;
+    server { listen 127.0.0.1:$h2 ssl http2; ssl_certificate $d/cert.pem; ssl_certificate_key $d/key.pem;
+             location / { proxy_pass http://emulator; } }
+    server { listen 127.0.0.1:$h1 ssl; ssl_certificate $d/cert.pem; ssl_certificate_key $d/key.pem;
+             location / { proxy_pass http://emulator; } }
+}
+EOF
+                : >"$LOGS/tls-nginx-error.log"
+                (trap - EXIT INT TERM; exec nginx -p "$d" -e "$LOGS/tls-nginx-error.log" -c "$d/nginx.conf") \
+                        >"$LOGS/tls-nginx.log" 2>&1 &
+                EMU_PIDS+=($!)
+                for ((i = 0; i < 200; i++)); do
+                        if curl -sf -o /dev/null --cacert "$d/cert.pem" "https://127.0.0.1:$h2/_emulator/stats" &&
+                                curl -sf -o /dev/null --cacert "$d/cert.pem" "https://127.0.0.1:$h1/_emulator/stats"; then
+                                URL_TLS_H2=https://127.0.0.1:$h2 URL_TLS_H1=https://127.0.0.1:$h1
+                                return 0
+                        fi
+                        kill -0 "${EMU_PIDS[-1]}" 2>/dev/null || break
+                        sleep 0.05
+                done
+                kill "${EMU_PIDS[-1]}" 2>/dev/null || true
+                grep -q 'Address already in use' "$LOGS/tls-nginx-error.log" || return 1
+        done
+        return 1
+}
+
+# The converge of N over TLS, HTTP/2 then HTTP/1.1: CPU side by side, and the connections
+# each run opened (from nginx's log).
+scale_tls() { # N RUNS EMULATOR_URL CFG
+        local n=$1 runs=$2 emu=$3 cfg=$4 tcfg=$WORK/scale-tls.yaml proto url conns h2_cpu="" note ratio
+        if [ -z "$URL_TLS_H2" ] && ! scale_tls_front "$emu"; then
+                ROWS+=("converge $n over TLS|skipped|-|-|nginx did not start: see ${LOGS#"$SRC"/}/tls-nginx-error.log|-")
+                return 0
+        fi
+        { cat "$cfg"; printf 'ca_file: %s\n' "$WORK/tls/cert.pem"; } >"$tcfg"
+        for proto in h2 h1; do
+                url=$URL_TLS_H2
+                [ "$proto" = h2 ] || url=$URL_TLS_H1
+                : >"$WORK/tls/access.log"
+                if ! converge_runs "$n" "$runs" "$url" "$tcfg" "scale-tls-$proto-$n" "$emu"; then
+                        failed "converge $n over TLS $proto" "scale-tls-$proto-$n"
+                        continue
+                fi
+                conns=$(awk '{ print $2 }' "$WORK/tls/access.log" | sort -u | wc -l)
+                ratio=-
+                note="CPU $(calc '%.2f s' "$C_CPU") ($(calc '%.0f us' "$C_CPU * 1e6 / $n")/inst), $(calc '%.0f' "$conns / $runs") connections/run$C_WRONG"
+                if [ "$proto" = h2 ]; then
+                        h2_cpu=$C_CPU
+                elif [ -n "$h2_cpu" ]; then
+                        ratio=$(calc 'CPU h2/h1 %.2f' "$h2_cpu / $C_CPU")
+                fi
+                row "converge $n, TLS $([ "$proto" = h2 ] && echo 'HTTP/2' || echo 'HTTP/1.1') (nginx)" \
+                        "$C_WALL" "$C_WMIN" "$C_WMAX" "$note" "$ratio"
+        done
+}
+
 bench_scale() {
         ensure_tool time time || { ROWS+=("scale|skipped|-|-|no GNU time|-"); return 0; }
         section "e. scale: N manifests, emulator answering ${SCALE_LAT_MS} ms late, concurrency $SCALE_CONC"
@@ -170,6 +269,7 @@ bench_scale() {
                 ((n < 50000)) || runs=1
                 scale_converge "$n" "$runs" "$url" "$cfg" || continue
                 [ "$n" != "$held" ] || scale_daemon "$n" "$url" "$cfg"
+                [ "$n" != "$held" ] || scale_tls "$n" "$runs" "$url" "$cfg"
                 for verb in check plan; do
                         if measure "scale-$verb-$n" 3 1 "" "$NB" -c "$cfg" -s "$WORK/scale-$n.state" -m "$WORK/scale-$n" "$verb"; then
                                 row "$verb $n" "$M_MED" "$M_MIN" "$M_MAX" "$(calc '%.1f us/manifest' "$M_MED * 1e6 / $n")" -
