@@ -91,6 +91,11 @@ void api_parse_error(const char *body, size_t len, ApiError *ret) {
 }
 
 bool api_body_is_error(ApiCall call, const char *body, size_t len) {
+        /* Most answers are not errors, and a list page is 100 KB of JSON that its parser
+         * reads anyway: without the key's bytes (or an escape that could spell them) it
+         * cannot be an error body, so do not parse it twice. */
+        if (!body || (!memmem(body, len, "error_code", 10) && !memmem(body, len, "\\u", 2)))
+                return false;
         _cleanup_(cjson_deletep) cJSON *j = parse_json(body, len);
         if (!cJSON_IsObject(j) || !get_string(j, "error_code"))
                 return false;

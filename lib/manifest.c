@@ -715,8 +715,12 @@ static int validate_document(Validator *v, const YamlDocument *doc, NotebookSpec
 
         if (v->oom < 0)
                 return v->oom;
-        if (v->n_errors == 0)
+        if (v->n_errors == 0) {
+                int r = spec_seal(spec);
+                if (r < 0)
+                        return r;
                 *ret = TAKE_PTR(spec);
+        }
         return 0;
 }
 

@@ -145,7 +145,7 @@ int spec_to_create_body(const NotebookSpec *s, cJSON **ret) {
         return 0;
 }
 
-int spec_hash(const NotebookSpec *s, char ret[SPEC_HASH_HEX_LEN + 1]) {
+static int spec_hash_compute(const NotebookSpec *s, char ret[SPEC_HASH_HEX_LEN + 1]) {
         _cleanup_(cjson_deletep) cJSON *body = NULL;
         int r = spec_to_create_body(s, &body);
         if (r < 0)
@@ -159,6 +159,19 @@ int spec_hash(const NotebookSpec *s, char ret[SPEC_HASH_HEX_LEN + 1]) {
                 return -EIO;
         hex_lower(md, md_len, ret);
         return 0;
+}
+
+int spec_hash(const NotebookSpec *s, char ret[SPEC_HASH_HEX_LEN + 1]) {
+        if (s->hash[0]) {
+                memcpy(ret, s->hash, SPEC_HASH_HEX_LEN + 1);
+                return 0;
+        }
+        return spec_hash_compute(s, ret);
+}
+
+int spec_seal(NotebookSpec *s) {
+        s->hash[0] = '\0';
+        return spec_hash_compute(s, s->hash);
 }
 
 int spec_list_append(SpecList *l, NotebookSpec *s) {

@@ -1031,6 +1031,14 @@ static void test_errors_end_to_end(void **state) {
         assert_true(g.retry_after_ms >= API_RETRY_6355_MS);
         got_done(&g);
         fixture_free(f);
+        /* the key spelt with a JSON escape is still the key (the quick check before
+         * parsing must not miss it) */
+        fixed_case(C_AKSK, API_CALL_CREATE, 200, NULL,
+                   "{\"error\\u005fcode\":\"ModelArts.6323\",\"error_msg\":\"flavor not supported\"}",
+                   API_CLASS_PERMANENT, &g, &f);
+        assert_string_equal(g.code, "ModelArts.6323");
+        got_done(&g);
+        fixture_free(f);
         /* ... but an instance that also carries an empty error_code is an instance */
         fixed_case(C_AKSK, API_CALL_CREATE, 201, NULL,
                    "{\"id\":\"i-1\",\"name\":\"nb\",\"status\":\"CREATING\",\"error_code\":\"\"}",

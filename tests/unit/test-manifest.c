@@ -734,6 +734,13 @@ static void test_body_and_hash_pinned(void **state) {
         char hash[SPEC_HASH_HEX_LEN + 1];
         assert_int_equal(spec_hash(s, hash), 0);
         assert_string_equal(hash, pinned_hash);
+        /* sealed at validation, and the kept hash is the one computed from the body */
+        assert_string_equal(s->hash, pinned_hash);
+        NotebookSpec unsealed = *s;
+        unsealed.hash[0] = '\0';
+        memset(hash, 0, sizeof(hash));
+        assert_int_equal(spec_hash(&unsealed, hash), 0);
+        assert_string_equal(hash, pinned_hash);
         done(&p);
 
         char with[1024];
