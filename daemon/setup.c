@@ -54,6 +54,8 @@ int backend_open(Backend *b, sd_event *event, const Config *config) {
                 .request_timeout_ms = config->request_timeout_ms,
                 .ca_file = config->ca_file,
                 .iam_endpoint = config->iam_endpoint,
+                .proxy = config->proxy,
+                .no_proxy = config->no_proxy,
         };
         free(error);
         error = NULL;
@@ -171,6 +173,7 @@ bool backend_equivalent(const Backend *a, const Config *config_a, const Backend 
                config_a->prune_grace_ms == config_b->prune_grace_ms &&
                config_a->prune_max_per_pass == config_b->prune_max_per_pass &&
                streq_ptr(config_a->ca_file, config_b->ca_file) &&
+               streq_ptr(config_a->proxy, config_b->proxy) && streq_ptr(config_a->no_proxy, config_b->no_proxy) &&
                streq_ptr(config_a->iam_endpoint, config_b->iam_endpoint) &&
                streq_ptr(config_a->state_dir, config_b->state_dir);
 }
