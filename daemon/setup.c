@@ -16,7 +16,7 @@ static int config_error(int r, const char *message) {
         return r;
 }
 
-int backend_open(Backend *b, sd_event *event, const Config *config) {
+int backend_open_api(Backend *b, sd_event *event, const Config *config) {
         *b = (Backend) {};
         _cleanup_free_ char *error = NULL;
         int r;
@@ -66,7 +66,14 @@ int backend_open(Backend *b, sd_event *event, const Config *config) {
                 backend_close(b);
                 return r;
         }
+        return 0;
+}
 
+int backend_open(Backend *b, sd_event *event, const Config *config) {
+        _cleanup_free_ char *error = NULL;
+        int r = backend_open_api(b, event, config);
+        if (r < 0)
+                return r;
         r = store_open(config->state_dir, STORE_READ_WRITE, &b->store, &error);
         if (r < 0) {
                 /* Busy (another process mid-write), full or failing storage: a later start
