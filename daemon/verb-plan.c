@@ -208,7 +208,10 @@ static int print_table(const Plan *p, const TenantList *tenants, const DesiredSt
         if (p->offline)
                 fputs(" (offline: the remote listing may turn creates into adoptions)", stdout);
         putchar('\n');
-        /* --live: one last line a human or a script reads first */
+        if (p->prune_capped && p->prune_confirm == 0)
+                printf("prune: %zu deletions due, more than prune_max_per_pass (%u): none is made; "
+                       "notebookd once --prune-confirm=%zu makes them\n", p->prune_due, p->prune_max, p->prune_due);
+        /* --live: the last line, the verdict a human or a script reads first */
         size_t changes = plan_changes(p);
         if (live && live->n_unlisted > 0)
                 printf("incomplete: %zu workspace%s could not be listed (see stderr); %zu change%s so far\n",
@@ -217,9 +220,6 @@ static int print_table(const Plan *p, const TenantList *tenants, const DesiredSt
                 puts("nothing to do");
         else if (live)
                 printf("%zu change%s for the next pass\n", changes, changes == 1 ? "" : "s");
-        if (p->prune_capped && p->prune_confirm == 0)
-                printf("prune: %zu deletions due, more than prune_max_per_pass (%u): none is made; "
-                       "notebookd once --prune-confirm=%zu makes them\n", p->prune_due, p->prune_max, p->prune_due);
         return 0;
 }
 
