@@ -14,6 +14,8 @@ enum {
                               * that restarting with the same files cannot fix */
         EXIT_TRANSIENT = 3,  /* once: transient failures remained at the deadline, or interrupted;
                               * precedence 2 > 3 > 1 > 0 */
+        EXIT_CHANGES = 4,    /* plan --live: the next pass has something to do (like terraform
+                              * plan -detailed-exitcode's 2); 2, 3 and 1 win over it */
         EXIT_TEMPFAIL = 75,  /* EX_TEMPFAIL: could not start for a reason time fixes (the state
                               * directory locked by another notebookd, the state database busy,
                               * its disk full or failing); nothing was done. The unit's
@@ -41,6 +43,7 @@ typedef struct Cli {
         long long timeout_ms;      /* once --timeout */
         unsigned prune_confirm;    /* once --prune-confirm: 0 = not given */
         const char *tenant;        /* plan, status --tenant: only this tenant's */
+        bool live;                 /* plan --live: list the cloud (GETs only) and plan against it */
         LogTarget log_target;
         int log_level;             /* syslog priority, LOG_INFO by default */
         char **args;               /* positional arguments after the verb */

@@ -21,6 +21,7 @@ static void help(FILE *f) {
               "  check [PATH…]  validate manifests offline (files or directories;\n"
               "                 default: the manifests directory)\n"
               "  plan           show what a pass would do, changing nothing\n"
+              "                 (--live: against the cloud's listing, GETs only)\n"
               "  status         show recorded instances\n"
               "\n"
               "Options:\n"
@@ -35,6 +36,8 @@ static void help(FILE *f) {
               "      --timeout SECONDS  once: a hard deadline (default 300): stop, cancel what is\n"
               "                         in flight, report\n"
               "      --tenant NAME      plan, status: only this tenant's notebooks (tenants:)\n"
+              "      --live             plan: list the cloud (GETs only, needs credentials) and\n"
+              "                         show exactly what the next pass would do\n"
               "      --prune-confirm=N  once: with prune on, delete exactly N instances (the\n"
               "                         count plan shows), or none; replaces prune_max_per_pass\n"
               "      --log-target=auto|journal|console\n"
@@ -45,6 +48,7 @@ static void help(FILE *f) {
               "Exit codes: 0 ok; 1 invalid manifests, creates rejected by the API or failed\n"
               "instances; 2 usage, config, credential, authentication, state or I/O error;\n"
               "3 (once) transient failures remained at --timeout, or interrupted;\n"
+              "4 (plan --live) the next pass has changes to make;\n"
               "75 could not start for now (state directory locked by another notebookd,\n"
               "state database busy, disk full or I/O error): try again later.\n"
               "See notebookd(8).\n",
@@ -66,7 +70,8 @@ static int parse_log_level(const char *s) {
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_JSON = 0x100, OPT_VERSION, OPT_WAIT, OPT_TIMEOUT, OPT_LOG_TARGET, OPT_LOG_LEVEL, OPT_PRUNE_CONFIRM, OPT_TENANT };
+        enum { OPT_JSON = 0x100, OPT_VERSION, OPT_WAIT, OPT_TIMEOUT, OPT_LOG_TARGET, OPT_LOG_LEVEL, OPT_PRUNE_CONFIRM, OPT_TENANT,
+               OPT_LIVE };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "manifests", required_argument, NULL, 'm' },
@@ -78,6 +83,7 @@ int main(int argc, char **argv) {
                 { "timeout", required_argument, NULL, OPT_TIMEOUT },
                 { "prune-confirm", required_argument, NULL, OPT_PRUNE_CONFIRM },
                 { "tenant", required_argument, NULL, OPT_TENANT },
+                { "live", no_argument, NULL, OPT_LIVE },
                 { "log-target", required_argument, NULL, OPT_LOG_TARGET },
                 { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
                 { "help", no_argument, NULL, 'h' },
@@ -135,6 +141,9 @@ int main(int argc, char **argv) {
                 case OPT_TENANT:
                         cli.tenant = optarg;
                         break;
+                case OPT_LIVE:
+                        cli.live = true;
+                        break;
                 case OPT_LOG_TARGET:
                         if (streq(optarg, "auto"))
                                 cli.log_target = LOG_TARGET_AUTO;
@@ -180,6 +189,10 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
                 if (!streq(verb, verbs[i].name))
                         continue;
+                if (cli.live && !streq(verb, "plan")) {
+                        fprintf(stderr, "notebookd: --live is an option of plan only\n");
+                        return EXIT_USAGE;
+                }
                 if (!verbs[i].takes_paths && cli.n_args > 0) {
                         fprintf(stderr, "notebookd: '%s' takes no arguments (got '%s')\n", verb, cli.args[0]);
                         return EXIT_USAGE;

@@ -16,7 +16,7 @@ static int config_error(int r, const char *message) {
         return r;
 }
 
-int backend_open(Backend *b, sd_event *event, const Config *config) {
+int backend_open_api(Backend *b, sd_event *event, const Config *config) {
         *b = (Backend) {};
         _cleanup_free_ char *error = NULL;
         int r;
@@ -54,6 +54,8 @@ int backend_open(Backend *b, sd_event *event, const Config *config) {
                 .request_timeout_ms = config->request_timeout_ms,
                 .ca_file = config->ca_file,
                 .iam_endpoint = config->iam_endpoint,
+                .proxy = config->proxy,
+                .no_proxy = config->no_proxy,
         };
         free(error);
         error = NULL;
@@ -64,7 +66,14 @@ int backend_open(Backend *b, sd_event *event, const Config *config) {
                 backend_close(b);
                 return r;
         }
+        return 0;
+}
 
+int backend_open(Backend *b, sd_event *event, const Config *config) {
+        _cleanup_free_ char *error = NULL;
+        int r = backend_open_api(b, event, config);
+        if (r < 0)
+                return r;
         r = store_open(config->state_dir, STORE_READ_WRITE, &b->store, &error);
         if (r < 0) {
                 /* Busy (another process mid-write), full or failing storage: a later start
@@ -171,6 +180,7 @@ bool backend_equivalent(const Backend *a, const Config *config_a, const Backend 
                config_a->prune_grace_ms == config_b->prune_grace_ms &&
                config_a->prune_max_per_pass == config_b->prune_max_per_pass &&
                streq_ptr(config_a->ca_file, config_b->ca_file) &&
+               streq_ptr(config_a->proxy, config_b->proxy) && streq_ptr(config_a->no_proxy, config_b->no_proxy) &&
                streq_ptr(config_a->iam_endpoint, config_b->iam_endpoint) &&
                streq_ptr(config_a->state_dir, config_b->state_dir);
 }

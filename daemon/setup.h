@@ -24,6 +24,10 @@ typedef struct Backend {
 /* 0, or a negative errno after logging why (config, credentials, state). A failure to
  * open the state database that time may fix (busy, disk full, I/O error) is -EAGAIN. */
 int backend_open(Backend *b, sd_event *event, const Config *config);
+/* backend_open() without the store (b->store stays NULL): the endpoint, credentials and
+ * API client only, with the same checks and messages. For plan --live, which must not
+ * open the state database for writing (that may create or migrate it). */
+int backend_open_api(Backend *b, sd_event *event, const Config *config);
 /* The config's prune: keys as the engine's policy (tree_problem unset). */
 PrunePolicy config_prune_policy(const Config *c);
 /* The journal's TENANT= for a NOTEBOOK=: its manifest's tenant, else its record's, else

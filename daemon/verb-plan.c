@@ -1,18 +1,54 @@
 /* notebookd plan: what a pass would do, changing nothing. Offline: the desired set from
  * the manifests, the recorded state (read-only, fine while a daemon writes), no
  * listing; so adoptions and "missing remotely" only show once `once`/the daemon lists.
+ * With --live it lists the cloud first (daemon/live.c: GETs only, nothing recorded) and
+ * plans exactly as a full pass would, then exits 4 when that pass has changes to make.
  * Manifest diagnostics go to stderr as with check; the plan goes to stdout. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "credentials.h"
 #include "desired.h"
+#include "live.h"
+#include "log.h"
 #include "plan.h"
 #include "prune.h"
 #include "setup.h"
 #include "store.h"
 #include "util.h"
+
+/* --live: what the next pass would change, or put before the operator: a create, an
+ * adoption, a start or stop, a create due after its backoff, drift (the API cannot fix
+ * it in place: someone must decide), and a deletion prune will make or is holding for a
+ * reason that passes (the grace, the cap, a tree not whole, a listing). Not a change:
+ * ok, pending (followed), failed (reported), blocked (waits for its manifest to change),
+ * and a gone instance prune will never delete (prune off, or adopted). */
+static bool action_is_change(const Action *a) {
+        switch (a->kind) {
+        case ACTION_CREATE:
+        case ACTION_ADOPT:
+        case ACTION_START:
+        case ACTION_STOP:
+        case ACTION_DELETE:
+        case ACTION_DRIFT:
+        case ACTION_RETRY_LATER:
+                return true;
+        case ACTION_GONE:
+                return a->prune_hold == PRUNE_HOLD_TREE || a->prune_hold == PRUNE_HOLD_GRACE ||
+                       a->prune_hold == PRUNE_HOLD_CAP || a->prune_hold == PRUNE_HOLD_UNLISTED;
+        default:
+                return false;
+        }
+}
+
+static size_t plan_changes(const Plan *p) {
+        size_t n = 0;
+        for (size_t i = 0; i < p->n; i++)
+                n += action_is_change(&p->actions[i]);
+        return n;
+}
 
 /* The tenant of an action's name: its manifest's, else its record's, else the one owning
  * its prefix; NULL without tenants. */
@@ -86,9 +122,11 @@ static cJSON *action_to_json(const Action *a, const TenantList *tenants, int64_t
 }
 
 static int print_json(const Plan *p, const TenantList *tenants, const DesiredStats *st, size_t n_records,
-                      size_t n_intents, int64_t now_ms) {
-        cJSON *o = cJSON_CreateObject(), *counts = NULL, *actions = NULL;
+                      size_t n_intents, const LiveListing *live, int64_t now_ms) {
+        cJSON *o = cJSON_CreateObject(), *counts = NULL, *actions = NULL, *unlisted = NULL;
+        size_t changes = plan_changes(p);
         bool ok = o && cJSON_AddBoolToObject(o, "offline", p->offline) &&
+                  cJSON_AddBoolToObject(o, "live", live != NULL) &&
                   cJSON_AddNumberToObject(o, "desired", (double) st->n_valid) &&
                   cJSON_AddNumberToObject(o, "invalid", (double) st->n_invalid) &&
                   cJSON_AddNumberToObject(o, "recorded", (double) n_records) &&
@@ -97,11 +135,27 @@ static int print_json(const Plan *p, const TenantList *tenants, const DesiredSta
                   (actions = cJSON_AddArrayToObject(o, "actions"));
         for (int k = 0; ok && k < _ACTION_KIND_MAX; k++)
                 ok = cJSON_AddNumberToObject(counts, action_kind_to_string((ActionKind) k), (double) p->counts[k]);
+        /* --live: the verdict (exit 4 when changes > 0), and the workspaces not listed */
+        if (ok && live)
+                ok = cJSON_AddNumberToObject(o, "changes", (double) changes) &&
+                     cJSON_AddBoolToObject(o, "nothing_to_do", changes == 0 && live->n_unlisted == 0) &&
+                     (unlisted = cJSON_AddArrayToObject(o, "unlisted"));
+        for (size_t i = 0; ok && live && i < live->n_unlisted; i++) {
+                cJSON *u = cJSON_CreateObject();
+                ok = u && cJSON_AddItemToArray(unlisted, u);
+                if (!ok)
+                        cJSON_Delete(u);
+                else
+                        ok = cJSON_AddStringToObject(u, "workspace_id", strempty(live->unlisted[i])) &&
+                             cJSON_AddStringToObject(u, "error", strempty(live->unlisted_why[i]));
+        }
         for (size_t i = 0; ok && i < p->n; i++) {
                 cJSON *a = action_to_json(&p->actions[i], tenants, now_ms);
                 ok = a && cJSON_AddItemToArray(actions, a);
                 if (!a)
                         ok = false;
+                if (ok && live)
+                        ok = cJSON_AddBoolToObject(a, "change", action_is_change(&p->actions[i]));
         }
         char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
         cJSON_Delete(o);
@@ -112,7 +166,8 @@ static int print_json(const Plan *p, const TenantList *tenants, const DesiredSta
         return 0;
 }
 
-static int print_table(const Plan *p, const TenantList *tenants, const DesiredStats *st, int64_t now_ms) {
+static int print_table(const Plan *p, const TenantList *tenants, const DesiredStats *st, const LiveListing *live,
+                       int64_t now_ms) {
         size_t w_name = 4, w_tenant = 6;
         for (size_t i = 0; i < p->n; i++) {
                 w_name = MAX(w_name, strlen(p->actions[i].name));
@@ -148,7 +203,7 @@ static int print_table(const Plan *p, const TenantList *tenants, const DesiredSt
                         printf("%s%zu %s", sep, p->counts[k], action_kind_to_string((ActionKind) k));
                         sep = ", ";
                 }
-        if (p->n == 0)
+        if (p->n == 0 && !live)
                 fputs(": nothing to do", stdout);
         if (p->offline)
                 fputs(" (offline: the remote listing may turn creates into adoptions)", stdout);
@@ -156,11 +211,63 @@ static int print_table(const Plan *p, const TenantList *tenants, const DesiredSt
         if (p->prune_capped && p->prune_confirm == 0)
                 printf("prune: %zu deletions due, more than prune_max_per_pass (%u): none is made; "
                        "notebookd once --prune-confirm=%zu makes them\n", p->prune_due, p->prune_max, p->prune_due);
+        /* --live: the last line, the verdict a human or a script reads first */
+        size_t changes = plan_changes(p);
+        if (live && live->n_unlisted > 0)
+                printf("incomplete: %zu workspace%s could not be listed (see stderr); %zu change%s so far\n",
+                       live->n_unlisted, live->n_unlisted == 1 ? "" : "s", changes, changes == 1 ? "" : "s");
+        else if (live && changes == 0)
+                puts("nothing to do");
+        else if (live)
+                printf("%zu change%s for the next pass\n", changes, changes == 1 ? "" : "s");
         return 0;
 }
 
 static const char *tree_problem_of(const char *tenant, void *userdata) {
         return tree_problems_of(userdata, tenant);
+}
+
+/* --live: the API client as `once` builds it (the same checks, messages and exit code
+ * for a missing endpoint, project or credentials), then one listing of every workspace
+ * a full pass lists. No store is opened for writing and no engine runs, so nothing but
+ * GETs can leave. EXIT_OK with *ret filled, else the exit code (already reported). */
+static int list_live(Cli *cli, const NotebookSpec *const *specs, size_t n_specs, const InstanceRecord *records,
+                     size_t n_records, LiveListing *ret) {
+        log_setup(cli->log_target, cli->log_level);
+        (void) credentials_disable_core_dumps();
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        int r = sd_event_new(&event);
+        if (r < 0) {
+                log_error_errno(r, "Cannot create the event loop: %m");
+                return EXIT_USAGE;
+        }
+        Backend b;
+        r = backend_open_api(&b, event, &cli->config);
+        if (r < 0)
+                return EXIT_USAGE;
+        char **ws = NULL;
+        size_t n_ws = 0;
+        r = live_workspaces(specs, n_specs, records, n_records, &ws, &n_ws);
+        if (r >= 0)
+                r = live_list(event, b.api, ws, n_ws, ret);
+        live_workspaces_free(ws);
+        backend_close(&b);
+        if (r < 0) {
+                log_error_errno(r, "Cannot list the cloud: %m");
+                return EXIT_USAGE;
+        }
+        if (ret->auth_failed) {
+                /* as once says it (logged above with MESSAGE_AUTH_FAILED, too) */
+                _cleanup_free_ char *safe = terminal_safe(ret->auth_message);
+                fprintf(stderr, "notebookd: authentication failed: %s\n", strempty(safe));
+                live_listing_done(ret);
+                return EXIT_USAGE;
+        }
+        for (size_t i = 0; i < ret->n_unlisted; i++) {
+                _cleanup_free_ char *w = terminal_safe(ret->unlisted[i]), *why = terminal_safe(ret->unlisted_why[i]);
+                fprintf(stderr, "notebookd: plan: cannot list workspace %s: %s\n", strempty(w), strempty(why));
+        }
+        return EXIT_OK;
 }
 
 int verb_plan(Cli *cli) {
@@ -211,9 +318,26 @@ int verb_plan(Cli *cli) {
                 return EXIT_USAGE;
         }
 
+        _cleanup_(live_listing_done) LiveListing live = {};
+        if (cli->live) {
+                int code = list_live(cli, specs, n_specs, records, n_records, &live);
+                if (code != EXIT_OK) {
+                        instance_records_free(records, n_records);
+                        create_intents_free(intents, n_intents);
+                        return code;
+                }
+        }
+        /* a full pass's view: every workspace listed just now, those that failed apart */
+        RemoteView view = {
+                .instances = &live.instances,
+                .unlisted = (const char *const *) live.unlisted,
+                .n_unlisted = live.n_unlisted,
+        };
+
         int64_t now_ms = now_realtime_ms();
         _cleanup_(plan_freep) Plan *plan = NULL;
-        r = plan_compute(specs, n_specs, records, n_records, intents, n_intents, NULL, now_ms, &plan);
+        r = plan_compute(specs, n_specs, records, n_records, intents, n_intents, cli->live ? &view : NULL, now_ms,
+                         &plan);
         _cleanup_(tree_problems_done) TreeProblems tp = {};
         if (r >= 0)
                 r = desired_set_tree_problems(set, &cli->config.tenants, &tp);
@@ -227,10 +351,12 @@ int verb_plan(Cli *cli) {
         const TenantList *tenants = &cli->config.tenants;
         if (r >= 0 && cli->tenant)
                 plan_filter_tenant(plan, tenants, cli->tenant);
+        const LiveListing *shown = cli->live ? &live : NULL;
+        size_t changes = r >= 0 ? plan_changes(plan) : 0;
         if (r >= 0)
-                r = cli->json ? print_json(plan, tenants, &st, n_records, n_intents, now_ms)
-                              : print_table(plan, tenants, &st, now_ms);
-        plan = plan_free(plan); /* points into records and intents */
+                r = cli->json ? print_json(plan, tenants, &st, n_records, n_intents, shown, now_ms)
+                              : print_table(plan, tenants, &st, shown, now_ms);
+        plan = plan_free(plan); /* points into records, intents and the listing */
         instance_records_free(records, n_records);
         create_intents_free(intents, n_intents);
         if (r < 0) {
@@ -241,5 +367,12 @@ int verb_plan(Cli *cli) {
                 fprintf(stderr, "notebookd: plan: cannot write the plan: %s\n", strerror(errno));
                 return EXIT_USAGE;
         }
-        return diags->n_errors > 0 ? EXIT_INVALID : EXIT_OK;
+        /* --live, most urgent first: a workspace not listed (run again), then invalid
+         * manifests (a human must fix them: 1 even when the valid ones have changes, as
+         * terraform's error beats its "changes"), then changes */
+        if (cli->live && live.n_unlisted > 0)
+                return EXIT_TRANSIENT;
+        if (diags->n_errors > 0)
+                return EXIT_INVALID;
+        return cli->live && changes > 0 ? EXIT_CHANGES : EXIT_OK;
 }

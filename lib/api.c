@@ -1033,6 +1033,8 @@ int api_client_new(sd_event *e, const ApiClientOptions *o, ApiClient **ret, char
                 .connect_timeout_ms = o->connect_timeout_ms,
                 .total_timeout_ms = o->request_timeout_ms,
                 .ca_file = o->ca_file,
+                .proxy = o->proxy,
+                .no_proxy = o->no_proxy,
         };
         r = http_client_new(e, &ho, &c->http);
         if (r < 0) {

@@ -103,6 +103,8 @@ typedef struct ApiClientOptions {
         int64_t request_timeout_ms;    /* 0 = CONFIG_DEFAULT_REQUEST_TIMEOUT_MS */
         const char *ca_file;           /* NULL = system store */
         const char *iam_endpoint;      /* PASSWORD credentials: https://iam.{region}... */
+        const char *proxy;             /* HttpClientOptions.proxy: NULL = the environment's */
+        const char *no_proxy;          /* HttpClientOptions.no_proxy */
 } ApiClientOptions;
 
 /* -EINVAL with *ret_message (optional, caller frees) for a bad endpoint/project/URL

@@ -25,6 +25,8 @@ typedef enum ValueType {
         VALUE_PATTERNS,  /* a list of fnmatch(3) patterns (a ConfigList) */
         VALUE_BOOL,      /* true or false (YAML 1.2 core: no yes/no/on/off) */
         VALUE_TENANTS,   /* a list of tenant mappings (lib/tenant.c) */
+        VALUE_PROXY,     /* http://[USER:PASSWORD@]HOST:PORT; never echoed (a password) */
+        VALUE_HOSTS,     /* a list of host patterns, or one comma-separated string */
 } ValueType;
 
 typedef struct ConfigKey {
@@ -53,6 +55,8 @@ static const ConfigKey config_keys[] = {
         { "state_retention", VALUE_DURATION, offsetof(Config, state_retention_ms),
           CONFIG_MIN_STATE_RETENTION_MS, CONFIG_MAX_STATE_RETENTION_MS },
         STR(ca_file, VALUE_PATH),
+        STR(proxy, VALUE_PROXY),
+        STR(no_proxy, VALUE_HOSTS),
         STR(ak_file, VALUE_PATH),
         STR(sk_file, VALUE_PATH),
         STR(security_token_file, VALUE_PATH),
@@ -317,6 +321,181 @@ oom:
         return -ENOMEM;
 }
 
+/* proxy: http://[USER[:PASSWORD]@]HOST:PORT[/]. NULL when valid (*ret_password: the URL
+ * holds a password), else what is wrong, in words that never repeat the value: it may
+ * hold a password. Only http://: libcurl reaches an https:// endpoint through it with
+ * CONNECT, so TLS is still end to end. */
+static const char *proxy_problem(const char *s, bool *ret_password) {
+        *ret_password = false;
+        if (strncasecmp(s, "http://", 7) != 0)
+                return strstr(s, "://") ? "only an http:// proxy is supported (https:// endpoints are reached "
+                                          "through it with CONNECT, still end to end encrypted)"
+                                        : "expected http://HOST:PORT";
+        for (const char *p = s; *p; p++)
+                if ((unsigned char) *p <= ' ' || *p == 0x7f)
+                        return "contains a space or a control character";
+        const char *auth = s + 7, *end = auth + strcspn(auth, "/?#");
+        if (*end && !streq(end, "/"))
+                return "must not have a path, query or fragment: expected http://HOST:PORT";
+        const char *at = memrchr(auth, '@', (size_t) (end - auth));
+        if (at) {
+                if (at == auth)
+                        return "has an empty user name before '@'";
+                *ret_password = memchr(auth, ':', (size_t) (at - auth)) != NULL;
+        }
+        const char *host = at ? at + 1 : auth, *colon;
+        if (host < end && *host == '[') {
+                const char *close = memchr(host, ']', (size_t) (end - host));
+                if (!close || close == host + 1)
+                        return "has a malformed [IPv6] host";
+                for (const char *p = host + 1; p < close; p++)
+                        if (!isxdigit((unsigned char) *p) && *p != ':' && *p != '.')
+                                return "has a malformed [IPv6] host";
+                colon = close + 1 < end && close[1] == ':' ? close + 1 : NULL;
+        } else {
+                colon = memrchr(host, ':', (size_t) (end - host));
+                if (colon == host || host == end)
+                        return "has no host: expected http://HOST:PORT";
+                for (const char *p = host; p < (colon ? colon : end); p++)
+                        if (!isalnum((unsigned char) *p) && *p != '.' && *p != '-' && *p != '_')
+                                return "has a host name with a character other than letters, digits, '.', '-' or '_'";
+        }
+        /* libcurl would assume 1080 (SOCKS's): say the port rather than guess */
+        if (!colon || colon + 1 == end)
+                return "needs a port: expected http://HOST:PORT";
+        unsigned port = 0;
+        for (const char *p = colon + 1; p < end; p++) {
+                if (!isdigit((unsigned char) *p) || port > 6553)
+                        return "has a port that is not a number from 1 to 65535";
+                port = port * 10 + (unsigned) (*p - '0');
+        }
+        if (port < 1 || port > 65535)
+                return "has a port that is not a number from 1 to 65535";
+        return NULL;
+}
+
+static int stage_proxy(const char *file, size_t i, const YamlNode *v, Staged *st, Diags *diags) {
+        const char *name = config_keys[i].name;
+        const char *problem = NULL;
+        bool password = false;
+        int r;
+        if (v->kind != YAML_KIND_STRING)
+                problem = "must be a string";
+        else if (v->length == 0 || strlen(v->scalar) != v->length)
+                problem = v->length == 0 ? "must not be empty" : "contains a NUL byte";
+        else
+                problem = proxy_problem(v->scalar, &password);
+        if (problem) {
+                r = diag_error(diags, file, v->line, v->column, "invalid '%s': %s", name, problem);
+                return r < 0 ? r : -EINVAL;
+        }
+        if (password) {
+                /* allowed, since it works; but a config file is readable by whoever may read
+                 * the settings, and the password belongs with the other secrets */
+                r = diag_warning(diags, file, v->line, v->column,
+                                 "'%s' holds a password: rather leave it out here and set https_proxy= in a "
+                                 "root-owned mode 0600 EnvironmentFile= of the unit (see notebookd(8), PROXIES)",
+                                 name);
+                if (r < 0)
+                        return r;
+        }
+        char *copy = strdup(v->scalar);
+        if (!copy)
+                return -ENOMEM;
+        free(st->str[i]);
+        st->str[i] = copy;
+        st->set[i] = true;
+        return 0;
+}
+
+/* One no_proxy entry, as libcurl reads them: a host name or domain (a leading '.'
+ * allowed), an IPv4 or IPv6 address, an address/prefix range, or "*" (every host). */
+static const char *host_pattern_problem(const char *s, size_t len) {
+        if (len == 0)
+                return "is empty";
+        if (len > CONFIG_MAX_PATTERN_LENGTH)
+                return "is too long";
+        for (size_t b = 0; b < len; b++)
+                if (!isalnum((unsigned char) s[b]) && !strchr(".-_:/[]*", s[b]))
+                        return "is not a host name, domain, address or address/prefix";
+        return NULL;
+}
+
+/* no_proxy: a list of entries, or one string of entries separated by commas (the
+ * environment variable's form, so a value can be copied from one to the other). Kept
+ * as that comma-separated string: what CURLOPT_NOPROXY takes. */
+static int stage_hosts(const char *file, size_t i, const YamlNode *v, Staged *st, Diags *diags) {
+        const char *name = config_keys[i].name;
+        char q[YAML_QUOTE_BUF];
+        int r;
+        bool list = v->kind == YAML_KIND_SEQUENCE;
+        if (!list && (!yaml_node_is_scalar(v) || v->kind == YAML_KIND_NULL)) {
+                r = diag_error(diags, file, v->line, v->column,
+                               "'%s' must be a list of hosts or a comma-separated string, got %s", name,
+                               yaml_kind_to_string(v->kind));
+                return r < 0 ? r : -EINVAL;
+        }
+        size_t n = list ? v->n_items : 1;
+        if (n == 0 || (!list && v->length == 0)) {
+                r = diag_error(diags, file, v->line, v->column,
+                               "'%s' must not be empty (leave the key out to use the environment's no_proxy)", name);
+                return r < 0 ? r : -EINVAL;
+        }
+        if (n > CONFIG_MAX_PATTERNS) {
+                r = diag_error(diags, file, v->line, v->column, "'%s' has %zu hosts (limit %d)", name, n,
+                               CONFIG_MAX_PATTERNS);
+                return r < 0 ? r : -EINVAL;
+        }
+        _cleanup_free_ char *joined = NULL;
+        size_t used = 0;
+        bool bad = false;
+        for (size_t j = 0; j < n; j++) {
+                const YamlNode *item = list ? v->items[j] : v;
+                if (!yaml_node_is_scalar(item) || item->kind == YAML_KIND_NULL) {
+                        r = diag_error(diags, file, item->line, item->column, "'%s' items must be strings, got %s",
+                                       name, yaml_kind_to_string(item->kind));
+                        if (r < 0)
+                                return r;
+                        bad = true;
+                        continue;
+                }
+                /* each comma-separated part, spaces around it dropped */
+                for (const char *p = item->scalar, *stop = item->scalar + item->length; p <= stop;) {
+                        size_t len = strcspn(p, ",");
+                        const char *e = MIN(p + len, stop), *b = p;
+                        while (b < e && *b == ' ')
+                                b++;
+                        while (e > b && e[-1] == ' ')
+                                e--;
+                        const char *problem = host_pattern_problem(b, (size_t) (e - b));
+                        if (problem) {
+                                r = diag_error(diags, file, item->line, item->column, "'%s' entry %s %s", name,
+                                               yaml_quote(q, sizeof(q), b, (size_t) (e - b)), problem);
+                                if (r < 0)
+                                        return r;
+                                bad = true;
+                        } else if (!bad) {
+                                char *t = realloc(joined, used + (size_t) (e - b) + 2);
+                                if (!t)
+                                        return -ENOMEM;
+                                joined = t;
+                                if (used > 0)
+                                        joined[used++] = ',';
+                                memcpy(joined + used, b, (size_t) (e - b));
+                                used += (size_t) (e - b);
+                                joined[used] = '\0';
+                        }
+                        p += len + 1;
+                }
+        }
+        if (bad)
+                return -EINVAL;
+        free(st->str[i]);
+        st->str[i] = TAKE_PTR(joined);
+        st->set[i] = true;
+        return 0;
+}
+
 /* Check one value; on success stage it. Returns 0, -EINVAL (diagnosed) or -ENOMEM. */
 static int stage_value(const char *file, size_t i, const YamlNode *v, Staged *st, Diags *diags) {
         const ConfigKey *k = &config_keys[i];
@@ -325,6 +504,10 @@ static int stage_value(const char *file, size_t i, const YamlNode *v, Staged *st
 
         if (k->type == VALUE_PATTERNS)
                 return stage_patterns(file, i, v, st, diags);
+        if (k->type == VALUE_PROXY)
+                return stage_proxy(file, i, v, st, diags);
+        if (k->type == VALUE_HOSTS)
+                return stage_hosts(file, i, v, st, diags);
         if (k->type == VALUE_TENANTS) {
                 r = tenants_parse(file, v, &st->tenants, diags);
                 if (r >= 0)

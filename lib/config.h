@@ -70,6 +70,12 @@ typedef struct Config {
         int64_t auth_retry_interval_ms;  /* run: after an authentication failure, try again */
         int64_t state_retention_ms;      /* prune resolved intents and gone records this old */
         char *ca_file;           /* extra CA bundle; TLS verification is always on */
+        /* proxy: http://[USER:PASSWORD@]HOST:PORT for every request, instead of what
+         * libcurl reads from https_proxy/HTTPS_PROXY; no_proxy: the hosts that go direct,
+         * comma-separated (instead of no_proxy/NO_PROXY). Loopback always goes direct
+         * (lib/http.c). proxy may hold a password: never log or print it whole. */
+        char *proxy;
+        char *no_proxy;
 
         /* local enforcement: fnmatch(3) patterns a manifest's profile_id / flavor must
          * match (n = 0: not set, any value the cloud takes) */

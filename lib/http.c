@@ -82,6 +82,8 @@ struct HttpClient {
         int64_t connect_timeout_ms, total_timeout_ms;
         size_t max_response_size;
         char *ca_file;
+        char *proxy;                /* may hold a password: wiped on free */
+        char *no_proxy;             /* http_no_proxy_list() */
 
         TransferList queue, running;
         HttpSocket *sockets;
@@ -163,6 +165,13 @@ bool http_host_is_loopback(const char *host) {
         if (inet_pton(AF_INET6, host, &a6) == 1)
                 return IN6_IS_ADDR_LOOPBACK(&a6);
         return false;
+}
+
+char *http_no_proxy_list(const char *configured, const char *env) {
+        const char *base = configured ? configured : env && *env ? env : NULL;
+        if (base && streq(base, "*"))
+                return strdup("*");
+        return xasprintf("%s%s" HTTP_NO_PROXY_ALWAYS, strempty(base), base ? "," : "");
 }
 
 static void set_message(char **ret_message, char *m) {
@@ -658,6 +667,10 @@ static int setup_easy(HttpClient *c, HttpTransfer *t, CURL *easy) {
         SETOPT(easy, CURLOPT_SSL_VERIFYHOST, 2L);
         if (c->ca_file)
                 SETOPT(easy, CURLOPT_CAINFO, c->ca_file);
+        /* without proxy: libcurl reads https_proxy itself; NOPROXY always, for loopback */
+        if (c->proxy)
+                SETOPT(easy, CURLOPT_PROXY, c->proxy);
+        SETOPT(easy, CURLOPT_NOPROXY, c->no_proxy);
         SETOPT(easy, CURLOPT_TCP_KEEPALIVE, 1L);
         SETOPT(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) c->max_response_size);
         SETOPT(easy, CURLOPT_WRITEFUNCTION, on_write);
@@ -764,6 +777,14 @@ int http_client_new(sd_event *e, const HttpClientOptions *o, HttpClient **ret) {
         int r = -ENOMEM;
         if (o && o->ca_file && !(c->ca_file = strdup(o->ca_file)))
                 goto fail;
+        if (o && o->proxy && !(c->proxy = strdup(o->proxy)))
+                goto fail;
+        const char *env_no_proxy = getenv("no_proxy");
+        if (!env_no_proxy || !*env_no_proxy)
+                env_no_proxy = getenv("NO_PROXY");
+        c->no_proxy = http_no_proxy_list(o ? o->no_proxy : NULL, env_no_proxy);
+        if (!c->no_proxy)
+                goto fail;
         c->pool = calloc(c->concurrency, sizeof(CURL *));
         if (!c->pool)
                 goto fail;
@@ -837,6 +858,10 @@ HttpClient *http_client_free(HttpClient *c) {
         free(c->ca_file);
         for (size_t i = 0; i < ELEMENTSOF(c->h2_origins); i++)
                 free(c->h2_origins[i]);
+        if (c->proxy)
+                explicit_bzero(c->proxy, strlen(c->proxy));
+        free(c->proxy);
+        free(c->no_proxy);
         free(c);
         return NULL;
 }

@@ -28,6 +28,12 @@ typedef struct HttpClientOptions {
         int64_t total_timeout_ms;     /* whole transfer; 0 = default */
         const char *ca_file;          /* extra CA bundle, NULL = system store */
         size_t max_response_size;     /* body bytes; 0 = HTTP_MAX_RESPONSE_SIZE */
+        const char *proxy;            /* CURLOPT_PROXY (may hold a password: copied, wiped on
+                                       * free, never logged); NULL = what libcurl reads from
+                                       * https_proxy/HTTPS_PROXY (http_proxy for http://) */
+        const char *no_proxy;         /* hosts that go direct, comma-separated; NULL = the
+                                       * environment's no_proxy/NO_PROXY. Either way loopback
+                                       * and link-local are added (http_no_proxy_list) */
 } HttpClientOptions;
 
 /* One request. Everything is copied by http_client_submit(): the caller may free it
@@ -96,6 +102,17 @@ uint64_t http_client_connections_opened(const HttpClient *c);
 /* The policy http_client_submit() applies to a URL, for config checks: 0 when allowed;
  * else negative errno and, if ret_message, a one-line reason (caller frees). */
 int http_url_check(const char *url, char **ret_message);
+
+/* The CURLOPT_NOPROXY list every request gets: configured (the no_proxy: key), else env
+ * (the environment's no_proxy, else NO_PROXY), else nothing; then always
+ * HTTP_NO_PROXY_ALWAYS: setting CURLOPT_NOPROXY replaces what libcurl would read from
+ * the environment, so the environment's list is carried over here. "*" (every host goes
+ * direct) stays alone: libcurl honours it only as the whole list. Caller frees; NULL on
+ * ENOMEM. */
+char *http_no_proxy_list(const char *configured, const char *env);
+/* Loopback (an emulator, a local gateway) and link-local (the ECS metadata service,
+ * which a proxy would answer with its own host's data) never go through a proxy. */
+#define HTTP_NO_PROXY_ALWAYS "localhost,127.0.0.0/8,::1,169.254.0.0/16"
 
 /* True for "localhost", 127.0.0.0/8 and ::1 (with or without brackets). */
 bool http_host_is_loopback(const char *host);

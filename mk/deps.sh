@@ -6,6 +6,9 @@ set -eu
 # nginx and openssl: tests/integration/t-tls.sh (TLS through a real server, a throwaway CA).
 # Debian starts and enables nginx.service on install where systemd runs; the test never
 # uses it (it runs its own nginx from its temporary directory).
+# tinyproxy-bin: tests/integration/t-proxy.sh (a real forward proxy, CONNECT to nginx); the
+# binary alone, without Debian's tinyproxy.service: the test runs its own from its temporary
+# directory with its own config, so nothing on the host is started or collides with it.
 NEEDS="
 pkg-config:cmd:pkg-config
 gcc:cmd:gcc
@@ -26,6 +29,7 @@ openssl:cmd:openssl
 nginx:cmd:/usr/sbin/nginx
 man-db:cmd:man
 faketime:cmd:faketime
+tinyproxy-bin:cmd:/usr/bin/tinyproxy
 "
 # The tests' other tools are in every Debian system, minbase included: bash,
 # coreutils, diffutils, grep, sed, mawk, perl-base, util-linux (unshare, setpriv,

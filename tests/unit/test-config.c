@@ -450,6 +450,68 @@ static void test_patterns(void **state) {
         config_done(&c);
 }
 
+/* proxy: and no_proxy: (lib/config.c stage_proxy, stage_hosts). A proxy URL may hold
+ * a password: no diagnostic ever repeats it. */
+static void test_proxy(void **state) {
+        (void) state;
+        Config c;
+        assert_int_equal(config_init(&c), 0);
+        assert_null(c.proxy);
+        assert_null(c.no_proxy);
+        _cleanup_free_ char *path = write_config("proxy: http://proxy.corp.example:3128\n"
+                                                 "no_proxy: [internal.example, .corp.example, 10.0.0.0/8]\n");
+        _cleanup_diags_ Diags d = DIAGS_INIT;
+        assert_int_equal(config_load(&c, path, &d), 0);
+        assert_int_equal(d.n, 0);
+        assert_string_equal(c.proxy, "http://proxy.corp.example:3128");
+        assert_string_equal(c.no_proxy, "internal.example,.corp.example,10.0.0.0/8");
+        config_done(&c);
+
+        /* the environment variable's form: one comma-separated string, spaces dropped */
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_free_ char *path2 = write_config("no_proxy: \"a.example, b.example ,[::1]\"\n"
+                                                  "proxy: http://[fd00::1]:8080/\n");
+        diags_clear(&d);
+        assert_int_equal(config_load(&c, path2, &d), 0);
+        assert_int_equal(d.n, 0);
+        assert_string_equal(c.no_proxy, "a.example,b.example,[::1]");
+        assert_string_equal(c.proxy, "http://[fd00::1]:8080/");
+        config_done(&c);
+
+        /* a password: accepted, with a warning that says where it belongs, not what it is */
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_free_ char *path3 = write_config("proxy: http://nb:Pr0xySecret@proxy.example:3128\n");
+        diags_clear(&d);
+        assert_int_equal(config_load(&c, path3, &d), 0);
+        assert_int_equal(d.n, 1);
+        assert_int_equal(d.n_warnings, 1);
+        assert_int_equal(d.items[0].line, 1);
+        assert_int_equal(d.items[0].column, 8);
+        assert_non_null(strstr(d.items[0].message, "EnvironmentFile="));
+        assert_null(strstr(d.items[0].message, "Pr0xySecret"));
+        assert_string_equal(c.proxy, "http://nb:Pr0xySecret@proxy.example:3128");
+        config_done(&c);
+
+        bad1("proxy: https://proxy.example:3128\n", 1, 8,
+             "invalid 'proxy': only an http:// proxy is supported (https:// endpoints are reached through it "
+             "with CONNECT, still end to end encrypted)");
+        bad1("proxy: proxy.example:3128\n", 1, 8, "invalid 'proxy': expected http://HOST:PORT");
+        bad1("proxy: http://proxy.example\n", 1, 8, "invalid 'proxy': needs a port: expected http://HOST:PORT");
+        bad1("proxy: http://nb:Pr0xySecret@proxy.example\n", 1, 8,
+             "invalid 'proxy': needs a port: expected http://HOST:PORT");
+        bad1("proxy: http://proxy.example:99999\n", 1, 8, "invalid 'proxy': has a port that is not a number from 1 to 65535");
+        bad1("proxy: http://proxy.example:3128/path\n", 1, 8,
+             "invalid 'proxy': must not have a path, query or fragment: expected http://HOST:PORT");
+        bad1("proxy: http://:3128\n", 1, 8, "invalid 'proxy': has no host: expected http://HOST:PORT");
+        bad1("proxy: http://@proxy.example:3128\n", 1, 8, "invalid 'proxy': has an empty user name before '@'");
+        bad1("proxy: [http://p:1]\n", 1, 8, "invalid 'proxy': must be a string");
+        bad1("no_proxy: []\n", 1, 11, "'no_proxy' must not be empty (leave the key out to use the environment's no_proxy)");
+        bad1("no_proxy: \"a.example,,b\"\n", 1, 11, "'no_proxy' entry '' is empty");
+        bad1("no_proxy: [ok.example, \"bad host\"]\n", 1, 24,
+             "'no_proxy' entry 'bad host' is not a host name, domain, address or address/prefix");
+        bad1("no_proxy: {a: b}\n", 1, 11, "'no_proxy' must be a list of hosts or a comma-separated string, got a mapping");
+}
+
 static void test_effective_endpoint(void **state) {
         (void) state;
         Config c = {};
@@ -479,6 +541,7 @@ int main(void) {
                 cmocka_unit_test(test_all_errors_nothing_applied),
                 cmocka_unit_test(test_effective_endpoint),
                 cmocka_unit_test(test_patterns),
+                cmocka_unit_test(test_proxy),
         };
         return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

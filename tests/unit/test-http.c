@@ -167,6 +167,28 @@ static int submit_get(Fixture *f, const char *path, Result *r) {
 
 /* ---- URL policy ---- */
 
+/* The NOPROXY list: the config's, else the environment's (CURLOPT_NOPROXY replaces what
+ * libcurl would read), and loopback and link-local always; "*" alone stays alone. */
+static void test_no_proxy_list(void **state) {
+        (void) state;
+        static const struct {
+                const char *configured, *env, *want;
+        } cases[] = {
+                { NULL, NULL, HTTP_NO_PROXY_ALWAYS },
+                { NULL, "", HTTP_NO_PROXY_ALWAYS },
+                { NULL, "corp.example", "corp.example," HTTP_NO_PROXY_ALWAYS },
+                { "a.example,b.example", "corp.example", "a.example,b.example," HTTP_NO_PROXY_ALWAYS },
+                { NULL, "*", "*" },
+                { "*", "corp.example", "*" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *l = http_no_proxy_list(cases[i].configured, cases[i].env);
+                assert_non_null(l);
+                assert_string_equal(l, cases[i].want);
+        }
+        assert_string_equal(HTTP_NO_PROXY_ALWAYS, "localhost,127.0.0.0/8,::1,169.254.0.0/16");
+}
+
 static void test_url_policy(void **state) {
         (void) state;
         char *m = NULL;
@@ -625,6 +647,7 @@ static void test_free_with_pending(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_url_policy),
+                cmocka_unit_test(test_no_proxy_list),
                 cmocka_unit_test(test_submit_refuses_plain_http_remote),
                 cmocka_unit_test(test_get_and_headers),
                 cmocka_unit_test(test_methods_and_body),

@@ -1,0 +1,167 @@
+#include "live.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "messages.h"
+#include "plan.h"
+#include "util.h"
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+void live_workspaces_free(char **ws) {
+        for (size_t i = 0; ws && ws[i]; i++)
+                free(ws[i]);
+        free(ws);
+}
+
+int live_workspaces(const NotebookSpec *const *specs, size_t n_specs, const InstanceRecord *records,
+                    size_t n_records, char ***ret, size_t *ret_n) {
+        /* A listing shows one workspace only: an instance in any other would never be
+         * seen, and its name would look absent (a create that 6301 then refuses). */
+        _cleanup_free_ const char **all = calloc(1 + n_specs + n_records, sizeof(char *));
+        if (!all)
+                return -ENOMEM;
+        size_t n = 0;
+        all[n++] = "0";
+        for (size_t i = 0; i < n_specs; i++)
+                all[n++] = plan_workspace_of(specs[i], NULL);
+        for (size_t i = 0; i < n_records; i++)
+                if (records[i].workspace_id)
+                        all[n++] = records[i].workspace_id;
+        qsort(all, n, sizeof(char *), cmp_str);
+        char **ws = calloc(n + 1, sizeof(char *));
+        size_t k = 0;
+        for (size_t i = 0; ws && i < n; i++) {
+                if (k > 0 && streq(ws[k - 1], all[i]))
+                        continue;
+                if (!(ws[k] = strdup(all[i]))) {
+                        live_workspaces_free(ws);
+                        ws = NULL;
+                        break;
+                }
+                k++;
+        }
+        if (!ws)
+                return -ENOMEM;
+        *ret = ws;
+        *ret_n = k;
+        return 0;
+}
+
+typedef struct LiveState {
+        sd_event *event;
+        LiveListing *listing;
+        size_t out;             /* listings not answered yet */
+        int error;              /* -ENOMEM while merging */
+} LiveState;
+
+typedef struct LiveRequest {
+        LiveState *state;
+        char *workspace_id;
+} LiveRequest;
+
+static int note_unlisted(LiveListing *l, const char *workspace_id, const char *why) {
+        char **u = reallocarray(l->unlisted, l->n_unlisted + 1, sizeof(char *));
+        if (u)
+                l->unlisted = u;
+        char **w = u ? reallocarray(l->unlisted_why, l->n_unlisted + 1, sizeof(char *)) : NULL;
+        if (w)
+                l->unlisted_why = w;
+        if (!u || !w)
+                return -ENOMEM;
+        l->unlisted[l->n_unlisted] = strdup(workspace_id);
+        l->unlisted_why[l->n_unlisted] = strdup(strempty(why));
+        l->n_unlisted++;   /* counted even when a copy failed: the entry is freed either way */
+        return l->unlisted[l->n_unlisted - 1] && l->unlisted_why[l->n_unlisted - 1] ? 0 : -ENOMEM;
+}
+
+static void on_list(ApiClient *c, const ApiResult *ar, const RemoteInstanceList *list, void *userdata) {
+        (void) c;
+        LiveRequest *lr = userdata;
+        LiveState *s = lr->state;
+        LiveListing *l = s->listing;
+        int r = 0;
+        if (ar->class == API_CLASS_OK && list)
+                /* by id, as the engine merges: a deployment that ignores workspace_id
+                 * answers every listing with every instance */
+                for (size_t i = 0; r >= 0 && i < list->n; i++) {
+                        RemoteInstance copy;
+                        if (remote_instance_list_find_id(&l->instances, list->items[i].id))
+                                continue;
+                        r = remote_instance_copy(&list->items[i], &copy);
+                        if (r >= 0 && (r = remote_instance_list_append(&l->instances, &copy)) < 0)
+                                remote_instance_done(&copy);
+                }
+        else if (ar->class == API_CLASS_AUTH) {
+                /* once per run: the client refuses the other listings without sending */
+                if (!l->auth_failed) {
+                        char http_buf[LOG_INT_BUFSIZE];
+                        log_fields(LOG_ERR, MESSAGE_AUTH_FAILED,
+                                   LOG_FIELDS({ "HTTP_STATUS", ar->http_status > 0 ? log_int(http_buf, ar->http_status) : NULL },
+                                              { "API_ERROR_CODE", ar->error_code }, { "API_ERROR_MSG", ar->error_msg },
+                                              { "REQUEST_ID", ar->request_id }, { "WORKSPACE_ID", lr->workspace_id }),
+                                   "Authentication failed: %s", strempty(ar->message));
+                        l->auth_failed = true;
+                        l->auth_message = xstrdup(strempty(ar->message));
+                }
+                r = note_unlisted(l, lr->workspace_id, ar->message);
+        } else
+                r = note_unlisted(l, lr->workspace_id, ar->message);
+        if (r < 0)
+                s->error = r;
+        free(lr->workspace_id);
+        free(lr);
+        if (--s->out == 0)
+                (void) sd_event_exit(s->event, 0);
+}
+
+int live_list(sd_event *event, ApiClient *api, char *const *workspaces, size_t n, LiveListing *ret) {
+        *ret = (LiveListing) {};
+        LiveState s = { .event = event, .listing = ret };
+        int r = 0;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                LiveRequest *lr = calloc(1, sizeof(*lr));
+                if (lr && !(lr->workspace_id = strdup(workspaces[i])))
+                        lr = mfree(lr);
+                if (!lr) {
+                        r = -ENOMEM;
+                        break;
+                }
+                lr->state = &s;
+                /* callbacks come from the loop, never from inside api_list() */
+                r = api_list(api, workspaces[i], on_list, lr);
+                if (r < 0) {
+                        free(lr->workspace_id);
+                        free(lr);
+                        r = note_unlisted(ret, workspaces[i], strerror(-r));
+                        continue;
+                }
+                s.out++;
+        }
+        if (r >= 0 && s.out > 0)
+                r = sd_event_loop(event);
+        if (r >= 0 && s.error < 0)
+                r = s.error;
+        if (r < 0) {
+                /* what is still queued answers into s, which ends here: drop it first */
+                api_client_cancel_all(api);
+                live_listing_done(ret);
+        }
+        return r;
+}
+
+void live_listing_done(LiveListing *l) {
+        remote_instance_list_clear(&l->instances);
+        for (size_t i = 0; i < l->n_unlisted; i++) {
+                free(l->unlisted[i]);
+                free(l->unlisted_why[i]);
+        }
+        free(l->unlisted);
+        free(l->unlisted_why);
+        free(l->auth_message);
+        *l = (LiveListing) {};
+}

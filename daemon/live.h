@@ -1,0 +1,39 @@
+/* plan --live: the cloud as it is now, listed once the way a full pass lists it (every
+ * workspace that matters, each through api_list's pager, all at once), but outside the
+ * engine: nothing is recorded and nothing but list calls (GETs) is ever sent, so a CI
+ * job or an operator can ask "what would the next pass do?" at any time, next to a
+ * running daemon. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <systemd/sd-event.h>
+
+#include "api.h"
+#include "instance.h"
+#include "spec.h"
+#include "store.h"
+
+typedef struct LiveListing {
+        RemoteInstanceList instances;  /* every workspace listed, merged by id */
+        char **unlisted;               /* workspaces whose listing failed */
+        char **unlisted_why;           /* ... and why (the API client's message), same order */
+        size_t n_unlisted;
+        bool auth_failed;              /* the API refused the credentials (logged) */
+        char *auth_message;
+} LiveListing;
+
+/* The workspaces a full pass lists (engine.c, workspaces_needed): "0", each desired
+ * spec's and each record's; sorted, each once. *ret is NULL-terminated; free with
+ * strv_free-style live_workspaces_free(). -ENOMEM. */
+int live_workspaces(const NotebookSpec *const *specs, size_t n_specs, const InstanceRecord *records,
+                    size_t n_records, char ***ret, size_t *ret_n);
+void live_workspaces_free(char **ws);
+
+/* List each workspace on event's loop, which runs until every listing answered. An
+ * authentication failure is logged (MESSAGE_AUTH_FAILED) and noted in *ret, other
+ * failures are noted per workspace (the caller reports them). 0, or -ENOMEM or the
+ * loop's error (*ret then empty). */
+int live_list(sd_event *event, ApiClient *api, char *const *workspaces, size_t n, LiveListing *ret);
+void live_listing_done(LiveListing *l);
