@@ -53,6 +53,7 @@ static const ConfigKey config_keys[] = {
         { "state_retention", VALUE_DURATION, offsetof(Config, state_retention_ms),
           CONFIG_MIN_STATE_RETENTION_MS, CONFIG_MAX_STATE_RETENTION_MS },
         STR(ca_file, VALUE_PATH),
+        STR(metrics_file, VALUE_PATH),
         STR(ak_file, VALUE_PATH),
         STR(sk_file, VALUE_PATH),
         STR(security_token_file, VALUE_PATH),

@@ -70,6 +70,7 @@ typedef struct Config {
         int64_t auth_retry_interval_ms;  /* run: after an authentication failure, try again */
         int64_t state_retention_ms;      /* prune resolved intents and gone records this old */
         char *ca_file;           /* extra CA bundle; TLS verification is always on */
+        char *metrics_file;      /* Prometheus text exposition, rewritten atomically; NULL: none */
 
         /* local enforcement: fnmatch(3) patterns a manifest's profile_id / flavor must
          * match (n = 0: not set, any value the cloud takes) */
