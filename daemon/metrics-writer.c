@@ -108,9 +108,10 @@ void metrics_writer_schedule(MetricsWriter *w) {
                 r = sd_event_add_time(w->event, &w->timer, CLOCK_MONOTONIC, (uint64_t) at * 1000, 1000, on_write_timer,
                                       w);
         if (r >= 0)
-                r = sd_event_source_set_enabled(w->timer, SD_EVENT_ONESHOT);
-        if (r < 0)
-                metrics_writer_flush(w);   /* no timer: write now rather than never */
+                (void) sd_event_source_set_enabled(w->timer, SD_EVENT_ONESHOT);
+        /* No timer (out of memory): the next change tries again, and the end of the run
+         * flushes. Not a write from here: this runs inside the engine's callbacks, even
+         * while it is being freed, when the gauges cannot be read. */
 }
 
 typedef struct Tally {
