@@ -9,6 +9,7 @@
 #include "limits.h"
 #include "log.h"
 #include "messages.h"
+#include "metrics.h"
 #include "plan.h"
 #include "util.h"
 
@@ -99,6 +100,8 @@ struct Engine {
         unsigned creates_out;       /* handed to the client, unanswered */
 
         EngineCounts counts;        /* the tally of standing, moved with it */
+        Metrics *metrics;           /* engine_set_metrics: borrowed, may be NULL */
+        int64_t pass_started_mono_ms;
         engine_settled_cb settled_cb;
         void *settled_userdata;
         engine_settled_cb progress_cb;
@@ -319,6 +322,33 @@ static void fb_api(FieldBuf *b, const ApiResult *ar, char http_buf[static LOG_IN
         fb_add(b, "API_ERROR_CODE", ar->error_code);
         fb_add(b, "API_ERROR_MSG", ar->error_msg);
         fb_add(b, "REQUEST_ID", ar->request_id);
+}
+
+/* ---- metrics: counted where the outcome is decided, rendered elsewhere */
+
+/* A create's answer, by its class, as notebookd_creates_total's result. */
+static const char *const create_result_label[_API_CLASS_MAX] = {
+        [API_CLASS_OK] = "accepted",
+        [API_CLASS_ALREADY_EXISTS] = "exists",
+        [API_CLASS_NOT_FOUND] = "rejected",
+        [API_CLASS_PERMANENT] = "rejected",
+        [API_CLASS_FORBIDDEN] = "rejected",
+        [API_CLASS_AUTH] = "auth_failed",
+        [API_CLASS_ACCOUNT_FROZEN] = "frozen",
+        [API_CLASS_THROTTLED] = "throttled",
+        [API_CLASS_TRANSIENT] = "retrying",
+        [API_CLASS_UNKNOWN_OUTCOME] = "unknown",
+};
+
+/* One outcome for a name: its tenant (tenants:) is a label too. */
+static void count_outcome(Engine *e, MetricsFamily f, const char *name, const char *first, const char *code) {
+        if (!e->metrics)
+                return;
+        const char *tenant = engine_tenant_of(e, name);
+        if (f == METRICS_ADOPTIONS)
+                metrics_add(e->metrics, f, METRICS_LABELS(tenant), 1);
+        else
+                metrics_add(e->metrics, f, METRICS_LABELS(first, code, tenant), 1);
 }
 
 /* Sending is paused after an authentication failure. The API client owns that state
@@ -645,6 +675,7 @@ static void delete_done(Op *op) {
                 record_set_result(&rec, RECORD_RESULT_DELETED, NULL);
                 record_save(e, &rec);
         }
+        count_outcome(e, METRICS_DELETIONS, op->name, "deleted", NULL);
         log_fields(LOG_NOTICE, MESSAGE_PRUNE_DELETED,
                    LOG_FIELDS({ "NOTEBOOK", op->name }, { "INSTANCE_ID", op->instance_id }),
                    "Deleted notebook %s (instance %s): its manifest left the tree", op->name, op->instance_id);
@@ -691,6 +722,8 @@ static void on_lifecycle_result(ApiClient *c, const ApiResult *ar, void *userdat
         }
         if (ar->class == API_CLASS_THROTTLED || ar->class == API_CLASS_TRANSIENT) {
                 int64_t delay = MAX(ar->retry_after_ms, ENGINE_POLL_BASE_MS);
+                if (ar->call == API_CALL_DELETE)
+                        count_outcome(e, METRICS_DELETIONS, op->name, "retrying", ar->error_code);
                 log_fields(LOG_WARNING, MESSAGE_ACTION_FAILED, fb.f, "Cannot %s notebook %s now (%s); trying again",
                            action, op->name, strempty(ar->message));
                 schedule_full_pass_at(e, delay);
@@ -699,6 +732,9 @@ static void on_lifecycle_result(ApiClient *c, const ApiResult *ar, void *userdat
         }
         /* Refused for good (a policy, an odd status): once per refusal, until the next
          * full pass asks again. */
+        count_outcome(e, METRICS_REJECTIONS, op->name, action, ar->error_code);
+        if (ar->call == API_CALL_DELETE)
+                count_outcome(e, METRICS_DELETIONS, op->name, "refused", ar->error_code);
         char key[96];
         snprintf(key, sizeof key, "refused:%s:%s", action, strempty(ar->error_code));
         if (report_once(e, op->name, key))
@@ -809,6 +845,7 @@ static CreateNext create_rejected(CreateAnswer *x) {
         x->rec.next_attempt_at_ms = 0;
         record_save(e, &x->rec);
         resolve_intent(e, op->intent_id, "rejected", op->name);
+        count_outcome(e, METRICS_REJECTIONS, op->name, "create", ar->error_code);
         fb_add(&x->fb, "ATTEMPT", log_int(x->attempt_buf, x->rec.attempts));
         if (ar->class == API_CLASS_FORBIDDEN)
                 log_fields(LOG_ERR, MESSAGE_CREATE_FAILED, x->fb.f,
@@ -928,6 +965,8 @@ static void handle_create_result(const ApiResult *ar, const RemoteInstance *inst
         fb_add(&x.fb, "NOTEBOOK", op->name);
         fb_api(&x.fb, ar, x.http_buf);
         fb_add(&x.fb, "DURATION_MS", log_int(x.dur_buf, now_monotonic_ms() - op->started_mono_ms));
+        if ((unsigned) ar->class < _API_CLASS_MAX)
+                count_outcome(e, METRICS_CREATES, op->name, create_result_label[ar->class], ar->error_code);
 
         switch ((unsigned) ar->class < _API_CLASS_MAX ? create_handlers[ar->class](&x) : create_retry(&x)) {
         case CREATE_HANDLED:
@@ -1331,6 +1370,7 @@ static void act_adopt(PassActions *p, const Action *a, const char *why) {
         rec.next_attempt_at_ms = 0;
         record_save(e, &rec);
         resolve_intents_of(p, a->name, "adopted");
+        count_outcome(e, METRICS_ADOPTIONS, a->name, NULL, NULL);
         log_fields(LOG_NOTICE, MESSAGE_ADOPTED,
                    LOG_FIELDS({ "NOTEBOOK", a->name }, { "INSTANCE_ID", a->remote->id }, { "STATUS", a->remote->status }),
                    "Adopted notebook %s: instance %s already exists (%s)", a->name, strempty(a->remote->id),
@@ -1593,6 +1633,7 @@ static void act_on_plan(Engine *e, const Plan *plan, const CreateIntent *intents
 
 static void pass_finish(Engine *e, const char *outcome) {
         const char *kind = engine_pass_kind_to_string(e->pass_kind);
+        metrics_set(e->metrics, METRICS_PASS_DURATION, NULL, now_monotonic_ms() - e->pass_started_mono_ms);
         char desired[LOG_INT_BUFSIZE], running[LOG_INT_BUFSIZE], pending[LOG_INT_BUFSIZE],
                 waiting[LOG_INT_BUFSIZE], failed[LOG_INT_BUFSIZE], rejected[LOG_INT_BUFSIZE],
                 retrying[LOG_INT_BUFSIZE], drift[LOG_INT_BUFSIZE], gone[LOG_INT_BUFSIZE];
@@ -1866,6 +1907,10 @@ static void pass_plan(Engine *e) {
                 plan_apply_prune(plan, &policy, now_realtime_ms());
                 act_on_plan(e, plan, intents, n_intents);
                 prune_state(e, plan, e->pass_kind == ENGINE_PASS_FULL && e->n_unlisted == 0 && !e->listing_lost);
+                /* what "no successful pass for 30 minutes" alerts on: every listing the
+                 * pass needed worked, and its plan was acted on */
+                if (e->n_unlisted == 0 && !e->listing_lost)
+                        metrics_set(e->metrics, METRICS_LAST_SUCCESSFUL_PASS, NULL, now_realtime_ms());
         }
         plan = plan_free(plan);
         instance_records_free(records, n_records);
@@ -2081,6 +2126,7 @@ static void pass_start(Engine *e, EnginePassKind kind) {
         }
         e->pass_kind = kind;
         e->pass_ws = workspaces;
+        e->pass_started_mono_ms = now_monotonic_ms();
         size_t n = hashmap_size(workspaces);
         char n_buf[LOG_INT_BUFSIZE], ws_buf[LOG_INT_BUFSIZE];
         log_fields(LOG_INFO, MESSAGE_PASS_STARTED,
@@ -2365,6 +2411,53 @@ const char *engine_pause_reason(const Engine *e, int64_t *ret_retry_mono_ms) {
         if (ret_retry_mono_ms)
                 *ret_retry_mono_ms = retry;
         return reason;
+}
+
+void engine_set_metrics(Engine *e, Metrics *m) {
+        e->metrics = m;
+}
+
+const char *engine_pause_to_string(EnginePause p) {
+        static const char *const names[_ENGINE_PAUSE_MAX] = {
+                [ENGINE_PAUSE_AUTH] = "authentication",
+                [ENGINE_PAUSE_FROZEN] = "account_frozen",
+                [ENGINE_PAUSE_STATE] = "state_database",
+                [ENGINE_PAUSE_LISTING] = "listing",
+        };
+        return (unsigned) p < _ENGINE_PAUSE_MAX ? names[p] : NULL;
+}
+
+/* The same conditions as engine_pause_reason(), each on its own. */
+bool engine_paused(const Engine *e, EnginePause p) {
+        switch (p) {
+        case ENGINE_PAUSE_AUTH:
+                return auth_paused(e);
+        case ENGINE_PAUSE_FROZEN:
+                return e->frozen_until_mono_ms > now_monotonic_ms();
+        case ENGINE_PAUSE_STATE:
+                return e->state_paused_until_mono_ms > now_monotonic_ms();
+        case ENGINE_PAUSE_LISTING:
+                return e->list_paused != NULL;
+        default:
+                return false;
+        }
+}
+
+void engine_foreach_standing(const Engine *e, void (*cb)(const char *name, EngineStanding s, void *userdata),
+                             void *userdata) {
+        const char *name;
+        void *v;
+        size_t it = 0;
+        while (hashmap_iterate(e->standing, &it, &name, &v))
+                cb(name, PTR_STANDING(v), userdata);
+}
+
+const char *engine_standing_to_string(EngineStanding s) {
+        static const char *const names[_STANDING_MAX] = {
+                [STANDING_WAITING] = "waiting",   [STANDING_PENDING] = "creating", [STANDING_RUNNING] = "running",
+                [STANDING_FAILED] = "failed",     [STANDING_REJECTED] = "rejected", [STANDING_RETRYING] = "retrying",
+        };
+        return (unsigned) s < _STANDING_MAX ? names[s] : NULL;
 }
 
 void engine_reset_auth(Engine *e) {

@@ -134,3 +134,25 @@ EngineStanding engine_standing(const Engine *e, const char *name);
 /* ModelArts.6326 holds every create back now: a rerun cannot help until the account is
  * topped up. */
 bool engine_account_frozen(const Engine *e);
+
+/* ---- metrics (metrics_file:, lib/metrics.h) ---- */
+typedef struct Metrics Metrics;
+/* Count outcomes (creates, adoptions, deletions, rejections) and passes into m from now
+ * on; borrowed, NULL stops. Only counting happens here: the daemon renders and writes. */
+void engine_set_metrics(Engine *e, Metrics *m);
+/* Why sending (or creating) can be paused, one gauge each (engine_pause_reason says the
+ * first that holds in words). */
+typedef enum EnginePause {
+        ENGINE_PAUSE_AUTH,          /* the API refused the credentials */
+        ENGINE_PAUSE_FROZEN,        /* ModelArts.6326 */
+        ENGINE_PAUSE_STATE,         /* intents cannot be written */
+        ENGINE_PAUSE_LISTING,       /* no listing of the last pass worked */
+        _ENGINE_PAUSE_MAX,
+} EnginePause;
+const char *engine_pause_to_string(EnginePause p);   /* "authentication", ... */
+bool engine_paused(const Engine *e, EnginePause p);
+/* Each desired name and its standing, in no particular order. */
+void engine_foreach_standing(const Engine *e, void (*cb)(const char *name, EngineStanding s, void *userdata),
+                             void *userdata);
+/* "running", "creating", ... (STATUS='s words for the standings). */
+const char *engine_standing_to_string(EngineStanding s);

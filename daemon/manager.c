@@ -21,6 +21,7 @@
 #include "limits.h"
 #include "log.h"
 #include "messages.h"
+#include "metrics-writer.h"
 #include "setup.h"
 #include "util.h"
 #include "watch.h"
@@ -102,9 +103,13 @@ struct Manager {
         Diags log_queue;           /* new manifest diagnostics still to be logged ... */
         size_t log_next;
         sd_event_source *log_source; /* ... MANAGER_LOG_SLICE per loop iteration */
+        Metrics *metrics;          /* counted always (kept across reloads) ... */
+        MetricsWriter *metrics_writer; /* ... written when metrics_file: is set */
 };
 
 static void manager_update_status(Manager *m) {
+        /* whatever STATUS= would say, the metrics file says too (coalesced) */
+        metrics_writer_schedule(m->metrics_writer);
         if (!m->engine || m->stopping)   /* "Stopping..." stays until we are gone */
                 return;
         EngineCounts c;
@@ -471,6 +476,8 @@ static int manager_open_backend(Manager *m, const Config *config, Backend *ret_b
         }
         engine_set_settled_callback(e, on_engine_settled, m);
         engine_set_progress_callback(e, on_engine_progress, m);
+        engine_set_metrics(e, m->metrics);
+        api_client_set_observer(b.api, metrics_api_observer, m->metrics);
         *ret_backend = b;
         *ret_engine = e;
         return 0;
@@ -512,6 +519,28 @@ static void manager_watch_credentials(Manager *m) {
                               on_credentials_changed, m, &m->credwatch);
         if (r < 0)
                 log_warning_errno(r, "Cannot watch the credential files: %m; after changing them, reload");
+}
+
+static void manager_collect_metrics(Metrics *metrics, void *userdata) {
+        Manager *m = userdata;
+        metrics_collect_engine(metrics, m->engine, &m->config.tenants, m->n_invalid);
+}
+
+/* The writer for the config's metrics_file: (a reload may name another, or none; the
+ * counters go on). Without a writer nothing is written, and a failure here only costs
+ * the metrics, so it is a warning. */
+static void manager_setup_metrics_file(Manager *m) {
+        const char *path = m->config.metrics_file;
+        if (m->metrics_writer && streq_ptr(path, metrics_writer_path(m->metrics_writer)))
+                return;
+        m->metrics_writer = metrics_writer_free(m->metrics_writer);
+        if (!path)
+                return;
+        int r = metrics_writer_new(m->event, m->metrics, path, manager_collect_metrics, m, &m->metrics_writer);
+        if (r < 0)
+                log_warning_errno(r, "Cannot set up the metrics file %s: %m; no metrics are written", path);
+        else
+                metrics_writer_schedule(m->metrics_writer);
 }
 
 static void manager_reload(Manager *m) {
@@ -577,6 +606,7 @@ static void manager_reload(Manager *m) {
         config_done(&m->config);
         m->config = config;
         manager_watch_credentials(m);
+        manager_setup_metrics_file(m);
         if (new_desired) {
                 desired_set_free(m->desired);
                 m->desired = new_desired;
@@ -663,6 +693,11 @@ int manager_new(Cli *cli, Manager **ret) {
                 manager_free(m);
                 return r;
         }
+        r = metrics_new(&m->metrics);
+        if (r < 0) {
+                manager_free(m);
+                return r;
+        }
         log_set_derived_field("NOTEBOOK", "TENANT", manager_tenant_of, m);
         *ret = m;
         return 0;
@@ -687,6 +722,8 @@ Manager *manager_free(Manager *m) {
         backend_close(&m->backend);
         desired_set_free(m->desired);
         hashmap_free(m->logged_diags);
+        metrics_writer_free(m->metrics_writer);
+        metrics_free(m->metrics);
         config_done(&m->config);
         sd_event_unref(m->event);
         if (m->state_lock_fd >= 0)
@@ -724,6 +761,7 @@ int manager_startup(Manager *m) {
         r = manager_open_backend(m, &m->config, &m->backend, &m->engine);
         if (r < 0)
                 return r;
+        manager_setup_metrics_file(m);
 
         ManifestPolicy policy = config_manifest_policy(&m->config);
         r = desired_set_new(m->config.manifests, m->config.manifests, &policy, &m->desired);
@@ -807,6 +845,9 @@ static int run_loop(Manager *m) {
 
 int manager_loop(Manager *m) {
         int r = run_loop(m);
+        /* the last outcomes (requests drained at the stop) reach the file too; it stays,
+         * and its last successful pass ages: a stopped daemon is noticed by that alert */
+        metrics_writer_flush(m->metrics_writer);
         char usec[LOG_INT_BUFSIZE], cpu[LOG_INT_BUFSIZE];
         log_fields(LOG_DEBUG, NULL,
                    LOG_FIELDS({ "LOOP_MAX_USEC", log_int(usec, (long long) m->loop_max_usec) },

@@ -55,3 +55,8 @@
 #define MESSAGE_ACCOUNT_FROZEN   "77fbcd41b2ce4e4d930b5111cabd623e" /* 6326: creates paused; RETRY_IN_MS */
 #define MESSAGE_NAME_CONFLICT    "4e487f7c9afa45968bcffb0e526278b6" /* 6301 for a name no listing shows;
                                                                      needs: NOTEBOOK, WORKSPACE_ID */
+
+/* Metrics (metrics_file:). */
+#define MESSAGE_METRICS_WRITE_FAILED "bba148d44a844ff097495712ac90ee04" /* the metrics file cannot be written
+                                                                         (said once until it works again);
+                                                                         METRICS_FILE */

@@ -14,6 +14,7 @@
 #include "instance.h"
 #include "log.h"
 #include "messages.h"
+#include "metrics-writer.h"
 #include "setup.h"
 #include "util.h"
 
@@ -23,7 +24,15 @@ typedef struct OnceState {
         ApiClient *api;
         bool interrupted;
         const TenantList *tenants;
+        size_t n_invalid;
+        Metrics *metrics;           /* metrics_file: set */
+        MetricsWriter *metrics_writer;
 } OnceState;
+
+static void once_collect_metrics(Metrics *m, void *userdata) {
+        OnceState *s = userdata;
+        metrics_collect_engine(m, s->engine, s->tenants, s->n_invalid);
+}
 
 static const char *once_tenant_of(const char *name, void *userdata) {
         OnceState *s = userdata;
@@ -164,7 +173,7 @@ int verb_once(Cli *cli) {
         if (r < 0)
                 return startup_exit_code(r);
 
-        OnceState s = { .event = event, .api = b.api, .tenants = &cli->config.tenants };
+        OnceState s = { .event = event, .api = b.api, .tenants = &cli->config.tenants, .n_invalid = stats.n_invalid };
         EngineOptions eo = { .follow = cli->wait, .daemon = false,
                              .state_retention_ms = cli->config.state_retention_ms,
                              .prune = config_prune_policy(&cli->config) };
@@ -180,6 +189,19 @@ int verb_once(Cli *cli) {
                 goto finish;
         }
         log_set_derived_field("NOTEBOOK", "TENANT", once_tenant_of, &s);
+        /* the same file as the daemon's, written as outcomes come and at the end; a
+         * failure to set it up costs only the metrics */
+        if (cli->config.metrics_file) {
+                r = metrics_new(&s.metrics);
+                if (r >= 0)
+                        r = metrics_writer_new(event, s.metrics, cli->config.metrics_file, once_collect_metrics, &s,
+                                               &s.metrics_writer);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot set up the metrics file %s: %m; no metrics are written",
+                                          cli->config.metrics_file);
+                engine_set_metrics(s.engine, s.metrics);
+                api_client_set_observer(b.api, metrics_api_observer, s.metrics);
+        }
         int64_t deadline = now_monotonic_ms() + cli->timeout_ms;
         engine_set_deadline(s.engine, deadline);
         engine_set_settled_callback(s.engine, on_settled, &s);
@@ -233,8 +255,11 @@ int verb_once(Cli *cli) {
                                  s.interrupted);
 
 finish:
+        metrics_writer_flush(s.metrics_writer);
+        s.metrics_writer = metrics_writer_free(s.metrics_writer);
         log_set_derived_field(NULL, NULL, NULL, NULL);
         s.engine = engine_free(s.engine);
         backend_close(&b);
+        metrics_free(s.metrics);
         return exit_code;
 }

@@ -102,6 +102,8 @@ struct ApiClient {
         bool auth_verified;          /* the server has accepted our credentials once */
         bool auth_failed;
         char *auth_message;
+        api_observer_cb observer;    /* api_client_set_observer() */
+        void *observer_userdata;
         bool clock_skewed;           /* the last Date header: see api_client_clock_skewed() */
         int64_t clock_offset_ms;
 
@@ -839,6 +841,8 @@ static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata
 
         (void) h;
         ops_remove(&c->wire, op);
+        if (c->observer)
+                c->observer(c, op->call, resp->status, c->observer_userdata);
         note_server_clock(c, resp);
         ApiClass class = classify_answer(c, op, resp, &e, &error);
 
@@ -1235,6 +1239,11 @@ void api_client_reset_auth(ApiClient *c) {
         c->iam_token = NULL;
         c->iam_retry_after_ms = 0;
         schedule(c);
+}
+
+void api_client_set_observer(ApiClient *c, api_observer_cb cb, void *userdata) {
+        c->observer = cb;
+        c->observer_userdata = userdata;
 }
 
 int64_t api_client_throttled_until_ms(const ApiClient *c) {

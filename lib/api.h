@@ -114,6 +114,12 @@ int api_client_new(sd_event *e, const ApiClientOptions *o, ApiClient **ret, char
 ApiClient *api_client_free(ApiClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ApiClient *, api_client_free);
 
+/* Every HTTP exchange that ends (each page of a listing, the IAM token request too):
+ * its call and HTTP status (0: no answer). For counting (metrics_file:); the observer
+ * must not call back into the client. NULL removes it. */
+typedef void (*api_observer_cb)(ApiClient *c, ApiCall call, long http_status, void *userdata);
+void api_client_set_observer(ApiClient *c, api_observer_cb cb, void *userdata);
+
 /* ---- calls ---- */
 int api_create(ApiClient *c, const NotebookSpec *spec, api_instance_cb cb, void *userdata);
 /* All pages of one workspace (NULL = "0"): a listing shows only the workspace it names.

@@ -57,6 +57,7 @@ static const ConfigKey config_keys[] = {
         STR(ca_file, VALUE_PATH),
         STR(proxy, VALUE_PROXY),
         STR(no_proxy, VALUE_HOSTS),
+        STR(metrics_file, VALUE_PATH),
         STR(ak_file, VALUE_PATH),
         STR(sk_file, VALUE_PATH),
         STR(security_token_file, VALUE_PATH),

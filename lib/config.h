@@ -76,6 +76,7 @@ typedef struct Config {
          * (lib/http.c). proxy may hold a password: never log or print it whole. */
         char *proxy;
         char *no_proxy;
+        char *metrics_file;      /* Prometheus text exposition, rewritten atomically; NULL: none */
 
         /* local enforcement: fnmatch(3) patterns a manifest's profile_id / flavor must
          * match (n = 0: not set, any value the cloud takes) */

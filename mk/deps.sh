@@ -30,6 +30,7 @@ nginx:cmd:/usr/sbin/nginx
 man-db:cmd:man
 faketime:cmd:faketime
 tinyproxy-bin:cmd:/usr/bin/tinyproxy
+prometheus:cmd:promtool
 "
 # The tests' other tools are in every Debian system, minbase included: bash,
 # coreutils, diffutils, grep, sed, mawk, perl-base, util-linux (unshare, setpriv,
@@ -37,6 +38,9 @@ tinyproxy-bin:cmd:/usr/bin/tinyproxy
 # `systemd-analyze verify` checks the unit's Documentation=man:notebookd(8) with it.
 # openssl: t-emulator signs a request by hand.
 # faketime (and its dependency libfaketime): t-fault-clock.sh skews the daemon's clock.
+# prometheus (for promtool only; the server is not used): t-metrics.sh checks the metrics
+# file with `promtool check metrics` and the README's alert rules with `promtool check rules`.
+# Debian starts prometheus.service on install where systemd runs; the test never uses it.
 missing=""
 for entry in $NEEDS; do
     pkg=${entry%%:*}

@@ -362,6 +362,15 @@ static Fixture *create_sent(bool daemon, bool follow, const char *name) {
         return f;
 }
 
+/* Outcomes counted into a registry of the test's (metrics_file:); free it after the
+ * fixture. */
+static Metrics *attach_metrics(Fixture *f) {
+        Metrics *m = NULL;
+        assert_int_equal(metrics_new(&m), 0);
+        engine_set_metrics(f->engine, m);
+        return m;
+}
+
 /* ---------------------------------------------------------------- tests */
 
 static void test_create_and_settle(void **state) {
@@ -410,6 +419,7 @@ static void test_follow_to_running(void **state) {
 static void test_exists_then_adopted(void **state) {
         (void) state;
         Fixture *f = create_sent(false, false, "nb-1");
+        Metrics *m = attach_metrics(f);
         create_fails("nb-1", API_CLASS_ALREADY_EXISTS, 400, "ModelArts.6301", 0);
         assert_int_equal(count_calls(API_CALL_LIST, "0"), 2);   /* listed again at once */
         RemoteInstance i = instance("id-9", "nb-1", "RUNNING", "0");
@@ -419,7 +429,11 @@ static void test_exists_then_adopted(void **state) {
         assert_string_equal(r.instance_id, "id-9");
         assert_int_equal(count_calls(API_CALL_CREATE, NULL), 1);
         assert_int_equal(open_intents(f), 0);
+        assert_int_equal(metrics_get(m, METRICS_CREATES, METRICS_LABELS("exists", "ModelArts.6301", NULL)), 1);
+        assert_int_equal(metrics_get(m, METRICS_ADOPTIONS, NULL), 1);
+        assert_true(metrics_get(m, METRICS_LAST_SUCCESSFUL_PASS, NULL) > 0);
         fixture_free(f);
+        metrics_free(m);
 }
 
 /* 6301 and the listing does not show the name: a conflict, not sent again. */
@@ -446,6 +460,7 @@ static void test_exists_invisible_is_conflict(void **state) {
 static void test_forbidden_create_alone(void **state) {
         (void) state;
         Fixture *f = fixture_new(false, false);
+        Metrics *m = attach_metrics(f);
         add_spec(f, "denied", NULL);
         add_spec(f, "fine", NULL);
         set_desired(f);
@@ -459,7 +474,11 @@ static void test_forbidden_create_alone(void **state) {
         _cleanup_(instance_record_done) InstanceRecord r = get_rec(f, "denied");
         assert_string_equal(r.result, RECORD_RESULT_REJECTED);
         assert_string_equal(r.error_code, "ModelArts.0112");
+        assert_int_equal(metrics_get(m, METRICS_CREATES, METRICS_LABELS("rejected", "ModelArts.0112", NULL)), 1);
+        assert_int_equal(metrics_get(m, METRICS_REJECTIONS, METRICS_LABELS("create", "ModelArts.0112", NULL)), 1);
+        assert_int_equal(metrics_get(m, METRICS_CREATES, METRICS_LABELS("accepted", NULL, NULL)), 1);
         fixture_free(f);
+        metrics_free(m);
 }
 
 /* An auth failure met by a create (not a listing) still arms the daemon's retry timer. */
@@ -1052,6 +1071,7 @@ static void test_new_instance_stopped_once_running(void **state) {
 static void test_state_action_refused(void **state) {
         (void) state;
         Fixture *f = fixture_new(true, true);
+        Metrics *m = attach_metrics(f);
         add_spec(f, "nb", NULL)->state = DESIRED_STATE_STOPPED;
         set_desired(f);
         InstanceRecord rec = { .name = MUT("nb"), .instance_id = MUT("id-1"), .status = MUT("RUNNING"),
@@ -1073,7 +1093,11 @@ static void test_state_action_refused(void **state) {
         run_until_call(f, API_CALL_LIST);
         answer_list("0", listed, 1);
         assert_int_equal(count_open(API_CALL_STOP), 1);
+        /* the policy's refusal counted; the transient one is not a rejection */
+        assert_int_equal(metrics_get(m, METRICS_REJECTIONS, METRICS_LABELS("stop", "ModelArts.0112", NULL)), 1);
+        assert_int_equal(metrics_get(m, METRICS_REJECTIONS, METRICS_LABELS("stop", "ModelArts.6357", NULL)), 0);
         fixture_free(f);
+        metrics_free(m);
 }
 
 /* A record of ours, gone from the tree, absent since mark_ms. */
@@ -1093,6 +1117,7 @@ static const PrunePolicy engine_prune = { .enabled = true, .grace_ms = 600000, .
 static void test_prune_stop_delete_follow(void **state) {
         (void) state;
         Fixture *f = fixture_new(true, true);
+        Metrics *m = attach_metrics(f);
         f->engine->options.prune = engine_prune;
         add_spec(f, "keep", NULL);
         set_desired(f);
@@ -1132,7 +1157,9 @@ static void test_prune_stop_delete_follow(void **state) {
         answer_list("0", after, ELEMENTSOF(after));
         assert_int_equal(count_calls(API_CALL_DELETE, NULL), 1);
         assert_int_equal(count_open(API_CALL_STOP), 0);
+        assert_int_equal(metrics_get(m, METRICS_DELETIONS, METRICS_LABELS("deleted", NULL, NULL)), 1);
         fixture_free(f);
+        metrics_free(m);
 }
 
 /* A name back in the tree loses its absence mark in that very pass, even when the pass
