@@ -97,6 +97,10 @@ uint64_t http_client_connections_opened(const HttpClient *c);
  * else negative errno and, if ret_message, a one-line reason (caller frees). */
 int http_url_check(const char *url, char **ret_message);
 
+/* The ECS metadata service's link-local address: the one non-loopback host that may
+ * be reached over plain http (it offers nothing else). */
+#define HTTP_METADATA_HOST "169.254.169.254"
+
 /* True for "localhost", 127.0.0.0/8 and ::1 (with or without brackets). */
 bool http_host_is_loopback(const char *host);
 
