@@ -170,7 +170,7 @@ bool backend_equivalent(const Backend *a, const Config *config_a, const Backend 
                x && y && x->kind == y->kind && streq_ptr(x->ak, y->ak) && streq_ptr(x->sk, y->sk) &&
                streq_ptr(x->security_token, y->security_token) && streq_ptr(x->token, y->token) &&
                streq_ptr(x->password, y->password) && streq_ptr(x->iam_user, y->iam_user) &&
-               streq_ptr(x->iam_domain, y->iam_domain) &&
+               streq_ptr(x->iam_domain, y->iam_domain) && streq_ptr(x->metadata_endpoint, y->metadata_endpoint) &&
                config_a->concurrency == config_b->concurrency &&
                config_a->connect_timeout_ms == config_b->connect_timeout_ms &&
                config_a->request_timeout_ms == config_b->request_timeout_ms &&

@@ -29,6 +29,8 @@ const char *api_call_to_string(ApiCall c) {
                 [API_CALL_GET] = "get",         [API_CALL_DELETE] = "delete",
                 [API_CALL_START] = "start",     [API_CALL_STOP] = "stop",
                 [API_CALL_IAM_TOKEN] = "iam-token",
+                [API_CALL_METADATA_TOKEN] = "metadata-token",
+                [API_CALL_METADATA_KEYS] = "metadata-securitykey",
         };
         return (unsigned) c < _API_CALL_MAX ? names[c] : "invalid";
 }

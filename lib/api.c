@@ -5,7 +5,8 @@
  * signed the moment it goes on the wire (X-Sdk-Date must be fresh: the gateway allows
  * 15 minutes of skew, and a Retry-After or a long queue can exceed a stale date's
  * budget), a 429 must hold every request not yet sent, an auth failure must stop them
- * all, and an IAM token must be in hand before any of them leaves.
+ * all, and an IAM token (or the ECS metadata service's keys) must be in hand before any
+ * of them leaves.
  *
  * Invariants:
  *  - every accepted operation is in exactly one of `waiting` (FIFO) or `wire`;
@@ -29,6 +30,7 @@
 #include "credentials.h"
 #include "http.h"
 #include "limits.h"
+#include "metadata.h"
 #include "sign.h"
 #include "util.h"
 
@@ -38,7 +40,8 @@ typedef struct ApiOp ApiOp;
 struct ApiOp {
         ApiClient *client;
         ApiCall call;
-        bool internal;          /* the IAM token fetch: no user callback */
+        bool internal;          /* a credential fetch (IAM token, metadata): no user callback */
+        int64_t signed_expires_ms;  /* METADATA: the expiry of the keys that signed it */
         uint64_t seq;
 
         char *method;
@@ -110,8 +113,21 @@ struct ApiClient {
         /* IAM password flow */
         char *iam_token;             /* secret */
         int64_t iam_token_expires_ms;    /* realtime */
-        int64_t iam_retry_after_ms;      /* monotonic: no renewal attempt before */
+        /* The credential fetch, shared by the IAM token and the metadata keys: one at a
+         * time, and none before this (monotonic) after a failure. */
+        int64_t iam_retry_after_ms;
         bool iam_fetching;
+
+        /* ECS metadata keys (CREDENTIALS_METADATA, lib/metadata.h) */
+        char *meta_origin;               /* the metadata endpoint, no trailing '/' */
+        MetadataKeys *meta_keys;         /* secrets in protected memory; NULL: none yet */
+        char *meta_session;              /* secret: the X-Metadata-Token; NULL: none */
+        bool meta_session_unsupported;   /* the service answered the PUT 404/405 */
+        int64_t meta_session_expires_ms; /* realtime */
+        int64_t meta_renew_at_ms;        /* realtime: fetch new keys from then on */
+        unsigned meta_failures;          /* fetches failed in a row: the backoff grows */
+        bool meta_session_renewed;       /* this fetch already replaced a refused session */
+        char *meta_last_error;           /* why the last fetch failed (no secrets) */
 };
 
 /* ---- the v1 (DevEnviron "old version") routes: every path lives here ---- */
@@ -222,8 +238,11 @@ static void scrub(const ApiClient *c, char *s) {
                 if ((unsigned char) *p < 0x20 || *p == 0x7f)
                         *p = ' ';
         const Credentials *k = c->credentials;
-        const char *secrets[] = { k ? k->ak : NULL, k ? k->sk : NULL, k ? k->security_token : NULL,
-                                  k ? k->token : NULL, k ? k->password : NULL, c->iam_token };
+        const MetadataKeys *mk = c->meta_keys;
+        const char *secrets[] = { k ? k->ak : NULL,        k ? k->sk : NULL,       k ? k->security_token : NULL,
+                                  k ? k->token : NULL,     k ? k->password : NULL, c->iam_token,
+                                  mk ? mk->ak : NULL,      mk ? mk->sk : NULL,     mk ? mk->security_token : NULL,
+                                  c->meta_session };
         for (size_t i = 0; i < ELEMENTSOF(secrets); i++) {
                 if (!secrets[i] || strlen(secrets[i]) < 4)
                         continue;
@@ -325,8 +344,9 @@ static ApiOp *op_new(ApiCall call, const char *method, char *path) {
 /* ---- sending ---- */
 
 static int build_url(const ApiClient *c, const ApiOp *op, const char *wire_query, char **ret) {
-        const char *origin = op->call == API_CALL_IAM_TOKEN ? c->iam_url : c->origin;
-        const char *base = op->call == API_CALL_IAM_TOKEN ? "" : c->base_path;
+        bool meta = op->call == API_CALL_METADATA_TOKEN || op->call == API_CALL_METADATA_KEYS;
+        const char *origin = op->call == API_CALL_IAM_TOKEN ? c->iam_url : meta ? c->meta_origin : c->origin;
+        const char *base = op->call == API_CALL_IAM_TOKEN || meta ? "" : c->base_path;
         char *u = xasprintf("%s%s%s%s%s", origin, base, op->path, wire_query && *wire_query ? "?" : "",
                             wire_query ? wire_query : "");
         if (!u)
@@ -360,17 +380,37 @@ static int send_op(ApiClient *c, ApiOp *op) {
                 headers[n++] = (HttpHeader) { "Content-Type", "application/json" };
 
         const Credentials *k = c->credentials;
-        if (op->call != API_CALL_IAM_TOKEN) {
+        /* AK/SK from the credentials, or the metadata service's current keys: signed
+         * alike, with X-Security-Token when there is one */
+        const char *ak = NULL, *sk = NULL, *security_token = NULL;
+        char ttl[24];
+        if (k && k->kind == CREDENTIALS_AKSK) {
+                ak = k->ak;
+                sk = k->sk;
+                security_token = k->security_token;
+        } else if (k && k->kind == CREDENTIALS_METADATA && c->meta_keys) {
+                ak = c->meta_keys->ak;
+                sk = c->meta_keys->sk;
+                security_token = c->meta_keys->security_token;
+                op->signed_expires_ms = c->meta_keys->expires_ms;
+        }
+        if (op->call == API_CALL_METADATA_TOKEN) {
+                snprintf(ttl, sizeof ttl, "%d", METADATA_SESSION_TTL_S);
+                headers[n++] = (HttpHeader) { "X-Metadata-Token-Ttl-Seconds", ttl };
+        } else if (op->call == API_CALL_METADATA_KEYS) {
+                if (c->meta_session)
+                        headers[n++] = (HttpHeader) { "X-Metadata-Token", c->meta_session };
+        } else if (op->call != API_CALL_IAM_TOKEN) {
                 headers[n++] = (HttpHeader) { "X-Project-Id", c->project_id };
-                if (k && k->kind == CREDENTIALS_AKSK) {
+                if (ak) {
                         /* Everything after Accept is signed: content-type (when there is a
                          * body), x-project-id, host, x-sdk-date, x-security-token. */
                         size_t first_signed = 1;
                         sign_format_date((long long) (now_realtime_ms() / 1000), date);
                         headers[n++] = (HttpHeader) { "Host", c->host };
                         headers[n++] = (HttpHeader) { "X-Sdk-Date", date };
-                        if (k->security_token)
-                                headers[n++] = (HttpHeader) { "X-Security-Token", k->security_token };
+                        if (security_token)
+                                headers[n++] = (HttpHeader) { "X-Security-Token", security_token };
 
                         SignHeader sh[8];
                         size_t n_sh = 0;
@@ -390,7 +430,7 @@ static int send_op(ApiClient *c, ApiOp *op) {
                                 .body = op->body,
                                 .body_len = op->body_len,
                         };
-                        r = sign_authorization(&sr, date, k->ak, k->sk, &authorization);
+                        r = sign_authorization(&sr, date, ak, sk, &authorization);
                         if (r < 0)
                                 return r;
                         headers[n++] = (HttpHeader) { "Authorization", authorization };
@@ -491,6 +531,70 @@ static bool iam_token_wanted(const ApiClient *c) {
         return !c->iam_token || now_realtime_ms() >= c->iam_token_expires_ms - API_TOKEN_RENEW_BEFORE_MS;
 }
 
+/* ---- ECS metadata keys (lib/metadata.h) ---- */
+
+/* The next step of a fetch: a session token first, unless a live one is in hand or the
+ * service has none; then the keys. */
+static int metadata_op(ApiClient *c, ApiOp **ret) {
+        bool session = !c->meta_session_unsupported &&
+                       (!c->meta_session || now_realtime_ms() >= c->meta_session_expires_ms);
+        ApiOp *op = session ? op_new(API_CALL_METADATA_TOKEN, "PUT", strdup(METADATA_TOKEN_PATH))
+                            : op_new(API_CALL_METADATA_KEYS, "GET", strdup(METADATA_SECURITYKEY_PATH));
+        if (!op)
+                return -ENOMEM;
+        op->internal = true;
+        *ret = op;
+        return 0;
+}
+
+static bool metadata_keys_wanted(const ApiClient *c) {
+        return !c->meta_keys || now_realtime_ms() >= c->meta_renew_at_ms;
+}
+
+/* ---- credentials fetched before requests leave: the IAM token, the metadata keys ---- */
+
+static bool fetched_credentials(const ApiClient *c) {
+        return c->credentials &&
+               (c->credentials->kind == CREDENTIALS_PASSWORD || c->credentials->kind == CREDENTIALS_METADATA);
+}
+
+static bool fetched_usable(const ApiClient *c) {
+        if (c->credentials->kind == CREDENTIALS_METADATA)
+                return metadata_keys_usable(c->meta_keys, now_realtime_ms());
+        return iam_token_usable(c);
+}
+
+static bool fetched_wanted(const ApiClient *c) {
+        if (c->credentials->kind == CREDENTIALS_METADATA)
+                return metadata_keys_wanted(c);
+        return iam_token_wanted(c);
+}
+
+static int fetch_op(ApiClient *c, ApiOp **ret) {
+        if (c->credentials->kind == CREDENTIALS_METADATA)
+                return metadata_op(c, ret);
+        return iam_token_op(c, ret);
+}
+
+/* The wait before the next fetch after a failure: fixed for IAM, growing for the
+ * metadata service (it is on the host's link and usually back soon, but a loop of
+ * requests must not hammer it). */
+static int64_t fetch_retry_ms(ApiClient *c) {
+        if (c->credentials && c->credentials->kind == CREDENTIALS_METADATA)
+                return metadata_retry_backoff_ms(++c->meta_failures, arc4random());
+        return API_TOKEN_RETRY_MS;
+}
+
+/* Why calls fail fast while no credentials can be fetched. Caller frees. */
+static char *fetch_failed_message(const ApiClient *c) {
+        int64_t wait = MAX(c->iam_retry_after_ms - now_monotonic_ms(), (int64_t) 0);
+        if (c->credentials->kind == CREDENTIALS_METADATA)
+                return xasprintf("no keys from the ECS metadata service at %s: %s; asking again in %" PRId64 " ms",
+                                 c->meta_origin, c->meta_last_error ? c->meta_last_error : "the last attempt failed",
+                                 wait);
+        return xasprintf("no IAM token: the last attempt to get one failed");
+}
+
 /* ---- dispatch: the only place requests leave ---- */
 
 static void dispatch(ApiClient *c) {
@@ -522,14 +626,14 @@ static void dispatch(ApiClient *c) {
                 if (http_client_in_flight(c->http) + http_client_queued(c->http) >= limit)
                         return;   /* a completion dispatches again */
 
-                if (!op->internal && c->credentials && c->credentials->kind == CREDENTIALS_PASSWORD) {
+                if (!op->internal && fetched_credentials(c)) {
                         if (c->iam_fetching) {
-                                if (!iam_token_usable(c))
+                                if (!fetched_usable(c))
                                         return;   /* the token's completion dispatches again */
-                        } else if (iam_token_wanted(c)) {
+                        } else if (fetched_wanted(c)) {
                                 if (now >= c->iam_retry_after_ms) {
                                         ApiOp *t = NULL;
-                                        int r = iam_token_op(c, &t);
+                                        int r = fetch_op(c, &t);
                                         if (r >= 0) {
                                                 t->client = c;
                                                 t->seq = c->next_seq++;
@@ -537,14 +641,15 @@ static void dispatch(ApiClient *c) {
                                                 c->iam_fetching = true;
                                                 continue;
                                         }
-                                        c->iam_retry_after_ms = now + API_TOKEN_RETRY_MS;
+                                        c->iam_retry_after_ms = now + fetch_retry_ms(c);
                                 }
-                                if (!iam_token_usable(c)) {
+                                if (!fetched_usable(c)) {
                                         /* The last attempt failed moments ago: fail fast, the
                                          * caller's backoff decides when to come back. */
                                         ops_remove(&c->waiting, op);
+                                        _cleanup_free_ char *m = fetch_failed_message(c);
                                         fail_op(c, op, API_CLASS_TRANSIENT, -EAGAIN, false,
-                                                "no IAM token: the last attempt to get one failed");
+                                                m ? m : "no credentials: the last attempt to get them failed");
                                         continue;
                                 }
                         }
@@ -557,7 +662,7 @@ static void dispatch(ApiClient *c) {
                                                            api_call_to_string(op->call), strerror(-r));
                         if (op->internal) {
                                 c->iam_fetching = false;
-                                c->iam_retry_after_ms = now + API_TOKEN_RETRY_MS;
+                                c->iam_retry_after_ms = now + fetch_retry_ms(c);
                         }
                         fail_op(c, op, r == -EINVAL || r == -EPERM ? API_CLASS_PERMANENT : API_CLASS_TRANSIENT, r,
                                 false, m);
@@ -608,7 +713,8 @@ static char *describe_failure(const ApiClient *c, const ApiOp *op, ApiClass clas
                         return xasprintf("%s: project ID %s does not match the %s credentials (%s): fix "
                                          "project_id or the credentials; sending nothing until then",
                                          call, c->project_id, kind_string(c), strempty(api));
-                if (c->clock_skewed && c->credentials && c->credentials->kind == CREDENTIALS_AKSK)
+                if (c->clock_skewed && c->credentials &&
+                    (c->credentials->kind == CREDENTIALS_AKSK || c->credentials->kind == CREDENTIALS_METADATA))
                         /* The signature carries our clock (X-Sdk-Date): the keys may be fine. */
                         return xasprintf("%s: the local clock is %lld s %s the API's (its Date: %s), more than "
                                          "the 15 minutes the gateway allows a signature, and the AK/SK "
@@ -797,6 +903,159 @@ static void iam_token_failed(ApiClient *c, const ApiResult *result) {
         }
 }
 
+/* ---- the metadata service's answers ---- */
+
+/* A metadata fetch failed: back off (the wait grows with each failure in a row) and,
+ * unless the keys in hand still do, give the waiting calls the failure. AUTH (no
+ * agency) stops the client like a refused signature: dispatch fails the waiting calls,
+ * and the daemon's auth retry (api_client_reset_auth) asks again. Takes message. */
+static void metadata_failed(ApiClient *c, ApiClass class, int error, long status, char *message) {
+        c->iam_fetching = false;
+        c->meta_session_renewed = false;
+        int64_t wait = fetch_retry_ms(c);
+        c->iam_retry_after_ms = now_monotonic_ms() + wait;
+        free(c->meta_last_error);
+        c->meta_last_error = message;
+        if (class == API_CLASS_AUTH) {
+                if (!c->auth_failed) {
+                        c->auth_failed = true;
+                        free(c->auth_message);
+                        c->auth_message = xstrdup(message ? message : "no credentials from the ECS metadata service");
+                }
+                return;
+        }
+        if (metadata_keys_usable(c->meta_keys, now_realtime_ms()))
+                return;   /* the old keys still work: the renewal is tried again later */
+        _cleanup_free_ char *m = fetch_failed_message(c);
+        ApiResult r = {
+                .class = API_CLASS_TRANSIENT,
+                .error = error < 0 ? error : -EAGAIN,
+                .http_status = status,
+                .message = m ? m : "no keys from the ECS metadata service",
+                .retry_after_ms = wait,
+        };
+        ApiOp *w;
+        while ((w = c->waiting.head) && !c->cancelling) {
+                ops_remove(&c->waiting, w);
+                r.call = w->call;
+                deliver(c, w, &r, NULL);
+                op_free(w);
+        }
+}
+
+/* The fetch goes on with its next request, first in line (iam_fetching stays set). */
+static void metadata_continue(ApiClient *c) {
+        ApiOp *t = NULL;
+        int r = metadata_op(c, &t);
+        if (r < 0) {
+                metadata_failed(c, API_CLASS_TRANSIENT, r, 0, xasprintf("cannot queue a request: %s", strerror(-r)));
+                return;
+        }
+        t->client = c;
+        t->seq = c->next_seq++;
+        ops_prepend(&c->waiting, t);
+}
+
+static void metadata_no_agency(ApiClient *c, long status, const char *how) {
+        metadata_failed(c, API_CLASS_AUTH, -ENOKEY, status,
+                        xasprintf("the ECS metadata service at %s has no credentials for this ECS (%s): configure a "
+                                  "cloud service agency for this ECS (ECS console, the server's Management "
+                                  "Information: Agency); sending nothing until then",
+                                  c->meta_origin, how));
+}
+
+static void metadata_answered(ApiClient *c, ApiOp *op, const HttpResponse *resp) {
+        bool session = op->call == API_CALL_METADATA_TOKEN;
+        const char *what = session ? "session token" : "securitykey";
+        bool ok = resp->status >= 200 && resp->status < 300;
+
+        if (resp->error) {
+                metadata_failed(c, API_CLASS_TRANSIENT, resp->error, resp->status,
+                                xasprintf("%s: %s", what, strempty(resp->error_message)));
+                return;
+        }
+        if (session) {
+                if (resp->status == 404 || resp->status == 405) {
+                        /* a service without session tokens: the SDK then asks for the keys
+                         * without one, and so do we */
+                        c->meta_session_unsupported = true;
+                } else if (ok) {
+                        size_t n = resp->body_len;
+                        while (n > 0 && (resp->body[n - 1] == '\n' || resp->body[n - 1] == '\r'))
+                                n--;
+                        bool valid = n > 0 && n <= CREDENTIAL_MAX_SIZE;
+                        for (size_t i = 0; valid && i < n; i++)
+                                valid = (unsigned char) resp->body[i] > 0x20 && (unsigned char) resp->body[i] < 0x7f;
+                        if (!valid) {
+                                metadata_failed(c, API_CLASS_TRANSIENT, -EBADMSG, resp->status,
+                                                xasprintf("session token: HTTP %ld but not a token", resp->status));
+                                return;
+                        }
+                        credentials_secret_free(c->meta_session);
+                        c->meta_session = credentials_secret_dup(resp->body, n);
+                        if (!c->meta_session) {
+                                metadata_failed(c, API_CLASS_TRANSIENT, -ENOMEM, resp->status, NULL);
+                                return;
+                        }
+                        /* a minute early: a fetch must not carry one that expires on the way */
+                        c->meta_session_expires_ms = now_realtime_ms() + METADATA_SESSION_TTL_S * 1000LL - 60 * 1000;
+                } else {
+                        metadata_failed(c, API_CLASS_TRANSIENT, -EIO, resp->status,
+                                        xasprintf("session token: HTTP %ld", resp->status));
+                        return;
+                }
+                metadata_continue(c);
+                return;
+        }
+
+        if (resp->status == 401 && !metadata_answer_is_no_agency(resp->status, resp->body, resp->body_len)) {
+                if (!c->meta_session_renewed) {
+                        /* the session token expired, or the service forgot it: a new one, once */
+                        c->meta_session_renewed = true;
+                        c->meta_session_unsupported = false;
+                        credentials_secret_free(c->meta_session);
+                        c->meta_session = NULL;
+                        metadata_continue(c);
+                        return;
+                }
+                metadata_failed(c, API_CLASS_TRANSIENT, -EACCES, resp->status,
+                                xasprintf("securitykey: HTTP 401 even with a new session token"));
+                return;
+        }
+        if (metadata_answer_is_no_agency(resp->status, resp->body, resp->body_len)) {
+                _cleanup_free_ char *how = xasprintf("securitykey: HTTP %ld", resp->status);
+                metadata_no_agency(c, resp->status, how ? how : "securitykey refused");
+                return;
+        }
+        if (!ok) {
+                metadata_failed(c, API_CLASS_TRANSIENT, -EIO, resp->status,
+                                xasprintf("securitykey: HTTP %ld", resp->status));
+                return;
+        }
+        MetadataKeys *k = NULL;
+        char *error = NULL;
+        int r = metadata_parse_securitykey(resp->body, resp->body_len, now_realtime_ms(), &k, &error);
+        if (r == -ENOKEY) {
+                free(error);
+                metadata_no_agency(c, resp->status, "securitykey: HTTP 200 with an empty credential");
+                return;
+        }
+        if (r < 0) {
+                metadata_failed(c, API_CLASS_TRANSIENT, r, resp->status, error);
+                return;
+        }
+        /* The same expiry again: the service has not issued the next keys yet (it does
+         * so 10 minutes before the old ones expire); ask again soon. */
+        bool same = c->meta_keys && c->meta_keys->expires_ms == k->expires_ms;
+        c->meta_renew_at_ms = same ? metadata_same_keys_retry_at_ms(k, now_realtime_ms()) : metadata_renew_at_ms(k);
+        metadata_keys_free(c->meta_keys);
+        c->meta_keys = k;
+        c->meta_failures = 0;
+        c->meta_session_renewed = false;
+        c->iam_fetching = false;
+        c->meta_last_error = mfree(c->meta_last_error);
+}
+
 /* Every answer's Date says where the server's clock is: an AK/SK signature more than 15
  * minutes off it is refused, and that failure must be named as the clock's. */
 static void note_server_clock(ApiClient *c, const HttpResponse *resp) {
@@ -843,8 +1102,25 @@ static void on_http_done(HttpClient *h, const HttpResponse *resp, void *userdata
         ops_remove(&c->wire, op);
         if (c->observer)
                 c->observer(c, op->call, resp->status, c->observer_userdata);
+        if (op->call == API_CALL_METADATA_TOKEN || op->call == API_CALL_METADATA_KEYS) {
+                metadata_answered(c, op, resp);
+                op_free(op);
+                dispatch(c);
+                return;
+        }
         note_server_clock(c, resp);
         ApiClass class = classify_answer(c, op, resp, &e, &error);
+        /* Signed with metadata keys that expired on the way, or were replaced meanwhile
+         * (both generations work during the overlap, but a stale clock may not agree): a
+         * retry with the keys now in hand, not a reason to stop sending. */
+        if (class == API_CLASS_AUTH && resp->status == 401 && op->signed_expires_ms > 0 &&
+            (!c->meta_keys || c->meta_keys->expires_ms != op->signed_expires_ms ||
+             !metadata_keys_usable(c->meta_keys, now_realtime_ms()))) {
+                class = API_CLASS_TRANSIENT;
+                c->meta_renew_at_ms = 0;
+                message = xasprintf("%s: the temporary keys from the ECS metadata service expired on the way "
+                                    "(HTTP 401): retrying with new ones", api_call_to_string(op->call));
+        }
 
         if (class == API_CLASS_OK) {
                 if (op->call == API_CALL_CREATE || op->call == API_CALL_GET)
@@ -1001,6 +1277,12 @@ int api_client_new(sd_event *e, const ApiClientOptions *o, ApiClient **ret, char
                         return -EINVAL;
         }
 
+        if (k && k->kind == CREDENTIALS_METADATA) {
+                r = http_url_check(k->metadata_endpoint ? k->metadata_endpoint : METADATA_DEFAULT_ENDPOINT, ret_message);
+                if (r < 0)
+                        return -EINVAL;
+        }
+
         ApiClient *c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
@@ -1027,6 +1309,18 @@ int api_client_new(sd_event *e, const ApiClientOptions *o, ApiClient **ret, char
                         l--;
                 c->iam_url = xasprintf("%.*s/v3/auth/tokens", (int) l, o->iam_endpoint);
                 if (!c->iam_url) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
+
+        if (k && k->kind == CREDENTIALS_METADATA) {
+                const char *m = k->metadata_endpoint ? k->metadata_endpoint : METADATA_DEFAULT_ENDPOINT;
+                size_t l = strlen(m);
+                while (l > 0 && m[l - 1] == '/')
+                        l--;
+                c->meta_origin = strndup(m, l);
+                if (!c->meta_origin) {
                         r = -ENOMEM;
                         goto fail;
                 }
@@ -1090,6 +1384,10 @@ ApiClient *api_client_free(ApiClient *c) {
         free(c->iam_url);
         free(c->auth_message);
         free_secret(c->iam_token);
+        free(c->meta_origin);
+        metadata_keys_free(c->meta_keys);
+        credentials_secret_free(c->meta_session);
+        free(c->meta_last_error);
         free(c);
         return NULL;
 }
@@ -1238,6 +1536,10 @@ void api_client_reset_auth(ApiClient *c) {
         free_secret(c->iam_token);
         c->iam_token = NULL;
         c->iam_retry_after_ms = 0;
+        /* Metadata keys: ask the service again now (an agency may have been attached);
+         * the keys in hand stay until new ones arrive. */
+        c->meta_renew_at_ms = 0;
+        c->meta_failures = 0;
         schedule(c);
 }
 

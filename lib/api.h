@@ -62,6 +62,8 @@ typedef enum ApiCall {
         API_CALL_START,
         API_CALL_STOP,
         API_CALL_IAM_TOKEN,
+        API_CALL_METADATA_TOKEN,   /* ECS metadata: PUT the session token (internal) */
+        API_CALL_METADATA_KEYS,    /* ECS metadata: GET securitykey (internal) */
         _API_CALL_MAX,
 } ApiCall;
 

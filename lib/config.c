@@ -66,6 +66,8 @@ static const ConfigKey config_keys[] = {
         STR(iam_user, VALUE_STRING),
         STR(iam_domain, VALUE_STRING),
         STR(password_file, VALUE_PATH),
+        STR(credentials, VALUE_STRING),
+        STR(metadata_endpoint, VALUE_URL),
         STR(profiles, VALUE_PATTERNS),
         STR(flavors, VALUE_PATTERNS),
         STR(tenants, VALUE_TENANTS),
@@ -536,6 +538,10 @@ static int stage_value(const char *file, size_t i, const YamlNode *v, Staged *st
                         problem = "expected a region name like 'cn-north-4'";
                 else if (k->type == VALUE_PROJECT && !config_valid_project_id(s))
                         problem = "expected 32 hexadecimal digits";
+                else if (streq(k->name, "credentials") && !streq(s, "metadata"))
+                        /* the only source that needs naming: the others are found */
+                        problem = "expected 'metadata' (leave the key out to use ak_file/sk_file, "
+                                  "$CREDENTIALS_DIRECTORY or the environment)";
                 if (problem) {
                         r = diag_error(diags, file, v->line, v->column, "invalid '%s' %s: %s", k->name,
                                        yaml_quote(q, sizeof(q), s, v->length), problem);

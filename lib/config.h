@@ -100,6 +100,11 @@ typedef struct Config {
         char *iam_user;
         char *iam_domain;
         char *password_file;
+
+        /* `credentials: metadata`: temporary keys from the ECS metadata service at
+         * metadata_endpoint (NULL: http://169.254.169.254), lib/metadata.h */
+        char *credentials;        /* "metadata" or NULL (the sources above) */
+        char *metadata_endpoint;
 } Config;
 
 /* Fill in the defaults (state_dir honours $STATE_DIRECTORY). */

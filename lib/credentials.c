@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "limits.h"
+#include "metadata.h"
 #include "util.h"
 
 /* ---- secret memory ----
@@ -70,6 +71,14 @@ static char *secret_dup(const char *s, size_t len) {
         return c;
 }
 
+char *credentials_secret_dup(const char *s, size_t len) {
+        return s ? secret_dup(s, len) : NULL;
+}
+
+void credentials_secret_free(char *s) {
+        secret_free(s);
+}
+
 /* ---- the struct ---- */
 
 Credentials *credentials_free(Credentials *c) {
@@ -83,6 +92,7 @@ Credentials *credentials_free(Credentials *c) {
         free(c->iam_user);
         free(c->iam_domain);
         free(c->project_id);
+        free(c->metadata_endpoint);
         free(c->source);
         free(c->ak_source);
         free(c->sk_source);
@@ -104,6 +114,8 @@ const char *credentials_kind_to_string(const Credentials *c) {
                 return "IAM token";
         case CREDENTIALS_PASSWORD:
                 return "IAM password";
+        case CREDENTIALS_METADATA:
+                return "ECS metadata (temporary AK/SK)";
         }
         return "unknown credentials";
 }
@@ -122,6 +134,9 @@ char *credentials_describe(const Credentials *c) {
         case CREDENTIALS_PASSWORD:
                 return xasprintf("%s for user %s in domain %s from %s", credentials_kind_to_string(c),
                                  strempty(c->iam_user), strempty(c->iam_domain), c->password_source);
+        case CREDENTIALS_METADATA:
+                return xasprintf("temporary AK/SK from the ECS metadata service at %s (credentials: metadata)",
+                                 strempty(c->metadata_endpoint));
         }
         return strdup("unknown credentials");
 }
@@ -544,6 +559,31 @@ static bool config_names_files(const Config *c) {
         return false;
 }
 
+/* `credentials: metadata`: the source is the ECS metadata service, and nothing else is
+ * read. A credential file named beside it is a contradiction, refused rather than one
+ * of the two silently ignored. */
+static int from_metadata(const Config *config, Credentials **ret, char **ret_error) {
+        for (Slot s = 0; s < _SLOT_MAX; s++)
+                if (slot_config_value(config, s))
+                        return fail(ret_error, -EINVAL,
+                                    "%s sets both 'credentials: metadata' and %s: keep one source of credentials",
+                                    config_name(config), slot_config_key[s]);
+        _cleanup_(credentials_freep) Credentials *cr = calloc(1, sizeof(Credentials));
+        if (!cr)
+                return -ENOMEM;
+        cr->kind = CREDENTIALS_METADATA;
+        cr->metadata_endpoint = strdup(config->metadata_endpoint ? config->metadata_endpoint
+                                                                 : METADATA_DEFAULT_ENDPOINT);
+        cr->source = xasprintf("the ECS metadata service (%s)", strempty(cr->metadata_endpoint));
+        if (!cr->metadata_endpoint || !cr->source)
+                return -ENOMEM;
+        int r = project_id_from_environment(cr, ret_error);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(cr);
+        return 0;
+}
+
 int credentials_load(const Config *config, Credentials **ret, char **ret_error) {
         if (!ret)
                 return -EINVAL;
@@ -551,6 +591,9 @@ int credentials_load(const Config *config, Credentials **ret, char **ret_error) 
         _cleanup_(credentials_freep) Credentials *cr = NULL;
         _cleanup_free_ char *looked_dir = NULL;
         int r;
+
+        if (config && streq_ptr(config->credentials, "metadata"))
+                return from_metadata(config, ret, ret_error);
 
         /* first source that holds anything wins; an error in a source stops the search (a
          * broken ak file must not silently fall back to an old AK in the environment) */

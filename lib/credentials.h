@@ -13,6 +13,9 @@
  *      HUAWEICLOUD_SDK_SECURITY_TOKEN (the Huawei Cloud SDKs' names; an empty variable
  *      counts as unset). There is no standard variable for a static IAM token, so none is
  *      read: a token comes from a file.
+ * `credentials: metadata` in the config replaces all three: the keys come from the ECS
+ * metadata service, fetched by the API client (lib/metadata.h); naming a credential file
+ * beside it is an error, and $CREDENTIALS_DIRECTORY and the environment are not read.
  * HUAWEICLOUD_SDK_PROJECT_ID is read whatever the source (it is not a secret); the
  * config's project_id should win over it (the caller decides).
  *
@@ -34,6 +37,9 @@ typedef enum CredentialsKind {
         CREDENTIALS_AKSK,      /* sign with SDK-HMAC-SHA256 (+ X-Security-Token if set) */
         CREDENTIALS_TOKEN,     /* a static IAM token, sent as X-Auth-Token */
         CREDENTIALS_PASSWORD,  /* IAM user/domain/password: fetch a token (the API client) */
+        CREDENTIALS_METADATA,  /* `credentials: metadata`: temporary AK/SK + security token
+                                * from the ECS metadata service (the API client fetches and
+                                * renews them, lib/metadata.h); no secret here */
 } CredentialsKind;
 
 typedef struct Credentials {
@@ -50,6 +56,7 @@ typedef struct Credentials {
         char *iam_user;        /* PASSWORD: copied from the config */
         char *iam_domain;
         char *project_id;      /* HUAWEICLOUD_SDK_PROJECT_ID, or NULL */
+        char *metadata_endpoint;  /* METADATA: http://169.254.169.254 or the config's */
 
         /* Where each value came from, for messages: "file /etc/notebookd/sk (sk_file)",
          * "credentials directory /run/credentials/notebookd.service (sk)", "environment
@@ -84,13 +91,20 @@ int credentials_load(const Config *config, Credentials **ret, char **ret_error);
 Credentials *credentials_free(Credentials *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Credentials *, credentials_free);
 
-/* "AK/SK", "temporary AK/SK" (with a security token), "IAM token", "IAM password". */
+/* "AK/SK", "temporary AK/SK" (with a security token), "IAM token", "IAM password",
+ * "ECS metadata (temporary AK/SK)". */
 const char *credentials_kind_to_string(const Credentials *c);
 
 /* One line for the journal at startup and in auth-failure messages: the kind and where it
  * came from, e.g. "AK/SK from file /etc/notebookd/ak (ak_file) and file /etc/notebookd/sk
  * (sk_file)". Never a value. Caller frees; NULL on ENOMEM. */
 char *credentials_describe(const Credentials *c);
+
+/* The protected memory the secrets above live in, for secrets fetched later (the
+ * metadata service's keys): a mapping of its own, out of core dumps and swap, wiped on
+ * free. NULL on ENOMEM. credentials_secret_free() is NULL-safe. */
+char *credentials_secret_dup(const char *s, size_t len);
+void credentials_secret_free(char *s);
 
 /* Process-wide: no core dumps and no ptrace attach by other processes of the same user
  * (prctl PR_SET_DUMPABLE 0), so a copy of a secret in ordinary memory (a curl header, an

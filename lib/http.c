@@ -206,7 +206,10 @@ int http_url_check(const char *url, char **ret_message) {
         } else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
                 set_message(ret_message, xasprintf("URL %s has no host", strempty(q)));
                 r = -EINVAL;
-        } else if (strcasecmp(scheme, "https") == 0 || http_host_is_loopback(host)) {
+        } else if (strcasecmp(scheme, "https") == 0 || http_host_is_loopback(host) ||
+                   streq(host, HTTP_METADATA_HOST)) {
+                /* The ECS metadata service answers plain http only, at a link-local
+                 * address: its traffic never leaves the host's link. */
                 r = 0;
         } else {
                 /* Credentials and signatures must not cross a network in clear. */

@@ -113,6 +113,9 @@ char *http_no_proxy_list(const char *configured, const char *env);
 /* Loopback (an emulator, a local gateway) and link-local (the ECS metadata service,
  * which a proxy would answer with its own host's data) never go through a proxy. */
 #define HTTP_NO_PROXY_ALWAYS "localhost,127.0.0.0/8,::1,169.254.0.0/16"
+/* The ECS metadata service's link-local address: the one non-loopback host that may
+ * be reached over plain http (it offers nothing else). */
+#define HTTP_METADATA_HOST "169.254.169.254"
 
 /* True for "localhost", 127.0.0.0/8 and ::1 (with or without brackets). */
 bool http_host_is_loopback(const char *host);

@@ -119,6 +119,23 @@
 /* After a failed token request, wait this long before asking IAM again (calls meanwhile
  * fail fast): a broken IAM must not be hammered by every queued call. */
 #define API_TOKEN_RETRY_MS (10 * 1000)
+/* ECS metadata credentials (lib/metadata.h). The service issues new keys 10 minutes
+ * before the old ones expire (both work meanwhile): renew then, or a third of the keys'
+ * life before expiry when they live shorter (a test's rotation). */
+#define METADATA_RENEW_BEFORE_MS (10 * 60 * 1000)
+/* A renewal that brought back the same keys (the new ones are not issued yet) asks again
+ * this soon, or at a quarter of the time left, whichever is sooner. */
+#define METADATA_SAME_KEYS_RETRY_MS (30 * 1000)
+/* Keys are not used this close to their expiry (a minute, or a tenth of their life): a
+ * request must not arrive signed with a key that expired on the way. */
+#define METADATA_EXPIRY_MARGIN_MS (60 * 1000)
+/* Failed fetches back off from 1 s, doubling, up to a minute (jittered by up to +25%):
+ * the service is local and usually back soon, but a loop must not hammer it. */
+#define METADATA_RETRY_MIN_MS 1000
+#define METADATA_RETRY_MAX_MS (60 * 1000)
+/* The session token's life we ask for (X-Metadata-Token-Ttl-Seconds), as the SDKs do:
+ * 6 h, the most the service grants; it is fetched again before it runs out. */
+#define METADATA_SESSION_TTL_S (6 * 60 * 60)
 
 /* ---- state store ---- */
 /* How long a writer waits for another writer's lock (two daemons on one state dir,

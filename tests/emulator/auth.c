@@ -84,16 +84,40 @@ static int fail(Stats *stats, const AuthRequest *req, EmuViolation v, EmuError *
         return -EACCES;
 }
 
-static int check_aksk(const Settings *s, AuthState *st, Stats *stats, const AuthRequest *req, const char *authz,
-                      int64_t now_mono, int64_t now_real_s, EmuError *err) {
+static int check_aksk(const Settings *s, AuthState *st, MetaState *meta, Stats *stats, const AuthRequest *req,
+                      const char *authz, int64_t now_mono, int64_t now_real_s, EmuError *err) {
         _cleanup_(sign_authorization_done) SignAuthorization a = {};
         if (sign_authorization_parse(authz, &a) < 0)
                 return fail(stats, req, VIOLATION_MALFORMED_AUTHORIZATION, err, "APIG.0301",
                             "Incorrect IAM authentication information: malformed Authorization header");
-        if (!s->ak || !s->sk)
+        /* Temporary keys from the metadata service: their own SK and security token, and
+         * an expiry of their own (metadata.c). */
+        char meta_sk[EMU_METADATA_KEY_MAX], meta_token[EMU_METADATA_KEY_MAX];
+        int64_t expired_at = 0;
+        int m = meta ? emu_metadata_lookup(s, meta, a.access, now_realtime_ms(), meta_sk, meta_token, &expired_at)
+                     : 0;
+        if (m == -EKEYEXPIRED) {
+                /* the gateway's answer to a temporary key past its expires_at */
+                char now_s[32] = "", exp_s[32] = "";
+                time_t tn = (time_t) now_real_s, te = (time_t) expired_at;
+                struct tm tm;
+                if (gmtime_r(&tn, &tm))
+                        (void) strftime(now_s, sizeof now_s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+                if (gmtime_r(&te, &tm))
+                        (void) strftime(exp_s, sizeof exp_s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+                _cleanup_free_ char *msg = xasprintf("Incorrect IAM authentication information: verify security token "
+                                                     "fail, the token has expired, current time is %s, expire time "
+                                                     "is %s", now_s, exp_s);
+                explicit_bzero(meta_sk, sizeof meta_sk);
+                return fail(stats, req, VIOLATION_BAD_SECURITY_TOKEN, err, "APIG.0301",
+                            msg ? msg : "Incorrect IAM authentication information: security token expired");
+        }
+        const char *want_ak = m == 1 ? a.access : s->ak, *want_sk = m == 1 ? meta_sk : s->sk;
+        const char *want_token = m == 1 ? meta_token : s->security_token;
+        if (!want_ak || !want_sk)
                 return fail(stats, req, VIOLATION_UNKNOWN_AK, err, "APIG.0301",
                             "Incorrect IAM authentication information: AK/SK authentication is not enabled");
-        if (!streq(a.access, s->ak)) {
+        if (!streq(a.access, want_ak)) {
                 /* the cloud's words for an AK that does not exist (never made, or deleted
                  * by a rotation) */
                 _cleanup_free_ char *msg = xasprintf("Incorrect IAM authentication information: Get secretKey "
@@ -102,7 +126,7 @@ static int check_aksk(const Settings *s, AuthState *st, Stats *stats, const Auth
                             msg ? msg : "Incorrect IAM authentication information: Get secretKey failed");
         }
 
-        if (st->locked_until) {
+        if (m != 1 && st->locked_until) {
                 if (now_mono < st->locked_until)
                         return fail(stats, req, VIOLATION_AK_LOCKED, err, "APIG.0301",
                                     "Incorrect IAM authentication information: access key locked after "
@@ -133,8 +157,8 @@ static int check_aksk(const Settings *s, AuthState *st, Stats *stats, const Auth
         }
 
         const char *sec = emu_auth_header(req, "X-Security-Token");
-        if (s->security_token || sec) {
-                if (!s->security_token || !sec || !secret_eq(sec, s->security_token))
+        if (want_token || sec) {
+                if (!want_token || !sec || !secret_eq(sec, want_token))
                         return fail(stats, req, VIOLATION_BAD_SECURITY_TOKEN, err, "APIG.0301",
                                     "Incorrect IAM authentication information: X-Security-Token missing or invalid");
                 if (!list_has(a.signed_headers, "x-security-token"))
@@ -152,7 +176,13 @@ static int check_aksk(const Settings *s, AuthState *st, Stats *stats, const Auth
                 .body = req->body,
                 .body_len = req->body_len,
         };
-        int r = sign_verify(&sr, date, s->ak, s->sk, authz);
+        int r = sign_verify(&sr, date, want_ak, want_sk, authz);
+        explicit_bzero(meta_sk, sizeof meta_sk);
+        if ((r == -EBADMSG || r == -EPERM) && m == 1) {
+                _cleanup_free_ char *msg = xasprintf("Incorrect IAM authentication information: verify aksk signature "
+                                                     "fail (%s)", r == -EPERM ? "signature mismatch" : "x-sdk-date not signed");
+                return fail(stats, req, VIOLATION_BAD_SIGNATURE, err, "APIG.0301", msg ? msg : "signature mismatch");
+        }
         if (r == -EBADMSG || r == -EPERM) {
                 const char *why = r == -EPERM ? "signature mismatch"
                                               : "x-sdk-date not signed, or a signed header missing or repeated";
@@ -168,7 +198,10 @@ static int check_aksk(const Settings *s, AuthState *st, Stats *stats, const Auth
                 emu_error_set(err, 500, "APIG.0101", "signature verification failed: %s", strerror(-r));
                 return r;
         }
-        st->failures = 0;
+        if (m == 1)
+                emu_metadata_note_used(meta, a.access);
+        else
+                st->failures = 0;
 
         if (emu_auth_header(req, "X-Project-Id") && !list_has(a.signed_headers, "x-project-id"))
                 emu_stats_violation(stats, VIOLATION_UNSIGNED_X_PROJECT_ID, req->method, req->path,
@@ -178,7 +211,13 @@ static int check_aksk(const Settings *s, AuthState *st, Stats *stats, const Auth
 
 int emu_auth_check(const Settings *s, AuthState *st, Stats *stats, const AuthRequest *req, int64_t now_mono,
                    int64_t now_real_s, EmuError *err) {
-        if (!s->ak && !s->token)
+        return emu_auth_check_meta(s, st, NULL, stats, req, now_mono, now_real_s, err);
+}
+
+int emu_auth_check_meta(const Settings *s, AuthState *st, MetaState *meta, Stats *stats, const AuthRequest *req,
+                        int64_t now_mono, int64_t now_real_s, EmuError *err) {
+        bool meta_on = meta && s->metadata_period_ms > 0;
+        if (!s->ak && !s->token && !meta_on)
                 return 0; /* documented: no credential configured, nothing checked */
 
         const char *authz = emu_auth_header(req, "Authorization");
@@ -191,7 +230,7 @@ int emu_auth_check(const Settings *s, AuthState *st, Stats *stats, const AuthReq
                                      : "Invalid token: token authentication is not enabled");
         }
         if (authz)
-                return check_aksk(s, st, stats, req, authz, now_mono, now_real_s, err);
+                return check_aksk(s, st, meta_on ? meta : NULL, stats, req, authz, now_mono, now_real_s, err);
         return fail(stats, req, VIOLATION_MISSING_AUTH, err, "APIG.0301",
                     "Incorrect IAM authentication information: no Authorization or X-Auth-Token header");
 }

@@ -32,6 +32,7 @@ typedef enum EmuRoute {
         ROUTE_ACTION,
         ROUTE_EMULATOR, /* /_emulator/...: control plane, never faulted, never authenticated */
         ROUTE_UNKNOWN,
+        ROUTE_METADATA, /* the ECS metadata service (metadata.c): never faulted by the API faults */
         _ROUTE_MAX,
 } EmuRoute;
 
@@ -123,6 +124,12 @@ typedef struct Settings {
         int64_t throttle_next;
         int64_t drop_after_create_next;
         unsigned fault_routes; /* ROUTE_BIT set */
+
+        /* the ECS metadata service (metadata.c) */
+        int64_t metadata_period_ms;  /* startup: a new key generation this often; 0 = no service */
+        int64_t metadata_overlap_ms; /* startup: a generation outlives its successor's issue by this */
+        bool metadata_no_agency;     /* runtime: the ECS has no agency: securitykey answers 404 */
+        int64_t metadata_fail_next;  /* runtime: the next N metadata requests answer 503 */
 } Settings;
 
 enum {
@@ -361,6 +368,50 @@ const char *emu_auth_header(const AuthRequest *req, const char *name);
  * AK lock. */
 int emu_auth_check(const Settings *settings, AuthState *st, Stats *stats, const AuthRequest *req,
                    int64_t now_mono, int64_t now_real_s, EmuError *err);
+/* The same, also accepting the metadata service's temporary keys (meta may be NULL). */
+typedef struct MetaState MetaState;
+int emu_auth_check_meta(const Settings *settings, AuthState *st, struct MetaState *meta, Stats *stats,
+                        const AuthRequest *req, int64_t now_mono, int64_t now_real_s, EmuError *err);
+
+/* ---- the ECS metadata service (metadata.c) ----
+ * Temporary keys come in generations: generation g is issued at epoch + g * period and
+ * expires at epoch + (g + 1) * period + overlap, so two generations are valid during
+ * each overlap, as the cloud's are for 10 minutes of every hour. Keys are derived from a
+ * secret and g, so nothing but counters is stored. Under Emulator.lock like the rest. */
+#define EMU_METADATA_SESSIONS 8
+struct MetaState {
+        int64_t epoch_ms;       /* realtime: generation 0's issue */
+        uint64_t secret;        /* keys and session tokens derive from it */
+        uint64_t session_counter;
+        char sessions[EMU_METADATA_SESSIONS][33];     /* the last session tokens issued */
+        int64_t session_expires_ms[EMU_METADATA_SESSIONS];
+        /* what tests assert on (/_emulator/stats "metadata") */
+        int64_t token_requests, securitykey_requests, failed_injected, keys_served;
+        int64_t failed_at_ms[8];  /* realtime of the first injected failures: the client's backoff */
+        int64_t signed_ok;        /* API requests signed with metadata keys and accepted */
+        int64_t distinct_aks;     /* generations that signed an accepted request */
+        int64_t last_gen_used;    /* -1: none yet */
+        int64_t expired_rejected; /* 401: a generation past its expiry */
+};
+
+void emu_metadata_init(MetaState *m, uint64_t seed, int64_t now_real_ms);
+/* The metadata routes: PUT /meta-data/latest/api/token, GET /openstack/latest/securitykey. */
+bool emu_metadata_path(const char *url);
+/* Answer one metadata request: *ret_http and a body in *ret_text (caller frees; a JSON
+ * object or the bare session token). */
+void emu_metadata_answer(Settings *s, MetaState *m, const char *method, const char *url,
+                         const char *ttl_header, const char *token_header, int64_t now_real_ms, unsigned *ret_http,
+                         char **ret_text);
+/* An AK the metadata service made: 1 and its SK and security token (static buffers of
+ * the caller, EMU_METADATA_KEY_MAX each) when valid at now_real_ms; 0 when the AK is not
+ * one of them; -EKEYEXPIRED (and *ret_expired_at, the expiry in seconds) when it was one
+ * but expired; -ENOENT for one not issued yet. */
+#define EMU_METADATA_KEY_MAX 96
+int emu_metadata_lookup(const Settings *s, MetaState *m, const char *ak, int64_t now_real_ms, char *ret_sk,
+                        char *ret_security_token, int64_t *ret_expired_at);
+/* An accepted request signed with this metadata AK: counted for the stats. */
+void emu_metadata_note_used(MetaState *m, const char *ak);
+cJSON *emu_metadata_stats(const Settings *s, const MetaState *m, int64_t now_real_ms);
 
 /* ---- delayed responses (delay.c) ---- */
 struct MHD_Connection;
@@ -382,6 +433,7 @@ typedef struct Emulator {
         Stats *stats;
         Rng rng;
         AuthState auth;
+        MetaState meta;
         InjectUsage *inject_usage;
         Delayer *delayer;
         struct MHD_Daemon *mhd;

@@ -59,6 +59,7 @@ int main(int argc, char **argv) {
         emu_rng_seed(&e.rng, seed);
         e.id_seed = emu_mix64(seed ^ 0x5265717565737449ull); /* request ids: their own stream */
         e.started_mono = now_monotonic_ms();
+        emu_metadata_init(&e.meta, seed, now_realtime_ms());
         pthread_mutex_init(&e.lock, NULL);
 
         int exit_code = 1;

@@ -155,6 +155,8 @@ static char *raw_path_of(const Request *r) {
 static EmuRoute route_of(const char *url, const char *method, Request *r) {
         if (strncmp(url, "/_emulator/", 11) == 0)
                 return ROUTE_EMULATOR;
+        if (emu_metadata_path(url))
+                return ROUTE_METADATA;
         if (strncmp(url, "/v1/", 4) != 0)
                 return ROUTE_UNKNOWN;
         const char *p = url + 4;
@@ -711,6 +713,7 @@ static void handle_control(Ctx *c, Reply *rep) {
                         cJSON_AddBoolToObject(auth, "ak_locked", e->auth.locked_until > c->now_mono);
                         cJSON_AddNumberToObject(auth, "failures_in_a_row", (double) e->auth.failures);
                 }
+                cJSON_AddItemToObject(rep->json, "metadata", emu_metadata_stats(&e->settings, &e->meta, now_realtime_ms()));
                 rep->http = 200;
         } else if (post && streq(what, "reset")) {
                 control_reset(e);
@@ -786,7 +789,8 @@ static void process_api(Ctx *c, Reply *rep) {
                 .headers = c->headers,
                 .n_headers = c->n_headers,
         };
-        if (emu_auth_check(s, &e->auth, e->stats, &ar, c->now_mono, now_realtime_ms() / 1000, &rep->err) < 0)
+        if (emu_auth_check_meta(s, &e->auth, &e->meta, e->stats, &ar, c->now_mono, now_realtime_ms() / 1000,
+                                &rep->err) < 0)
                 return;
 
         if (s->project_id && !streq(r->project_id, s->project_id))
@@ -844,6 +848,12 @@ static void process(Ctx *c, Reply *rep) {
                 process_api(c, rep);
         else if (c->r->route == ROUTE_EMULATOR)
                 handle_control(c, rep);
+        else if (c->r->route == ROUTE_METADATA) {
+                emu_metadata_answer(&e->settings, &e->meta, c->method, c->url, header(c, "X-Metadata-Token-Ttl-Seconds"),
+                                    header(c, "X-Metadata-Token"), now_realtime_ms(), &rep->http, &rep->text);
+                if (!rep->text)
+                        emu_error_set(&rep->err, 500, "ModelArts.0010", "Out of memory");
+        }
         else
                 reject(c, rep, VIOLATION_UNKNOWN_ROUTE, 404, "APIG.0101",
                        "The API does not exist or has not been published in the environment");

@@ -89,6 +89,14 @@ static const SettingDef defs[] = {
           "the next N successful creates are dropped" },
         { "fault-routes", T_ROUTES, OFF(fault_routes), 0, 0, false, false,
           "routes faults apply to: all, none or a list of create,list,get,delete,action" },
+        { "metadata-period-ms", T_INT, OFF(metadata_period_ms), 0, INT64_MAX / 4, true, false,
+          "serve the ECS metadata service; a new key generation this often (0: off)" },
+        { "metadata-overlap-ms", T_INT, OFF(metadata_overlap_ms), 0, INT64_MAX / 4, true, false,
+          "a generation stays valid this long after the next is issued" },
+        { "metadata-no-agency", T_BOOL, OFF(metadata_no_agency), 0, 0, false, false,
+          "the ECS has no agency: securitykey answers 404" },
+        { "metadata-fail-next", T_INT, OFF(metadata_fail_next), 0, INT64_MAX, false, false,
+          "the next N metadata requests answer 503" },
 };
 
 /* The value check of a T_STRING setting that has one. */

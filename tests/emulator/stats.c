@@ -58,7 +58,7 @@ struct Stats {
 
 static const char *const route_names[_ROUTE_MAX] = {
         [ROUTE_CREATE] = "create", [ROUTE_LIST] = "list",         [ROUTE_GET] = "get",         [ROUTE_DELETE] = "delete",
-        [ROUTE_ACTION] = "action", [ROUTE_EMULATOR] = "emulator", [ROUTE_UNKNOWN] = "unknown",
+        [ROUTE_ACTION] = "action", [ROUTE_EMULATOR] = "emulator", [ROUTE_UNKNOWN] = "unknown", [ROUTE_METADATA] = "metadata",
 };
 
 const char *emu_route_name(EmuRoute r) {

@@ -243,6 +243,26 @@ static void test_bad_values(void **state) {
         bad1("manifests:\n", 1, 11, "'manifests' must be a string, got null");
         bad1("state_dir: [a]\n", 1, 12, "'state_dir' must be a string, got a list");
         bad1("ak_file: {}\n", 1, 10, "'ak_file' must be a string, got a mapping");
+        bad1("credentials: aksk\n", 1, 14,
+             "invalid 'credentials' 'aksk': expected 'metadata' (leave the key out to use ak_file/sk_file, "
+             "$CREDENTIALS_DIRECTORY or the environment)");
+        bad1("credentials: metadata\nmetadata_endpoint: 169.254.169.254\n", 2, 20,
+             "invalid 'metadata_endpoint' '169.254.169.254': expected an http:// or https:// URL");
+}
+
+/* `credentials: metadata` and where the service is. */
+static void test_credentials_metadata(void **state) {
+        (void) state;
+        Config c;
+        assert_int_equal(config_init(&c), 0);
+        assert_null(c.credentials);
+        assert_null(c.metadata_endpoint);
+        _cleanup_free_ char *path = write_config("credentials: metadata\nmetadata_endpoint: http://127.0.0.1:8080/\n");
+        _cleanup_diags_ Diags d = DIAGS_INIT;
+        assert_int_equal(config_load(&c, path, &d), 0);
+        assert_string_equal(c.credentials, "metadata");
+        assert_string_equal(c.metadata_endpoint, "http://127.0.0.1:8080");
+        config_done(&c);
 }
 
 static void test_concurrency(void **state) {
@@ -535,6 +555,7 @@ int main(void) {
                 cmocka_unit_test(test_too_large),
                 cmocka_unit_test(test_unknown_keys),
                 cmocka_unit_test(test_bad_values),
+                cmocka_unit_test(test_credentials_metadata),
                 cmocka_unit_test(test_concurrency),
                 cmocka_unit_test(test_durations),
                 cmocka_unit_test(test_structure),

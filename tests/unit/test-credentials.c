@@ -233,6 +233,39 @@ static void test_config_files(void **state) {
         assert_no_secret(d);
 }
 
+/* `credentials: metadata`: nothing is read here, whatever else is around; the API
+ * client fetches the keys. A credential file named beside it is a contradiction. */
+static void test_metadata(void **state) {
+        Fixture *f = *state;
+        put_cred(f, "ak", DIR_AK);
+        put_cred(f, "sk", DIR_SK);
+        setenv("HUAWEICLOUD_SDK_AK", ENV_AK, 1);
+        setenv("HUAWEICLOUD_SDK_SK", ENV_SK, 1);
+        f->config.credentials = (char *) "metadata";
+        {
+                _cleanup_(credentials_freep) Credentials *cr = load_ok(&f->config);
+                assert_int_equal(cr->kind, CREDENTIALS_METADATA);
+                assert_null(cr->ak);
+                assert_null(cr->sk);
+                assert_null(cr->security_token);
+                assert_string_equal(cr->metadata_endpoint, "http://169.254.169.254");
+                _cleanup_free_ char *d = credentials_describe(cr);
+                assert_string_equal(d, "temporary AK/SK from the ECS metadata service at http://169.254.169.254 "
+                                       "(credentials: metadata)");
+        }
+        f->config.metadata_endpoint = (char *) "http://127.0.0.1:9";
+        {
+                _cleanup_(credentials_freep) Credentials *cr = load_ok(&f->config);
+                assert_string_equal(cr->metadata_endpoint, "http://127.0.0.1:9");
+        }
+        put_file(f, &f->config.sk_file, "sk", FILE_SK, 0600);
+        _cleanup_free_ char *m = load_fails(&f->config, -EINVAL);
+        assert_string_equal(m, "/etc/notebookd/notebookd.yaml sets both 'credentials: metadata' and sk_file: keep "
+                               "one source of credentials");
+        f->config.credentials = NULL;
+        f->config.metadata_endpoint = NULL;
+}
+
 static void test_token_file(void **state) {
         Fixture *f = *state;
         put_file(f, &f->config.token_file, "token", TOKEN "\n", 0600);
@@ -653,6 +686,7 @@ int main(void) {
                 T(test_credentials_directory),
                 T(test_credentials_directory_mode_not_checked),
                 T(test_config_files),
+                T(test_metadata),
                 T(test_token_file),
                 T(test_password),
                 T(test_precedence),

@@ -198,6 +198,10 @@ static void test_url_policy(void **state) {
         assert_int_equal(http_url_check("http://127.200.3.4/x", NULL), 0);
         assert_int_equal(http_url_check("http://localhost:1/", NULL), 0);
         assert_int_equal(http_url_check("http://LOCALHOST/", NULL), 0);
+        /* the ECS metadata service: plain http at its link-local address, and only there */
+        assert_int_equal(http_url_check("http://169.254.169.254/openstack/latest/securitykey", NULL), 0);
+        assert_int_equal(http_url_check("http://169.254.169.253/", NULL), -EPERM);
+        assert_int_equal(http_url_check("http://169.254.169.254.example.com/", NULL), -EPERM);
         assert_int_equal(http_url_check("http://[::1]:9/", NULL), 0);
 
         assert_int_equal(http_url_check("http://modelarts.cn-north-4.myhuaweicloud.com/", &m), -EPERM);
