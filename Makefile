@@ -130,12 +130,23 @@ fuzz: | $(DEPS_STAMP)
 system-test: all
 	@BUILD=$(BUILD) bash tests/system/run.sh
 
-install: all
+# What `make install` and the Debian package need: the daemon and the template unit
+# generated from notebookd.service (mk/template-unit.sh says why), no emulator or tools.
+.PHONY: programs
+programs: $(BUILD)/notebookd $(BUILD)/units/notebookd@.service
+all: $(BUILD)/units/notebookd@.service
+$(BUILD)/units/notebookd@.service: units/notebookd.service mk/template-unit.sh
+	@mkdir -p $(dir $@)
+	sh mk/template-unit.sh $< >$@.tmp && mv $@.tmp $@
+
+install: programs
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CATALOGDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/notebookd/manifests $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/notebookd $(DESTDIR)$(BINDIR)/notebookd
 	sed 's,@BINDIR@,$(BINDIR),g' units/notebookd.service > $(DESTDIR)$(UNITDIR)/notebookd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/notebookd.service
+	sed 's,@BINDIR@,$(BINDIR),g' $(BUILD)/units/notebookd@.service > $(DESTDIR)$(UNITDIR)/notebookd@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/notebookd@.service
 	install -m 0644 units/notebookd.catalog $(DESTDIR)$(CATALOGDIR)/notebookd.catalog
 	install -m 0644 units/notebookd.8 $(DESTDIR)$(MANDIR)/man8/notebookd.8
 	test -e $(DESTDIR)$(SYSCONFDIR)/notebookd/notebookd.yaml || \
