@@ -33,6 +33,17 @@ faketime:cmd:faketime
 # `systemd-analyze verify` checks the unit's Documentation=man:notebookd(8) with it.
 # openssl: t-emulator signs a request by hand.
 # faketime (and its dependency libfaketime): t-fault-clock.sh skews the daemon's clock.
+# DEB=1 (make deb, make deps DEB=1): the Debian packaging tools, only when asked: the
+# package build (dpkg-buildpackage, dh), lintian on the .deb, and dch (devscripts), with
+# which tests/system/run.sh bumps the version to build the package it upgrades to.
+if [ "${DEB:-0}" = 1 ]; then
+    NEEDS="$NEEDS
+dpkg-dev:cmd:dpkg-buildpackage
+debhelper:cmd:dh
+devscripts:cmd:dch
+lintian:cmd:lintian
+"
+fi
 missing=""
 for entry in $NEEDS; do
     pkg=${entry%%:*}
