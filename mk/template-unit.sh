@@ -22,7 +22,7 @@ in_header {
         print "# Generated from notebookd.service by mk/template-unit.sh (the same sandbox and"
         print "# policy); installed by `make install` and the Debian package, which replace @BINDIR@."
         print "# notebookd@NAME reads /etc/notebookd/NAME.yaml (set project_id, region or endpoint,"
-        print "# and its own manifests: there), keeps its state in /var/lib/notebookd/NAME and takes"
+        print "# and its own manifests: there), keeps its state in /var/lib/notebookd@NAME and takes"
         print "# its credentials from /etc/notebookd/credentials/NAME/. Local changes belong in a"
         print "# drop-in (`systemctl edit notebookd@NAME`, or `systemctl edit notebookd@` for all)."
 }
@@ -33,8 +33,14 @@ in_header {
         sub(/\/notebookd /, "/notebookd --config /etc/notebookd/%i.yaml ")
         n["ExecStart"]++
 }
-/^StateDirectory=notebookd$/ { $0 = "StateDirectory=notebookd/%i"; n["StateDirectory"]++ }
-/^# Files and identity\./ { sub(/\/var\/lib\/notebookd/, "/var/lib/notebookd/%i") }
+# A sibling of the directory of notebookd.service (/var/lib/notebookd@NAME), not one
+# inside it: with DynamicUser= systemd makes /var/lib/notebookd a symlink to
+# private/notebookd, and an instance with StateDirectory=notebookd/%i then fails to start
+# ("Failed to set up special execution directory in /var/lib: File exists", seen in the
+# system test), as notebookd.service would after an instance; and a new dynamic UID of
+# notebookd.service would chown the databases of the instances inside it too.
+/^StateDirectory=notebookd$/ { $0 = "StateDirectory=notebookd@%i"; n["StateDirectory"]++ }
+/^# Files and identity\./ { sub(/\/var\/lib\/notebookd/, "/var/lib/notebookd@%i") }
 # Every credential path, the LoadCredential= lines and the comments naming them alike.
 /\/etc\/notebookd\/credentials\// {
         if ($0 ~ /^LoadCredential=/) n["LoadCredential"]++
@@ -45,7 +51,7 @@ in_header {
 # notebookd names itself SYSLOG_IDENTIFIER=notebookd in every entry it writes, so
 # SyslogIdentifier= would not tell instances apart; journald adds this field to every
 # entry of the unit (the daemon'"'"'s, its stderr'"'"'s and systemd'"'"'s about it).
-/^StateDirectory=notebookd\/%i$/ {
+/^StateDirectory=notebookd@%i$/ {
         print "# Which instance wrote an entry: journalctl NOTEBOOKD_INSTANCE=NAME (or -u notebookd@NAME)."
         print "LogExtraFields=NOTEBOOKD_INSTANCE=%i"
 }

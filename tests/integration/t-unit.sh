@@ -74,7 +74,7 @@ tpl=$D/lib/systemd/system/notebookd@.service
 nb_assert_eq 644 "$(stat -c %a "$tpl")" "template unit mode"
 nb_assert_file_no_match "$tpl" '@[A-Z]+@' "installed template (unsubstituted placeholder)"
 for want in '^ExecStart=/usr/local/bin/notebookd --config /etc/notebookd/%i\.yaml run$' \
-        '^StateDirectory=notebookd/%i$' '^LogExtraFields=NOTEBOOKD_INSTANCE=%i$' \
+        '^StateDirectory=notebookd@%i$' '^LogExtraFields=NOTEBOOKD_INSTANCE=%i$' \
         '^LoadCredential=ak:/etc/notebookd/credentials/%i/ak$' '^LoadCredential=sk:/etc/notebookd/credentials/%i/sk$'; do
         nb_assert_file_match "$tpl" "$want" "installed template"
 done
@@ -83,7 +83,7 @@ done
 # by the generator under test).
 grep -v '^#' "$unit" | sed -e 's/^\(Description=.*\)$/\1 (%i)/' \
         -e 's,^\(ExecStart=[^ ]*/notebookd\) ,\1 --config /etc/notebookd/%i.yaml ,' \
-        -e 's,^StateDirectory=notebookd$,&/%i\nLogExtraFields=NOTEBOOKD_INSTANCE=%i,' \
+        -e 's,^StateDirectory=notebookd$,&@%i\nLogExtraFields=NOTEBOOKD_INSTANCE=%i,' \
         -e 's,^\(LoadCredential=[a-z-]*:/etc/notebookd/credentials/\),\1%i/,' >"$T/template.want"
 grep -v '^#' "$tpl" >"$T/template.got"
 diff -u "$T/template.want" "$T/template.got" >"$T/template.diff" ||
