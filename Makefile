@@ -132,9 +132,10 @@ FUZZ_SECONDS ?= 60
 fuzz: | $(DEPS_STAMP)
 	@FUZZ_RUNS=$(FUZZ_RUNS) bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-# The system test, not part of `make test` (a minute or two; root): `make install` into a
-# Debian 12 rootfs (debootstrap, cached in build/system/) booted by systemd-nspawn, where
-# systemd runs notebookd from its unit; tests/system/run.sh says what is checked.
+# The system test, not part of `make test` (a few minutes; root): the Debian package (and a
+# rebuilt one with a higher version, to upgrade to) installed with apt-get in a Debian 12
+# rootfs (debootstrap, cached in build/system/) booted by systemd-nspawn, where systemd
+# runs notebookd and two template instances; tests/system/run.sh says what is checked.
 .PHONY: system-test
 system-test: all
 	@BUILD=$(BUILD) bash tests/system/run.sh
