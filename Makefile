@@ -3,7 +3,12 @@
 #   make test       unit, golden and integration tests (SANITIZE=1: ASan+UBSan)
 #   make run        the daemon against the local emulator (see README)
 #   make deps       install missing build/test dependencies (apt-get, as root)
-VERSION    := 0.1.0
+#   make deb        the Debian package, lintian-clean, in build/deb/ (mk/deb.sh)
+# The version has one home, debian/changelog (the package's version is the program's).
+VERSION    := $(shell head -n 1 debian/changelog | cut -d'(' -f2 | cut -d')' -f1)
+ifeq ($(VERSION),)
+$(error no version: the first line of debian/changelog is not "notebookd (VERSION) ...")
+endif
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 SBINDIR    ?= $(PREFIX)/sbin
@@ -27,7 +32,7 @@ endif
 WARNFLAGS := -std=gnu11 -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
              -Wpointer-arith -Wcast-qual -Wformat=2 -Wundef -Wvla -Werror
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS  = $(WARNFLAGS) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -DNOTEBOOKD_VERSION='"$(VERSION)"' \
+ALL_CFLAGS  = $(WARNFLAGS) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -DNOTEBOOKD_VERSION='"$(VERSION)"' \
               -Ilib $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 LIBS        = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
@@ -49,6 +54,10 @@ all: $(BUILD)/notebookd $(BUILD)/modelarts-emulator
 
 # Every build needs the libraries; the stamp makes the check run once per tree.
 deps: $(DEPS_STAMP)
+# make deps DEB=1: also the Debian packaging tools (for make deb, which asks for them).
+ifeq ($(DEB),1)
+	@DEB=1 sh mk/deps.sh
+endif
 $(DEPS_STAMP): mk/deps.sh
 	@sh mk/deps.sh
 	@mkdir -p $(dir $@) && touch $@
@@ -123,23 +132,44 @@ FUZZ_SECONDS ?= 60
 fuzz: | $(DEPS_STAMP)
 	@FUZZ_RUNS=$(FUZZ_RUNS) bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-# The system test, not part of `make test` (a minute or two; root): `make install` into a
-# Debian 12 rootfs (debootstrap, cached in build/system/) booted by systemd-nspawn, where
-# systemd runs notebookd from its unit; tests/system/run.sh says what is checked.
+# The system test, not part of `make test` (a few minutes; root): the Debian package (and a
+# rebuilt one with a higher version, to upgrade to) installed with apt-get in a Debian 12
+# rootfs (debootstrap, cached in build/system/) booted by systemd-nspawn, where systemd
+# runs notebookd and two template instances; tests/system/run.sh says what is checked.
 .PHONY: system-test
 system-test: all
 	@BUILD=$(BUILD) bash tests/system/run.sh
 
-install: all
+# What `make install` and the Debian package need: the daemon and the template unit
+# generated from notebookd.service (mk/template-unit.sh says why), no emulator or tools.
+.PHONY: programs
+programs: $(BUILD)/notebookd $(BUILD)/units/notebookd@.service
+all: $(BUILD)/units/notebookd@.service
+$(BUILD)/units/notebookd@.service: units/notebookd.service mk/template-unit.sh
+	@mkdir -p $(dir $@)
+	sh mk/template-unit.sh $< >$@.tmp && mv $@.tmp $@
+
+install: programs
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CATALOGDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/notebookd/manifests $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/notebookd $(DESTDIR)$(BINDIR)/notebookd
 	sed 's,@BINDIR@,$(BINDIR),g' units/notebookd.service > $(DESTDIR)$(UNITDIR)/notebookd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/notebookd.service
+	sed 's,@BINDIR@,$(BINDIR),g' $(BUILD)/units/notebookd@.service > $(DESTDIR)$(UNITDIR)/notebookd@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/notebookd@.service
 	install -m 0644 units/notebookd.catalog $(DESTDIR)$(CATALOGDIR)/notebookd.catalog
 	install -m 0644 units/notebookd.8 $(DESTDIR)$(MANDIR)/man8/notebookd.8
 	test -e $(DESTDIR)$(SYSCONFDIR)/notebookd/notebookd.yaml || \
 	    install -m 0644 units/notebookd.yaml.example $(DESTDIR)$(SYSCONFDIR)/notebookd/notebookd.yaml
+
+# The Debian package: dpkg-buildpackage (debian/) in a copy of the tree under build/deb/,
+# then lintian, which must report no error and no warning; the .deb lands in build/deb/
+# (README "Install on a host"). Its tools (debhelper, devscripts, lintian) are installed
+# by `make deps DEB=1`, which this runs first.
+.PHONY: deb
+deb:
+	@DEB=1 sh mk/deps.sh
+	@NB_DEB_LINTIAN=1 sh mk/deb.sh
 
 clean:
 	rm -rf build

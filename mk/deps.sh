@@ -41,6 +41,18 @@ prometheus:cmd:promtool
 # prometheus (for promtool only; the server is not used): t-metrics.sh checks the metrics
 # file with `promtool check metrics` and the README's alert rules with `promtool check rules`.
 # Debian starts prometheus.service on install where systemd runs; the test never uses it.
+
+# DEB=1 (make deb, make deps DEB=1): the Debian packaging tools, only when asked: the
+# package build (dpkg-buildpackage, dh), lintian on the .deb, and dch (devscripts), with
+# which tests/system/run.sh bumps the version to build the package it upgrades to.
+if [ "${DEB:-0}" = 1 ]; then
+    NEEDS="$NEEDS
+dpkg-dev:cmd:dpkg-buildpackage
+debhelper:cmd:dh
+devscripts:cmd:dch
+lintian:cmd:lintian
+"
+fi
 missing=""
 for entry in $NEEDS; do
     pkg=${entry%%:*}

@@ -68,6 +68,46 @@ nb_step "sandbox: exposure stays at most 1.5 (systemd-analyze security)"
 systemd-analyze security --offline=yes --threshold=15 "$R/unit/notebookd.service" >"$T/security.txt" 2>&1 ||
         nb_fail "exposure above 1.5: $(grep -i 'overall exposure' "$T/security.txt")"
 
+nb_step "the template notebookd@.service: an instance's own files, the same unit otherwise"
+tpl=$D/lib/systemd/system/notebookd@.service
+[ -f "$tpl" ] || nb_fail "not installed: /lib/systemd/system/notebookd@.service"
+nb_assert_eq 644 "$(stat -c %a "$tpl")" "template unit mode"
+nb_assert_file_no_match "$tpl" '@[A-Z]+@' "installed template (unsubstituted placeholder)"
+for want in '^ExecStart=/usr/local/bin/notebookd --config /etc/notebookd/%i\.yaml run$' \
+        '^StateDirectory=notebookd@%i$' '^LogExtraFields=NOTEBOOKD_INSTANCE=%i$' \
+        '^LoadCredential=ak:/etc/notebookd/credentials/%i/ak$' '^LoadCredential=sk:/etc/notebookd/credentials/%i/sk$'; do
+        nb_assert_file_match "$tpl" "$want" "installed template"
+done
+# Apart from those lines, the template is notebookd.service, directive for directive
+# and in order: every sandboxing line is kept (the expected text is derived here, not
+# by the generator under test).
+grep -v '^#' "$unit" | sed -e 's/^\(Description=.*\)$/\1 (%i)/' \
+        -e 's,^\(ExecStart=[^ ]*/notebookd\) ,\1 --config /etc/notebookd/%i.yaml ,' \
+        -e 's,^StateDirectory=notebookd$,&@%i\nLogExtraFields=NOTEBOOKD_INSTANCE=%i,' \
+        -e 's,^\(LoadCredential=[a-z-]*:/etc/notebookd/credentials/\),\1%i/,' >"$T/template.want"
+grep -v '^#' "$tpl" >"$T/template.got"
+diff -u "$T/template.want" "$T/template.got" >"$T/template.diff" ||
+        nb_fail "the template's directives are not notebookd.service's with the instance's files: $(cat "$T/template.diff")"
+[ "$(grep -c '^[A-Z]' "$T/template.got")" -ge 50 ] || nb_fail "too few directives in the template: $T/template.got"
+# systemd-analyze verify on an instance loads the template from the same directory.
+out=$(verify "$R/unit/notebookd@cn-north-4-research.service") || nb_fail "systemd-analyze verify (instance) failed: $out"
+nb_assert_eq "" "$out" "systemd-analyze verify output (instance)"
+sed -e 's/^WatchdogSec=/WatchdogSecc=/' -e "s,^ExecStart=[^ ]*,ExecStart=$R/bin/notebookd-missing," \
+        "$R/unit/notebookd@.service" >"$T/broken/notebookd@.service"
+out=$(verify "$T/broken/notebookd@cn-north-4-research.service") || true
+nb_assert_match "WatchdogSecc" "$out" "verify on a template with a typo"
+nb_assert_match "notebookd-missing" "$out" "verify on a template with a missing ExecStart"
+systemd-analyze security --offline=yes --threshold=15 "$R/unit/notebookd@cn-north-4-research.service" \
+        >"$T/security-instance.txt" 2>&1 ||
+        nb_fail "instance exposure above 1.5: $(grep -i 'overall exposure' "$T/security-instance.txt")"
+# The generator refuses a source it can no longer rewrite (the instances would share
+# one state directory): the build fails instead.
+sed '/^StateDirectory=/d' units/notebookd.service >"$T/no-statedir.service"
+if out=$(sh mk/template-unit.sh "$T/no-statedir.service" 2>&1 >/dev/null); then
+        nb_fail "mk/template-unit.sh accepted a unit without StateDirectory="
+fi
+nb_assert_match 'no StateDirectory= line to rewrite' "$out" "mk/template-unit.sh on a unit without StateDirectory="
+
 nb_step "catalog: one entry per MESSAGE_ID in daemon/messages.h, and no other"
 nb_message_ids >"$T/ids.h.txt"
 [ "$(wc -l <"$T/ids.h.txt")" -ge 18 ] || nb_fail "too few MESSAGE_IDs parsed from daemon/messages.h"

@@ -1,8 +1,9 @@
 #!/bin/bash
 # The system test's checks, run inside the container by notebookd-system-test.service
-# once systemd (PID 1) has booted it: notebookd as installed by `make install`, started,
-# reloaded and stopped with systemctl, observed with journalctl, against the emulator on
-# loopback. One "PASS name" or "FAIL name: why" line per check, to the console and to
+# once systemd (PID 1) has booted it: notebookd installed from its Debian package
+# (apt-get install ./notebookd_*.deb), started, reloaded and stopped with systemctl,
+# observed with journalctl, against the emulator on loopback; then two instances of
+# notebookd@.service against two more emulators, and an upgrade to a rebuilt package. One "PASS name" or "FAIL name: why" line per check, to the console and to
 # RESULTS/results.txt; then "END", and the exit status (0: all passed) in
 # RESULTS/exit-status and as this unit's status, which ends the container.
 #
@@ -16,14 +17,14 @@ OUT=$R/results.txt
 : >"$OUT"
 D=/opt/notebookd-system-test
 # shellcheck source=/dev/null
-. "$D/env" # TEST_PROJECT, TEST_SANITIZE
+. "$D/env" # TEST_PROJECT, TEST_SANITIZE, TEST_VERSION, TEST_NEXT_VERSION, TEST_INSTANCES...
 # The MESSAGE_IDs the daemon is built with: MSG_STARTED=0b0b..., MSG_CREATE_ACCEPTED=...
 eval "$(sed -n 's/^#define MESSAGE_\([A-Z_]*\) *"\([0-9a-f]\{32\}\)".*/MSG_\1=\2/p' "$D/messages.h")"
 CONF=/etc/notebookd/notebookd.yaml
 MAN=/etc/notebookd/manifests
 CATALOG=/usr/lib/systemd/catalog/notebookd.catalog
 UNIT=notebookd.service
-NB=$(command -v notebookd) || NB=/usr/local/bin/notebookd
+NB=/usr/bin/notebookd # where the package puts it
 
 passed=0 failed=0
 result() { echo "$1" >>"$OUT"; echo "$1"; }
@@ -119,9 +120,54 @@ assert_stats() {
         return 1
 }
 
+# ---- the package: installed as an operator would, before any credentials exist ----
+apt_install() { # DIR: apt-get install ./notebookd_*.deb from DIR; its output in $R/apt-DIR.txt
+        local out rc
+        out=$(cd "$1" && DEBIAN_FRONTEND=noninteractive apt-get install -y ./notebookd_*.deb 2>&1)
+        rc=$?
+        printf '%s\n' "$out" >"$R/apt-${1##*/}.txt"
+        [ "$rc" -eq 0 ] || { echo "apt-get install failed ($rc): $out"; return 1; }
+        printf '%s\n' "$out"
+}
+a_installed() {
+        local out v
+        out=$(apt_install "$D/deb") || { echo "$out"; return 1; }
+        v=$(dpkg-query -W -f '${Status} ${Version}' notebookd)
+        [ "$v" = "install ok installed $TEST_VERSION" ] || { echo "dpkg-query: $v"; return 1; }
+        grep -q '^notebookd: enabled, but not started: it has no credentials yet' <<<"$out" ||
+                { echo "no postinst message about credentials in: $out"; return 1; }
+        grep -q 'install -m 0600 /dev/null /etc/notebookd/credentials/ak' <<<"$out" ||
+                { echo "the postinst message does not say how to add the AK: $out"; return 1; }
+}
+check "apt-get install ./notebookd_${TEST_VERSION}_*.deb; the postinst says how to add credentials" a_installed
+a_files() {
+        local f
+        for f in "$NB" /lib/systemd/system/notebookd.service /lib/systemd/system/notebookd@.service \
+                "$CATALOG" /usr/share/man/man8/notebookd.8.gz "$CONF"; do
+                [ -f "$f" ] || { echo "not installed: $f"; return 1; }
+        done
+        dpkg-query -W -f '${Conffiles}\n' notebookd | grep -q "^ $CONF [0-9a-f]\{32\}" ||
+                { echo "$CONF is not a conffile: $(dpkg-query -W -f '${Conffiles}' notebookd)"; return 1; }
+        [ "$(stat -c %a:%U /etc/notebookd/credentials)" = 700:root ] ||
+                { echo "/etc/notebookd/credentials is $(stat -c %a:%U /etc/notebookd/credentials)"; return 1; }
+        man -w notebookd >/dev/null 2>&1 || [ ! -x /usr/bin/man ] || { echo "man -w notebookd finds no page"; return 1; }
+}
+check "the package's files: /usr/bin, both units, catalog, man page, $CONF a conffile" a_files
+a_enabled_not_started() {
+        local enabled started
+        enabled=$(systemctl is-enabled "$UNIT")
+        [ "$enabled" = enabled ] || { echo "systemctl is-enabled: $enabled"; return 1; }
+        # Never started (not merely stopped again, nor failed).
+        started=$(systemctl show -p ActiveState --value "$UNIT"):$(systemctl show -p Result --value "$UNIT")
+        started=$started:$(systemctl show -p ExecMainStartTimestampMonotonic --value "$UNIT")
+        [ "$started" = "inactive:success:0" ] || { echo "ActiveState:Result:start time: $started"; return 1; }
+}
+check "notebookd.service enabled but not started without credentials" a_enabled_not_started
+# The operator's part: the credentials, as the postinst message says.
+install -m 0600 "$D/credentials/ak" "$D/credentials/sk" /etc/notebookd/credentials/
+
 # ---- the installation ----
 a_catalog() {
-        journalctl --update-catalog || { echo "journalctl --update-catalog failed"; return 1; }
         local listed id missing=()
         listed=$(journalctl --no-pager --list-catalog) || return 1
         for id in $(set | sed -n 's/^MSG_[A-Z_]*=\([0-9a-f]\{32\}\)$/\1/p'); do
@@ -129,7 +175,7 @@ a_catalog() {
         done
         [ ${#missing[@]} -eq 0 ] || { echo "MESSAGE_IDs not in journalctl --list-catalog: ${missing[*]}"; return 1; }
 }
-check "catalog installed; journalctl --update-catalog lists every MESSAGE_ID" a_catalog
+check "catalog compiled at install (systemd's dpkg trigger): journalctl --list-catalog lists every MESSAGE_ID" a_catalog
 
 a_unit() {
         local exec_start
@@ -368,6 +414,201 @@ MAINPID=$(systemctl show -p MainPID --value "$UNIT")
 m_stop=$(mark)
 check "systemctl stop notebookd again" systemctl stop "$UNIT"
 check "... Result=success (PID 1: Deactivated successfully)" await_deactivated "$m_stop"
+
+# ---- several projects on one host: two instances of notebookd@.service at once ----
+# Each has its own emulator (its own project and key pair: an instance signing with the
+# other's keys, or listing the other's project, would be refused), config
+# /etc/notebookd/NAME.yaml, manifests and credentials /etc/notebookd/credentials/NAME/.
+read -r -a INSTANCES <<<"$TEST_INSTANCES"
+declare -A EURL IPROJ INAMES
+inst_unit() { echo "notebookd@$1.service"; }
+start_emulator() { # UNIT PROJECT AK SK: the base URL, once its "listening on" line is in the journal
+        local m
+        m=$(mark)
+        systemd-run --quiet --unit="$1" --description="ModelArts emulator $1 (system test)" \
+                "$D/modelarts-emulator" --listen 127.0.0.1:0 --project-id "$2" --ak "$3" --sk "$4" --seed 1 ||
+                return 1
+        await 1 60 "$m" '"listening on 127\.0\.0\.1:' _SYSTEMD_UNIT="$1.service" >/dev/null || return 1
+        journalctl -q --no-pager -o cat _SYSTEMD_UNIT="$1.service" |
+                sed -n 's/^listening on \(127\.0\.0\.1:[0-9]*\)$/http:\/\/\1/p' | tail -n 1
+}
+i=0
+for name in "${INSTANCES[@]}"; do
+        i=$((i + 1))
+        pvar=TEST_PROJECT_$i
+        IPROJ[$name]=${!pvar}
+        url=$(start_emulator "emulator-$name" "${IPROJ[$name]}" "$(cat "$D/credentials/$name/ak")" \
+                "$(cat "$D/credentials/$name/sk")")
+        if [ -n "$url" ] && curl -sf "$url/_emulator/health" >/dev/null; then
+                EURL[$name]=$url
+                pass "emulator for $name running on $url"
+        else
+                fail "emulator for $name" "no 'listening on' line in the journal of emulator-$name.service"
+        fi
+        # The operator's part, as the README says: credentials, a manifests checkout, config.
+        install -d -m 0700 "/etc/notebookd/credentials/$name"
+        install -m 0600 "$D/credentials/$name/ak" "$D/credentials/$name/sk" "/etc/notebookd/credentials/$name/"
+        install -d "/srv/notebooks/$name"
+        names=()
+        for n in $(seq "$((3 - i))"); do # 2 notebooks for the first instance, 1 for the second
+                names+=("$name-$n")
+                printf 'name: %s\nprofile_id: Python3\nflavor: modelarts.vm.cpu.2u\nspec:\n  storage:\n    type: evs\n' \
+                        "$name-$n" >"/srv/notebooks/$name/$n.yaml"
+        done
+        INAMES[$name]=${names[*]}
+        printf '# system test: notebookd@%s\nendpoint: %s\nproject_id: %s\nmanifests: /srv/notebooks/%s\n' \
+                "$name" "${EURL[$name]:-http://127.0.0.1:9}" "${IPROJ[$name]}" "$name" >"/etc/notebookd/$name.yaml"
+done
+units=()
+for name in "${INSTANCES[@]}"; do units+=("$(inst_unit "$name")"); done
+m_inst=$(mark)
+check "systemctl start ${units[*]} (both at once, Type=notify)" systemctl start "${units[@]}"
+a_instance_running() { # NAME
+        local u st
+        u=$(inst_unit "$1")
+        st=$(systemctl show -p ActiveState,SubState --value "$u" | tr '\n' ' ')
+        [ "$st" = "active running " ] || { echo "$u: $st $(journalctl -q --no-pager -u "$u" -n 5 -o cat | tr '\n' ' ')"; return 1; }
+}
+a_instance_converged() { # NAME: its emulator created exactly its notebooks, each once
+        local name=$1 want s
+        want=$(tr ' ' '\n' <<<"${INAMES[$name]}" | sort | jq -Rsc 'split("\n") | map(select(. != ""))')
+        s=$(curl -sf "${EURL[$name]}/_emulator/stats") || { echo "no stats from ${EURL[$name]}"; return 1; }
+        jq -e --argjson want "$want" '(.creates.by_name | keys) == $want and .creates.created == ($want | length)
+                and .creates.duplicates == 0 and .protocol_violations.total == 0' <<<"$s" >/dev/null ||
+                { echo "emulator of $name, want $want: $(jq -c '{creates, violations: .protocol_violations.total}' <<<"$s")"; return 1; }
+}
+a_instance_state() { # NAME: its own state directory, owned by its own dynamic user, and status
+        local name=$1 u uid db json got want
+        u=$(inst_unit "$name")
+        uid=$(systemctl show -p UID --value "$u")
+        db=/var/lib/private/notebookd@$name/notebookd.db
+        [ -f "$db" ] || { echo "no $db: $(find /var/lib/private /var/lib/notebookd* -maxdepth 1 -printf '%p %u %m; ' 2>&1)"; return 1; }
+        [ "$(stat -c %u "$db")" = "$uid" ] || { echo "$db owned by $(stat -c %u "$db"), $u runs as $uid"; return 1; }
+        json=$("$NB" -c "/etc/notebookd/$name.yaml" -s "/var/lib/notebookd@$name" status --json) ||
+                { echo "notebookd status for $name failed: $json"; return 1; }
+        got=$(jq -r '[.instances[].name] | sort | join(" ")' <<<"$json")
+        want=$(tr ' ' '\n' <<<"${INAMES[$name]}" | sort | tr '\n' ' ' | sed 's/ $//')
+        [ "$got" = "$want" ] || { echo "status of $name lists '$got', not '$want'"; return 1; }
+}
+a_instance_journal() { # NAME: journalctl -u shows this project only, every entry says which instance
+        local name=$1 u out want
+        u=$(inst_unit "$name")
+        want=$(tr ' ' '\n' <<<"${INAMES[$name]}" | jq -Rsc 'split("\n") | map(select(. != ""))')
+        out=$(journalctl -q --no-pager -u "$u" -o json)
+        jq -se --argjson want "$want" '[.[] | select(.NOTEBOOK) | .NOTEBOOK] | unique == ($want | sort)' <<<"$out" >/dev/null ||
+                { echo "journalctl -u $u shows NOTEBOOK= $(jq -sc '[.[] | select(.NOTEBOOK) | .NOTEBOOK] | unique' <<<"$out"), want $want"; return 1; }
+        out=$(journalctl -q --no-pager -o json _SYSTEMD_UNIT="$u")
+        jq -se --arg n "$name" 'length > 0 and all(.NOTEBOOKD_INSTANCE == $n)' <<<"$out" >/dev/null ||
+                { echo "entries of $u without NOTEBOOKD_INSTANCE=$name: $(jq -c 'select(.NOTEBOOKD_INSTANCE != $n) | .MESSAGE' --arg n "$name" <<<"$out" | head -n 3 | tr '\n' ' ')"; return 1; }
+}
+for name in "${INSTANCES[@]}"; do
+        u=$(inst_unit "$name")
+        read -r -a names <<<"${INAMES[$name]}"
+        check "$u is active (running)" a_instance_running "$name"
+        check "$u: ${#names[@]} 'create accepted' entries (${names[*]})" \
+                await "${#names[@]}" 120 "$m_inst" '' _SYSTEMD_UNIT="$u" MESSAGE_ID="$MSG_CREATE_ACCEPTED"
+        check "$u: its emulator created exactly its notebooks, once each, with its credentials" a_instance_converged "$name"
+        check "$u: its own state (/var/lib/notebookd@$name, its own dynamic user; status lists its notebooks only)" \
+                a_instance_state "$name"
+        check "$u: journalctl -u shows its notebooks only, every entry NOTEBOOKD_INSTANCE=$name" a_instance_journal "$name"
+done
+
+# ---- upgrade: a rebuilt package with a higher version, everything running ----
+m_up=$(mark)
+systemctl start "$UNIT" && await 1 60 "$m_up" '' _SYSTEMD_UNIT="$UNIT" MESSAGE_ID="$MSG_PASS_FINISHED" >/dev/null
+declare -A OLDPID
+OLDPID[$UNIT]=$(systemctl show -p MainPID --value "$UNIT")
+for u in "${units[@]}"; do OLDPID[$u]=$(systemctl show -p MainPID --value "$u"); done
+"$NB" status --json | jq -c '[.instances[] | {name, instance_id}] | sort_by(.name)' >"$R/status-before-upgrade.json"
+created_before=$(stats | jq .creates.created)
+# The databases themselves, not only what they say: a lost one would be rebuilt by
+# adopting every instance from a listing, with the same records and no create.
+declare -A DB_INODE
+db_of() { # UNIT
+        case $1 in
+        "$UNIT") echo /var/lib/private/notebookd/notebookd.db ;;
+        *) local n=${1#notebookd@}; echo "/var/lib/private/notebookd@${n%.service}/notebookd.db" ;;
+        esac
+}
+for u in "$UNIT" "${units[@]}"; do DB_INODE[$u]=$(stat -c %i "$(db_of "$u")"); done
+m_up=$(mark)
+a_upgraded() {
+        local out v
+        out=$(apt_install "$D/deb-next") || { echo "$out"; return 1; }
+        v=$(dpkg-query -W -f '${Status} ${Version}' notebookd)
+        [ "$v" = "install ok installed $TEST_NEXT_VERSION" ] || { echo "dpkg-query: $v"; return 1; }
+        v=$("$NB" --version)
+        [[ $v == *"$TEST_NEXT_VERSION"* ]] || { echo "notebookd --version: $v"; return 1; }
+        grep -q "^endpoint: $E\$" "$CONF" || { echo "the operator's $CONF was not kept: $(cat "$CONF")"; return 1; }
+}
+check "apt-get install ./notebookd_${TEST_NEXT_VERSION}_*.deb: upgraded, the operator's config kept" a_upgraded
+a_restarted() { # UNIT: a new main process, which said 'started' after the upgrade began
+        local u=$1 pid
+        pid=$(systemctl show -p MainPID --value "$u")
+        if [ "$pid" = 0 ] || [ "$pid" = "${OLDPID[$u]}" ]; then echo "$u: MainPID $pid, before the upgrade ${OLDPID[$u]}"; return 1; fi
+        systemctl -q is-active "$u" || { echo "$u is not active"; return 1; }
+        await 1 60 "$m_up" '' _SYSTEMD_UNIT="$u" MESSAGE_ID="$MSG_STARTED" _PID="$pid" >/dev/null ||
+                { echo "no 'started' entry from $u's new process $pid"; return 1; }
+        await 1 60 "$m_up" '' _SYSTEMD_UNIT="$u" MESSAGE_ID="$MSG_STOPPING" _PID="${OLDPID[$u]}" >/dev/null ||
+                { echo "no 'stopping' entry from $u's old process ${OLDPID[$u]}"; return 1; }
+}
+check "the upgrade restarted notebookd.service (the old process stopped, a new one started)" a_restarted "$UNIT"
+for u in "${units[@]}"; do check "the upgrade restarted $u too" a_restarted "$u"; done
+a_state_kept() {
+        local now
+        await 1 60 "$m_up" '' _SYSTEMD_UNIT="$UNIT" MESSAGE_ID="$MSG_PASS_FINISHED" >/dev/null ||
+                { echo "no pass finished after the upgrade"; return 1; }
+        now=$("$NB" status --json | jq -c '[.instances[] | {name, instance_id}] | sort_by(.name)')
+        [ "$now" = "$(cat "$R/status-before-upgrade.json")" ] ||
+                { echo "records before: $(cat "$R/status-before-upgrade.json"), after: $now"; return 1; }
+        assert_stats ".creates.created == $created_before and .creates.duplicates == 0" || return 1
+        [ "$(stat -c %i "$(db_of "$UNIT")")" = "${DB_INODE[$UNIT]}" ] ||
+                { echo "$(db_of "$UNIT") is a new file (inode ${DB_INODE[$UNIT]} before)"; return 1; }
+        [ -z "$(entries "$m_up" MESSAGE_ID="$MSG_ADOPTED")" ] ||
+                { echo "notebooks adopted after the upgrade, as if the state were lost"; return 1; }
+}
+check "the state survived the upgrade: the same database file and records, nothing created or adopted again" a_state_kept
+a_instance_kept() { # NAME
+        local u db
+        u=$(inst_unit "$1") db=$(db_of "$(inst_unit "$1")")
+        [ "$(stat -c %i "$db")" = "${DB_INODE[$u]}" ] || { echo "$db is a new file (inode ${DB_INODE[$u]} before)"; return 1; }
+        a_instance_state "$1" && a_instance_converged "$1"
+}
+for name in "${INSTANCES[@]}"; do
+        u=$(inst_unit "$name")
+        check "$u after the upgrade: its first pass finishes" \
+                await 1 60 "$m_up" '' _SYSTEMD_UNIT="$u" MESSAGE_ID="$MSG_PASS_FINISHED"
+        check "$u after the upgrade: its state kept (the same database file), nothing created again" \
+                a_instance_kept "$name"
+done
+m_stop=$(mark)
+check "systemctl stop notebookd and its instances" systemctl stop "$UNIT" "${units[@]}"
+
+# ---- removal keeps the state, purge alone deletes it ----
+a_removed() { # apt-get remove with everything running: all stopped, the state kept
+        local out u
+        out=$(DEBIAN_FRONTEND=noninteractive apt-get remove -y notebookd 2>&1) || { echo "apt-get remove failed: $out"; return 1; }
+        [ ! -e "$NB" ] || { echo "$NB still there"; return 1; }
+        for u in "$UNIT" "${units[@]}"; do
+                ! systemctl -q is-active "$u" || { echo "$u still active after the removal"; return 1; }
+                [ -f "$(db_of "$u")" ] || { echo "$(db_of "$u") gone with a mere removal"; return 1; }
+        done
+        [ -f "$CONF" ] || { echo "$CONF gone with a mere removal"; return 1; }
+}
+systemctl start "$UNIT" "${units[@]}"
+check "apt-get remove notebookd: the service and both instances stopped, state and config kept" a_removed
+a_purged() {
+        local out left
+        out=$(DEBIAN_FRONTEND=noninteractive apt-get purge -y notebookd 2>&1) || { echo "apt-get purge failed: $out"; return 1; }
+        left=$(find /var/lib/notebookd* /var/lib/private/notebookd* -maxdepth 0 2>/dev/null)
+        [ -z "$left" ] || { echo "left after the purge: $left"; return 1; }
+        [ ! -e "$CONF" ] || { echo "$CONF left after the purge"; return 1; }
+        # The keys are the operator's: never deleted by the package.
+        [ -f /etc/notebookd/credentials/ak ] || { echo "the purge deleted the operator's credentials"; return 1; }
+        out=$(dpkg-query -W -f '${Status}' notebookd 2>&1)
+        [[ $out == *not-installed* || $out == *"no packages found"* ]] || { echo "dpkg-query: $out"; return 1; }
+}
+check "apt-get purge notebookd: the state of the service and of every instance deleted, the credentials kept" a_purged
 
 a_no_sanitizer_report() {
         local hits

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # make system-test: notebookd as an operator runs it, under a real systemd as PID 1.
 #
-# `make install DESTDIR=` into a Debian 12 rootfs (debootstrap, cached in build/system/),
-# plus the emulator, the example manifests and an AK/SK pair in /etc/notebookd/credentials;
-# then `systemd-nspawn -b` boots it. Inside, notebookd-system-test.service runs
+# The Debian package (mk/deb.sh, as `make deb` builds it) and a rebuilt one with a higher
+# version, copied into a Debian 12 rootfs (debootstrap, cached in build/system/) with the
+# emulator, the example manifests and test-only AK/SK pairs; then `systemd-nspawn -b`
+# boots it. Inside, inside.sh installs the package with `apt-get install ./notebookd_*.deb`,
+# adds the credentials, later runs two instances of notebookd@.service and upgrades to
+# the rebuilt package. notebookd-system-test.service runs
 # tests/system/inside.sh after multi-user.target: it drives systemctl, journalctl and the
 # emulator, writes one PASS/FAIL line per check into a bind-mounted directory and ends the
 # container with its own exit status (SuccessAction=/FailureAction=exit). This script adds
 # its own checks around that, echoes every line and ends with "N passed, N failed".
 #
-# Needs root, systemd-nspawn (package systemd-container) and debootstrap (installed with
-# apt-get when missing), and the Debian archive for the first run (about a minute).
+# Needs root, systemd-nspawn (package systemd-container), debootstrap and the packaging
+# tools of `make deps DEB=1` (installed with apt-get when missing), and the Debian archive
+# for the first run (about a minute).
 # Environment: BUILD (build or build/san), SYSTEM_TEST_MIRROR (Debian mirror; default:
 # the host's apt sources for bookworm, else debootstrap's own),
 # SYSTEM_TEST_REBUILD=1 (throw the cached rootfs away first), SYSTEM_TEST_DROPIN=FILE
@@ -38,6 +42,14 @@ PACKAGES=systemd,systemd-sysv,dbus,libsystemd0,libyaml-0-2,libcjson1,libcurl4,li
 TEST_AK=SYSTEMTESTAK00000001
 TEST_SK=system-test-secret-key-for-the-emulator-only
 TEST_PROJECT=5e1f0c2d9a8b47e6b3c4d5e6f7a8b9c0
+# Two instances of notebookd@.service, each with its own emulator, project and key pair
+# (a daemon signing with the other's keys would be refused).
+TEST_INSTANCES="cn-north-4-research ap-southeast-1-vision"
+TEST_PROJECT_1=1a1b1c1d1e1f40418a8b8c8d8e8f9091
+TEST_PROJECT_2=2a2b2c2d2e2f40428a8b8c8d8e8f9092
+# shellcheck disable=SC2034 # read as ${!ak_var} and ${!sk_var}
+TEST_AK_1=SYSTEMTESTAK0000RSCH TEST_SK_1=system-test-secret-of-the-research-instance \
+        TEST_AK_2=SYSTEMTESTAK0000VISN TEST_SK_2=system-test-secret-of-the-vision-instance
 
 # The mirror: SYSTEM_TEST_MIRROR, else the one this host's apt uses for $SUITE (a host
 # behind its own mirror or proxy keeps using it), else debootstrap's default.
@@ -91,7 +103,8 @@ if [ ${#missing[@]} -gt 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null ||
                 fatal "prerequisites" "apt-get install ${missing[*]} failed"
 fi
-pass "prerequisites (root, systemd-nspawn, debootstrap)"
+DEB=1 sh mk/deps.sh >/dev/null || fatal "prerequisites" "make deps DEB=1 failed (debhelper, devscripts, lintian)"
+pass "prerequisites (root, systemd-nspawn, debootstrap, debhelper)"
 
 # ---- the cached base rootfs: rebuilt when missing or made from another package list ----
 mkdir -p "$CACHE"
@@ -123,46 +136,77 @@ rm -rf "$RUN"
 mkdir -p "$RUN" "$RESULTS"
 cp -a --reflink=auto "$BASE" "$ROOT" || fatal "rootfs copy" "cp -a $BASE $ROOT failed"
 
-if ! make -s --no-print-directory "${make_args[@]}" install DESTDIR="$SRC/$ROOT" >"$RUN/install.log" 2>&1; then
-        tail -n 20 "$RUN/install.log" | sed 's/^/    /'
-        fatal "make install DESTDIR=$ROOT" "failed (log: $RUN/install.log)"
-fi
-unit=$ROOT/lib/systemd/system/notebookd.service
-exec_start=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$unit" 2>/dev/null)
-if [ -n "$exec_start" ] && [ -x "$ROOT$exec_start" ]; then
-        pass "make install DESTDIR=$ROOT (unit's ExecStart=$exec_start is installed)"
+# The package as `make deb` builds it, and the one the test upgrades to: the same tree
+# with a changelog entry for a higher version (dch), built into its own directory.
+VERSION=$(head -n 1 debian/changelog | cut -d'(' -f2 | cut -d')' -f1)
+NEXT_VERSION=$VERSION+systemtest1
+deb_env=()
+[ ${#make_args[@]} -gt 0 ] && deb_env+=(SANITIZE=1) # an ASan+UBSan daemon in the package
+for v in "$VERSION" "$NEXT_VERSION"; do
+        bump= # the first is the changelog's own version; the second gets an entry
+        [ "$v" = "$VERSION" ] || bump=$v
+        if ! env "${deb_env[@]}" NB_DEB_OUT="$RUN/deb-$v" NB_DEB_VERSION="$bump" sh mk/deb.sh >"$RUN/deb-$v.log" 2>&1; then
+                tail -n 20 "$RUN/deb-$v.log" | sed 's/^/    /'
+                fatal "the package, version $v" "mk/deb.sh failed (log: $RUN/deb-$v.log)"
+        fi
+done
+debs=("$RUN/deb-$VERSION/notebookd_${VERSION}_"*.deb "$RUN/deb-$NEXT_VERSION/notebookd_${NEXT_VERSION}_"*.deb)
+if [ -f "${debs[0]}" ] && [ -f "${debs[1]}" ]; then
+        pass "the package built twice: ${debs[0]##*/}, ${debs[1]##*/}"
 else
-        fatal "make install DESTDIR=$ROOT" "the unit's ExecStart binary '$exec_start' is not in the rootfs"
+        fatal "the package built twice" "no ${debs[*]}"
 fi
 
 # The test's own files: the emulator, the script, the MESSAGE_IDs it looks for, the unit
-# that runs it at boot, and the operator's part (manifests, credentials).
+# that runs it at boot, the two packages, and the operator's part (manifests, and the
+# credentials inside.sh puts in place once it has seen the package wait for them).
 T=$ROOT/opt/notebookd-system-test
-install -d "$T"
+install -d "$T" "$T/deb" "$T/deb-next"
 install -m 0755 "$BUILD/modelarts-emulator" "$T/modelarts-emulator"
 install -m 0755 tests/system/inside.sh "$T/inside.sh"
 install -m 0644 daemon/messages.h "$T/messages.h"
-printf 'TEST_PROJECT=%s\nTEST_SANITIZE=%s\n' "$TEST_PROJECT" "${#make_args[@]}" >"$T/env"
+install -m 0644 "${debs[0]}" "$T/deb/"
+install -m 0644 "${debs[1]}" "$T/deb-next/"
+{
+        printf 'TEST_PROJECT=%s\nTEST_SANITIZE=%s\n' "$TEST_PROJECT" "${#make_args[@]}"
+        printf 'TEST_VERSION=%s\nTEST_NEXT_VERSION=%s\n' "$VERSION" "$NEXT_VERSION"
+        printf 'TEST_INSTANCES="%s"\nTEST_PROJECT_1=%s\nTEST_PROJECT_2=%s\n' "$TEST_INSTANCES" "$TEST_PROJECT_1" "$TEST_PROJECT_2"
+} >"$T/env"
 install -m 0644 tests/system/notebookd-system-test.service "$ROOT/etc/systemd/system/"
 install -d "$ROOT/etc/systemd/system/multi-user.target.wants"
 ln -sf ../notebookd-system-test.service "$ROOT/etc/systemd/system/multi-user.target.wants/"
+# The package makes /etc/notebookd/manifests too; a directory already there is kept.
+install -d "$ROOT/etc/notebookd/manifests"
 install -m 0644 manifests/*.yaml "$ROOT/etc/notebookd/manifests/"
-[ ${#make_args[@]} -gt 0 ] && install -D -m 0644 tests/system/sanitizer.conf \
-        "$ROOT/etc/systemd/system/notebookd.service.d/sanitizer.conf"
+if [ ${#make_args[@]} -gt 0 ]; then
+        for u in notebookd.service notebookd@.service; do
+                install -D -m 0644 tests/system/sanitizer.conf "$ROOT/etc/systemd/system/$u.d/sanitizer.conf"
+        done
+fi
 if [ -n "${SYSTEM_TEST_DROPIN:-}" ]; then
         echo "system-test: notebookd.service drop-in $SYSTEM_TEST_DROPIN"
         install -D -m 0644 "$SYSTEM_TEST_DROPIN" "$ROOT/etc/systemd/system/notebookd.service.d/zz-system-test.conf"
 fi
-install -d -m 0700 "$ROOT/etc/notebookd/credentials"
-(umask 077 && printf '%s' "$TEST_AK" >"$ROOT/etc/notebookd/credentials/ak" &&
-        printf '%s' "$TEST_SK" >"$ROOT/etc/notebookd/credentials/sk")
+# Credentials to be put in place by inside.sh: /etc/notebookd/credentials/ak and sk for
+# notebookd.service, /etc/notebookd/credentials/NAME/ for each instance.
+C=$T/credentials
+install -d -m 0700 "$C"
+(umask 077 && printf '%s' "$TEST_AK" >"$C/ak" && printf '%s' "$TEST_SK" >"$C/sk")
+i=0
+for name in $TEST_INSTANCES; do
+        i=$((i + 1))
+        ak_var=TEST_AK_$i sk_var=TEST_SK_$i
+        install -d -m 0700 "$C/$name"
+        (umask 077 && printf '%s' "${!ak_var}" >"$C/$name/ak" && printf '%s' "${!sk_var}" >"$C/$name/sk")
+done
 
-# A missing library would only show as a unit failing with status 127 inside.
-unresolved=$(chroot "$ROOT" ldd "$exec_start" /opt/notebookd-system-test/modelarts-emulator 2>&1 | grep 'not found')
+# A missing library would only show as a unit failing with status 127 inside (the
+# package's own are its Depends:, which apt-get checks inside).
+unresolved=$(chroot "$ROOT" ldd /opt/notebookd-system-test/modelarts-emulator 2>&1 | grep 'not found')
 if [ -z "$unresolved" ]; then
-        pass "the installed binaries find their libraries in the rootfs"
+        pass "the emulator finds its libraries in the rootfs"
 else
-        fail "the installed binaries find their libraries in the rootfs" "$(echo "$unresolved" | tr -s ' \t\n' ' ')"
+        fail "the emulator finds its libraries in the rootfs" "$(echo "$unresolved" | tr -s ' \t\n' ' ')"
 fi
 
 # ---- boot: systemd as PID 1 in the container; the test unit powers it off ----
