@@ -185,9 +185,21 @@ static Series *series_get(Metrics *m, MetricsFamily f, const char *const labels[
                 return NULL;
         }
         _cleanup_free_ char *key = series_key(f, values);
-        if (!key || (m->n == m->allocated && !(m->series = reallocarray(m->series, m->allocated = MAX(m->allocated * 2, 16), sizeof(Series))))) {
+        if (!key) {
                 labels_free(values);
                 return NULL;
+        }
+        if (m->n == m->allocated) {
+                /* through a temporary: a failed growth must leave the live array (and
+                 * its size) as they were, not NULL with every series leaked */
+                size_t allocated = MAX(m->allocated * 2, 16);
+                Series *series = reallocarray(m->series, allocated, sizeof(Series));
+                if (!series) {
+                        labels_free(values);
+                        return NULL;
+                }
+                m->series = series;
+                m->allocated = allocated;
         }
         if (hashmap_put(m->index, key, (void *) (uintptr_t) (m->n + 1)) < 0) {
                 labels_free(values);
