@@ -279,6 +279,42 @@ static void test_series_cap(void **state) {
         metrics_free(m);
 }
 
+/* Once the cap is reached, the gauges (bounded by the config) are still made: the
+ * daemon sets them before every write, and were they refused, each write would try again
+ * and the dropped counter would grow with time, not with what the API sent. */
+static void test_series_cap_spares_gauges(void **state) {
+        (void) state;
+        Metrics *m = NULL;
+        assert_int_equal(metrics_new(&m), 0);
+        char code[32];
+        for (unsigned i = 0; i < METRICS_MAX_SERIES + 3; i++) {
+                snprintf(code, sizeof code, "X.%u", i);
+                metrics_add(m, METRICS_DELETIONS, METRICS_LABELS("refused", code, NULL), 1);
+        }
+        assert_int_equal(metrics_get(m, METRICS_SERIES_DROPPED, NULL), 3);
+        /* what the daemon's writer does before each of many writes, a new tenant's
+         * gauges among them */
+        for (unsigned w = 0; w < 5; w++) {
+                metrics_reset_gauges(m);
+                metrics_add(m, METRICS_INSTANCES, METRICS_LABELS("running", "late"), 0);
+                metrics_add(m, METRICS_INSTANCES, METRICS_LABELS("running", "late"), 2);
+                metrics_add(m, METRICS_DESIRED, METRICS_LABELS("late"), 2);
+                metrics_set(m, METRICS_PAUSED, METRICS_LABELS("listing"), 1);
+        }
+        assert_int_equal(metrics_get(m, METRICS_INSTANCES, METRICS_LABELS("running", "late")), 2);
+        assert_int_equal(metrics_get(m, METRICS_DESIRED, METRICS_LABELS("late")), 2);
+        assert_int_equal(metrics_get(m, METRICS_PAUSED, METRICS_LABELS("listing")), 1);
+        /* a counter without a code label is bounded too */
+        metrics_add(m, METRICS_API_REQUESTS, METRICS_LABELS("list", "200"), 1);
+        assert_int_equal(metrics_get(m, METRICS_API_REQUESTS, METRICS_LABELS("list", "200")), 1);
+        /* nothing of that was refused; a new code still is, once per count */
+        assert_int_equal(metrics_get(m, METRICS_SERIES_DROPPED, NULL), 3);
+        metrics_add(m, METRICS_CREATES, METRICS_LABELS("rejected", "Y.1", NULL), 1);
+        assert_int_equal(metrics_get(m, METRICS_CREATES, METRICS_LABELS("rejected", "Y.1", NULL)), 0);
+        assert_int_equal(metrics_get(m, METRICS_SERIES_DROPPED, NULL), 4);
+        metrics_free(m);
+}
+
 /* A series array that cannot grow refuses the new series and keeps the old ones: they
  * still count, render and are freed (the sanitizer build sees a leak or a NULL read). */
 static void test_grow_fails(void **state) {
@@ -357,7 +393,7 @@ int main(void) {
                 cmocka_unit_test(test_escape),           cmocka_unit_test(test_code_token),
                 cmocka_unit_test(test_series_identity),  cmocka_unit_test(test_reset_gauges),
                 cmocka_unit_test(test_changed_callback), cmocka_unit_test(test_series_cap),
-                cmocka_unit_test(test_grow_fails),
+                cmocka_unit_test(test_series_cap_spares_gauges), cmocka_unit_test(test_grow_fails),
                 cmocka_unit_test(test_write_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
