@@ -19,6 +19,8 @@ typedef struct LiveListing {
         RemoteInstanceList instances;  /* every workspace listed, merged by id */
         char **unlisted;               /* workspaces whose listing failed */
         char **unlisted_why;           /* ... and why (the API client's message), same order */
+        ApiClass *unlisted_class;      /* ... and the answer's class (API_CLASS_TRANSIENT for
+                                        * a local failure to send), same order */
         size_t n_unlisted;
         bool auth_failed;              /* the API refused the credentials (logged) */
         char *auth_message;
@@ -36,4 +38,9 @@ void live_workspaces_free(char **ws);
  * failures are noted per workspace (the caller reports them). 0, or -ENOMEM or the
  * loop's error (*ret then empty). */
 int live_list(sd_event *event, ApiClient *api, char *const *workspaces, size_t n, LiveListing *ret);
+/* The exit status the workspaces not listed call for, most urgent first: EXIT_USAGE for
+ * an authentication failure or a policy denial (as once), EXIT_TRANSIENT when any
+ * failure may pass (run it again), EXIT_INVALID when every one was refused for good
+ * (running again cannot help), EXIT_OK when all were listed. */
+int live_exit_code(const LiveListing *l);
 void live_listing_done(LiveListing *l);

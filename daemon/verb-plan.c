@@ -367,11 +367,13 @@ int verb_plan(Cli *cli) {
                 fprintf(stderr, "notebookd: plan: cannot write the plan: %s\n", strerror(errno));
                 return EXIT_USAGE;
         }
-        /* --live, most urgent first: a workspace not listed (run again), then invalid
+        /* --live, most urgent first: a workspace not listed (2 for a policy denial, 3
+         * when running again may help, 1 when it was refused for good), then invalid
          * manifests (a human must fix them: 1 even when the valid ones have changes, as
          * terraform's error beats its "changes"), then changes */
-        if (cli->live && live.n_unlisted > 0)
-                return EXIT_TRANSIENT;
+        int unlisted = cli->live ? live_exit_code(&live) : EXIT_OK;
+        if (unlisted != EXIT_OK)
+                return unlisted;
         if (diags->n_errors > 0)
                 return EXIT_INVALID;
         return cli->live && changes > 0 ? EXIT_CHANGES : EXIT_OK;
