@@ -411,16 +411,28 @@ static int stage_proxy(const char *file, size_t i, const YamlNode *v, Staged *st
         return 0;
 }
 
-/* One no_proxy entry, as libcurl reads them: a host name or domain (a leading '.'
- * allowed), an IPv4 or IPv6 address, an address/prefix range, or "*" (every host). */
+/* One no_proxy entry, as libcurl (7.88) reads them: a host name or domain (a leading
+ * '.' allowed), an IPv4 or IPv6 address, an address/prefix range, or "*" (every host;
+ * stage_hosts checks it is alone). libcurl takes a '*' inside a name and a bracketed
+ * address literally, so either would match nothing and send the traffic meant to go
+ * direct to the proxy: refused here, with what to write instead. */
 static const char *host_pattern_problem(const char *s, size_t len) {
         if (len == 0)
                 return "is empty";
         if (len > CONFIG_MAX_PATTERN_LENGTH)
                 return "is too long";
-        for (size_t b = 0; b < len; b++)
-                if (!isalnum((unsigned char) s[b]) && !strchr(".-_:/[]*", s[b]))
+        if (len == 1 && s[0] == '*')
+                return NULL;
+        for (size_t b = 0; b < len; b++) {
+                if (s[b] == '*')
+                        return "has a '*', which libcurl honours only as the whole list: write '.corp.example' "
+                               "for a domain and its hosts";
+                if (s[b] == '[' || s[b] == ']')
+                        return "has brackets, which libcurl takes literally: write the address without them "
+                               "(::1)";
+                if (!isalnum((unsigned char) s[b]) && !strchr(".-_:/", s[b]))
                         return "is not a host name, domain, address or address/prefix";
+        }
         return NULL;
 }
 
@@ -450,8 +462,9 @@ static int stage_hosts(const char *file, size_t i, const YamlNode *v, Staged *st
                 return r < 0 ? r : -EINVAL;
         }
         _cleanup_free_ char *joined = NULL;
-        size_t used = 0;
+        size_t used = 0, n_entries = 0;
         bool bad = false;
+        const YamlNode *star = NULL;   /* the item that holds a "*" entry */
         for (size_t j = 0; j < n; j++) {
                 const YamlNode *item = list ? v->items[j] : v;
                 if (!yaml_node_is_scalar(item) || item->kind == YAML_KIND_NULL) {
@@ -471,6 +484,9 @@ static int stage_hosts(const char *file, size_t i, const YamlNode *v, Staged *st
                         while (e > b && e[-1] == ' ')
                                 e--;
                         const char *problem = host_pattern_problem(b, (size_t) (e - b));
+                        n_entries++;
+                        if (e - b == 1 && *b == '*' && !star)
+                                star = item;
                         if (problem) {
                                 r = diag_error(diags, file, item->line, item->column, "'%s' entry %s %s", name,
                                                yaml_quote(q, sizeof(q), b, (size_t) (e - b)), problem);
@@ -490,6 +506,13 @@ static int stage_hosts(const char *file, size_t i, const YamlNode *v, Staged *st
                         }
                         p += len + 1;
                 }
+        }
+        if (star && n_entries > 1) {
+                /* libcurl 7.88 honours "*" only as the whole list: beside other entries it
+                 * matches no host, and everything would go to the proxy */
+                r = diag_error(diags, file, star->line, star->column,
+                               "'%s' entry '*' (every host goes direct) must be the only entry", name);
+                return r < 0 ? r : -EINVAL;
         }
         if (bad)
                 return -EINVAL;

@@ -489,13 +489,22 @@ static void test_proxy(void **state) {
 
         /* the environment variable's form: one comma-separated string, spaces dropped */
         assert_int_equal(config_init(&c), 0);
-        _cleanup_free_ char *path2 = write_config("no_proxy: \"a.example, b.example ,[::1]\"\n"
+        _cleanup_free_ char *path2 = write_config("no_proxy: \"a.example, b.example ,::1\"\n"
                                                   "proxy: http://[fd00::1]:8080/\n");
         diags_clear(&d);
         assert_int_equal(config_load(&c, path2, &d), 0);
         assert_int_equal(d.n, 0);
-        assert_string_equal(c.no_proxy, "a.example,b.example,[::1]");
+        assert_string_equal(c.no_proxy, "a.example,b.example,::1");
         assert_string_equal(c.proxy, "http://[fd00::1]:8080/");
+        config_done(&c);
+
+        /* "*" alone: every host goes direct */
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_free_ char *path2b = write_config("no_proxy: [\"*\"]\n");
+        diags_clear(&d);
+        assert_int_equal(config_load(&c, path2b, &d), 0);
+        assert_int_equal(d.n, 0);
+        assert_string_equal(c.no_proxy, "*");
         config_done(&c);
 
         /* a password: accepted, with a warning that says where it belongs, not what it is */
@@ -529,6 +538,18 @@ static void test_proxy(void **state) {
         bad1("no_proxy: \"a.example,,b\"\n", 1, 11, "'no_proxy' entry '' is empty");
         bad1("no_proxy: [ok.example, \"bad host\"]\n", 1, 24,
              "'no_proxy' entry 'bad host' is not a host name, domain, address or address/prefix");
+        /* what libcurl 7.88 would read otherwise than meant: "*" beside others, a '*'
+         * inside a name, a bracketed address (all taken literally: sent to the proxy) */
+        bad1("no_proxy: [a.example, \"*\"]\n", 1, 23,
+             "'no_proxy' entry '*' (every host goes direct) must be the only entry");
+        bad1("no_proxy: \"a.example,*\"\n", 1, 11,
+             "'no_proxy' entry '*' (every host goes direct) must be the only entry");
+        bad1("no_proxy: [\"*.corp.example\"]\n", 1, 12,
+             "'no_proxy' entry '*.corp.example' has a '*', which libcurl honours only as the whole list: write "
+             "'.corp.example' for a domain and its hosts");
+        bad1("no_proxy: \"a.example,[::1]\"\n", 1, 11,
+             "'no_proxy' entry '[::1]' has brackets, which libcurl takes literally: write the address without them "
+             "(::1)");
         bad1("no_proxy: {a: b}\n", 1, 11, "'no_proxy' must be a list of hosts or a comma-separated string, got a mapping");
 }
 
