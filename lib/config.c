@@ -118,13 +118,21 @@ int config_init(Config *c) {
         return 0;
 }
 
+/* A string value freed; a proxy URL may hold a password, so it is wiped first (the
+ * secrets' rule: none left behind in freed memory). */
+static void value_free(ValueType t, char *s) {
+        if (s && t == VALUE_PROXY)
+                explicit_bzero(s, strlen(s));
+        free(s);
+}
+
 void config_done(Config *c) {
         if (!c)
                 return;
         free(c->file);
         for (size_t i = 0; i < N_KEYS; i++)
                 if (value_is_string(config_keys[i].type))
-                        free(*(char **) ((char *) c + config_keys[i].offset));
+                        value_free(config_keys[i].type, *(char **) ((char *) c + config_keys[i].offset));
                 else if (config_keys[i].type == VALUE_PATTERNS)
                         config_list_done((ConfigList *) ((char *) c + config_keys[i].offset));
                 else if (config_keys[i].type == VALUE_TENANTS)
@@ -243,7 +251,7 @@ typedef struct Staged {
 
 static void staged_done(Staged *s) {
         for (size_t i = 0; i < N_KEYS; i++) {
-                free(s->str[i]);
+                value_free(config_keys[i].type, s->str[i]);
                 config_list_done(&s->list[i]);
         }
         tenant_list_done(&s->tenants);
@@ -405,7 +413,7 @@ static int stage_proxy(const char *file, size_t i, const YamlNode *v, Staged *st
         char *copy = strdup(v->scalar);
         if (!copy)
                 return -ENOMEM;
-        free(st->str[i]);
+        value_free(VALUE_PROXY, st->str[i]);
         st->str[i] = copy;
         st->set[i] = true;
         return 0;
@@ -729,7 +737,7 @@ static int config_parse(Config *c, const char *path, const char *buf, size_t len
                         continue;
                 char *field = (char *) c + config_keys[i].offset;
                 if (value_is_string(config_keys[i].type)) {
-                        free(*(char **) field);
+                        value_free(config_keys[i].type, *(char **) field);
                         *(char **) field = TAKE_PTR(st.str[i]);
                 } else if (config_keys[i].type == VALUE_PATTERNS) {
                         config_list_done((ConfigList *) field);
@@ -761,8 +769,12 @@ int config_load(Config *c, const char *path, Diags *diags) {
                 r = diag_error(diags, path, 0, 0, "not a regular file");
         else if (r < 0)
                 r = diag_error(diags, path, 0, 0, "cannot read config: %s", strerror(-r));
-        else
-                return config_parse(c, path, buf, len, diags);
+        else {
+                r = config_parse(c, path, buf, len, diags);
+                /* the file's text may hold a proxy password */
+                explicit_bzero(buf, len);
+                return r;
+        }
         return r < 0 ? r : -EINVAL;
 }
 
