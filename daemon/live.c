@@ -6,52 +6,7 @@
 #include "cli.h"
 #include "log.h"
 #include "messages.h"
-#include "plan.h"
 #include "util.h"
-
-static int cmp_str(const void *a, const void *b) {
-        return strcmp(*(const char *const *) a, *(const char *const *) b);
-}
-
-void live_workspaces_free(char **ws) {
-        for (size_t i = 0; ws && ws[i]; i++)
-                free(ws[i]);
-        free(ws);
-}
-
-int live_workspaces(const NotebookSpec *const *specs, size_t n_specs, const InstanceRecord *records,
-                    size_t n_records, char ***ret, size_t *ret_n) {
-        /* A listing shows one workspace only: an instance in any other would never be
-         * seen, and its name would look absent (a create that 6301 then refuses). */
-        _cleanup_free_ const char **all = calloc(1 + n_specs + n_records, sizeof(char *));
-        if (!all)
-                return -ENOMEM;
-        size_t n = 0;
-        all[n++] = "0";
-        for (size_t i = 0; i < n_specs; i++)
-                all[n++] = plan_workspace_of(specs[i], NULL);
-        for (size_t i = 0; i < n_records; i++)
-                if (records[i].workspace_id)
-                        all[n++] = records[i].workspace_id;
-        qsort(all, n, sizeof(char *), cmp_str);
-        char **ws = calloc(n + 1, sizeof(char *));
-        size_t k = 0;
-        for (size_t i = 0; ws && i < n; i++) {
-                if (k > 0 && streq(ws[k - 1], all[i]))
-                        continue;
-                if (!(ws[k] = strdup(all[i]))) {
-                        live_workspaces_free(ws);
-                        ws = NULL;
-                        break;
-                }
-                k++;
-        }
-        if (!ws)
-                return -ENOMEM;
-        *ret = ws;
-        *ret_n = k;
-        return 0;
-}
 
 typedef struct LiveState {
         sd_event *event;
@@ -126,7 +81,7 @@ static void on_list(ApiClient *c, const ApiResult *ar, const RemoteInstanceList 
                 (void) sd_event_exit(s->event, 0);
 }
 
-int live_list(sd_event *event, ApiClient *api, char *const *workspaces, size_t n, LiveListing *ret) {
+int live_list(sd_event *event, ApiClient *api, const char *const *workspaces, size_t n, LiveListing *ret) {
         *ret = (LiveListing) {};
         LiveState s = { .event = event, .listing = ret };
         int r = 0;

@@ -26,18 +26,12 @@ typedef struct LiveListing {
         char *auth_message;
 } LiveListing;
 
-/* The workspaces a full pass lists (engine.c, workspaces_needed): "0", each desired
- * spec's and each record's; sorted, each once. *ret is NULL-terminated; free with
- * strv_free-style live_workspaces_free(). -ENOMEM. */
-int live_workspaces(const NotebookSpec *const *specs, size_t n_specs, const InstanceRecord *records,
-                    size_t n_records, char ***ret, size_t *ret_n);
-void live_workspaces_free(char **ws);
-
 /* List each workspace on event's loop, which runs until every listing answered. An
  * authentication failure is logged (MESSAGE_AUTH_FAILED) and noted in *ret, other
  * failures are noted per workspace (the caller reports them). 0, or -ENOMEM or the
  * loop's error (*ret then empty). */
-int live_list(sd_event *event, ApiClient *api, char *const *workspaces, size_t n, LiveListing *ret);
+/* workspaces: what a full pass lists (plan_workspaces_needed, as the engine asks it). */
+int live_list(sd_event *event, ApiClient *api, const char *const *workspaces, size_t n, LiveListing *ret);
 /* The exit status the workspaces not listed call for, most urgent first: EXIT_USAGE for
  * an authentication failure or a policy denial (as once), EXIT_TRANSIENT when any
  * failure may pass (run it again), EXIT_INVALID when every one was refused for good

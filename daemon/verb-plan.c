@@ -245,12 +245,13 @@ static int list_live(Cli *cli, const NotebookSpec *const *specs, size_t n_specs,
         r = backend_open_api(&b, event, &cli->config);
         if (r < 0)
                 return EXIT_USAGE;
-        char **ws = NULL;
+        /* the workspaces the engine's full pass lists, by the same function */
+        const char **ws = NULL;
         size_t n_ws = 0;
-        r = live_workspaces(specs, n_specs, records, n_records, &ws, &n_ws);
+        r = plan_workspaces_needed(specs, n_specs, records, n_records, &ws, &n_ws);
         if (r >= 0)
                 r = live_list(event, b.api, ws, n_ws, ret);
-        live_workspaces_free(ws);
+        free(ws);
         backend_close(&b);
         if (r < 0) {
                 log_error_errno(r, "Cannot list the cloud: %m");
