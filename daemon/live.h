@@ -1,8 +1,9 @@
 /* plan --live: the cloud as it is now, listed once the way a full pass lists it (every
  * workspace that matters, each through api_list's pager, all at once), but outside the
- * engine: nothing is recorded and nothing but list calls (GETs) is ever sent, so a CI
- * job or an operator can ask "what would the next pass do?" at any time, next to a
- * running daemon. */
+ * engine: nothing is recorded and nothing but list calls is ever sent to ModelArts
+ * (credentials are fetched as configured: an IAM token by POST, the metadata service's
+ * PUT and GETs), so a CI job or an operator can ask "what would the next pass do?" at
+ * any time, next to a running daemon. */
 #pragma once
 
 #include <stdbool.h>

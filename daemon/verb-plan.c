@@ -1,7 +1,8 @@
 /* notebookd plan: what a pass would do, changing nothing. Offline: the desired set from
  * the manifests, the recorded state (read-only, fine while a daemon writes), no
  * listing; so adoptions and "missing remotely" only show once `once`/the daemon lists.
- * With --live it lists the cloud first (daemon/live.c: GETs only, nothing recorded) and
+ * With --live it lists the cloud first (daemon/live.c: ModelArts list calls only,
+ * credentials fetched as configured, nothing recorded) and
  * plans exactly as a full pass would, then exits 4 when that pass has changes to make.
  * Manifest diagnostics go to stderr as with check; the plan goes to stdout. */
 #include <cjson/cJSON.h>
@@ -230,7 +231,9 @@ static const char *tree_problem_of(const char *tenant, void *userdata) {
 /* --live: the API client as `once` builds it (the same checks, messages and exit code
  * for a missing endpoint, project or credentials), then one listing of every workspace
  * a full pass lists. No store is opened for writing and no engine runs, so nothing but
- * GETs can leave. EXIT_OK with *ret filled, else the exit code (already reported). */
+ * ModelArts list calls (and what the credentials need: an IAM token, the metadata
+ * service's keys) can leave. EXIT_OK with *ret filled, else the exit code (already
+ * reported). */
 static int list_live(Cli *cli, const NotebookSpec *const *specs, size_t n_specs, const InstanceRecord *records,
                      size_t n_records, LiveListing *ret) {
         log_setup(cli->log_target, cli->log_level);

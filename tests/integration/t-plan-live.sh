@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `notebookd plan --live`: the cloud listed (GETs only), the next pass shown exactly,
+# `notebookd plan --live`: the cloud listed (ModelArts: list calls only), the next pass shown exactly,
 # and an exit status a CI job can gate a merge on, against the emulator:
 #   1. a new manifest: a create line, exit 4 (changes); no state directory is made;
 #   2. converged by once: "nothing to do", exit 0, --json nothing_to_do;
