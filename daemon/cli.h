@@ -43,7 +43,8 @@ typedef struct Cli {
         long long timeout_ms;      /* once --timeout */
         unsigned prune_confirm;    /* once --prune-confirm: 0 = not given */
         const char *tenant;        /* plan, status --tenant: only this tenant's */
-        bool live;                 /* plan --live: list the cloud (GETs only) and plan against it */
+        bool live;                 /* plan --live: list the cloud (ModelArts: list calls
+                                    * only) and plan against it */
         LogTarget log_target;
         int log_level;             /* syslog priority, LOG_INFO by default */
         char **args;               /* positional arguments after the verb */

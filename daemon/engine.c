@@ -2036,20 +2036,23 @@ static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
 static int workspaces_needed(Engine *e, bool with_records, Hashmap **ret) {
         Hashmap *ws = NULL;
         InstanceRecord *records = NULL;
-        size_t n_records = 0;
-        int r = hashmap_new(&ws);
-        if (r >= 0)
-                r = hashmap_put(ws, "0", NULL);
-        for (size_t i = 0; r >= 0 && i < e->desired.n; i++)
-                r = hashmap_put(ws, plan_workspace_of(e->desired.items[i], NULL), NULL);
-        if (r >= 0 && with_records) {
+        size_t n_records = 0, n = 0;
+        const char **needed = NULL;
+        int r = 0;
+        if (with_records) {
                 r = store_list_instances(e->store, &records, &n_records);
                 if (r < 0)
                         note_state_error(e, r, "read the records", NULL);
         }
-        for (size_t i = 0; r >= 0 && i < n_records; i++)
-                if (records[i].workspace_id)
-                        r = hashmap_put(ws, records[i].workspace_id, NULL);
+        /* the same answer plan --live gives (it promises exactly this pass) */
+        if (r >= 0)
+                r = plan_workspaces_needed((const NotebookSpec *const *) e->desired.items, e->desired.n, records,
+                                           n_records, &needed, &n);
+        if (r >= 0)
+                r = hashmap_new(&ws);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = hashmap_put(ws, needed[i], NULL);   /* the key is copied */
+        free(needed);
         instance_records_free(records, n_records);
         if (r < 0) {
                 hashmap_free(ws);

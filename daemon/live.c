@@ -3,54 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "log.h"
 #include "messages.h"
-#include "plan.h"
 #include "util.h"
-
-static int cmp_str(const void *a, const void *b) {
-        return strcmp(*(const char *const *) a, *(const char *const *) b);
-}
-
-void live_workspaces_free(char **ws) {
-        for (size_t i = 0; ws && ws[i]; i++)
-                free(ws[i]);
-        free(ws);
-}
-
-int live_workspaces(const NotebookSpec *const *specs, size_t n_specs, const InstanceRecord *records,
-                    size_t n_records, char ***ret, size_t *ret_n) {
-        /* A listing shows one workspace only: an instance in any other would never be
-         * seen, and its name would look absent (a create that 6301 then refuses). */
-        _cleanup_free_ const char **all = calloc(1 + n_specs + n_records, sizeof(char *));
-        if (!all)
-                return -ENOMEM;
-        size_t n = 0;
-        all[n++] = "0";
-        for (size_t i = 0; i < n_specs; i++)
-                all[n++] = plan_workspace_of(specs[i], NULL);
-        for (size_t i = 0; i < n_records; i++)
-                if (records[i].workspace_id)
-                        all[n++] = records[i].workspace_id;
-        qsort(all, n, sizeof(char *), cmp_str);
-        char **ws = calloc(n + 1, sizeof(char *));
-        size_t k = 0;
-        for (size_t i = 0; ws && i < n; i++) {
-                if (k > 0 && streq(ws[k - 1], all[i]))
-                        continue;
-                if (!(ws[k] = strdup(all[i]))) {
-                        live_workspaces_free(ws);
-                        ws = NULL;
-                        break;
-                }
-                k++;
-        }
-        if (!ws)
-                return -ENOMEM;
-        *ret = ws;
-        *ret_n = k;
-        return 0;
-}
 
 typedef struct LiveState {
         sd_event *event;
@@ -64,15 +20,19 @@ typedef struct LiveRequest {
         char *workspace_id;
 } LiveRequest;
 
-static int note_unlisted(LiveListing *l, const char *workspace_id, const char *why) {
+static int note_unlisted(LiveListing *l, const char *workspace_id, ApiClass class, const char *why) {
         char **u = reallocarray(l->unlisted, l->n_unlisted + 1, sizeof(char *));
         if (u)
                 l->unlisted = u;
         char **w = u ? reallocarray(l->unlisted_why, l->n_unlisted + 1, sizeof(char *)) : NULL;
         if (w)
                 l->unlisted_why = w;
-        if (!u || !w)
+        ApiClass *k = w ? reallocarray(l->unlisted_class, l->n_unlisted + 1, sizeof(ApiClass)) : NULL;
+        if (k)
+                l->unlisted_class = k;
+        if (!u || !w || !k)
                 return -ENOMEM;
+        l->unlisted_class[l->n_unlisted] = class;
         l->unlisted[l->n_unlisted] = strdup(workspace_id);
         l->unlisted_why[l->n_unlisted] = strdup(strempty(why));
         l->n_unlisted++;   /* counted even when a copy failed: the entry is freed either way */
@@ -108,9 +68,11 @@ static void on_list(ApiClient *c, const ApiResult *ar, const RemoteInstanceList 
                         l->auth_failed = true;
                         l->auth_message = xstrdup(strempty(ar->message));
                 }
-                r = note_unlisted(l, lr->workspace_id, ar->message);
+                r = note_unlisted(l, lr->workspace_id, ar->class, ar->message);
         } else
-                r = note_unlisted(l, lr->workspace_id, ar->message);
+                /* an OK class without a list (memory) is for running again */
+                r = note_unlisted(l, lr->workspace_id, ar->class == API_CLASS_OK ? API_CLASS_TRANSIENT : ar->class,
+                                  ar->message);
         if (r < 0)
                 s->error = r;
         free(lr->workspace_id);
@@ -119,7 +81,7 @@ static void on_list(ApiClient *c, const ApiResult *ar, const RemoteInstanceList 
                 (void) sd_event_exit(s->event, 0);
 }
 
-int live_list(sd_event *event, ApiClient *api, char *const *workspaces, size_t n, LiveListing *ret) {
+int live_list(sd_event *event, ApiClient *api, const char *const *workspaces, size_t n, LiveListing *ret) {
         *ret = (LiveListing) {};
         LiveState s = { .event = event, .listing = ret };
         int r = 0;
@@ -137,7 +99,7 @@ int live_list(sd_event *event, ApiClient *api, char *const *workspaces, size_t n
                 if (r < 0) {
                         free(lr->workspace_id);
                         free(lr);
-                        r = note_unlisted(ret, workspaces[i], strerror(-r));
+                        r = note_unlisted(ret, workspaces[i], API_CLASS_TRANSIENT, strerror(-r));
                         continue;
                 }
                 s.out++;
@@ -154,6 +116,28 @@ int live_list(sd_event *event, ApiClient *api, char *const *workspaces, size_t n
         return r;
 }
 
+int live_exit_code(const LiveListing *l) {
+        int code = EXIT_OK;
+        for (size_t i = 0; i < l->n_unlisted; i++)
+                switch (l->unlisted_class[i]) {
+                case API_CLASS_AUTH:
+                case API_CLASS_FORBIDDEN:
+                        /* the credentials, or a policy on them: as once says it */
+                        return EXIT_USAGE;
+                case API_CLASS_PERMANENT:
+                case API_CLASS_NOT_FOUND:
+                case API_CLASS_ACCOUNT_FROZEN:
+                        /* refused for good: running again cannot help, a human must act */
+                        if (code != EXIT_TRANSIENT)
+                                code = EXIT_INVALID;
+                        break;
+                default:
+                        code = EXIT_TRANSIENT;
+                        break;
+                }
+        return code;
+}
+
 void live_listing_done(LiveListing *l) {
         remote_instance_list_clear(&l->instances);
         for (size_t i = 0; i < l->n_unlisted; i++) {
@@ -162,6 +146,7 @@ void live_listing_done(LiveListing *l) {
         }
         free(l->unlisted);
         free(l->unlisted_why);
+        free(l->unlisted_class);
         free(l->auth_message);
         *l = (LiveListing) {};
 }

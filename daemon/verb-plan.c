@@ -1,7 +1,8 @@
 /* notebookd plan: what a pass would do, changing nothing. Offline: the desired set from
  * the manifests, the recorded state (read-only, fine while a daemon writes), no
  * listing; so adoptions and "missing remotely" only show once `once`/the daemon lists.
- * With --live it lists the cloud first (daemon/live.c: GETs only, nothing recorded) and
+ * With --live it lists the cloud first (daemon/live.c: ModelArts list calls only,
+ * credentials fetched as configured, nothing recorded) and
  * plans exactly as a full pass would, then exits 4 when that pass has changes to make.
  * Manifest diagnostics go to stderr as with check; the plan goes to stdout. */
 #include <cjson/cJSON.h>
@@ -230,7 +231,9 @@ static const char *tree_problem_of(const char *tenant, void *userdata) {
 /* --live: the API client as `once` builds it (the same checks, messages and exit code
  * for a missing endpoint, project or credentials), then one listing of every workspace
  * a full pass lists. No store is opened for writing and no engine runs, so nothing but
- * GETs can leave. EXIT_OK with *ret filled, else the exit code (already reported). */
+ * ModelArts list calls (and what the credentials need: an IAM token, the metadata
+ * service's keys) can leave. EXIT_OK with *ret filled, else the exit code (already
+ * reported). */
 static int list_live(Cli *cli, const NotebookSpec *const *specs, size_t n_specs, const InstanceRecord *records,
                      size_t n_records, LiveListing *ret) {
         log_setup(cli->log_target, cli->log_level);
@@ -245,12 +248,13 @@ static int list_live(Cli *cli, const NotebookSpec *const *specs, size_t n_specs,
         r = backend_open_api(&b, event, &cli->config);
         if (r < 0)
                 return EXIT_USAGE;
-        char **ws = NULL;
+        /* the workspaces the engine's full pass lists, by the same function */
+        const char **ws = NULL;
         size_t n_ws = 0;
-        r = live_workspaces(specs, n_specs, records, n_records, &ws, &n_ws);
+        r = plan_workspaces_needed(specs, n_specs, records, n_records, &ws, &n_ws);
         if (r >= 0)
                 r = live_list(event, b.api, ws, n_ws, ret);
-        live_workspaces_free(ws);
+        free(ws);
         backend_close(&b);
         if (r < 0) {
                 log_error_errno(r, "Cannot list the cloud: %m");
@@ -367,11 +371,13 @@ int verb_plan(Cli *cli) {
                 fprintf(stderr, "notebookd: plan: cannot write the plan: %s\n", strerror(errno));
                 return EXIT_USAGE;
         }
-        /* --live, most urgent first: a workspace not listed (run again), then invalid
+        /* --live, most urgent first: a workspace not listed (2 for a policy denial, 3
+         * when running again may help, 1 when it was refused for good), then invalid
          * manifests (a human must fix them: 1 even when the valid ones have changes, as
          * terraform's error beats its "changes"), then changes */
-        if (cli->live && live.n_unlisted > 0)
-                return EXIT_TRANSIENT;
+        int unlisted = cli->live ? live_exit_code(&live) : EXIT_OK;
+        if (unlisted != EXIT_OK)
+                return unlisted;
         if (diags->n_errors > 0)
                 return EXIT_INVALID;
         return cli->live && changes > 0 ? EXIT_CHANGES : EXIT_OK;

@@ -118,13 +118,21 @@ int config_init(Config *c) {
         return 0;
 }
 
+/* A string value freed; a proxy URL may hold a password, so it is wiped first (the
+ * secrets' rule: none left behind in freed memory). */
+static void value_free(ValueType t, char *s) {
+        if (s && t == VALUE_PROXY)
+                explicit_bzero(s, strlen(s));
+        free(s);
+}
+
 void config_done(Config *c) {
         if (!c)
                 return;
         free(c->file);
         for (size_t i = 0; i < N_KEYS; i++)
                 if (value_is_string(config_keys[i].type))
-                        free(*(char **) ((char *) c + config_keys[i].offset));
+                        value_free(config_keys[i].type, *(char **) ((char *) c + config_keys[i].offset));
                 else if (config_keys[i].type == VALUE_PATTERNS)
                         config_list_done((ConfigList *) ((char *) c + config_keys[i].offset));
                 else if (config_keys[i].type == VALUE_TENANTS)
@@ -243,7 +251,7 @@ typedef struct Staged {
 
 static void staged_done(Staged *s) {
         for (size_t i = 0; i < N_KEYS; i++) {
-                free(s->str[i]);
+                value_free(config_keys[i].type, s->str[i]);
                 config_list_done(&s->list[i]);
         }
         tenant_list_done(&s->tenants);
@@ -405,22 +413,34 @@ static int stage_proxy(const char *file, size_t i, const YamlNode *v, Staged *st
         char *copy = strdup(v->scalar);
         if (!copy)
                 return -ENOMEM;
-        free(st->str[i]);
+        value_free(VALUE_PROXY, st->str[i]);
         st->str[i] = copy;
         st->set[i] = true;
         return 0;
 }
 
-/* One no_proxy entry, as libcurl reads them: a host name or domain (a leading '.'
- * allowed), an IPv4 or IPv6 address, an address/prefix range, or "*" (every host). */
+/* One no_proxy entry, as libcurl (7.88) reads them: a host name or domain (a leading
+ * '.' allowed), an IPv4 or IPv6 address, an address/prefix range, or "*" (every host;
+ * stage_hosts checks it is alone). libcurl takes a '*' inside a name and a bracketed
+ * address literally, so either would match nothing and send the traffic meant to go
+ * direct to the proxy: refused here, with what to write instead. */
 static const char *host_pattern_problem(const char *s, size_t len) {
         if (len == 0)
                 return "is empty";
         if (len > CONFIG_MAX_PATTERN_LENGTH)
                 return "is too long";
-        for (size_t b = 0; b < len; b++)
-                if (!isalnum((unsigned char) s[b]) && !strchr(".-_:/[]*", s[b]))
+        if (len == 1 && s[0] == '*')
+                return NULL;
+        for (size_t b = 0; b < len; b++) {
+                if (s[b] == '*')
+                        return "has a '*', which libcurl honours only as the whole list: write '.corp.example' "
+                               "for a domain and its hosts";
+                if (s[b] == '[' || s[b] == ']')
+                        return "has brackets, which libcurl takes literally: write the address without them "
+                               "(::1)";
+                if (!isalnum((unsigned char) s[b]) && !strchr(".-_:/", s[b]))
                         return "is not a host name, domain, address or address/prefix";
+        }
         return NULL;
 }
 
@@ -450,8 +470,9 @@ static int stage_hosts(const char *file, size_t i, const YamlNode *v, Staged *st
                 return r < 0 ? r : -EINVAL;
         }
         _cleanup_free_ char *joined = NULL;
-        size_t used = 0;
+        size_t used = 0, n_entries = 0;
         bool bad = false;
+        const YamlNode *star = NULL;   /* the item that holds a "*" entry */
         for (size_t j = 0; j < n; j++) {
                 const YamlNode *item = list ? v->items[j] : v;
                 if (!yaml_node_is_scalar(item) || item->kind == YAML_KIND_NULL) {
@@ -471,6 +492,9 @@ static int stage_hosts(const char *file, size_t i, const YamlNode *v, Staged *st
                         while (e > b && e[-1] == ' ')
                                 e--;
                         const char *problem = host_pattern_problem(b, (size_t) (e - b));
+                        n_entries++;
+                        if (e - b == 1 && *b == '*' && !star)
+                                star = item;
                         if (problem) {
                                 r = diag_error(diags, file, item->line, item->column, "'%s' entry %s %s", name,
                                                yaml_quote(q, sizeof(q), b, (size_t) (e - b)), problem);
@@ -490,6 +514,13 @@ static int stage_hosts(const char *file, size_t i, const YamlNode *v, Staged *st
                         }
                         p += len + 1;
                 }
+        }
+        if (star && n_entries > 1) {
+                /* libcurl 7.88 honours "*" only as the whole list: beside other entries it
+                 * matches no host, and everything would go to the proxy */
+                r = diag_error(diags, file, star->line, star->column,
+                               "'%s' entry '*' (every host goes direct) must be the only entry", name);
+                return r < 0 ? r : -EINVAL;
         }
         if (bad)
                 return -EINVAL;
@@ -706,7 +737,7 @@ static int config_parse(Config *c, const char *path, const char *buf, size_t len
                         continue;
                 char *field = (char *) c + config_keys[i].offset;
                 if (value_is_string(config_keys[i].type)) {
-                        free(*(char **) field);
+                        value_free(config_keys[i].type, *(char **) field);
                         *(char **) field = TAKE_PTR(st.str[i]);
                 } else if (config_keys[i].type == VALUE_PATTERNS) {
                         config_list_done((ConfigList *) field);
@@ -738,8 +769,12 @@ int config_load(Config *c, const char *path, Diags *diags) {
                 r = diag_error(diags, path, 0, 0, "not a regular file");
         else if (r < 0)
                 r = diag_error(diags, path, 0, 0, "cannot read config: %s", strerror(-r));
-        else
-                return config_parse(c, path, buf, len, diags);
+        else {
+                r = config_parse(c, path, buf, len, diags);
+                /* the file's text may hold a proxy password */
+                explicit_bzero(buf, len);
+                return r;
+        }
         return r < 0 ? r : -EINVAL;
 }
 

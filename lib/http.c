@@ -167,9 +167,27 @@ bool http_host_is_loopback(const char *host) {
         return false;
 }
 
+/* True when one comma-separated entry of list is "*" (spaces around it allowed). */
+static bool list_has_star(const char *list) {
+        for (const char *p = list; *p;) {
+                size_t len = strcspn(p, ",");
+                const char *b = p, *e = p + len;
+                while (b < e && *b == ' ')
+                        b++;
+                while (e > b && e[-1] == ' ')
+                        e--;
+                if (e - b == 1 && *b == '*')
+                        return true;
+                p += len + (p[len] == ',');
+        }
+        return false;
+}
+
 char *http_no_proxy_list(const char *configured, const char *env) {
         const char *base = configured ? configured : env && *env ? env : NULL;
-        if (base && streq(base, "*"))
+        /* libcurl honours "*" only as the whole list: "localhost,*" would send every
+         * other host to the proxy, when the operator meant none */
+        if (base && list_has_star(base))
                 return strdup("*");
         return xasprintf("%s%s" HTTP_NO_PROXY_ALWAYS, strempty(base), base ? "," : "");
 }

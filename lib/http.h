@@ -107,8 +107,8 @@ int http_url_check(const char *url, char **ret_message);
  * (the environment's no_proxy, else NO_PROXY), else nothing; then always
  * HTTP_NO_PROXY_ALWAYS: setting CURLOPT_NOPROXY replaces what libcurl would read from
  * the environment, so the environment's list is carried over here. "*" (every host goes
- * direct) stays alone: libcurl honours it only as the whole list. Caller frees; NULL on
- * ENOMEM. */
+ * direct) stays alone, and is the whole list when any entry is "*": libcurl honours it
+ * only as the whole list. Caller frees; NULL on ENOMEM. */
 char *http_no_proxy_list(const char *configured, const char *env);
 /* Loopback (an emulator, a local gateway) and link-local (the ECS metadata service,
  * which a proxy would answer with its own host's data) never go through a proxy. */

@@ -185,8 +185,9 @@
 /* ---- metrics (lib/metrics.c, daemon/metrics-writer.c) ---- */
 /* Series one process keeps at most. The label values are bounded sets (calls, results,
  * statuses, tenants) except the API's error codes, which a broken or hostile API could
- * vary without end: past this, a new series is refused and counted, so the file and the
- * memory stay bounded (a real host has a few hundred). */
+ * vary without end: past this, a new series of a family with a "code" label is refused
+ * and counted, so the file and the memory stay bounded (a real host has a few hundred).
+ * The other families, bounded by the config, are always made. */
 #define METRICS_MAX_SERIES 4096
 /* The metrics file is rewritten at most once per this interval: a burst of 1,000
  * outcomes is a handful of writes, and a lone outcome is in the file within it. */

@@ -167,6 +167,13 @@ static Series *series_find(const Metrics *m, MetricsFamily f, char *const values
 
 static Series *series_dropped(Metrics *m);
 
+static bool family_has_code(MetricsFamily f) {
+        for (size_t i = 0; i < METRICS_MAX_LABELS; i++)
+                if (families[f].labels[i] && streq(families[f].labels[i], "code"))
+                        return true;
+        return false;
+}
+
 /* The series, made at 0 when new; NULL when it cannot be (memory, the cap). */
 static Series *series_get(Metrics *m, MetricsFamily f, const char *const labels[METRICS_MAX_LABELS]) {
         char *values[METRICS_MAX_LABELS];
@@ -177,17 +184,33 @@ static Series *series_get(Metrics *m, MetricsFamily f, const char *const labels[
                 labels_free(values);
                 return s;
         }
-        /* the dropped-series counter itself always gets its place */
-        if (m->n >= METRICS_MAX_SERIES && f != METRICS_SERIES_DROPPED) {
+        /* Only a "code" label (the API's words) can make series without end; every other
+         * family is bounded by the config (tenants, standings, pauses, calls, statuses)
+         * and always gets its place. Were the gauges capped too, the daemon would try to
+         * make each missing one again before every write, and the dropped counter would
+         * grow with time instead of with what was refused. */
+        if (m->n >= METRICS_MAX_SERIES && family_has_code(f)) {
                 labels_free(values);
                 if ((s = series_dropped(m)))
                         s->value++;
                 return NULL;
         }
         _cleanup_free_ char *key = series_key(f, values);
-        if (!key || (m->n == m->allocated && !(m->series = reallocarray(m->series, m->allocated = MAX(m->allocated * 2, 16), sizeof(Series))))) {
+        if (!key) {
                 labels_free(values);
                 return NULL;
+        }
+        if (m->n == m->allocated) {
+                /* through a temporary: a failed growth must leave the live array (and
+                 * its size) as they were, not NULL with every series leaked */
+                size_t allocated = MAX(m->allocated * 2, 16);
+                Series *series = reallocarray(m->series, allocated, sizeof(Series));
+                if (!series) {
+                        labels_free(values);
+                        return NULL;
+                }
+                m->series = series;
+                m->allocated = allocated;
         }
         if (hashmap_put(m->index, key, (void *) (uintptr_t) (m->n + 1)) < 0) {
                 labels_free(values);

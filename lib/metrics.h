@@ -33,7 +33,7 @@ typedef enum MetricsFamily {
         METRICS_REJECTIONS,          /* {call, code, tenant} */
         METRICS_API_REQUESTS,        /* {call, status} */
         METRICS_API_THROTTLED,
-        METRICS_SERIES_DROPPED,      /* series refused past METRICS_MAX_SERIES */
+        METRICS_SERIES_DROPPED,      /* code series refused past METRICS_MAX_SERIES */
         _METRICS_FAMILY_MAX,
 } MetricsFamily;
 
@@ -55,7 +55,8 @@ void metrics_set_changed_callback(Metrics *m, metrics_changed_cb cb, void *userd
 /* Add delta to a counter's series (created at 0), or set a gauge's. NULL-safe in m: a
  * daemon without metrics_file: passes no Metrics. A label named "code" is reduced to
  * [A-Za-z0-9._-], at most 64 bytes (it comes from the API's answer). Past
- * METRICS_MAX_SERIES a new series is not made: METRICS_SERIES_DROPPED counts it. */
+ * METRICS_MAX_SERIES a new series of a family with a "code" label is not made:
+ * METRICS_SERIES_DROPPED counts each count so refused. */
 void metrics_add(Metrics *m, MetricsFamily f, const char *const labels[METRICS_MAX_LABELS], int64_t delta);
 void metrics_set(Metrics *m, MetricsFamily f, const char *const labels[METRICS_MAX_LABELS], int64_t value);
 /* The value of a series, 0 when it does not exist (tests, and the daemon's own reads). */

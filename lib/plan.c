@@ -92,6 +92,32 @@ const char *plan_workspace_of(const NotebookSpec *spec, const InstanceRecord *re
         return "0";
 }
 
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+int plan_workspaces_needed(const NotebookSpec *const *specs, size_t n_specs, const InstanceRecord *records,
+                           size_t n_records, const char ***ret, size_t *ret_n) {
+        const char **all = calloc(1 + n_specs + n_records, sizeof(char *));
+        if (!all)
+                return -ENOMEM;
+        size_t n = 0;
+        all[n++] = "0";
+        for (size_t i = 0; i < n_specs; i++)
+                all[n++] = plan_workspace_of(specs[i], NULL);
+        for (size_t i = 0; i < n_records; i++)
+                if (records[i].workspace_id)
+                        all[n++] = records[i].workspace_id;
+        qsort(all, n, sizeof(char *), cmp_str);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+                if (k == 0 || !streq(all[k - 1], all[i]))
+                        all[k++] = all[i];
+        *ret = all;
+        *ret_n = k;
+        return 0;
+}
+
 static const char *remote_workspace(const RemoteInstance *r) {
         return r->workspace_id ? r->workspace_id : "0";
 }

@@ -163,6 +163,15 @@ typedef struct RemoteView {
 /* The workspace a name lives in: the manifest's, else the record's, else "0". */
 const char *plan_workspace_of(const NotebookSpec *spec, const InstanceRecord *record);
 
+/* The workspaces a full pass lists: "0", each spec's (plan_workspace_of) and each
+ * record's; sorted, each once. A listing shows one workspace only: an instance in any
+ * other would never be seen, and its name would look absent (a create that 6301 then
+ * refuses). The one answer for the engine's passes and plan --live, which promises
+ * exactly what the next pass would do. *ret (caller frees the array only) borrows from
+ * specs and records; -ENOMEM. */
+int plan_workspaces_needed(const NotebookSpec *const *specs, size_t n_specs, const InstanceRecord *records,
+                           size_t n_records, const char ***ret, size_t *ret_n);
+
 /* desired: valid specs with unique names (any order). records: any order, unique names.
  * open_intents: unresolved intents, any order (several per name allowed; the newest
  * counts). remote: NULL = no listing (offline). -EINVAL for duplicate desired or

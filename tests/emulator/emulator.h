@@ -123,6 +123,8 @@ typedef struct Settings {
         int64_t fail_5xx_next; /* the next N faultable requests get the fault, then rates */
         int64_t throttle_next;
         int64_t drop_after_create_next;
+        int64_t deny_next;     /* the next N faultable requests: 403 ModelArts.0108 (a policy) */
+        int64_t refuse_next;   /* the next N faultable requests: 400 with an unknown code */
         unsigned fault_routes; /* ROUTE_BIT set */
 
         /* the ECS metadata service (metadata.c) */

@@ -551,6 +551,7 @@ static void control_reset(Emulator *e) {
         emu_inject_usage_clear(e->inject_usage);
         e->auth = (AuthState) {};
         e->settings.fail_5xx_next = e->settings.throttle_next = e->settings.drop_after_create_next = 0;
+        e->settings.deny_next = e->settings.refuse_next = 0;
 }
 
 /* Apply every name=value of the query, all or nothing. */
@@ -813,6 +814,12 @@ static void process_api(Ctx *c, Reply *rep) {
 
         if (faults && draw(&e->rng, &s->fail_5xx_next, s->fail_5xx_rate))
                 return faulted(c, rep, FAULT_5XX);
+        /* refusals no retry fixes, for any route (inject_error is for creates only) */
+        if (faults && draw(&e->rng, &s->deny_next, 0))
+                return emu_error_set(&rep->err, 403, "ModelArts.0108",
+                                     "Authorization failed: an IAM policy denies this operation (injected)");
+        if (faults && draw(&e->rng, &s->refuse_next, 0))
+                return emu_error_set(&rep->err, 400, "ModelArts.9999", "Refused (injected)");
 
         switch (r->route) {
         case ROUTE_CREATE:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `notebookd plan --live`: the cloud listed (GETs only), the next pass shown exactly,
+# `notebookd plan --live`: the cloud listed (ModelArts: list calls only), the next pass shown exactly,
 # and an exit status a CI job can gate a merge on, against the emulator:
 #   1. a new manifest: a create line, exit 4 (changes); no state directory is made;
 #   2. converged by once: "nothing to do", exit 0, --json nothing_to_do;
@@ -10,7 +10,8 @@
 #   4. none of it sent anything but list calls, nor changed the state database (its
 #      dump is the same); then once does exactly those (the plan was the pass);
 #   5. invalid manifests with changes: exit 1 (the error wins, the plan still printed);
-#   6. a listing that fails (HTTP 500): exit 3, the workspace named on stderr;
+#   6. a listing that fails (HTTP 500): exit 3, the workspace named on stderr; one
+#      denied by an IAM policy (403 0108): exit 2; one refused for good (400): exit 1;
 #   7. a wrong SK, and no credentials at all: the same message and exit 2 as once;
 #   8. --live with another verb: a usage error.
 # Every run is a process that exits; nothing is waited for by time.
@@ -188,6 +189,17 @@ nb_assert_eq 3 "$rc" "plan --live with a failed listing: exit status"
 line "$T/p7.err" '^notebookd: plan: cannot list workspace 0: .*500'
 line "$T/p7.out" '^wait +keep-1 +the listing of workspace 0 failed'
 line "$T/p7.out" '^incomplete: 1 workspace could not be listed'
+
+# A listing refused for good: running again cannot help, so not 3.
+nb_step "a listing denied by an IAM policy (403 0108): exit 2; refused for good (400): exit 1"
+curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/config?deny_next=1&fault_routes=list" >/dev/null
+live p7d
+nb_assert_eq 2 "$rc" "plan --live with a listing denied by a policy: exit status ($(cat "$T/p7d.err"))"
+line "$T/p7d.err" '^notebookd: plan: cannot list workspace 0: '
+curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/config?refuse_next=1&fault_routes=list" >/dev/null
+live p7r
+nb_assert_eq 1 "$rc" "plan --live with a listing refused for good: exit status ($(cat "$T/p7r.err"))"
+line "$T/p7r.err" '^notebookd: plan: cannot list workspace 0: '
 curl -fsS -X POST "$NB_EMULATOR_URL/_emulator/config?fault_routes=all" >/dev/null
 
 # ---- 7. credentials: as once ----

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+/* LDFLAGS: -Wl,--wrap=strdup,--wrap=free */
+
 #include "config.h"
 #include "limits.h"
 #include "util.h"
@@ -32,6 +34,39 @@ static int remove_tmpdir(void **state) {
 }
 
 /* Write text to a fresh file; returns its path (caller frees). */
+/* The copies config.c makes of a proxy URL (strdup; the YAML tree's scalars come from
+ * strndup and are not watched) are checked when freed: no password may be left in them. */
+#define SECRET "Pr0xySecret"
+static struct {
+        void *p;
+        size_t len;
+} watched[16];
+static unsigned n_unwiped;
+char *__real_strdup(const char *s);
+char *__wrap_strdup(const char *s);
+char *__wrap_strdup(const char *s) {
+        char *copy = __real_strdup(s);
+        if (copy && strstr(s, SECRET))
+                for (size_t i = 0; i < ELEMENTSOF(watched); i++)
+                        if (!watched[i].p) {
+                                watched[i].p = copy;
+                                watched[i].len = strlen(s);
+                                break;
+                        }
+        return copy;
+}
+void __real_free(void *p);
+void __wrap_free(void *p);
+void __wrap_free(void *p) {
+        for (size_t i = 0; p && i < ELEMENTSOF(watched); i++)
+                if (watched[i].p == p) {
+                        if (memmem(p, watched[i].len, SECRET, strlen(SECRET)))
+                                n_unwiped++;
+                        watched[i].p = NULL;
+                }
+        __real_free(p);
+}
+
 static char *write_config(const char *text) {
         static unsigned counter;
         char *path = xasprintf("%s/c%u.yaml", tmpdir, counter++);
@@ -489,13 +524,22 @@ static void test_proxy(void **state) {
 
         /* the environment variable's form: one comma-separated string, spaces dropped */
         assert_int_equal(config_init(&c), 0);
-        _cleanup_free_ char *path2 = write_config("no_proxy: \"a.example, b.example ,[::1]\"\n"
+        _cleanup_free_ char *path2 = write_config("no_proxy: \"a.example, b.example ,::1\"\n"
                                                   "proxy: http://[fd00::1]:8080/\n");
         diags_clear(&d);
         assert_int_equal(config_load(&c, path2, &d), 0);
         assert_int_equal(d.n, 0);
-        assert_string_equal(c.no_proxy, "a.example,b.example,[::1]");
+        assert_string_equal(c.no_proxy, "a.example,b.example,::1");
         assert_string_equal(c.proxy, "http://[fd00::1]:8080/");
+        config_done(&c);
+
+        /* "*" alone: every host goes direct */
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_free_ char *path2b = write_config("no_proxy: [\"*\"]\n");
+        diags_clear(&d);
+        assert_int_equal(config_load(&c, path2b, &d), 0);
+        assert_int_equal(d.n, 0);
+        assert_string_equal(c.no_proxy, "*");
         config_done(&c);
 
         /* a password: accepted, with a warning that says where it belongs, not what it is */
@@ -511,6 +555,24 @@ static void test_proxy(void **state) {
         assert_null(strstr(d.items[0].message, "Pr0xySecret"));
         assert_string_equal(c.proxy, "http://nb:Pr0xySecret@proxy.example:3128");
         config_done(&c);
+
+        /* the password wiped wherever a copy is freed: a reload that replaces it, a
+         * load that fails after staging it (all or nothing), config_done */
+        n_unwiped = 0;
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_free_ char *path4 = write_config("proxy: http://nb:" SECRET "@proxy.example:3128\n");
+        _cleanup_free_ char *path5 = write_config("proxy: http://nb:" SECRET "2@proxy.example:3128\n");
+        _cleanup_free_ char *path6 = write_config("proxy: http://nb:" SECRET "3@proxy.example:3128\n"
+                                                  "concurrency: many\n");
+        diags_clear(&d);
+        assert_int_equal(config_load(&c, path4, &d), 0);
+        assert_int_equal(config_load(&c, path5, &d), 0);
+        assert_int_equal(config_load(&c, path6, &d), -EINVAL);
+        assert_string_equal(c.proxy, "http://nb:" SECRET "2@proxy.example:3128");
+        config_done(&c);
+        assert_int_equal(n_unwiped, 0);
+        for (size_t i = 0; i < ELEMENTSOF(watched); i++)
+                assert_null(watched[i].p);   /* each copy was seen freed */
 
         bad1("proxy: https://proxy.example:3128\n", 1, 8,
              "invalid 'proxy': only an http:// proxy is supported (https:// endpoints are reached through it "
@@ -529,6 +591,18 @@ static void test_proxy(void **state) {
         bad1("no_proxy: \"a.example,,b\"\n", 1, 11, "'no_proxy' entry '' is empty");
         bad1("no_proxy: [ok.example, \"bad host\"]\n", 1, 24,
              "'no_proxy' entry 'bad host' is not a host name, domain, address or address/prefix");
+        /* what libcurl 7.88 would read otherwise than meant: "*" beside others, a '*'
+         * inside a name, a bracketed address (all taken literally: sent to the proxy) */
+        bad1("no_proxy: [a.example, \"*\"]\n", 1, 23,
+             "'no_proxy' entry '*' (every host goes direct) must be the only entry");
+        bad1("no_proxy: \"a.example,*\"\n", 1, 11,
+             "'no_proxy' entry '*' (every host goes direct) must be the only entry");
+        bad1("no_proxy: [\"*.corp.example\"]\n", 1, 12,
+             "'no_proxy' entry '*.corp.example' has a '*', which libcurl honours only as the whole list: write "
+             "'.corp.example' for a domain and its hosts");
+        bad1("no_proxy: \"a.example,[::1]\"\n", 1, 11,
+             "'no_proxy' entry '[::1]' has brackets, which libcurl takes literally: write the address without them "
+             "(::1)");
         bad1("no_proxy: {a: b}\n", 1, 11, "'no_proxy' must be a list of hosts or a comma-separated string, got a mapping");
 }
 

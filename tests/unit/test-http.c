@@ -180,6 +180,12 @@ static void test_no_proxy_list(void **state) {
                 { "a.example,b.example", "corp.example", "a.example,b.example," HTTP_NO_PROXY_ALWAYS },
                 { NULL, "*", "*" },
                 { "*", "corp.example", "*" },
+                /* "*" among others (the environment's list is not checked like the
+                 * config's): every host direct, as meant, not "*" taken literally */
+                { NULL, "corp.example,*", "*" },
+                { NULL, "corp.example, * ,x.example", "*" },
+                { "a.example,*", NULL, "*" },
+                { NULL, "*.corp.example", "*.corp.example," HTTP_NO_PROXY_ALWAYS },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_free_ char *l = http_no_proxy_list(cases[i].configured, cases[i].env);

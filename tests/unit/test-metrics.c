@@ -1,6 +1,8 @@
 /* lib/metrics.c: the exact text rendered for a known set of counters and gauges, label
- * escaping, the error-code token, the series cap, the gauges' reset, and the atomic
- * file write (mode, no temporary file left, an unwritable directory). */
+ * escaping, the error-code token, the series cap, the gauges' reset, a failed growth of
+ * the series array, and the atomic file write (mode, no temporary file left, an
+ * unwritable directory). */
+/* LDFLAGS: -Wl,--wrap=reallocarray */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,18 @@
 #include "limits.h"
 #include "metrics.h"
 #include "util.h"
+
+/* reallocarray fails while this is set (the library's calls go through here) */
+static bool fail_reallocarray;
+void *__real_reallocarray(void *p, size_t n, size_t size);
+void *__wrap_reallocarray(void *p, size_t n, size_t size);
+void *__wrap_reallocarray(void *p, size_t n, size_t size) {
+        if (fail_reallocarray) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        return __real_reallocarray(p, n, size);
+}
 
 static char *render(const Metrics *m) {
         char *buf = NULL;
@@ -265,6 +279,70 @@ static void test_series_cap(void **state) {
         metrics_free(m);
 }
 
+/* Once the cap is reached, the gauges (bounded by the config) are still made: the
+ * daemon sets them before every write, and were they refused, each write would try again
+ * and the dropped counter would grow with time, not with what the API sent. */
+static void test_series_cap_spares_gauges(void **state) {
+        (void) state;
+        Metrics *m = NULL;
+        assert_int_equal(metrics_new(&m), 0);
+        char code[32];
+        for (unsigned i = 0; i < METRICS_MAX_SERIES + 3; i++) {
+                snprintf(code, sizeof code, "X.%u", i);
+                metrics_add(m, METRICS_DELETIONS, METRICS_LABELS("refused", code, NULL), 1);
+        }
+        assert_int_equal(metrics_get(m, METRICS_SERIES_DROPPED, NULL), 3);
+        /* what the daemon's writer does before each of many writes, a new tenant's
+         * gauges among them */
+        for (unsigned w = 0; w < 5; w++) {
+                metrics_reset_gauges(m);
+                metrics_add(m, METRICS_INSTANCES, METRICS_LABELS("running", "late"), 0);
+                metrics_add(m, METRICS_INSTANCES, METRICS_LABELS("running", "late"), 2);
+                metrics_add(m, METRICS_DESIRED, METRICS_LABELS("late"), 2);
+                metrics_set(m, METRICS_PAUSED, METRICS_LABELS("listing"), 1);
+        }
+        assert_int_equal(metrics_get(m, METRICS_INSTANCES, METRICS_LABELS("running", "late")), 2);
+        assert_int_equal(metrics_get(m, METRICS_DESIRED, METRICS_LABELS("late")), 2);
+        assert_int_equal(metrics_get(m, METRICS_PAUSED, METRICS_LABELS("listing")), 1);
+        /* a counter without a code label is bounded too */
+        metrics_add(m, METRICS_API_REQUESTS, METRICS_LABELS("list", "200"), 1);
+        assert_int_equal(metrics_get(m, METRICS_API_REQUESTS, METRICS_LABELS("list", "200")), 1);
+        /* nothing of that was refused; a new code still is, once per count */
+        assert_int_equal(metrics_get(m, METRICS_SERIES_DROPPED, NULL), 3);
+        metrics_add(m, METRICS_CREATES, METRICS_LABELS("rejected", "Y.1", NULL), 1);
+        assert_int_equal(metrics_get(m, METRICS_CREATES, METRICS_LABELS("rejected", "Y.1", NULL)), 0);
+        assert_int_equal(metrics_get(m, METRICS_SERIES_DROPPED, NULL), 4);
+        metrics_free(m);
+}
+
+/* A series array that cannot grow refuses the new series and keeps the old ones: they
+ * still count, render and are freed (the sanitizer build sees a leak or a NULL read). */
+static void test_grow_fails(void **state) {
+        (void) state;
+        Metrics *m = NULL;
+        assert_int_equal(metrics_new(&m), 0);
+        char code[32];
+        /* 16 series fill the first allocation; the 17th needs it to grow */
+        for (unsigned i = 0; i < 16; i++) {
+                snprintf(code, sizeof code, "X.%u", i);
+                metrics_add(m, METRICS_REJECTIONS, METRICS_LABELS("create", code, NULL), 1);
+        }
+        fail_reallocarray = true;
+        metrics_add(m, METRICS_REJECTIONS, METRICS_LABELS("create", "X.16", NULL), 1);
+        fail_reallocarray = false;
+        assert_int_equal(metrics_get(m, METRICS_REJECTIONS, METRICS_LABELS("create", "X.16", NULL)), 0);
+        metrics_add(m, METRICS_REJECTIONS, METRICS_LABELS("create", "X.3", NULL), 1);
+        assert_int_equal(metrics_get(m, METRICS_REJECTIONS, METRICS_LABELS("create", "X.3", NULL)), 2);
+        assert_int_equal(metrics_get(m, METRICS_REJECTIONS, METRICS_LABELS("create", "X.15", NULL)), 1);
+        /* and it grows once memory is back */
+        metrics_add(m, METRICS_REJECTIONS, METRICS_LABELS("create", "X.16", NULL), 1);
+        assert_int_equal(metrics_get(m, METRICS_REJECTIONS, METRICS_LABELS("create", "X.16", NULL)), 1);
+        char *text = render(m);
+        assert_non_null(strstr(text, "notebookd_rejections_total{call=\"create\",code=\"X.0\"} 1\n"));
+        free(text);
+        metrics_free(m);
+}
+
 /* Written beside itself and renamed: the content exact, mode 0644 whatever the umask,
  * nothing else left in the directory; an unwritable directory is an error, not a crash,
  * and leaves the old file alone. */
@@ -315,6 +393,7 @@ int main(void) {
                 cmocka_unit_test(test_escape),           cmocka_unit_test(test_code_token),
                 cmocka_unit_test(test_series_identity),  cmocka_unit_test(test_reset_gauges),
                 cmocka_unit_test(test_changed_callback), cmocka_unit_test(test_series_cap),
+                cmocka_unit_test(test_series_cap_spares_gauges), cmocka_unit_test(test_grow_fails),
                 cmocka_unit_test(test_write_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

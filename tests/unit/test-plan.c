@@ -1300,6 +1300,38 @@ static void test_kind_and_reason_strings(void **state) {
         assert_string_equal(action_kind_to_string(_ACTION_KIND_MAX), "?");
 }
 
+/* The workspaces a full pass lists, which plan --live lists too: "0" always, each
+ * spec's, each record's (a name no longer desired still has its instance there);
+ * sorted, each once. */
+static void test_workspaces_needed(void **state) {
+        Scenario *s = *state;
+        const char **ws = NULL;
+        size_t n = 99;
+        assert_int_equal(plan_workspaces_needed(NULL, 0, NULL, 0, &ws, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(ws[0], "0");
+        free(ws);
+
+        NotebookSpec *a = add_spec(s, "a"), *b = add_spec(s, "b");
+        add_spec(s, "c");   /* workspace "0", already there */
+        free(a->workspace_id);
+        a->workspace_id = sdup("ws-b");
+        free(b->workspace_id);
+        b->workspace_id = sdup("ws-a");
+        add_rec(s, "gone", "id-1", "RUNNING", "created", "h")->workspace_id = sdup("ws-c");
+        add_rec(s, "b", "id-2", "RUNNING", "created", "h")->workspace_id = sdup("ws-a");
+        add_rec(s, "old", "id-3", "RUNNING", "created", "h");   /* none recorded: no entry */
+        assert_int_equal(plan_workspaces_needed((const NotebookSpec *const *) s->specs, s->n_specs, s->recs,
+                                                s->n_recs, &ws, &n),
+                         0);
+        assert_int_equal(n, 4);
+        assert_string_equal(ws[0], "0");
+        assert_string_equal(ws[1], "ws-a");
+        assert_string_equal(ws[2], "ws-b");
+        assert_string_equal(ws[3], "ws-c");
+        free(ws);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1345,6 +1377,7 @@ int main(void) {
                 T(test_pure_and_repeatable),
                 T(test_ten_thousand),
                 T(test_kind_and_reason_strings),
+                T(test_workspaces_needed),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
