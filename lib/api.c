@@ -885,6 +885,19 @@ static int64_t note_retry_after(ApiClient *c, ApiClass class, const HttpResponse
         return ms;
 }
 
+/* A credential fetch failed and nothing may be signed: every call waiting for it gets
+ * the failure (result, with each call's own name), unless the client is being
+ * cancelled (cancel_ops fails those itself, with -ECANCELED). */
+static void fail_waiting(ApiClient *c, ApiResult *result) {
+        ApiOp *w;
+        while ((w = c->waiting.head) && !c->cancelling) {
+                ops_remove(&c->waiting, w);
+                result->call = w->call;
+                deliver(c, w, result, NULL);
+                op_free(w);
+        }
+}
+
 /* The IAM token request failed: without a usable token nothing can be sent, so the
  * waiting calls get its failure (AUTH is handled in dispatch). */
 static void iam_token_failed(ApiClient *c, const ApiResult *result) {
@@ -894,13 +907,7 @@ static void iam_token_failed(ApiClient *c, const ApiResult *result) {
         ApiResult copy = *result;
         copy.class = result->class == API_CLASS_UNKNOWN_OUTCOME ? API_CLASS_TRANSIENT : result->class;
         copy.sent = false;
-        ApiOp *w;
-        while ((w = c->waiting.head) && !c->cancelling) {
-                ops_remove(&c->waiting, w);
-                copy.call = w->call;
-                deliver(c, w, &copy, NULL);
-                op_free(w);
-        }
+        fail_waiting(c, &copy);
 }
 
 /* ---- the metadata service's answers ---- */
@@ -934,13 +941,7 @@ static void metadata_failed(ApiClient *c, ApiClass class, int error, long status
                 .message = m ? m : "no keys from the ECS metadata service",
                 .retry_after_ms = wait,
         };
-        ApiOp *w;
-        while ((w = c->waiting.head) && !c->cancelling) {
-                ops_remove(&c->waiting, w);
-                r.call = w->call;
-                deliver(c, w, &r, NULL);
-                op_free(w);
-        }
+        fail_waiting(c, &r);
 }
 
 /* The fetch goes on with its next request, first in line (iam_fetching stays set). */
