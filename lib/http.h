@@ -111,8 +111,11 @@ int http_url_check(const char *url, char **ret_message);
  * ENOMEM. */
 char *http_no_proxy_list(const char *configured, const char *env);
 /* Loopback (an emulator, a local gateway) and link-local (the ECS metadata service,
- * which a proxy would answer with its own host's data) never go through a proxy. */
-#define HTTP_NO_PROXY_ALWAYS "localhost,127.0.0.0/8,::1,169.254.0.0/16"
+ * which a proxy would answer with its own host's data) never go through a proxy.
+ * libcurl understands address/prefix ranges only from 7.86 on (older ones compare
+ * "169.254.0.0/16" as a host name and match nothing), so the addresses that matter,
+ * 127.0.0.1 and the metadata service's 169.254.169.254, are also listed as they are. */
+#define HTTP_NO_PROXY_ALWAYS "localhost,127.0.0.1,127.0.0.0/8,::1,169.254.169.254,169.254.0.0/16"
 /* The ECS metadata service's link-local address: the one non-loopback host that may
  * be reached over plain http (it offers nothing else). */
 #define HTTP_METADATA_HOST "169.254.169.254"
