@@ -547,8 +547,8 @@ static int metadata_op(ApiClient *c, ApiOp **ret) {
         return 0;
 }
 
-static bool metadata_keys_wanted(const ApiClient *c) {
-        return !c->meta_keys || now_realtime_ms() >= c->meta_renew_at_ms;
+static bool meta_keys_wanted(const ApiClient *c) {
+        return metadata_keys_wanted(c->meta_keys, c->meta_renew_at_ms, now_realtime_ms());
 }
 
 /* ---- credentials fetched before requests leave: the IAM token, the metadata keys ---- */
@@ -566,7 +566,7 @@ static bool fetched_usable(const ApiClient *c) {
 
 static bool fetched_wanted(const ApiClient *c) {
         if (c->credentials->kind == CREDENTIALS_METADATA)
-                return metadata_keys_wanted(c);
+                return meta_keys_wanted(c);
         return iam_token_wanted(c);
 }
 
@@ -1046,11 +1046,19 @@ static void metadata_answered(ApiClient *c, ApiOp *op, const HttpResponse *resp)
                 return;
         }
         /* The same expiry again: the service has not issued the next keys yet (it does
-         * so 10 minutes before the old ones expire); ask again soon. */
-        bool same = c->meta_keys && c->meta_keys->expires_ms == k->expires_ms;
-        c->meta_renew_at_ms = same ? metadata_same_keys_retry_at_ms(k, now_realtime_ms()) : metadata_renew_at_ms(k);
-        metadata_keys_free(c->meta_keys);
-        c->meta_keys = k;
+         * so 10 minutes before the old ones expire); ask again soon. The keys in hand
+         * keep their age: their margin must not shrink with each re-fetch. */
+        int64_t now = now_realtime_ms();
+        bool same = metadata_keys_take(&c->meta_keys, k, now, &c->meta_renew_at_ms);
+        if (same && !metadata_keys_usable(c->meta_keys, now)) {
+                /* Nothing new, and the old keys are inside the margin: no request may be
+                 * signed, so this is a failed fetch (backoff, the waiting calls fail). */
+                metadata_failed(c, API_CLASS_TRANSIENT, -EKEYEXPIRED, resp->status,
+                                xasprintf("the service still hands out keys that expire in %" PRId64
+                                          " ms, too close to expiry to sign with",
+                                          MAX(c->meta_keys->expires_ms - now, (int64_t) 0)));
+                return;
+        }
         c->meta_failures = 0;
         c->meta_session_renewed = false;
         c->iam_fetching = false;

@@ -163,6 +163,26 @@ bool metadata_keys_usable(const MetadataKeys *k, int64_t now_ms) {
         return k && now_ms < k->expires_ms - MIN((int64_t) METADATA_EXPIRY_MARGIN_MS, life_of(k) / 10);
 }
 
+bool metadata_keys_wanted(const MetadataKeys *k, int64_t renew_at_ms, int64_t now_ms) {
+        return !metadata_keys_usable(k, now_ms) || now_ms >= renew_at_ms;
+}
+
+bool metadata_keys_take(MetadataKeys **cur, MetadataKeys *fetched, int64_t now_ms, int64_t *ret_renew_at_ms) {
+        MetadataKeys *old = *cur;
+        bool same = old && old->expires_ms == fetched->expires_ms;
+        if (same && streq(old->ak, fetched->ak) && streq(old->sk, fetched->sk) &&
+            streq(old->security_token, fetched->security_token)) {
+                metadata_keys_free(fetched);
+        } else {
+                if (same)
+                        fetched->fetched_ms = old->fetched_ms;
+                metadata_keys_free(old);
+                *cur = fetched;
+        }
+        *ret_renew_at_ms = same ? metadata_same_keys_retry_at_ms(*cur, now_ms) : metadata_renew_at_ms(*cur);
+        return same;
+}
+
 int64_t metadata_retry_backoff_ms(unsigned failures, uint32_t random_value) {
         int64_t ms = METADATA_RETRY_MIN_MS;
         for (unsigned i = 1; i < failures && ms < METADATA_RETRY_MAX_MS; i++)
