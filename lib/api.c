@@ -374,6 +374,7 @@ static int send_op(ApiClient *c, ApiOp *op) {
         r = build_url(c, op, wire_query, &url);
         if (r < 0)
                 return r;
+        bool meta = op->call == API_CALL_METADATA_TOKEN || op->call == API_CALL_METADATA_KEYS;
 
         headers[n++] = (HttpHeader) { "Accept", "application/json" };
         if (op->body)
@@ -447,6 +448,11 @@ static int send_op(ApiClient *c, ApiOp *op) {
                 .n_headers = n,
                 .body = op->body,
                 .body_len = op->body_len,
+                /* plain http to the link-local metadata address for its calls only */
+                .metadata = meta,
+                /* the answers that carry credentials: the keys, the session token, the
+                 * IAM token's body */
+                .secret = meta || op->call == API_CALL_IAM_TOKEN,
         };
         return http_client_submit(c->http, &req, on_http_done, op, &op->http_id);
 }
@@ -1287,7 +1293,8 @@ int api_client_new(sd_event *e, const ApiClientOptions *o, ApiClient **ret, char
         }
 
         if (k && k->kind == CREDENTIALS_METADATA) {
-                r = http_url_check(k->metadata_endpoint ? k->metadata_endpoint : METADATA_DEFAULT_ENDPOINT, ret_message);
+                r = http_metadata_url_check(k->metadata_endpoint ? k->metadata_endpoint : METADATA_DEFAULT_ENDPOINT,
+                                            ret_message);
                 if (r < 0)
                         return -EINVAL;
         }
