@@ -374,6 +374,7 @@ static int send_op(ApiClient *c, ApiOp *op) {
         r = build_url(c, op, wire_query, &url);
         if (r < 0)
                 return r;
+        bool meta = op->call == API_CALL_METADATA_TOKEN || op->call == API_CALL_METADATA_KEYS;
 
         headers[n++] = (HttpHeader) { "Accept", "application/json" };
         if (op->body)
@@ -447,6 +448,11 @@ static int send_op(ApiClient *c, ApiOp *op) {
                 .n_headers = n,
                 .body = op->body,
                 .body_len = op->body_len,
+                /* plain http to the link-local metadata address for its calls only */
+                .metadata = meta,
+                /* the answers that carry credentials: the keys, the session token, the
+                 * IAM token's body */
+                .secret = meta || op->call == API_CALL_IAM_TOKEN,
         };
         return http_client_submit(c->http, &req, on_http_done, op, &op->http_id);
 }
@@ -547,8 +553,8 @@ static int metadata_op(ApiClient *c, ApiOp **ret) {
         return 0;
 }
 
-static bool metadata_keys_wanted(const ApiClient *c) {
-        return !c->meta_keys || now_realtime_ms() >= c->meta_renew_at_ms;
+static bool meta_keys_wanted(const ApiClient *c) {
+        return metadata_keys_wanted(c->meta_keys, c->meta_renew_at_ms, now_realtime_ms());
 }
 
 /* ---- credentials fetched before requests leave: the IAM token, the metadata keys ---- */
@@ -566,7 +572,7 @@ static bool fetched_usable(const ApiClient *c) {
 
 static bool fetched_wanted(const ApiClient *c) {
         if (c->credentials->kind == CREDENTIALS_METADATA)
-                return metadata_keys_wanted(c);
+                return meta_keys_wanted(c);
         return iam_token_wanted(c);
 }
 
@@ -885,6 +891,19 @@ static int64_t note_retry_after(ApiClient *c, ApiClass class, const HttpResponse
         return ms;
 }
 
+/* A credential fetch failed and nothing may be signed: every call waiting for it gets
+ * the failure (result, with each call's own name), unless the client is being
+ * cancelled (cancel_ops fails those itself, with -ECANCELED). */
+static void fail_waiting(ApiClient *c, ApiResult *result) {
+        ApiOp *w;
+        while ((w = c->waiting.head) && !c->cancelling) {
+                ops_remove(&c->waiting, w);
+                result->call = w->call;
+                deliver(c, w, result, NULL);
+                op_free(w);
+        }
+}
+
 /* The IAM token request failed: without a usable token nothing can be sent, so the
  * waiting calls get its failure (AUTH is handled in dispatch). */
 static void iam_token_failed(ApiClient *c, const ApiResult *result) {
@@ -894,13 +913,7 @@ static void iam_token_failed(ApiClient *c, const ApiResult *result) {
         ApiResult copy = *result;
         copy.class = result->class == API_CLASS_UNKNOWN_OUTCOME ? API_CLASS_TRANSIENT : result->class;
         copy.sent = false;
-        ApiOp *w;
-        while ((w = c->waiting.head) && !c->cancelling) {
-                ops_remove(&c->waiting, w);
-                copy.call = w->call;
-                deliver(c, w, &copy, NULL);
-                op_free(w);
-        }
+        fail_waiting(c, &copy);
 }
 
 /* ---- the metadata service's answers ---- */
@@ -934,13 +947,7 @@ static void metadata_failed(ApiClient *c, ApiClass class, int error, long status
                 .message = m ? m : "no keys from the ECS metadata service",
                 .retry_after_ms = wait,
         };
-        ApiOp *w;
-        while ((w = c->waiting.head) && !c->cancelling) {
-                ops_remove(&c->waiting, w);
-                r.call = w->call;
-                deliver(c, w, &r, NULL);
-                op_free(w);
-        }
+        fail_waiting(c, &r);
 }
 
 /* The fetch goes on with its next request, first in line (iam_fetching stays set). */
@@ -1045,11 +1052,19 @@ static void metadata_answered(ApiClient *c, ApiOp *op, const HttpResponse *resp)
                 return;
         }
         /* The same expiry again: the service has not issued the next keys yet (it does
-         * so 10 minutes before the old ones expire); ask again soon. */
-        bool same = c->meta_keys && c->meta_keys->expires_ms == k->expires_ms;
-        c->meta_renew_at_ms = same ? metadata_same_keys_retry_at_ms(k, now_realtime_ms()) : metadata_renew_at_ms(k);
-        metadata_keys_free(c->meta_keys);
-        c->meta_keys = k;
+         * so 10 minutes before the old ones expire); ask again soon. The keys in hand
+         * keep their age: their margin must not shrink with each re-fetch. */
+        int64_t now = now_realtime_ms();
+        bool same = metadata_keys_take(&c->meta_keys, k, now, &c->meta_renew_at_ms);
+        if (same && !metadata_keys_usable(c->meta_keys, now)) {
+                /* Nothing new, and the old keys are inside the margin: no request may be
+                 * signed, so this is a failed fetch (backoff, the waiting calls fail). */
+                metadata_failed(c, API_CLASS_TRANSIENT, -EKEYEXPIRED, resp->status,
+                                xasprintf("the service still hands out keys that expire in %" PRId64
+                                          " ms, too close to expiry to sign with",
+                                          MAX(c->meta_keys->expires_ms - now, (int64_t) 0)));
+                return;
+        }
         c->meta_failures = 0;
         c->meta_session_renewed = false;
         c->iam_fetching = false;
@@ -1278,7 +1293,8 @@ int api_client_new(sd_event *e, const ApiClientOptions *o, ApiClient **ret, char
         }
 
         if (k && k->kind == CREDENTIALS_METADATA) {
-                r = http_url_check(k->metadata_endpoint ? k->metadata_endpoint : METADATA_DEFAULT_ENDPOINT, ret_message);
+                r = http_metadata_url_check(k->metadata_endpoint ? k->metadata_endpoint : METADATA_DEFAULT_ENDPOINT,
+                                            ret_message);
                 if (r < 0)
                         return -EINVAL;
         }

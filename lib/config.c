@@ -703,6 +703,8 @@ static int config_parse(Config *c, const char *path, const char *buf, size_t len
                         return r;
                 bad = true;
         }
+        const YamlNode *metadata_endpoint = NULL;
+        bool metadata_credentials = false;
         if (!bad && root)
                 for (size_t p = 0; p < root->n_pairs; p++) {
                         const YamlNode *key = root->pairs[p].key, *value = root->pairs[p].value;
@@ -718,7 +720,19 @@ static int config_parse(Config *c, const char *path, const char *buf, size_t len
                                 return r;
                         if (r < 0)
                                 bad = true;
+                        else if (streq(key->scalar, "metadata_endpoint"))
+                                metadata_endpoint = value;
+                        else if (streq(key->scalar, "credentials"))
+                                metadata_credentials = true;   /* "metadata" is its only value */
                 }
+        if (!bad && metadata_endpoint && !metadata_credentials) {
+                /* Accepted but unused: whoever set it most likely meant the metadata
+                 * service to be the source, and would otherwise not learn that it is not. */
+                r = diag_warning(&local, path, metadata_endpoint->line, metadata_endpoint->column,
+                                 "'metadata_endpoint' is ignored without 'credentials: metadata'");
+                if (r < 0)
+                        return r;
+        }
 
         diags_sort(&local);
         if (bad || local.n_errors > 0) {

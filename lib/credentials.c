@@ -4,7 +4,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -147,24 +146,8 @@ int credentials_disable_core_dumps(void) {
         return 0;
 }
 
-/* ---- errors ---- */
-
-/* Set *ret_error (if wanted) and return r. Messages are built only from paths, names,
+/* Errors: error_set (lib/util.h). The messages here are built only from paths, names,
  * modes and sizes: callers never pass a secret in. */
-static int fail(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
-static int fail(char **ret_error, int r, const char *fmt, ...) {
-        /* -ENOMEM while building the message still reports r: the error matters more than
-         * its wording */
-        if (ret_error) {
-                va_list ap;
-                va_start(ap, fmt);
-                char *m = xvasprintf(fmt, ap);
-                va_end(ap);
-                free(*ret_error);
-                *ret_error = m;
-        }
-        return r;
-}
 
 /* ---- validating a value ---- */
 
@@ -177,14 +160,14 @@ typedef enum Charset {
  * position, never the byte's value. */
 static int check_value(const char *v, size_t len, Charset cs, const char *what, char **ret_error) {
         if (len == 0)
-                return fail(ret_error, -EINVAL, "%s is empty", what);
+                return error_set(ret_error, -EINVAL, "%s is empty", what);
         for (size_t i = 0; i < len; i++) {
                 unsigned char c = (unsigned char) v[i];
                 if (c == 0)
-                        return fail(ret_error, -EINVAL, "%s contains a NUL byte (at byte %zu)", what, i + 1);
+                        return error_set(ret_error, -EINVAL, "%s contains a NUL byte (at byte %zu)", what, i + 1);
                 if (cs == CHARSET_PASSWORD ? (c == '\n' || c == '\r')
                                            : (c <= 0x20 || c >= 0x7f))
-                        return fail(ret_error, -EINVAL,
+                        return error_set(ret_error, -EINVAL,
                                     cs == CHARSET_PASSWORD
                                             ? "%s contains a line break (at byte %zu); only one trailing newline is removed"
                                             : "%s contains whitespace, a control character or non-ASCII (at byte %zu)",
@@ -210,30 +193,30 @@ static int read_secret_file(const char *path, bool check_perms, bool missing_ok,
                         return 0;
                 }
                 if (e == ENOENT)
-                        return fail(ret_error, -ENOENT, "%s does not exist", what);
+                        return error_set(ret_error, -ENOENT, "%s does not exist", what);
                 if (e == EACCES || e == EPERM)
-                        return fail(ret_error, -EACCES, "cannot read %s: %s", what, strerror(e));
-                return fail(ret_error, -e, "cannot open %s: %s", what, strerror(e));
+                        return error_set(ret_error, -EACCES, "cannot read %s: %s", what, strerror(e));
+                return error_set(ret_error, -e, "cannot open %s: %s", what, strerror(e));
         }
         struct stat st;
         if (fstat(fd, &st) < 0)
-                return fail(ret_error, -errno, "cannot stat %s: %s", what, strerror(errno));
+                return error_set(ret_error, -errno, "cannot stat %s: %s", what, strerror(errno));
         if (!S_ISREG(st.st_mode))
-                return fail(ret_error, -EINVAL, "%s is not a regular file", what);
+                return error_set(ret_error, -EINVAL, "%s is not a regular file", what);
         if (check_perms) {
                 if (st.st_mode & (S_IRWXG | S_IRWXO))
-                        return fail(ret_error, -EACCES,
+                        return error_set(ret_error, -EACCES,
                                     "%s has mode %04o: a credential file must not be accessible by group or others "
                                     "(chmod 600 %s)",
                                     what, (unsigned) (st.st_mode & 07777), path);
                 if (st.st_uid != geteuid() && st.st_uid != 0)
-                        return fail(ret_error, -EACCES,
+                        return error_set(ret_error, -EACCES,
                                     "%s is owned by uid %u: a credential file must be owned by this user (uid %u) "
                                     "or root",
                                     what, (unsigned) st.st_uid, (unsigned) geteuid());
         }
         if (st.st_size > CREDENTIAL_MAX_SIZE)
-                return fail(ret_error, -EFBIG, "%s is %lld bytes, more than the %d a credential may have", what,
+                return error_set(ret_error, -EFBIG, "%s is %lld bytes, more than the %d a credential may have", what,
                             (long long) st.st_size, CREDENTIAL_MAX_SIZE);
 
         /* Read into a maximal secret buffer (the file may grow under us), then copy the
@@ -247,13 +230,13 @@ static int read_secret_file(const char *path, bool check_perms, bool missing_ok,
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return fail(ret_error, -errno, "cannot read %s: %s", what, strerror(errno));
+                        return error_set(ret_error, -errno, "cannot read %s: %s", what, strerror(errno));
                 }
                 if (k == 0)
                         break;
                 n += (size_t) k;
                 if (n > CREDENTIAL_MAX_SIZE)
-                        return fail(ret_error, -EFBIG, "%s has more than the %d bytes a credential may have", what,
+                        return error_set(ret_error, -EFBIG, "%s has more than the %d bytes a credential may have", what,
                                     CREDENTIAL_MAX_SIZE);
         }
         /* editors and `echo` add a newline; one is not part of the secret */
@@ -379,10 +362,10 @@ static int from_credentials_directory(Found *f, char **ret_error) {
         struct stat st;
         if (stat(dir, &st) < 0) {
                 int e = errno;
-                return fail(ret_error, -e, "$CREDENTIALS_DIRECTORY is %s, which cannot be used: %s", dir, strerror(e));
+                return error_set(ret_error, -e, "$CREDENTIALS_DIRECTORY is %s, which cannot be used: %s", dir, strerror(e));
         }
         if (!S_ISDIR(st.st_mode))
-                return fail(ret_error, -ENOTDIR, "$CREDENTIALS_DIRECTORY is %s, which is not a directory", dir);
+                return error_set(ret_error, -ENOTDIR, "$CREDENTIALS_DIRECTORY is %s, which is not a directory", dir);
 
         f->tier = xasprintf("$CREDENTIALS_DIRECTORY (%s)", dir);
         if (!f->tier)
@@ -458,7 +441,7 @@ static int from_environment(Found *f, char **ret_error) {
                         return -ENOMEM;
                 size_t len = strlen(v);
                 if (len > CREDENTIAL_MAX_SIZE)
-                        return fail(ret_error, -EFBIG, "%s is %zu bytes, more than the %d a credential may have", what,
+                        return error_set(ret_error, -EFBIG, "%s is %zu bytes, more than the %d a credential may have", what,
                                     len, CREDENTIAL_MAX_SIZE);
                 int r = check_value(v, len, slot_charset[s], what, ret_error);
                 if (r < 0)
@@ -482,7 +465,7 @@ static int settle(Found *f, const Config *c, Credentials **ret, char **ret_error
                 Slot a = aksk ? (f->value[SLOT_AK] ? SLOT_AK : f->value[SLOT_SK] ? SLOT_SK : SLOT_SECURITY_TOKEN)
                               : SLOT_TOKEN;
                 Slot b = token && aksk ? SLOT_TOKEN : SLOT_PASSWORD;
-                return fail(ret_error, -EINVAL,
+                return error_set(ret_error, -EINVAL,
                             "more than one kind of credential in %s (%s from %s, %s from %s): keep one kind",
                             f->tier, slot_human[a], f->source[a], slot_human[b], f->source[b]);
         }
@@ -492,16 +475,16 @@ static int settle(Found *f, const Config *c, Credentials **ret, char **ret_error
                                     : f->value[SLOT_SK]          ? SLOT_SK
                                                                  : SLOT_SECURITY_TOKEN;
                         if (!f->value[SLOT_AK] && !f->value[SLOT_SK])
-                                return fail(ret_error, -EINVAL,
+                                return error_set(ret_error, -EINVAL,
                                             "found a security token (%s) but no AK and SK: %s; %s", f->source[have],
                                             f->missing[SLOT_AK], f->missing[SLOT_SK]);
                         Slot miss = f->value[SLOT_AK] ? SLOT_SK : SLOT_AK;
-                        return fail(ret_error, -EINVAL, "found %s (%s) but no %s: %s", slot_human[have],
+                        return error_set(ret_error, -EINVAL, "found %s (%s) but no %s: %s", slot_human[have],
                                     f->source[have], miss == SLOT_SK ? "SK" : "AK", f->missing[miss]);
                 }
         }
         if (password && (!c || !c->iam_user || !c->iam_domain))
-                return fail(ret_error, -EINVAL, "found an IAM password (%s) but %s%s%s not set in %s",
+                return error_set(ret_error, -EINVAL, "found an IAM password (%s) but %s%s%s not set in %s",
                             f->source[SLOT_PASSWORD], c && c->iam_user ? "" : "iam_user",
                             (!c || !c->iam_user) && (!c || !c->iam_domain) ? " and " : "",
                             c && c->iam_domain ? "" : "iam_domain", config_name(c));
@@ -541,7 +524,7 @@ static int project_id_from_environment(Credentials *cr, char **ret_error) {
                 ok = isxdigit((unsigned char) v[i]);
         /* not a secret, but someone may have pasted one here: the value is not echoed */
         if (!ok)
-                return fail(ret_error, -EINVAL,
+                return error_set(ret_error, -EINVAL,
                             "environment variable HUAWEICLOUD_SDK_PROJECT_ID is not a project ID (32 hexadecimal "
                             "digits; it has %zu characters)",
                             len);
@@ -565,7 +548,7 @@ static bool config_names_files(const Config *c) {
 static int from_metadata(const Config *config, Credentials **ret, char **ret_error) {
         for (Slot s = 0; s < _SLOT_MAX; s++)
                 if (slot_config_value(config, s))
-                        return fail(ret_error, -EINVAL,
+                        return error_set(ret_error, -EINVAL,
                                     "%s sets both 'credentials: metadata' and %s: keep one source of credentials",
                                     config_name(config), slot_config_key[s]);
         _cleanup_(credentials_freep) Credentials *cr = calloc(1, sizeof(Credentials));
@@ -618,7 +601,7 @@ int credentials_load(const Config *config, Credentials **ret, char **ret_error) 
                         if (r >= 0 && found_any(&f))
                                 r = settle(&f, config, &cr, &error);
                         else if (r >= 0)
-                                r = fail(&error, -ENOENT,
+                                r = error_set(&error, -ENOENT,
                                          "no credentials found: %s; %s names none of ak_file, sk_file, "
                                          "security_token_file, token_file, password_file; HUAWEICLOUD_SDK_AK and "
                                          "HUAWEICLOUD_SDK_SK are not set",

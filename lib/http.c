@@ -50,6 +50,7 @@ struct HttpTransfer {
 
         char *resp;
         size_t resp_len, resp_cap;
+        bool secret;                /* HttpRequest.secret: grow resp without realloc */
         bool too_large;
 
         char *request_id;
@@ -199,7 +200,7 @@ static void set_message(char **ret_message, char *m) {
                 free(m);
 }
 
-int http_url_check(const char *url, char **ret_message) {
+static int url_check(const char *url, bool metadata, char **ret_message) {
         if (!url || !*url) {
                 set_message(ret_message, xasprintf("empty URL"));
                 return -EINVAL;
@@ -225,7 +226,7 @@ int http_url_check(const char *url, char **ret_message) {
                 set_message(ret_message, xasprintf("URL %s has no host", strempty(q)));
                 r = -EINVAL;
         } else if (strcasecmp(scheme, "https") == 0 || http_host_is_loopback(host) ||
-                   streq(host, HTTP_METADATA_HOST)) {
+                   (metadata && streq(host, HTTP_METADATA_HOST))) {
                 /* The ECS metadata service answers plain http only, at a link-local
                  * address: its traffic never leaves the host's link. */
                 r = 0;
@@ -233,8 +234,9 @@ int http_url_check(const char *url, char **ret_message) {
                 /* Credentials and signatures must not cross a network in clear. */
                 set_message(ret_message,
                             xasprintf("refusing plain http:// to %s: only loopback hosts "
-                                      "(localhost, 127.0.0.0/8, ::1) may use http, use https",
-                                      strempty(q)));
+                                      "(localhost, 127.0.0.0/8, ::1)%s may use http, use https",
+                                      strempty(q),
+                                      metadata ? " and the ECS metadata service (" HTTP_METADATA_HOST ")" : ""));
                 r = -EPERM;
         }
 
@@ -242,6 +244,14 @@ int http_url_check(const char *url, char **ret_message) {
         curl_free(host);
         curl_url_cleanup(u);
         return r;
+}
+
+int http_url_check(const char *url, char **ret_message) {
+        return url_check(url, false, ret_message);
+}
+
+int http_metadata_url_check(const char *url, char **ret_message) {
+        return url_check(url, true, ret_message);
 }
 
 /* ---- transfers ---- */
@@ -258,6 +268,10 @@ static HttpTransfer *transfer_free(HttpTransfer *t) {
         if (t->body)
                 explicit_bzero(t->body, t->body_len);
         free(t->body);
+        /* The answer may be the metadata service's keys or session token, or an IAM
+         * token in a body: wipe every answer, whatever asked for it. */
+        if (t->resp)
+                explicit_bzero(t->resp, t->resp_cap);
         free(t->resp);
         free(t->request_id);
         free(t->retry_after);
@@ -344,9 +358,23 @@ static size_t on_write(char *buf, size_t size, size_t n, void *userdata) {
                 size_t cap = MAX(t->resp_cap * 2, t->resp_len + len + 1);
                 cap = MAX(cap, (size_t) 4096);
                 cap = MIN(cap, max + 1);
-                char *p = realloc(t->resp, cap);
-                if (!p)
-                        return 0;
+                char *p;
+                if (t->secret) {
+                        /* realloc may move the bytes and leave the old block unwiped:
+                         * copy, wipe, free instead */
+                        p = malloc(cap);
+                        if (!p)
+                                return 0;
+                        if (t->resp) {
+                                memcpy(p, t->resp, t->resp_len);
+                                explicit_bzero(t->resp, t->resp_cap);
+                                free(t->resp);
+                        }
+                } else {
+                        p = realloc(t->resp, cap);
+                        if (!p)
+                                return 0;
+                }
                 t->resp = p;
                 t->resp_cap = cap;
         }
@@ -891,7 +919,7 @@ int http_client_submit(HttpClient *c, const HttpRequest *req, http_done_cb cb, v
                        uint64_t *ret_id) {
         if (!c || !req || !req->method || !req->url || (req->body_len > 0 && !req->body))
                 return -EINVAL;
-        int r = http_url_check(req->url, NULL);
+        int r = url_check(req->url, req->metadata, NULL);
         if (r < 0)
                 return r;
 
@@ -901,6 +929,7 @@ int http_client_submit(HttpClient *c, const HttpRequest *req, http_done_cb cb, v
         t->client = c;
         t->cb = cb;
         t->userdata = userdata;
+        t->secret = req->secret;
         t->method = strdup(req->method);
         t->url = strdup(req->url);
         if (!t->method || !t->url)

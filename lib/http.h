@@ -45,6 +45,12 @@ typedef struct HttpRequest {
         size_t n_headers;
         const void *body;             /* NULL = no body */
         size_t body_len;
+        bool metadata;                /* a call to the ECS metadata service: plain http to
+                                       * HTTP_METADATA_HOST is allowed (http_metadata_url_check) */
+        bool secret;                  /* the answer carries credentials (the metadata keys, an
+                                       * IAM token): its buffer is never realloc'ed, so no
+                                       * unwiped copy is left behind (every answer is wiped
+                                       * when freed) */
 } HttpRequest;
 
 /* What came back. Valid only during the completion callback (copy what you keep). */
@@ -79,7 +85,8 @@ HttpClient *http_client_free(HttpClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HttpClient *, http_client_free);
 
 /* Queue a request. Returns 0 (the callback will be called exactly once), or a negative
- * errno and the callback is never called: -EPERM plain http:// to a non-loopback host,
+ * errno and the callback is never called: -EPERM plain http:// to a non-loopback host
+ * (other than HTTP_METADATA_HOST for a request flagged metadata),
  * -EPROTONOSUPPORT not http(s), -EINVAL bad URL/arguments, -ENOMEM.
  * *ret_id (optional) identifies the request for http_client_cancel(). */
 int http_client_submit(HttpClient *c, const HttpRequest *req, http_done_cb cb, void *userdata,
@@ -102,6 +109,11 @@ uint64_t http_client_connections_opened(const HttpClient *c);
 /* The policy http_client_submit() applies to a URL, for config checks: 0 when allowed;
  * else negative errno and, if ret_message, a one-line reason (caller frees). */
 int http_url_check(const char *url, char **ret_message);
+/* The same for the ECS metadata service's calls (HttpRequest.metadata, the
+ * metadata_endpoint key): plain http is also allowed to HTTP_METADATA_HOST, which offers
+ * nothing else. Only there: the API or IAM endpoint at that address would send the
+ * password or signatures in clear. */
+int http_metadata_url_check(const char *url, char **ret_message);
 
 /* The CURLOPT_NOPROXY list every request gets: configured (the no_proxy: key), else env
  * (the environment's no_proxy, else NO_PROXY), else nothing; then always
@@ -111,10 +123,13 @@ int http_url_check(const char *url, char **ret_message);
  * only as the whole list. Caller frees; NULL on ENOMEM. */
 char *http_no_proxy_list(const char *configured, const char *env);
 /* Loopback (an emulator, a local gateway) and link-local (the ECS metadata service,
- * which a proxy would answer with its own host's data) never go through a proxy. */
-#define HTTP_NO_PROXY_ALWAYS "localhost,127.0.0.0/8,::1,169.254.0.0/16"
-/* The ECS metadata service's link-local address: the one non-loopback host that may
- * be reached over plain http (it offers nothing else). */
+ * which a proxy would answer with its own host's data) never go through a proxy.
+ * libcurl understands address/prefix ranges only from 7.86 on (older ones compare
+ * "169.254.0.0/16" as a host name and match nothing), so the addresses that matter,
+ * 127.0.0.1 and the metadata service's 169.254.169.254, are also listed as they are. */
+#define HTTP_NO_PROXY_ALWAYS "localhost,127.0.0.1,127.0.0.0/8,::1,169.254.169.254,169.254.0.0/16"
+/* The ECS metadata service's link-local address: the one non-loopback host that its
+ * calls may reach over plain http (it offers nothing else). */
 #define HTTP_METADATA_HOST "169.254.169.254"
 
 /* True for "localhost", 127.0.0.0/8 and ::1 (with or without brackets). */

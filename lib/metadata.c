@@ -4,7 +4,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,18 +50,6 @@ int metadata_parse_expires_at(const char *s, int64_t *ret_ms) {
         return 0;
 }
 
-static int fail(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
-static int fail(char **ret_error, int r, const char *fmt, ...) {
-        if (ret_error) {
-                va_list ap;
-                va_start(ap, fmt);
-                free(*ret_error);
-                *ret_error = xvasprintf(fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 /* A key goes into an HTTP header: printable ASCII without spaces. */
 static bool header_safe(const char *s) {
         if (!*s)
@@ -87,13 +74,13 @@ int metadata_parse_securitykey(const char *body, size_t len, int64_t now_ms, Met
                                char **ret_error) {
         cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
         if (!j)
-                return fail(ret_error, -EBADMSG, "the securitykey answer is not JSON");
+                return error_set(ret_error, -EBADMSG, "the securitykey answer is not JSON");
         int r;
         _cleanup_(metadata_keys_freep) MetadataKeys *k = NULL;
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "credential");
         if (!cJSON_IsObject(c) || !c->child) {
                 /* the service answers an empty credential for an ECS without agency */
-                r = fail(ret_error, -ENOKEY, "the securitykey answer holds no credential");
+                r = error_set(ret_error, -ENOKEY, "the securitykey answer holds no credential");
                 goto finish;
         }
         const cJSON *ak = cJSON_GetObjectItemCaseSensitive(c, "access");
@@ -103,31 +90,31 @@ int metadata_parse_securitykey(const char *body, size_t len, int64_t now_ms, Met
         const char *missing = !cJSON_IsString(ak) ? "access" : !cJSON_IsString(sk) ? "secret"
                               : !cJSON_IsString(st) ? "securitytoken" : !cJSON_IsString(exp) ? "expires_at" : NULL;
         if (missing) {
-                r = fail(ret_error, -EBADMSG, "the securitykey answer's credential has no string '%s'", missing);
+                r = error_set(ret_error, -EBADMSG, "the securitykey answer's credential has no string '%s'", missing);
                 goto finish;
         }
         const char *bad = !header_safe(ak->valuestring) ? "access" : !header_safe(sk->valuestring) ? "secret"
                           : !header_safe(st->valuestring) ? "securitytoken" : NULL;
         if (bad) {
-                r = fail(ret_error, -EINVAL,
+                r = error_set(ret_error, -EINVAL,
                          "the securitykey answer's '%s' is empty or holds whitespace, control or non-ASCII bytes", bad);
                 goto finish;
         }
         if (strlen(ak->valuestring) > CREDENTIAL_MAX_SIZE || strlen(sk->valuestring) > CREDENTIAL_MAX_SIZE ||
             strlen(st->valuestring) > CREDENTIAL_MAX_SIZE) {
-                r = fail(ret_error, -EFBIG, "a key in the securitykey answer is longer than %d bytes",
+                r = error_set(ret_error, -EFBIG, "a key in the securitykey answer is longer than %d bytes",
                          CREDENTIAL_MAX_SIZE);
                 goto finish;
         }
         int64_t expires;
         if (metadata_parse_expires_at(exp->valuestring, &expires) < 0) {
                 _cleanup_free_ char *q = quote_for_log(exp->valuestring);
-                r = fail(ret_error, -EBADMSG, "the securitykey answer's expires_at %s is not YYYY-MM-DDTHH:MM:SS[.f]Z",
+                r = error_set(ret_error, -EBADMSG, "the securitykey answer's expires_at %s is not YYYY-MM-DDTHH:MM:SS[.f]Z",
                          strempty(q));
                 goto finish;
         }
         if (expires <= now_ms) {
-                r = fail(ret_error, -EKEYEXPIRED, "the metadata service handed out keys that expired %s",
+                r = error_set(ret_error, -EKEYEXPIRED, "the metadata service handed out keys that expired %s",
                          exp->valuestring);
                 goto finish;
         }
@@ -174,6 +161,26 @@ int64_t metadata_same_keys_retry_at_ms(const MetadataKeys *k, int64_t now_ms) {
 
 bool metadata_keys_usable(const MetadataKeys *k, int64_t now_ms) {
         return k && now_ms < k->expires_ms - MIN((int64_t) METADATA_EXPIRY_MARGIN_MS, life_of(k) / 10);
+}
+
+bool metadata_keys_wanted(const MetadataKeys *k, int64_t renew_at_ms, int64_t now_ms) {
+        return !metadata_keys_usable(k, now_ms) || now_ms >= renew_at_ms;
+}
+
+bool metadata_keys_take(MetadataKeys **cur, MetadataKeys *fetched, int64_t now_ms, int64_t *ret_renew_at_ms) {
+        MetadataKeys *old = *cur;
+        bool same = old && old->expires_ms == fetched->expires_ms;
+        if (same && streq(old->ak, fetched->ak) && streq(old->sk, fetched->sk) &&
+            streq(old->security_token, fetched->security_token)) {
+                metadata_keys_free(fetched);
+        } else {
+                if (same)
+                        fetched->fetched_ms = old->fetched_ms;
+                metadata_keys_free(old);
+                *cur = fetched;
+        }
+        *ret_renew_at_ms = same ? metadata_same_keys_retry_at_ms(*cur, now_ms) : metadata_renew_at_ms(*cur);
+        return same;
 }
 
 int64_t metadata_retry_backoff_ms(unsigned failures, uint32_t random_value) {

@@ -62,5 +62,14 @@ int64_t metadata_renew_at_ms(const MetadataKeys *k);
 int64_t metadata_same_keys_retry_at_ms(const MetadataKeys *k, int64_t now_ms);
 /* Keys may sign a request now (not within the expiry margin). */
 bool metadata_keys_usable(const MetadataKeys *k, int64_t now_ms);
+/* A fetch is due: no keys, renew_at_ms reached, or the keys in hand may no longer sign
+ * (a same-keys retry pending must not let requests go out inside the margin). */
+bool metadata_keys_wanted(const MetadataKeys *k, int64_t renew_at_ms, int64_t now_ms);
+/* Take a fetch's keys (consumed) into *cur and set *ret_renew_at_ms. Returns true when
+ * they expire when the keys in hand do: the service has not issued the next ones yet.
+ * Then *cur keeps its fetched_ms (the margin is a share of the keys' life since issue,
+ * which a re-fetch does not lengthen): the same keys keep the struct in hand, and
+ * different keys with that expiry inherit it. */
+bool metadata_keys_take(MetadataKeys **cur, MetadataKeys *fetched, int64_t now_ms, int64_t *ret_renew_at_ms);
 /* The wait after the failures-th failed fetch in a row (1-based); random_value jitters. */
 int64_t metadata_retry_backoff_ms(unsigned failures, uint32_t random_value);

@@ -17,6 +17,18 @@ char *xvasprintf(const char *fmt, va_list ap) {
         return s;
 }
 
+int error_set(char **ret_error, int r, const char *fmt, ...) {
+        if (ret_error) {
+                va_list ap;
+                va_start(ap, fmt);
+                char *m = xvasprintf(fmt, ap);
+                va_end(ap);
+                free(*ret_error);
+                *ret_error = m;
+        }
+        return r;
+}
+
 char *xasprintf(const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);

@@ -12,6 +12,11 @@
 /* asprintf that returns NULL on failure instead of leaving the pointer undefined. */
 char *xasprintf(const char *fmt, ...) _printf_(1, 2);
 char *xvasprintf(const char *fmt, va_list ap) _printf_(1, 0);
+/* Replace *ret_error (when ret_error is not NULL) by the formatted message and return r,
+ * the negative errno: the "fail with a reason" step of the parsers that report one. When
+ * the message cannot be built (-ENOMEM), *ret_error becomes NULL and r is still returned:
+ * the error matters more than its wording. Callers never pass a secret in. */
+int error_set(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
 /* strdup that accepts NULL. */
 char *xstrdup(const char *s);
 /* Replace *dst by a copy of src (NULL allowed); -ENOMEM leaves *dst as it was. */

@@ -394,6 +394,11 @@ struct MetaState {
         int64_t distinct_aks;     /* generations that signed an accepted request */
         int64_t last_gen_used;    /* -1: none yet */
         int64_t expired_rejected; /* 401: a generation past its expiry */
+        /* the generations whose keys were handed out, in order (the session tokens need
+         * no list: they derive from the secret and the counter) */
+        int64_t served_gens[256];
+        size_t n_served_gens;
+        bool served_gens_overflow;
 };
 
 void emu_metadata_init(MetaState *m, uint64_t seed, int64_t now_real_ms);
@@ -414,6 +419,11 @@ int emu_metadata_lookup(const Settings *s, MetaState *m, const char *ak, int64_t
 /* An accepted request signed with this metadata AK: counted for the stats. */
 void emu_metadata_note_used(MetaState *m, const char *ak);
 cJSON *emu_metadata_stats(const Settings *s, const MetaState *m, int64_t now_real_ms);
+/* Every secret the service handed out (GET /_emulator/metadata-served), for a test to
+ * look for in what the client left behind: {"complete": false when the list of
+ * generations overflowed, "session_tokens": [...], "keys": [{"access", "secret",
+ * "securitytoken"}...]}. */
+cJSON *emu_metadata_served(const MetaState *m);
 
 /* ---- delayed responses (delay.c) ---- */
 struct MHD_Connection;

@@ -76,6 +76,12 @@ static char *json_error(const char *code, const char *msg) {
         return t;
 }
 
+/* The counter-th session token (1-based). */
+static void session_token_of(const MetaState *m, uint64_t counter, char out[33]) {
+        uint64_t x = emu_mix64(m->secret ^ 0x53657373696f6eull ^ counter);
+        snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, x, emu_mix64(x));
+}
+
 static bool session_valid(const MetaState *m, const char *token, int64_t now_ms) {
         if (!token)
                 return false;
@@ -124,8 +130,7 @@ void emu_metadata_answer(Settings *s, MetaState *m, const char *method, const ch
                         return;
                 }
                 size_t slot = m->session_counter % EMU_METADATA_SESSIONS;
-                uint64_t x = emu_mix64(m->secret ^ 0x53657373696f6eull ^ ++m->session_counter);
-                snprintf(m->sessions[slot], sizeof m->sessions[slot], "%016" PRIx64 "%016" PRIx64, x, emu_mix64(x));
+                session_token_of(m, ++m->session_counter, m->sessions[slot]);
                 m->session_expires_ms[slot] = now_real_ms + ttl * 1000;
                 *ret_http = 200;
                 *ret_text = strdup(m->sessions[slot]);
@@ -155,6 +160,12 @@ void emu_metadata_answer(Settings *s, MetaState *m, const char *method, const ch
         *ret_text = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
         m->keys_served++;
+        if (m->n_served_gens == 0 || m->served_gens[m->n_served_gens - 1] != g) {
+                if (m->n_served_gens < ELEMENTSOF(m->served_gens))
+                        m->served_gens[m->n_served_gens++] = g;
+                else
+                        m->served_gens_overflow = true;
+        }
         *ret_http = 200;
 }
 
@@ -218,5 +229,29 @@ cJSON *emu_metadata_stats(const Settings *s, const MetaState *m, int64_t now_rea
         cJSON_AddNumberToObject(j, "signed_ok", (double) m->signed_ok);
         cJSON_AddNumberToObject(j, "distinct_aks", (double) m->distinct_aks);
         cJSON_AddNumberToObject(j, "expired_rejected", (double) m->expired_rejected);
+        return j;
+}
+
+cJSON *emu_metadata_served(const MetaState *m) {
+        cJSON *j = cJSON_CreateObject();
+        if (!j)
+                return NULL;
+        cJSON_AddBoolToObject(j, "complete", !m->served_gens_overflow);
+        cJSON *tokens = cJSON_AddArrayToObject(j, "session_tokens");
+        for (uint64_t i = 1; tokens && i <= m->session_counter; i++) {
+                char t[33];
+                session_token_of(m, i, t);
+                cJSON_AddItemToArray(tokens, cJSON_CreateString(t));
+        }
+        cJSON *keys = cJSON_AddArrayToObject(j, "keys");
+        for (size_t i = 0; keys && i < m->n_served_gens; i++) {
+                char ak[EMU_METADATA_KEY_MAX], sk[EMU_METADATA_KEY_MAX], token[EMU_METADATA_KEY_MAX];
+                keys_of(m, m->served_gens[i], ak, sk, token);
+                cJSON *k = cJSON_CreateObject();
+                cJSON_AddStringToObject(k, "access", ak);
+                cJSON_AddStringToObject(k, "secret", sk);
+                cJSON_AddStringToObject(k, "securitytoken", token);
+                cJSON_AddItemToArray(keys, k);
+        }
         return j;
 }

@@ -716,6 +716,9 @@ static void handle_control(Ctx *c, Reply *rep) {
                 }
                 cJSON_AddItemToObject(rep->json, "metadata", emu_metadata_stats(&e->settings, &e->meta, now_realtime_ms()));
                 rep->http = 200;
+        } else if (get && streq(what, "metadata-served")) {
+                rep->json = emu_metadata_served(&e->meta);
+                rep->http = rep->json ? 200 : 500;
         } else if (post && streq(what, "reset")) {
                 control_reset(e);
                 rep->json = cJSON_CreateObject();

@@ -5,8 +5,9 @@
 # refuses a generation past its expiry with a 401, so a daemon that does not renew in
 # time is caught. Parts:
 #   1. run: creates keep succeeding across several rotations, no 401 at all, requests
-#      signed with several AKs, X-Security-Token checked against each AK; no key in the
-#      journal or the state;
+#      signed with several AKs, X-Security-Token checked against each AK; no AK, SK,
+#      security token or session token the service handed out in the journal, the state
+#      or the metrics file;
 #   2. once: the metadata service down at start (503 three times): the fetch is
 #      retried with a growing wait, then the create is made;
 #   3. no agency: `once` exits 2 saying "configure a cloud service agency for this ECS";
@@ -37,7 +38,8 @@ nb_step "run: creates across several key rotations"
 nb_start_emulator --project-id "$PROJECT" --create-delay-ms 0 --metadata-period-ms 2000 --metadata-overlap-ms 1000
 M=$T/m1
 mkdir -p "$M"
-nb_write_config "$PROJECT" "$M" "$T/s1" "credentials: metadata" "metadata_endpoint: $NB_EMULATOR_URL"
+nb_write_config "$PROJECT" "$M" "$T/s1" "credentials: metadata" "metadata_endpoint: $NB_EMULATOR_URL" \
+        "metrics_file: $T/metrics-1.prom"
 nb_spawn daemon "${clean_env[@]}" "$NOTEBOOKD" -c "$T/config.yaml" --log-target=journal run
 daemon=$NB_PID
 nb_wait_for_line "$NB_NOTIFY_LOG" 'READY=1' "$NB_TIMEOUT" 1 "$daemon" >/dev/null
@@ -68,16 +70,24 @@ gens=$(( $(jq .metadata.generation "$T/stats-1.json") - first_gen + 1 ))
 nb_request_budget "$keys" 4 $((gens * 4 + 4)) "securitykey answers for $gens generations"
 [ -z "$(nb_journal_json MESSAGE_ID=$AUTH_FAILED _PID="$daemon")" ] || nb_fail "an authentication failure was logged"
 
-nb_step "no key, secret or token in the journal or the state"
-tok=$(curl -fsS -X PUT -H 'X-Metadata-Token-Ttl-Seconds: 60' "$NB_EMULATOR_URL/meta-data/latest/api/token")
-curl -fsS -H "X-Metadata-Token: $tok" "$NB_EMULATOR_URL/openstack/latest/securitykey" >"$T/keys.json"
-secret=$(jq -r .credential.secret "$T/keys.json")
-stoken=$(jq -r .credential.securitytoken "$T/keys.json")
+nb_step "no key, secret or token the service handed out in the journal, the state or the metrics"
 nb_stop "$daemon"
 nb_journal_json >"$T/journal-1.json"
-for v in "$secret" "$stoken" "$tok"; do
-        ! grep -rqF -- "$v" "$T/journal-1.json" "$T/s1" || nb_fail "a secret reached the journal or the state"
-done
+# Everything the service gave the daemon (no request of the test's own: only what the
+# daemon saw counts), every generation, not only the last.
+curl -fsS "$NB_EMULATOR_URL/_emulator/metadata-served" >"$T/served-1.json"
+nb_assert_eq true "$(jq .complete "$T/served-1.json")" "the emulator's list of served secrets is complete"
+jq -r '.session_tokens[], (.keys[] | .access, .secret, .securitytoken)' "$T/served-1.json" >"$T/served-1.txt"
+n_tokens=$(jq '.session_tokens | length' "$T/served-1.json")
+n_keys=$(jq '.keys | length' "$T/served-1.json")
+[ "$n_tokens" -ge 1 ] || nb_fail "no session token served"
+[ "$n_keys" -ge 4 ] || nb_fail "only $n_keys key generations served (the AKs rotated three times)"
+nb_assert_eq $((n_tokens + 3 * n_keys)) "$(grep -c . "$T/served-1.txt")" "served secrets listed, none empty"
+[ -s "$T/metrics-1.prom" ] || nb_fail "no metrics file written"
+if leak=$(grep -rlF -f "$T/served-1.txt" -- "$T/journal-1.json" "$T/s1" "$T/metrics-1.prom"); then
+        nb_fail "a served secret reached $leak"
+fi
+nb_step "none of $n_tokens session tokens and $n_keys key generations found"
 
 # ---- 2. the metadata service down at start ----
 nb_step "once: the metadata service answers 503 three times, then works"

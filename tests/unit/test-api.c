@@ -707,6 +707,26 @@ static void test_client_new_policy(void **state) {
         free(m);
         m = NULL;
 
+        /* plain http to the metadata address is for the metadata calls only: neither the
+         * IAM password nor signed API calls go there in clear */
+        o.iam_endpoint = "http://169.254.169.254/v3";
+        assert_int_equal(api_client_new(e, &o, &c, &m), -EINVAL);
+        assert_non_null(strstr(m, "http://169.254.169.254"));
+        free(m);
+        m = NULL;
+        o.iam_endpoint = NULL;
+        o.credentials = NULL;
+        o.endpoint = "http://169.254.169.254";
+        assert_int_equal(api_client_new(e, &o, &c, &m), -EINVAL);
+        free(m);
+        m = NULL;
+        Credentials md = { .kind = CREDENTIALS_METADATA, .metadata_endpoint = (char[]) { "http://169.254.169.254" } };
+        o.endpoint = "https://modelarts.cn-north-4.myhuaweicloud.com";
+        o.credentials = &md;
+        assert_int_equal(api_client_new(e, &o, &c, &m), 0);
+        api_client_free(c);
+        c = NULL;
+
         o.credentials = NULL;
         assert_int_equal(api_client_new(e, &o, &c, &m), 0);
         assert_null(m);

@@ -297,6 +297,18 @@ static void test_credentials_metadata(void **state) {
         assert_int_equal(config_load(&c, path, &d), 0);
         assert_string_equal(c.credentials, "metadata");
         assert_string_equal(c.metadata_endpoint, "http://127.0.0.1:8080");
+        assert_int_equal(d.n, 0);
+        config_done(&c);
+
+        /* without 'credentials: metadata' the endpoint is unused: said where it is */
+        assert_int_equal(config_init(&c), 0);
+        _cleanup_free_ char *alone = write_config("region: cn-north-4\nmetadata_endpoint: http://127.0.0.1:8080\n");
+        assert_int_equal(config_load(&c, alone, &d), 0);
+        assert_int_equal(d.n, 1);
+        assert_int_equal(d.n_warnings, 1);
+        assert_int_equal(d.items[0].line, 2);
+        assert_int_equal(d.items[0].column, 20);
+        assert_string_equal(d.items[0].message, "'metadata_endpoint' is ignored without 'credentials: metadata'");
         config_done(&c);
 }
 

@@ -8,10 +8,41 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <malloc.h>
 
 #include "../../lib/http.c"
 #include "loopback-server.h"
 #include "util.h"
+
+/* LDFLAGS: -Wl,--wrap=free -Wl,--wrap=realloc */
+/* While `watched` is set, every block freed (or given up by realloc) is searched for it:
+ * an answer carrying credentials must leave no unwiped copy behind. realloc is made to
+ * move always, as it may: the old block is then freed as it was. */
+static const char *watched;
+static unsigned n_unwiped;
+void __real_free(void *p);
+void *__real_realloc(void *p, size_t n);
+void __wrap_free(void *p);
+void *__wrap_realloc(void *p, size_t n);
+static void check_block(void *p) {
+        if (watched && p && memmem(p, malloc_usable_size(p), watched, strlen(watched)))
+                n_unwiped++;
+}
+void __wrap_free(void *p) {
+        check_block(p);
+        __real_free(p);
+}
+void *__wrap_realloc(void *p, size_t n) {
+        if (!watched || !p)
+                return __real_realloc(p, n);
+        void *q = malloc(n);
+        if (!q)
+                return NULL;
+        memcpy(q, p, MIN(malloc_usable_size(p), n));
+        check_block(p);
+        __real_free(p);
+        return q;
+}
 
 /* A safety net only (no test measures time): fail instead of hanging forever when an
  * awaited event never comes. */
@@ -77,7 +108,7 @@ typedef struct Fixture {
         char url[128];
         /* what the handler saw last */
         char *method, *target, *user_agent, *x_test, *body;
-        enum { H_ECHO, H_HOLD, H_DROP, H_BIG, H_BIG_CHUNKED, H_DROP_POST } mode;
+        enum { H_ECHO, H_HOLD, H_DROP, H_BIG, H_BIG_CHUNKED, H_DROP_POST, H_SECRET } mode;
         unsigned posts;
         size_t big_size;
 } Fixture;
@@ -120,6 +151,22 @@ static void handler(LsServer *s, LsConn *conn, const LsRequest *req, void *userd
                 memset(b, 'x', f->big_size);
                 ls_reply(conn, 200, NULL, b, f->big_size);
                 free(b);
+                break;
+        }
+        case H_SECRET: {
+                /* "SECRET-MARKER" then 30000 bytes, the marker split across two chunks:
+                 * only the client's decoded answer holds it whole, and its buffer grows
+                 * after it arrived */
+                size_t pad = 30000;
+                char *msg = malloc(pad + 256);
+                size_t hl = (size_t) snprintf(msg, 256,
+                                              "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                              "9\r\nSECRET-MA\r\n%zx\r\nRKER",
+                                              pad + 4);
+                memset(msg + hl, 'z', pad);
+                memcpy(msg + hl + pad, "\r\n0\r\n\r\n", 7);
+                ls_reply_raw(conn, msg, hl + pad + 7);
+                free(msg);
                 break;
         }
         case H_BIG_CHUNKED: {
@@ -192,7 +239,9 @@ static void test_no_proxy_list(void **state) {
                 assert_non_null(l);
                 assert_string_equal(l, cases[i].want);
         }
-        assert_string_equal(HTTP_NO_PROXY_ALWAYS, "localhost,127.0.0.0/8,::1,169.254.0.0/16");
+        /* the literal addresses too: libcurl < 7.86 ignores the ranges */
+        assert_string_equal(HTTP_NO_PROXY_ALWAYS,
+                            "localhost,127.0.0.1,127.0.0.0/8,::1,169.254.169.254,169.254.0.0/16");
 }
 
 static void test_url_policy(void **state) {
@@ -204,10 +253,21 @@ static void test_url_policy(void **state) {
         assert_int_equal(http_url_check("http://127.200.3.4/x", NULL), 0);
         assert_int_equal(http_url_check("http://localhost:1/", NULL), 0);
         assert_int_equal(http_url_check("http://LOCALHOST/", NULL), 0);
-        /* the ECS metadata service: plain http at its link-local address, and only there */
-        assert_int_equal(http_url_check("http://169.254.169.254/openstack/latest/securitykey", NULL), 0);
-        assert_int_equal(http_url_check("http://169.254.169.253/", NULL), -EPERM);
-        assert_int_equal(http_url_check("http://169.254.169.254.example.com/", NULL), -EPERM);
+        /* the ECS metadata service: plain http at its link-local address, only there and
+         * only for its calls (an API or IAM endpoint there would get secrets in clear) */
+        assert_int_equal(http_metadata_url_check("http://169.254.169.254/openstack/latest/securitykey", NULL), 0);
+        assert_int_equal(http_metadata_url_check("https://metadata.example/", NULL), 0);
+        assert_int_equal(http_metadata_url_check("http://127.0.0.1:9/", NULL), 0);
+        assert_int_equal(http_metadata_url_check("http://169.254.169.253/", NULL), -EPERM);
+        assert_int_equal(http_metadata_url_check("http://169.254.169.254.example.com/", NULL), -EPERM);
+        assert_int_equal(http_url_check("http://169.254.169.254/v3/auth/tokens", &m), -EPERM);
+        assert_non_null(strstr(m, "loopback"));
+        free(m);
+        m = NULL;
+        assert_int_equal(http_metadata_url_check("http://10.0.0.1/", &m), -EPERM);
+        assert_non_null(strstr(m, "metadata service"));
+        free(m);
+        m = NULL;
         assert_int_equal(http_url_check("http://[::1]:9/", NULL), 0);
 
         assert_int_equal(http_url_check("http://modelarts.cn-north-4.myhuaweicloud.com/", &m), -EPERM);
@@ -241,6 +301,46 @@ static void test_submit_refuses_plain_http_remote(void **state) {
         assert_int_equal(http_client_submit(f->client, &req, on_done, &r, NULL), -EPERM);
         assert_int_equal(http_client_queued(f->client), 0);
         assert_int_equal(r.calls, 0);
+        fixture_free(f);
+}
+
+/* Plain http to the metadata address: only for requests flagged metadata. */
+static void test_submit_metadata_host(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(NULL);
+        Result r = { 0 };
+        HttpRequest req = { .method = "GET", .url = "http://169.254.169.254/openstack/latest/securitykey" };
+        assert_int_equal(http_client_submit(f->client, &req, on_done, &r, NULL), -EPERM);
+        assert_int_equal(http_client_queued(f->client), 0);
+        req.metadata = true;
+        uint64_t id;
+        assert_int_equal(http_client_submit(f->client, &req, on_done, &r, &id), 0);
+        assert_int_equal(http_client_cancel(f->client, id), 0);   /* never sent */
+        assert_int_equal(r.error, -ECANCELED);
+        result_done(&r);
+        fixture_free(f);
+}
+
+/* An answer flagged secret leaves no copy unwiped: not where its buffer grew, not when
+ * the transfer is freed. */
+static void test_secret_answer_wiped(void **state) {
+        (void) state;
+        Fixture *f = fixture_new(NULL);
+        f->mode = H_SECRET;
+        char url[256];
+        snprintf(url, sizeof(url), "%s/openstack/latest/securitykey", f->url);
+        HttpRequest req = { .method = "GET", .url = url, .secret = true };
+        Result r = { 0 };
+        n_unwiped = 0;
+        watched = "SECRET-MARKER";
+        assert_int_equal(http_client_submit(f->client, &req, on_done, &r, NULL), 0);
+        run_until(f->event, &r.done);
+        watched = NULL;
+        assert_int_equal(r.error, 0);
+        assert_int_equal(r.body_len, 13 + 30000);
+        assert_memory_equal(r.body, "SECRET-MARKERzzz", 16);
+        assert_int_equal(n_unwiped, 0);
+        result_done(&r);
         fixture_free(f);
 }
 
@@ -656,6 +756,8 @@ static void test_free_with_pending(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_submit_metadata_host),
+                cmocka_unit_test(test_secret_answer_wiped),
                 cmocka_unit_test(test_url_policy),
                 cmocka_unit_test(test_no_proxy_list),
                 cmocka_unit_test(test_submit_refuses_plain_http_remote),

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "credentials.h"
 #include "limits.h"
 #include "metadata.h"
 #include "util.h"
@@ -141,6 +142,61 @@ static void test_timing(void **state) {
         }
 }
 
+static MetadataKeys *new_keys(const char *ak, int64_t fetched, int64_t expires) {
+        MetadataKeys *k = calloc(1, sizeof(*k));
+        assert_non_null(k);
+        k->ak = credentials_secret_dup(ak, strlen(ak));
+        k->sk = credentials_secret_dup("sk", 2);
+        k->security_token = credentials_secret_dup("st", 2);
+        assert_true(k->ak && k->sk && k->security_token);
+        k->fetched_ms = fetched;
+        k->expires_ms = expires;
+        return k;
+}
+
+/* A re-fetch that brings back the keys in hand must not make them younger: the margin
+ * (a minute of an hour's keys) would shrink to a tenth of what is left, and requests
+ * would go out signed with keys about to expire. */
+static void test_same_keys(void **state) {
+        (void) state;
+        const int64_t min = 60 * 1000;
+        _cleanup_(metadata_keys_freep) MetadataKeys *cur = NULL;
+        int64_t renew_at;
+        assert_false(metadata_keys_take(&cur, new_keys("AK1", 0, 60 * min), 0, &renew_at));
+        assert_int_equal(renew_at, 50 * min);
+        MetadataKeys *held = cur;
+
+        /* at 58:30 the service still hands out the same keys: the struct in hand stays,
+         * with its age; they stop signing at 59:00 as before */
+        assert_true(metadata_keys_take(&cur, new_keys("AK1", 58 * min + 30000, 60 * min), 58 * min + 30000,
+                                       &renew_at));
+        assert_ptr_equal(cur, held);
+        assert_int_equal(cur->fetched_ms, 0);
+        assert_int_equal(renew_at, 58 * min + 30000 + 22500);   /* a quarter of the 90 s left */
+        assert_true(metadata_keys_usable(cur, 59 * min - 1));
+        assert_false(metadata_keys_usable(cur, 59 * min));
+        /* ... and a fetch is due then, though a same-keys retry is still ahead */
+        assert_false(metadata_keys_wanted(cur, renew_at, renew_at - 1));
+        assert_false(metadata_keys_wanted(cur, 59 * min + 30000, 59 * min - 1));
+        assert_true(metadata_keys_wanted(cur, 59 * min + 30000, 59 * min));
+        assert_true(metadata_keys_wanted(NULL, INT64_MAX, 0));
+        assert_true(metadata_keys_wanted(cur, 10 * min, 10 * min));
+
+        /* other keys with the same expiry: taken, with the age of the ones in hand */
+        assert_true(metadata_keys_take(&cur, new_keys("AK2", 58 * min + 40000, 60 * min), 58 * min + 40000,
+                                       &renew_at));
+        assert_string_equal(cur->ak, "AK2");
+        assert_int_equal(cur->fetched_ms, 0);
+        assert_false(metadata_keys_usable(cur, 59 * min));
+
+        /* the next keys: taken as they are, renewed on their own schedule */
+        assert_false(metadata_keys_take(&cur, new_keys("AK3", 59 * min, 119 * min), 59 * min, &renew_at));
+        assert_string_equal(cur->ak, "AK3");
+        assert_int_equal(cur->fetched_ms, 59 * min);
+        assert_int_equal(renew_at, 109 * min);
+        assert_true(metadata_keys_usable(cur, 59 * min));
+}
+
 static void test_backoff(void **state) {
         (void) state;
         /* 1 s doubling to a minute, jittered by at most a quarter */
@@ -159,7 +215,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_expires_at),  cmocka_unit_test(test_parse),
                 cmocka_unit_test(test_parse_refusals), cmocka_unit_test(test_no_agency),
-                cmocka_unit_test(test_timing),      cmocka_unit_test(test_backoff),
+                cmocka_unit_test(test_timing),      cmocka_unit_test(test_same_keys),
+                cmocka_unit_test(test_backoff),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
