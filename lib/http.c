@@ -690,7 +690,7 @@ static size_t on_read(char *buf, size_t size, size_t n, void *userdata) {
  * The price: a graceful HTTP/2 GOAWAY does say which streams the server left untouched,
  * but libcurl 7.88 resends those through the same "connection died" path, and nothing
  * tells the two apart here (its reason is only in its verbose text). nginx sends one
- * after 1,000 requests on a connection; converging 10,000 through it, 7 to 25 creates
+ * after 1,000 requests on a connection; converging 10,000 through it, 7 to 40 creates
  * were settled by a listing instead of resent (3 runs of once, 2026-12-08). */
 static int on_seek(void *userdata, curl_off_t offset, int origin) {
         HttpTransfer *t = userdata;
