@@ -145,7 +145,8 @@ int spec_to_create_body(const NotebookSpec *s, cJSON **ret) {
         return 0;
 }
 
-static int spec_hash_compute(const NotebookSpec *s, char ret[SPEC_HASH_HEX_LEN + 1]) {
+/* The SHA-256 of the create body as sent (cJSON's unformatted print). */
+static int spec_digest(const NotebookSpec *s, unsigned char ret[32]) {
         _cleanup_(cjson_deletep) cJSON *body = NULL;
         int r = spec_to_create_body(s, &body);
         if (r < 0)
@@ -153,25 +154,32 @@ static int spec_hash_compute(const NotebookSpec *s, char ret[SPEC_HASH_HEX_LEN +
         _cleanup_free_ char *text = cJSON_PrintUnformatted(body);
         if (!text)
                 return -ENOMEM;
-        unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int md_len = 0;
-        if (!EVP_Digest(text, strlen(text), md, &md_len, EVP_sha256(), NULL))
+        if (!EVP_Digest(text, strlen(text), ret, &md_len, EVP_sha256(), NULL) || md_len != 32)
                 return -EIO;
-        hex_lower(md, md_len, ret);
         return 0;
 }
 
 int spec_hash(const NotebookSpec *s, char ret[SPEC_HASH_HEX_LEN + 1]) {
-        if (s->hash[0]) {
-                memcpy(ret, s->hash, SPEC_HASH_HEX_LEN + 1);
-                return 0;
+        unsigned char md[32];
+        if (s->sealed)
+                memcpy(md, s->digest, sizeof(md));
+        else {
+                int r = spec_digest(s, md);
+                if (r < 0)
+                        return r;
         }
-        return spec_hash_compute(s, ret);
+        hex_lower(md, sizeof(md), ret);
+        return 0;
 }
 
 int spec_seal(NotebookSpec *s) {
-        s->hash[0] = '\0';
-        return spec_hash_compute(s, s->hash);
+        s->sealed = false;
+        int r = spec_digest(s, s->digest);
+        if (r < 0)
+                return r;
+        s->sealed = true;
+        return 0;
 }
 
 int spec_list_append(SpecList *l, NotebookSpec *s) {

@@ -60,10 +60,11 @@ typedef struct NotebookSpec {
         DesiredState state;     /* the envelope's state:, DESIRED_STATE_ANY when absent */
         char *tenant;           /* the tenant whose path holds the manifest (tenants:); NULL
                                  * when no tenants are configured */
-        /* spec_hash() of the validated spec, kept by spec_seal(): each pass compares every
+        /* The SHA-256 spec_hash() gives, kept by spec_seal(): each pass compares every
          * desired spec with its record, and building, printing and hashing a create body
-         * 10,000 times was 7% of a converge's CPU (perf). "" until sealed. */
-        char hash[SPEC_HASH_HEX_LEN + 1];
+         * 10,000 times was 7% of a converge's CPU (perf). Binary: half the bytes of hex. */
+        unsigned char digest[32];
+        bool sealed;
 
         /* owners beyond the first (spec_ref): atomic, the scan thread drops its own while
          * the loop's engine holds another */
