@@ -1996,16 +1996,7 @@ static void on_list_result(ApiClient *c, const ApiResult *ar, const RemoteInstan
 
         int r = 0;
         if (ar->class == API_CLASS_OK && list)
-                /* Merged by id: a deployment that ignores workspace_id answers every
-                 * listing with every instance; each is kept once. */
-                for (size_t i = 0; i < list->n && r >= 0; i++) {
-                        RemoteInstance copy;
-                        if (remote_instance_list_find_id(&e->listed, list->items[i].id))
-                                continue;
-                        r = remote_instance_copy(&list->items[i], &copy);
-                        if (r >= 0 && (r = remote_instance_list_append(&e->listed, &copy)) < 0)
-                                remote_instance_done(&copy);
-                }
+                r = remote_instance_list_merge(&e->listed, list);
         if (ar->class != API_CLASS_OK || !list || r < 0) {
                 if (ar->class == API_CLASS_AUTH)
                         note_auth_failure(e, ar, fb.f);

@@ -46,16 +46,7 @@ static void on_list(ApiClient *c, const ApiResult *ar, const RemoteInstanceList 
         LiveListing *l = s->listing;
         int r = 0;
         if (ar->class == API_CLASS_OK && list)
-                /* by id, as the engine merges: a deployment that ignores workspace_id
-                 * answers every listing with every instance */
-                for (size_t i = 0; r >= 0 && i < list->n; i++) {
-                        RemoteInstance copy;
-                        if (remote_instance_list_find_id(&l->instances, list->items[i].id))
-                                continue;
-                        r = remote_instance_copy(&list->items[i], &copy);
-                        if (r >= 0 && (r = remote_instance_list_append(&l->instances, &copy)) < 0)
-                                remote_instance_done(&copy);
-                }
+                r = remote_instance_list_merge(&l->instances, list); /* as the engine merges */
         else if (ar->class == API_CLASS_AUTH) {
                 /* once per run: the client refuses the other listings without sending */
                 if (!l->auth_failed) {

@@ -82,6 +82,19 @@ const RemoteInstance *remote_instance_list_find_id(const RemoteInstanceList *l, 
         return k > 0 && k <= l->n ? &l->items[k - 1] : NULL;
 }
 
+int remote_instance_list_merge(RemoteInstanceList *l, const RemoteInstanceList *from) {
+        int r = 0;
+        for (size_t i = 0; i < from->n && r >= 0; i++) {
+                RemoteInstance copy;
+                if (remote_instance_list_find_id(l, from->items[i].id))
+                        continue;
+                r = remote_instance_copy(&from->items[i], &copy);
+                if (r >= 0 && (r = remote_instance_list_append(l, &copy)) < 0)
+                        remote_instance_done(&copy);
+        }
+        return r;
+}
+
 InstanceStatusClass instance_status_class(const char *status) {
         static const struct {
                 const char *status;

@@ -35,6 +35,10 @@ int remote_instance_copy(const RemoteInstance *src, RemoteInstance *dst);
 int remote_instance_list_append(RemoteInstanceList *l, RemoteInstance *i); /* moves *i in */
 void remote_instance_list_clear(RemoteInstanceList *l);
 const RemoteInstance *remote_instance_list_find_id(const RemoteInstanceList *l, const char *id);
+/* Copy into l each instance of from whose id l does not hold yet: listings are merged by
+ * id, since a deployment that ignores workspace_id answers every listing with every
+ * instance. Negative errno (memory) with what was merged so far kept. */
+int remote_instance_list_merge(RemoteInstanceList *l, const RemoteInstanceList *from);
 
 /* Status classes: the API's statuses, grouped by what the engine does with them. */
 typedef enum InstanceStatusClass {
